@@ -1,0 +1,51 @@
+# The two commands a new developer needs: `make run` and `make test`.
+# Everything else here is what they are built from.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format contract postgres clean
+
+# The environment is rebuilt whenever the declared or pinned dependencies change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/exchange db upgrade
+	$(BIN)/exchange serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP) postgres
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+# PostgreSQL is the production database: the suite runs every database test on it.
+# If the local cluster is not answering, start it (this machine's way; see README).
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || \
+	  { command -v pg_ctlcluster >/dev/null 2>&1 && \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start && \
+	    for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; } || \
+	  echo "PostgreSQL is not answering on 127.0.0.1:5432; its half of the suite will skip (or fail under CI)."
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate the committed contract (OpenAPI document and JSON Schemas); a test fails on drift.
+contract: $(STAMP)
+	$(BIN)/python -m app.contract write
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""A recipient's inbox: its own signed messages, in its own sequence order."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
+from app.auth import RecipientReader
+from app.db import Session
+from app.models import Message
+from app.problems import Problem
+from app.schemas import MessageOut, MessagePage, ProblemOut
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"])
+PROBLEMS = {s: {"model": ProblemOut} for s in (401, 403, 404, 422)}
+
+
+def _out(m: Message) -> MessageOut:
+    return MessageOut(
+        id=m.id, notice_id=m.notice_id, sequence=m.sequence, created_at=m.created_at, jws=m.jws
+    )
+
+
+@router.get("", name="list", response_model=MessagePage, responses=PROBLEMS)
+async def list_messages(
+    caller: RecipientReader,
+    session: Session,
+    after_sequence: AfterSequence = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> MessagePage:
+    """Messages after a sequence number (`after`, or the `cursor` of the previous page)."""
+    start = max(after(after_sequence), after(cursor))
+    rows = (
+        await session.scalars(
+            select(Message)
+            .where(
+                Message.recipient_organisation_id == caller.organisation_id,
+                Message.sequence > start,
+            )
+            .order_by(Message.sequence)
+            .limit(limit)
+        )
+    ).all()
+    return MessagePage(
+        items=[_out(m) for m in rows], next_cursor=next_cursor([m.sequence for m in rows], limit)
+    )
+
+
+@router.get("/{message_id}", name="get", response_model=MessageOut, responses=PROBLEMS)
+async def get_message(
+    message_id: uuid.UUID, caller: RecipientReader, session: Session
+) -> MessageOut:
+    """One signed message. Another organisation's message does not exist, as far as you know."""
+    message = await session.get(Message, message_id)
+    if message is None or message.recipient_organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such message.")
+    return _out(message)

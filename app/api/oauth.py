@@ -1,0 +1,47 @@
+"""The token endpoint and the published keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Header
+
+from app.api.deps import KeyRingDep, SettingsDep
+from app.auth import authenticate_client, issue_access_token, requested_scopes
+from app.db import Session
+from app.problems import Problem
+from app.schemas import TokenResponse
+
+router = APIRouter(tags=["oauth"])
+
+
+@router.post("/oauth/token", name="token", response_model=TokenResponse)
+async def token(
+    session: Session,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    grant_type: Annotated[str, Form()],
+    scope: Annotated[str | None, Form()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> TokenResponse:
+    """OAuth 2.0 client credentials with client_secret_basic: a short-lived access token."""
+    client, _ = await authenticate_client(session, authorization)
+    if grant_type != "client_credentials":
+        raise Problem(
+            400,
+            "Unsupported grant type",
+            "Only the client_credentials grant is supported.",
+            extra={"error": "unsupported_grant_type"},
+        )
+    scopes = requested_scopes(client, scope)
+    ttl = settings.access_token_ttl_seconds
+    access_token = issue_access_token(
+        keyring, issuer=settings.issuer, client=client, scopes=scopes, ttl=ttl
+    )
+    return TokenResponse(access_token=access_token, expires_in=ttl, scope=" ".join(sorted(scopes)))
+
+
+@router.get("/.well-known/jwks.json", name="jwks")
+async def jwks(keyring: KeyRingDep) -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify signed messages and access tokens, selected by `kid`."""
+    return keyring.jwks()

@@ -1,0 +1,28 @@
+"""Cursor pagination shared by every list: ?cursor= in, next_cursor out, ?limit= bounded."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="next_cursor from the previous page."),
+]
+
+
+def after(cursor: str | None) -> int:
+    return int(cursor) if cursor else 0
+
+
+def next_cursor(positions: list[int], limit: int) -> str | None:
+    """A cursor only when the page is full: a short page is the last one."""
+    return str(positions[-1]) if len(positions) == limit else None
+
+
+AfterSequence = Annotated[
+    str | None,
+    Query(alias="after", pattern=r"^[0-9]{1,18}$", description="Only items after this sequence."),
+]

@@ -1,0 +1,43 @@
+"""The exchange log: append only. Entries carry identifiers, codes and hashes, never values."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AuditEntry
+
+
+def sha256_hex(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def append(
+    session: AsyncSession,
+    action: str,
+    *,
+    at: datetime,
+    actor_organisation_id: uuid.UUID | None = None,
+    actor_client_id: str | None = None,
+    notice_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    subject_organisation_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add a log entry to the caller's transaction: it lands with the event or not at all."""
+    session.add(
+        AuditEntry(
+            recorded_at=at,
+            action=action,
+            actor_organisation_id=actor_organisation_id,
+            actor_client_id=actor_client_id,
+            notice_id=notice_id,
+            message_id=message_id,
+            subject_organisation_id=subject_organisation_id,
+            details=details or {},
+        )
+    )

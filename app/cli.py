@@ -1,0 +1,158 @@
+"""The `exchange` command. Results go to stdout as JSON; everything else goes to stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import admin, migrate
+from app.db import make_engine, make_sessionmaker
+from app.jose import new_signing_key
+from app.settings import Settings
+
+T = TypeVar("T")
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="The NPS exchange.")
+db_cli = typer.Typer(no_args_is_help=True, help="The database.")
+org_cli = typer.Typer(no_args_is_help=True, help="Organisations.")
+client_cli = typer.Typer(no_args_is_help=True, help="API clients of an organisation.")
+keys_cli = typer.Typer(no_args_is_help=True, help="The exchange's signing keys.")
+cli.add_typer(db_cli, name="db")
+cli.add_typer(org_cli, name="org")
+cli.add_typer(client_cli, name="client")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _print(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one use case in one committed transaction, as a request would."""
+
+    async def run() -> T:
+        engine = make_engine(Settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except admin.AdminError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations (alembic upgrade head)."""
+    _logging()
+    migrate.upgrade(Settings().database_url)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API, with the delivery worker embedded unless EXCHANGE_EMBEDDED_WORKER=false."""
+    import uvicorn
+
+    from app.main import create_app
+
+    _logging()
+    uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False, log_config=None)
+
+
+@cli.command()
+def worker() -> None:
+    """Run a delivery worker on its own; many may run at once. Stops cleanly on SIGTERM."""
+    from app.worker import http_client, run_forever
+
+    _logging()
+    settings = Settings()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        engine = make_engine(settings.database_url)
+        try:
+            async with http_client() as client:
+                await run_forever(make_sessionmaker(engine), client, settings, stop)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@org_cli.command("add")
+def org_add(
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="prison, probation_provider, substance_misuse_service, auditor or operator."
+        ),
+    ],
+    code: Annotated[str, typer.Option(help="The organisation's code, e.g. MDI or N07.")],
+    name: Annotated[str, typer.Option(help="Its name.")],
+) -> None:
+    """Register an organisation; prints it as JSON."""
+    now = datetime.now(UTC)
+    organisation = _in_transaction(
+        lambda s: admin.add_organisation(s, kind=kind, code=code, name=name, now=now)
+    )
+    _print(
+        {
+            "id": str(organisation.id),
+            "code": organisation.code,
+            "kind": organisation.kind,
+            "name": organisation.name,
+            "created_at": organisation.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+
+
+@client_cli.command("add")
+def client_add(
+    org: Annotated[str, typer.Option(help="The organisation's code.")],
+    scopes: Annotated[
+        str | None, typer.Option(help="Space-separated scopes; default: all its kind allows.")
+    ] = None,
+) -> None:
+    """Make an API client; prints client_id, client_secret (shown once) and scopes as JSON."""
+    now = datetime.now(UTC)
+    client, secret = _in_transaction(
+        lambda s: admin.add_client(s, organisation_code=org, scopes=scopes, now=now)
+    )
+    _print({"client_id": client.client_id, "client_secret": secret, "scopes": client.scopes})
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Make a new current signing key; earlier keys stay published. Restart the API to use it."""
+    kid = new_signing_key(Settings().keys_dir)
+    _print({"kid": kid})
+
+
+def main() -> None:
+    cli()

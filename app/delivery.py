@@ -1,0 +1,151 @@
+"""Webhook delivery: PURE retry planning and Standard Webhooks signing, then the HTTP send.
+
+Nothing here touches the database; the worker owns the transaction around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+# Standard Webhooks: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+RETRY_SCHEDULE: tuple[timedelta, ...] = tuple(
+    timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def next_attempt_delay(attempts_made: int) -> timedelta | None:
+    """How long to wait after `attempts_made` failed attempts; None when the schedule is spent."""
+    if attempts_made < 1:
+        raise ValueError("at least one attempt has been made before a retry is planned")
+    if attempts_made >= MAX_ATTEMPTS:
+        return None
+    return RETRY_SCHEDULE[attempts_made - 1]
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def webhook_body(
+    *, message_id: str, notice_id: str, sequence: int, jws: str, created_at: datetime
+) -> bytes:
+    """The delivered JSON. Built from stored values only, so every retry sends the same bytes."""
+    event = {
+        "type": "disclosure.created",
+        "timestamp": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {
+            "message_id": message_id,
+            "notice_id": notice_id,
+            "sequence": sequence,
+            "jws": jws,
+        },
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+# --- where a webhook may go ----------------------------------------------------------------
+
+
+class DestinationRefused(ValueError):
+    """A webhook URL that must not be called: wrong scheme, or an address that is not public."""
+
+
+def address_allowed(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
+    """Public unicast addresses only, unless the operator allowed the network explicitly."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in network for network in allowed):
+        return True
+    return address.is_global and not address.is_multicast
+
+
+async def check_destination(url: str, allowed: Sequence[IPNetwork]) -> None:
+    """Resolve the URL's host; refuse it unless every address it resolves to is allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise DestinationRefused("the URL must be http(s) with a host")
+    if parts.username or parts.password:
+        raise DestinationRefused("the URL must not carry credentials")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DestinationRefused("the host does not resolve") from exc
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    if not addresses or not all(address_allowed(a, allowed) for a in addresses):
+        raise DestinationRefused("the host resolves to an address that is not public")
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    status_code: int | None
+    latency_ms: int
+    error: str | None = None
+
+
+async def send(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    secret: str,
+    message_id: str,
+    body: bytes,
+    allowed: Sequence[IPNetwork],
+) -> Outcome:
+    """One attempt. 2xx is delivered; anything else, redirects included, is a failure."""
+    started = time.monotonic()
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(secret, message_id, timestamp, body),
+    }
+    try:
+        await check_destination(url, allowed)
+        # Streamed and never read: a receiver's answer body is of no use and may be huge.
+        async with client.stream(
+            "POST", url, content=body, headers=headers, follow_redirects=False
+        ) as response:
+            status = response.status_code
+    except DestinationRefused as exc:
+        return Outcome(False, None, _ms(started), f"refused: {exc}")
+    except httpx.HTTPError as exc:
+        return Outcome(False, None, _ms(started), type(exc).__name__)
+    ok = 200 <= status < 300
+    return Outcome(ok, status, _ms(started), None if ok else "non-2xx response")
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,66 @@
+"""create_app(settings): the only place the running parts are built."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import problems
+from app.api import audit, health, messages, notices, oauth, subscriptions
+from app.db import make_engine, make_sessionmaker
+from app.jose import load_keyring
+from app.notice import ReleaseNotice
+from app.policy import load_policy
+from app.settings import Settings
+from app.worker import http_client, run_forever
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}"
+
+
+def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> FastAPI:
+    """Build the app. Keys and policies are read here, once; a bad policy stops start-up."""
+    settings = settings or Settings()
+    keyring = load_keyring(settings.keys_dir)
+    policy = load_policy(settings.policy_dir, ReleaseNotice)
+    run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessions = make_sessionmaker(engine)
+        stop = asyncio.Event()
+        worker = None
+        async with http_client() as client:
+            if run_worker:
+                worker = asyncio.create_task(
+                    run_forever(app.state.sessions, client, settings, stop)
+                )
+            try:
+                yield
+            finally:
+                stop.set()
+                if worker is not None:
+                    await worker
+                await engine.dispose()
+
+    app = FastAPI(
+        title="NPS exchange",
+        version="1",
+        summary="Release notices about NPS use: minimised, signed, delivered, audited.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.keyring = keyring
+    app.state.policy = policy
+    problems.install(app)
+    for module in (health, oauth, notices, subscriptions, messages, audit):
+        app.include_router(module.router)
+    return app

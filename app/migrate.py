@@ -1,0 +1,34 @@
+"""Alembic, driven from code: `exchange db upgrade`, the tests and /readyz use the same path."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from app.settings import PROJECT_ROOT
+
+
+def config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply migrations. Runs its own event loop: call it outside a running one."""
+    command.upgrade(config(database_url), revision)
+
+
+@cache
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(config("")).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,105 @@
+"""RFC 9457 problem details: every error the API gives, and never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://nps-exchange.example/problems/"
+log = logging.getLogger("exchange.api")
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.type = type or TYPE_BASE + title.lower().replace(" ", "-")
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def invalid(errors: Sequence[Mapping[str, str]], detail: str | None = None) -> Problem:
+    """422 naming each failing field by JSON Pointer."""
+    return Problem(
+        422,
+        "Validation failed",
+        detail or "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in errors),
+        extra={"errors": list(errors)},
+    )
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    body = {
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        **problem.extra,
+    }
+    return JSONResponse(body, problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
+
+
+def _pointer(loc: Sequence[int | str]) -> str:
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    errors = []
+    for error in raw:
+        loc = tuple(error.get("loc", ()))
+        # pydantic puts the union member or the type name in loc; they are not fields.
+        loc = tuple(
+            p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "is-")))
+        )
+        message = error.get("msg", "is not valid")
+        if error.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        elif error.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        errors.append({"pointer": _pointer(loc), "detail": message})
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(invalid(validation_errors(exc.errors())))
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        return problem_response(
+            Problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem_response(Problem(500, "Internal error", "The exchange failed to answer."))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,118 @@
+"""Wire formats of the API besides the release notice itself (which is app/notice.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenResponse(Wire):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
+    expires_in: int
+    scope: str
+
+
+class RoutedRecipient(Wire):
+    organisation_code: str
+    role: Literal["probation_provider", "substance_misuse_service"]
+    message_id: uuid.UUID | None = Field(
+        description="The signed message, or null when the policy allowed nothing to be sent."
+    )
+
+
+class NoticeAccepted(Wire):
+    id: uuid.UUID
+    status: str
+    received_at: datetime
+    recipients: list[RoutedRecipient]
+
+
+class RecipientStatus(RoutedRecipient):
+    deliveries: list[DeliveryStatus]
+
+
+class DeliveryStatus(Wire):
+    subscription_id: uuid.UUID
+    state: Literal["pending", "delivered", "dead"]
+    attempts: int
+    delivered_at: datetime | None
+
+
+class NoticeStatus(Wire):
+    id: uuid.UUID
+    status: str
+    received_at: datetime
+    recipients: list[RecipientStatus]
+
+
+class MessageOut(Wire):
+    id: uuid.UUID
+    notice_id: uuid.UUID
+    sequence: int
+    created_at: datetime
+    jws: str = Field(description="Compact JWS (ES256, typ disclosure+jwt); verify with the JWKS.")
+
+
+class MessagePage(Wire):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class SubscriptionIn(Wire):
+    url: AnyHttpUrl = Field(
+        description="Where messages are POSTed; must resolve to a public address."
+    )
+
+
+class SubscriptionOut(Wire):
+    id: uuid.UUID
+    url: str
+    status: Literal["active", "disabled"]
+    created_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="The whsec_ signing secret. Shown once; store it now.")
+
+
+class SubscriptionPage(Wire):
+    items: list[SubscriptionOut]
+    next_cursor: str | None
+
+
+class AuditEntryOut(Wire):
+    id: int
+    recorded_at: datetime
+    action: str
+    actor_organisation_id: uuid.UUID | None
+    actor_client_id: str | None
+    notice_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    subject_organisation_id: uuid.UUID | None
+    details: dict[str, object]
+
+
+class AuditPage(Wire):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+RecipientStatus.model_rebuild()

@@ -1,0 +1,41 @@
+"""Settings, read from the environment (prefix EXCHANGE_) once, by whoever builds the app."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./var/exchange.db"
+    data_dir: Path = Path("./var")
+    issuer: str = "http://127.0.0.1:8000"
+    webhook_allowed_cidrs: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    embedded_worker: bool = True
+
+    policy_dir: Path = PROJECT_ROOT / "consent"
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    worker_batch_size: int = Field(default=20, ge=1, le=500)
+    delivery_lease_seconds: int = Field(default=60, ge=5)
+
+    @field_validator("webhook_allowed_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip())
+        return value
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
