@@ -1,0 +1,84 @@
+"""The published contract: openapi/openapi.json and schemas/*.json, generated from the code.
+
+`python -m app.contract write` regenerates them (make contract); `check` exits non-zero when the
+committed files differ from what the code would generate, and the test suite runs the same check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from app import schemas
+from app.notice import ReleaseNotice
+from app.settings import PROJECT_ROOT, Settings
+
+SCHEMA_BASE = "https://nps-exchange.example/schemas/"
+PUBLISHED: dict[str, type[BaseModel]] = {
+    "release-notice.v1.json": ReleaseNotice,
+    "notice-accepted.v1.json": schemas.NoticeAccepted,
+    "notice-status.v1.json": schemas.NoticeStatus,
+    "message.v1.json": schemas.MessageOut,
+    "subscription.v1.json": schemas.SubscriptionCreated,
+    "audit-entry.v1.json": schemas.AuditEntryOut,
+    "problem.json": schemas.ProblemOut,
+}
+EXAMPLES = {"release-notice.v1.json": "examples/release-notice.json"}
+
+
+def _dump(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def json_schema(name: str, model: type[BaseModel], root: Path) -> dict[str, Any]:
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_BASE + name,
+        **model.model_json_schema(),
+    }
+    if name in EXAMPLES:
+        document["examples"] = [json.loads((root / "schemas" / EXAMPLES[name]).read_text())]
+    return document
+
+
+def openapi() -> dict[str, Any]:
+    from app.main import create_app
+
+    # Keys are made in a throwaway folder: the document does not depend on them.
+    with tempfile.TemporaryDirectory() as data_dir:
+        return create_app(Settings(data_dir=Path(data_dir)), embedded_worker=False).openapi()
+
+
+def generated(root: Path = PROJECT_ROOT) -> dict[Path, str]:
+    files = {root / "openapi" / "openapi.json": _dump(openapi())}
+    for name, model in PUBLISHED.items():
+        files[root / "schemas" / name] = _dump(json_schema(name, model, root))
+    return files
+
+
+def drift(root: Path = PROJECT_ROOT) -> list[Path]:
+    return [p for p, text in generated(root).items() if not p.exists() or p.read_text() != text]
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["write"]:
+        for path, text in generated().items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return 0
+    if argv[1:] == ["check"]:
+        stale = drift()
+        for path in stale:
+            print(f"out of date: {path.relative_to(PROJECT_ROOT)} (run `make contract`)")
+        return 1 if stale else 0
+    print("usage: python -m app.contract write|check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

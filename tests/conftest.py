@@ -1,0 +1,203 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, schema built by migrations.
+
+PostgreSQL is taken from EXCHANGE_TEST_POSTGRES_URL (default: the local cluster, database
+`test`); a fresh database is created for the run and dropped after it. Where PostgreSQL cannot be
+reached its half skips with the reason, except under CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import admin, migrate
+from app.main import create_app
+from app.models import Base
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "schemas" / "examples" / "release-notice.json"
+POSTGRES_URL = os.environ.get(
+    "EXCHANGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+ISSUER = "http://exchange.test"
+TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "exchange.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    name = f"exchange_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def admin_sql(sql: str) -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        reason = f"PostgreSQL unreachable at {make_url(POSTGRES_URL).host}: {exc!r}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason} (under CI the PostgreSQL half must run)")
+        pytest.skip(reason)
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a copy of the SQLite template, or PostgreSQL truncated."""
+    if request.param == "sqlite":
+        path = tmp_path / "exchange.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_database")
+
+    async def truncate() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(url))
+        try:
+            await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        finally:
+            await connection.close()
+
+    asyncio.run(truncate())
+    yield url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        issuer=ISSUER,
+        webhook_allowed_cidrs=(ipaddress.ip_network("127.0.0.0/8"),),
+        embedded_worker=False,
+        worker_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+        yield client
+
+
+@pytest.fixture
+def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    return app.state.sessions
+
+
+@pytest.fixture
+def example() -> dict[str, Any]:
+    return json.loads(EXAMPLE.read_text())
+
+
+# Organisations every API test can use: (kind, code). The example notice names MDI, N07, SMS-LEEDS.
+ORGANISATIONS = [
+    ("prison", "MDI"),
+    ("prison", "LPI"),
+    ("probation_provider", "N07"),
+    ("probation_provider", "N99"),
+    ("substance_misuse_service", "SMS-LEEDS"),
+    ("auditor", "AUDIT"),
+    ("operator", "OPS"),
+]
+
+
+@dataclass
+class World:
+    """Registered organisations, with a client and an access token for each on demand."""
+
+    api: httpx.AsyncClient
+    sessions: async_sessionmaker[AsyncSession]
+    ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    async def credentials(self, code: str, scopes: str | None = None) -> tuple[str, str]:
+        async with self.sessions() as session, session.begin():
+            client, secret = await admin.add_client(
+                session, organisation_code=code, scopes=scopes, now=datetime.now(UTC)
+            )
+        return client.client_id, secret
+
+    async def token(self, code: str) -> str:
+        if code not in self._tokens:
+            client_id, secret = await self.credentials(code)
+            response = await self.api.post(
+                "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+            )
+            assert response.status_code == 200, response.text
+            self._tokens[code] = response.json()["access_token"]
+        return self._tokens[code]
+
+    async def headers(self, code: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {await self.token(code)}"}
+
+    async def post_notice(self, body: Any, code: str = "MDI") -> httpx.Response:
+        return await self.api.post(
+            "/v1/release-notices", json=body, headers=await self.headers(code)
+        )
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            return {
+                t.name: (await session.scalar(select(func.count()).select_from(t))) or 0
+                for t in Base.metadata.sorted_tables
+            }
+
+    async def sql(self, statement: str, **params: Any) -> list[Any]:
+        async with self.sessions() as session:
+            return list((await session.execute(text(statement), params)).all())
+
+
+@pytest.fixture
+async def world(api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> World:
+    result = World(api, sessions)
+    async with sessions() as session, session.begin():
+        for kind, code in ORGANISATIONS:
+            organisation = await admin.add_organisation(
+                session, kind=kind, code=code, name=f"{code} test", now=datetime.now(UTC)
+            )
+            result.ids[code] = organisation.id
+    return result

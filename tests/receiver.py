@@ -1,0 +1,72 @@
+"""A real webhook receiver on loopback: records every request, answers from a script."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+
+@dataclass
+class Receiver:
+    url: str
+    # Status codes to answer with, in order; once spent, every request gets `then`.
+    script: list[int] = field(default_factory=list)
+    then: int = 204
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+
+
+@contextmanager
+def running_receiver(script: list[int] | None = None, then: int = 204) -> Iterator[Receiver]:
+    state: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            receiver = state["receiver"]
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with receiver.lock:
+                status = receiver.script.pop(0) if receiver.script else receiver.then
+                receiver.requests.append(
+                    Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
+                    )
+                )
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["receiver"] = Receiver(
+        f"http://127.0.0.1:{server.server_address[1]}/hooks", list(script or []), then
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state["receiver"]
+    finally:
+        server.shutdown()
+        server.server_close()

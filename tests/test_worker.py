@@ -1,0 +1,167 @@
+"""The delivery worker against a real loopback receiver, on both databases.
+
+Time is the worker's injected clock, so a retry due in five hours is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from app import outbox
+from app.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE
+from app.worker import http_client, run_once
+from tests.receiver import running_receiver
+
+
+async def subscribe(world, code: str, url: str) -> str:
+    response = await world.api.post(
+        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["secret"]
+
+
+async def deliveries(world) -> list[tuple]:
+    return await world.sql("SELECT state, attempts, next_attempt_at, leased_until FROM delivery")
+
+
+async def actions(world) -> list[str]:
+    rows = await world.sql(
+        "SELECT action FROM audit_entry WHERE action LIKE 'delivery.%' ORDER BY id"
+    )
+    return [r[0] for r in rows]
+
+
+async def test_retries_until_the_receiver_answers_with_the_same_id_and_bytes(
+    world, example, settings
+):
+    with running_receiver(script=[500, 503, 502]) as receiver:
+        secret = await subscribe(world, "N07", receiver.url)
+        assert (await world.post_notice(example)).status_code == 202
+        now = datetime.now(UTC)
+        async with http_client() as client:
+            for attempt in range(4):
+                assert (
+                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 1
+                )
+                # Not due again until the schedule says so.
+                assert (
+                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 0
+                )
+                if attempt < 3:
+                    now += RETRY_SCHEDULE[attempt]
+        received = receiver.wait_for(4)
+
+    assert [r.answered for r in received] == [500, 503, 502, 204]
+    assert len({r.headers["webhook-id"] for r in received}) == 1
+    assert len({r.body for r in received}) == 1
+    Webhook(secret).verify(received[-1].body, received[-1].headers)
+    [(state, attempts, _, leased_until)] = await deliveries(world)
+    assert (state, attempts, leased_until) == ("delivered", 4, None)
+    assert await actions(world) == ["delivery.queued"] + ["delivery.failed"] * 3 + [
+        "delivery.succeeded"
+    ]
+    assert len(await world.sql("SELECT id FROM delivery_attempt")) == 4
+
+
+async def test_gives_up_into_dead_only_when_the_schedule_is_spent(world, example, settings):
+    with running_receiver(then=500) as receiver:
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        now = datetime.now(UTC)
+        async with http_client() as client:
+            for attempt in range(MAX_ATTEMPTS):
+                [(state, *_)] = await deliveries(world)
+                assert state == "pending", f"dead before attempt {attempt + 1}"
+                assert (
+                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 1
+                )
+                now += timedelta(days=2)
+            assert await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 0
+        assert len(receiver.requests) == MAX_ATTEMPTS
+    [(state, attempts, *_)] = await deliveries(world)
+    assert (state, attempts) == ("dead", MAX_ATTEMPTS)
+    assert (await actions(world))[-1] == "delivery.dead"
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(world, example, settings):
+    with running_receiver(script=[302]) as receiver:
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        async with http_client() as client:
+            await run_once(world.sessions, client, settings)
+        assert len(receiver.requests) == 1
+    [(state, attempts, *_)] = await deliveries(world)
+    assert (state, attempts) == ("pending", 1)
+
+
+async def test_an_address_no_longer_allowed_is_refused_at_send_time(world, example, settings):
+    with running_receiver() as receiver:
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        strict = settings.model_copy(update={"webhook_allowed_cidrs": ()})
+        async with http_client() as client:
+            assert await run_once(world.sessions, client, strict) == 1
+        assert receiver.requests == []
+    [(error,)] = await world.sql("SELECT error FROM delivery_attempt")
+    assert error.startswith("refused")
+
+
+async def test_both_recipients_are_delivered_and_a_disabled_subscription_is_not(
+    world, example, settings
+):
+    with running_receiver() as receiver:
+        await subscribe(world, "SMS-LEEDS", f"{receiver.url}/sms")
+        response = await world.api.post(
+            "/v1/subscriptions",
+            json={"url": f"{receiver.url}/n07"},
+            headers=await world.headers("N07"),
+        )
+        n07_subscription = response.json()["id"]
+        await world.api.delete(
+            f"/v1/subscriptions/{n07_subscription}", headers=await world.headers("N07")
+        )
+        await world.post_notice(example)
+        async with http_client() as client:
+            assert await run_once(world.sessions, client, settings) == 1
+        assert [r.path for r in receiver.wait_for(1)] == ["/hooks/sms"]
+
+
+async def test_a_lease_keeps_other_workers_off_until_it_expires(world, example, settings):
+    await subscribe(world, "N07", "http://127.0.0.1:9/unused")
+    await subscribe(world, "SMS-LEEDS", "http://127.0.0.1:9/unused")
+    await world.post_notice(example)
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+
+    async def claim(at: datetime) -> set:
+        async with world.sessions() as session, session.begin():
+            return {
+                c.delivery_id for c in await outbox.claim_due(session, now=at, limit=1, lease=lease)
+            }
+
+    first, second = await claim(now), await claim(now)
+    assert len(first) == len(second) == 1 and first != second
+    assert await claim(now + timedelta(seconds=30)) == set()
+    # The first worker died without settling: after the lease, its delivery is due again.
+    assert await claim(now + lease + timedelta(seconds=1)) in (first, second)
+
+
+async def test_the_embedded_worker_delivers_without_being_asked(settings, example, world):
+    from app.main import create_app
+
+    with running_receiver() as receiver:
+        await subscribe(world, "N07", receiver.url)
+        application = create_app(settings, embedded_worker=True)
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url=world.api.base_url) as api:
+                response = await api.post(
+                    "/v1/release-notices", json=example, headers=await world.headers("MDI")
+                )
+                assert response.status_code == 202
+                [request] = await asyncio.to_thread(receiver.wait_for, 1)
+    assert request.headers["webhook-id"] == response.json()["recipients"][0]["message_id"]
