@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import admin, migrate
+from app import admin, logs, migrate
 from app.db import make_engine, make_sessionmaker
 from app.jose import new_signing_key
 from app.settings import Settings
@@ -29,14 +28,6 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(client_cli, name="client")
 cli.add_typer(keys_cli, name="keys")
-
-
-def _logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 def _print(document: dict[str, Any]) -> None:
@@ -64,7 +55,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations (alembic upgrade head)."""
-    _logging()
+    logs.configure()
     migrate.upgrade(Settings().database_url)
 
 
@@ -78,7 +69,7 @@ def serve(
 
     from app.main import create_app
 
-    _logging()
+    logs.configure()
     uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False, log_config=None)
 
 
@@ -87,7 +78,7 @@ def worker() -> None:
     """Run a delivery worker on its own; many may run at once. Stops cleanly on SIGTERM."""
     from app.worker import http_client, run_forever
 
-    _logging()
+    logs.configure()
     settings = Settings()
 
     async def run() -> None:

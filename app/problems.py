@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://nps-exchange.example/problems/"
@@ -95,11 +96,39 @@ def install(app: FastAPI) -> None:
             Problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return problem_response(Problem(500, "Internal error", "The exchange failed to answer."))
-
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(ContainUnexpected)
+
+
+class ContainUnexpected:
+    """Turn any unhandled exception into a bare 500 problem, logging its type and nothing else.
+
+    Starlette's own handler for Exception answers and then re-raises, so the server logs the
+    traceback, and a database error's text carries the SQL parameters: the notice itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
+            if not started:
+                response = problem_response(
+                    Problem(500, "Internal error", "The exchange failed to answer.")
+                )
+                await response(scope, receive, send)

@@ -90,8 +90,10 @@ async def run_forever(
     while not stop.is_set():
         try:
             attempted = await run_once(sessions, client, settings)
-        except Exception:
-            log.exception("worker pass failed; retrying after the poll interval")
+        except Exception as exc:  # a traceback could carry SQL parameters: log the type only
+            log.error(
+                "worker pass failed (%s); retrying after the poll interval", type(exc).__name__
+            )
             attempted = 0
         if attempted:
             continue

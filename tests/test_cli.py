@@ -1,0 +1,58 @@
+"""The `exchange` command: JSON on stdout and nothing else; refusals on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.jose import load_keyring
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", database_url)
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, list(args))
+
+
+def test_org_and_client_add_print_json_only(run) -> None:
+    created = run("org", "add", "--kind", "prison", "--code", "MDI", "--name", "HMP Moorland")
+    assert created.exit_code == 0, created.stderr
+    assert json.loads(created.stdout)["kind"] == "prison"
+    client = run("client", "add", "--org", "MDI")
+    assert client.exit_code == 0
+    assert set(json.loads(client.stdout)) == {"client_id", "client_secret", "scopes"}
+    narrowed = run("client", "add", "--org", "MDI", "--scopes", "release-notices:write")
+    assert json.loads(narrowed.stdout)["scopes"] == "release-notices:write"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("org", "add", "--kind", "pharmacy", "--code", "PH1", "--name", "x"), "kind must be"),
+        (("org", "add", "--kind", "prison", "--code", "lower", "--name", "x"), "code must be"),
+        (("org", "add", "--kind", "prison", "--code", "MDI", "--name", "again"), "already exists"),
+        (("client", "add", "--org", "NOPE"), "no organisation"),
+        (("client", "add", "--org", "MDI", "--scopes", "messages:read"), "may have only"),
+    ],
+)
+def test_refusals_exit_2_with_a_reason_and_no_output(run, args, says) -> None:
+    assert run("org", "add", "--kind", "prison", "--code", "MDI", "--name", "HMP").exit_code == 0
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert says in result.stderr
+
+
+def test_keys_rotate_keeps_the_old_key_published(run, tmp_path: Path) -> None:
+    keys = tmp_path / "var" / "keys"
+    first = load_keyring(keys).current.kid
+    rotated = json.loads(run("keys", "rotate").stdout)["kid"]
+    ring = load_keyring(keys)
+    assert ring.current.kid == rotated != first
+    assert {k["kid"] for k in ring.jwks()["keys"]} == {first, rotated}

@@ -1,0 +1,68 @@
+"""No personal data in logs: the whole flow, good and bad input, logged at DEBUG."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import text
+
+from app import logs
+from app.worker import http_client, run_once
+from tests.receiver import running_receiver
+
+PERSONAL = [
+    "A1234BC",
+    "Daniel",
+    "Hughes",
+    "1994-03-17",
+    "X123456",
+    "Sam Patel",
+    "sleep disturbance",
+]
+
+
+@pytest.fixture(autouse=True)
+def exchange_logging(caplog: pytest.LogCaptureFixture) -> None:
+    """As the `exchange` command sets logging up, then everything else at DEBUG."""
+    logs.quiet_value_loggers()
+    caplog.set_level(logging.DEBUG)
+
+
+async def test_the_flow_logs_no_personal_data(world, example, settings, caplog) -> None:
+    with running_receiver(script=[500]) as receiver:
+        await world.api.post(
+            "/v1/subscriptions", json={"url": receiver.url}, headers=await world.headers("N07")
+        )
+        assert (await world.post_notice(example)).status_code == 202
+        broken = {**example, "person": {**example["person"], "noms_number": "Daniel Hughes"}}
+        assert (await world.post_notice(broken)).status_code == 422
+        async with http_client() as client:
+            await run_once(world.sessions, client, settings)
+    assert caplog.records, "expected the worker to log its attempt"
+    for value in PERSONAL:
+        assert value not in caplog.text
+
+
+async def test_an_unexpected_error_is_a_bare_500_problem_and_logs_no_values(
+    world, example, caplog
+) -> None:
+    """A database error's message carries the SQL parameters (the notice itself): never logged."""
+    headers = await world.headers("MDI")
+    await rename("release_notice", "release_notice_away", world)
+    try:
+        response = await world.api.post("/v1/release-notices", json=example, headers=headers)
+    finally:
+        await rename("release_notice_away", "release_notice", world)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "The exchange failed to answer."
+    assert "unhandled" in caplog.text
+    for value in PERSONAL:
+        assert value not in caplog.text
+        assert value not in response.text
+
+
+async def rename(table: str, to: str, world) -> None:
+    async with world.sessions() as session, session.begin():
+        await session.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
