@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,12 +173,22 @@ def check_policy(policy: Policy, pointers: frozenset[str]) -> None:
 
 
 def consents_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
-    """The latest decision per consent scope; given is True, anything else False."""
-    latest: dict[str, tuple[str, bool]] = {}
+    """The latest decision per consent scope, by instant; given is True, anything else False.
+
+    Times are compared as instants, not text, so offsets cannot reorder them; a time without
+    an offset cannot be ordered and is refused. When two decisions share an instant, the
+    refusal wins.
+    """
+    latest: dict[str, tuple[datetime, bool]] = {}
     for record in records:
-        scope, at = record["scope"], str(record["recorded_at"])
-        if scope not in latest or at >= latest[scope][0]:
-            latest[scope] = (at, record["decision"] == "given")
+        at = record["recorded_at"]
+        at = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        if at.tzinfo is None:
+            raise ValueError("a consent time must carry its UTC offset")
+        given = record["decision"] == "given"
+        scope = record["scope"]
+        if scope not in latest or (at, not given) > (latest[scope][0], not latest[scope][1]):
+            latest[scope] = (at, given)
     return {scope: given for scope, (_, given) in latest.items()}
 
 

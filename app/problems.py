@@ -72,8 +72,9 @@ def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "is-")))
         )
         message = error.get("msg", "is not valid")
-        if error.get("type") == "json_invalid":
-            message = "the body is not valid JSON"
+        if error.get("type") == "json_invalid":  # loc holds a character position, not a field
+            errors.append({"pointer": "", "detail": "the body is not valid JSON"})
+            continue
         elif error.get("type") == "extra_forbidden":
             message = "is not a known field"
         errors.append({"pointer": _pointer(loc), "detail": message})

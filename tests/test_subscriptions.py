@@ -1,0 +1,178 @@
+"""Webhook subscriptions: the secret shown once, only your own, SSRF refused, deletion honoured."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.main import create_app
+
+ISSUER = "http://exchange.test"
+PROBLEM = "application/problem+json"
+HOOK = "http://127.0.0.1:9/hook"
+
+
+def assert_problem(response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+async def subscribe(world, code: str = "N07", url: str = HOOK) -> dict[str, Any]:
+    response = await world.api.post(
+        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/v1/subscriptions/{response.json()['id']}"
+    return response.json()
+
+
+async def get(world, path: str, code: str = "N07") -> httpx.Response:
+    return await world.api.get(path, headers=await world.headers(code))
+
+
+async def test_a_subscription_shows_its_secret_once(world):
+    created = await subscribe(world)
+    assert created["secret"].startswith("whsec_")
+    assert created["url"] == HOOK and created["status"] == "active"
+    secret = created["secret"].removeprefix("whsec_")
+
+    listed = await get(world, "/v1/subscriptions")
+    one = await get(world, f"/v1/subscriptions/{created['id']}")
+    assert listed.status_code == 200 and one.status_code == 200
+    assert [s["id"] for s in listed.json()["items"]] == [created["id"]]
+    assert one.json()["id"] == created["id"] and one.json()["url"] == HOOK
+    for response in (listed, one):
+        assert secret not in response.text
+        assert "secret" not in response.text
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_another_organisation_cannot_see_or_delete_it(world, method):
+    created = await subscribe(world)
+    response = await world.api.request(
+        method, f"/v1/subscriptions/{created['id']}", headers=await world.headers("N99")
+    )
+    assert_problem(response, 404)
+    assert (await get(world, "/v1/subscriptions", "N99")).json()["items"] == []
+    still = await get(world, f"/v1/subscriptions/{created['id']}")
+    assert still.json()["status"] == "active"
+
+
+async def test_an_unknown_subscription_is_not_found(world):
+    assert_problem(await get(world, f"/v1/subscriptions/{uuid.uuid4()}"), 404)
+
+
+async def test_a_prison_cannot_subscribe(world):
+    await world.headers("MDI")
+    before = await world.counts()
+    response = await world.api.post(
+        "/v1/subscriptions", json={"url": HOOK}, headers=await world.headers("MDI")
+    )
+    assert_problem(response, 403)
+    assert await world.counts() == before
+
+
+# --- where a webhook may not go --------------------------------------------------------------
+
+
+@pytest.fixture
+async def strict_api(settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The exchange as deployed: no network is allowed beyond the public internet."""
+    application = create_app(settings.model_copy(update={"webhook_allowed_cidrs": ()}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            yield client
+
+
+REFUSED_URLS = [
+    "http://127.0.0.1/hook",
+    "http://localhost:8080/hook",
+    "http://10.0.0.5/hook",
+    "http://192.168.1.1/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/hook",
+    "http://100.64.0.1/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://0.0.0.0/hook",
+    "https://user:password@example.org/hook",
+    "ftp://example.org/hook",
+    "not a url",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED_URLS)
+async def test_webhooks_to_private_or_odd_places_are_refused(world, strict_api, url):
+    headers = await world.headers("N07")
+    before = await world.counts()
+    response = await strict_api.post("/v1/subscriptions", json={"url": url}, headers=headers)
+    body = assert_problem(response, 422)
+    assert [e["pointer"] for e in body["errors"]] == ["/url"]
+    assert "secret" not in body
+    assert await world.counts() == before
+
+
+async def test_the_allowance_is_what_lets_loopback_through(world, strict_api):
+    """The control for the refusals: the same URL is accepted where 127.0.0.0/8 is allowed."""
+    headers = await world.headers("N07")
+    refused = await strict_api.post("/v1/subscriptions", json={"url": HOOK}, headers=headers)
+    assert_problem(refused, 422)
+    assert (await subscribe(world, url=HOOK))["status"] == "active"
+
+
+# --- deleting --------------------------------------------------------------------------------
+
+
+async def _deliveries(world, notice_id: str) -> dict[str, list[str]]:
+    response = await get(world, f"/v1/release-notices/{notice_id}", "MDI")
+    assert response.status_code == 200, response.text
+    return {
+        r["organisation_code"]: [d["subscription_id"] for d in r["deliveries"]]
+        for r in response.json()["recipients"]
+    }
+
+
+async def test_a_deleted_subscription_gets_no_more_deliveries(world, example):
+    kept = await subscribe(world, url="http://127.0.0.1:9/kept")
+    deleted = await subscribe(world, url="http://127.0.0.1:9/deleted")
+    headers = await world.headers("N07")
+
+    response = await world.api.delete(f"/v1/subscriptions/{deleted['id']}", headers=headers)
+    assert response.status_code == 204 and response.content == b""
+    shown = await get(world, f"/v1/subscriptions/{deleted['id']}")
+    assert shown.json()["status"] == "disabled"
+    assert (await get(world, f"/v1/subscriptions/{kept['id']}")).json()["status"] == "active"
+    again = await world.api.delete(f"/v1/subscriptions/{deleted['id']}", headers=headers)
+    assert again.status_code == 204
+
+    before = (await world.counts())["delivery"]
+    posted = await world.post_notice(example)
+    assert posted.status_code == 202, posted.text
+    assert (await world.counts())["delivery"] == before + 1
+    assert await _deliveries(world, posted.json()["id"]) == {"N07": [kept["id"]], "SMS-LEEDS": []}
+    rows = await world.sql(
+        "SELECT count(*) FROM delivery d JOIN subscription s ON s.id = d.subscription_id "
+        "WHERE s.status = 'disabled'"
+    )
+    assert rows[0][0] == 0
+
+
+async def test_deleting_every_subscription_stops_all_deliveries(world, example):
+    created = await subscribe(world)
+    headers = await world.headers("N07")
+    assert (
+        await world.api.delete(f"/v1/subscriptions/{created['id']}", headers=headers)
+    ).status_code == 204
+    before = await world.counts()
+    posted = await world.post_notice(example)
+    assert posted.status_code == 202, posted.text
+    after = await world.counts()
+    assert after["delivery"] == before["delivery"] == 0
+    assert after["message"] == before["message"] + 2  # the inbox still gets the message
