@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,7 +57,7 @@ def webhook_body(
     """The delivered JSON. Built from stored values only, so every retry sends the same bytes."""
     event = {
         "type": "disclosure.created",
-        "timestamp": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "data": {
             "message_id": message_id,
             "notice_id": notice_id,
@@ -75,10 +75,30 @@ class DestinationRefused(ValueError):
     """A webhook URL that must not be called: wrong scheme, or an address that is not public."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form stands for: mapped, NAT64, 6to4 or Teredo."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
 def address_allowed(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
     """Public unicast addresses only, unless the operator allowed the network explicitly."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return address_allowed(embedded, allowed)
+        if address.is_site_local:
+            return False
     if any(address in network for network in allowed):
         return True
     return address.is_global and not address.is_multicast
@@ -91,7 +111,10 @@ async def check_destination(url: str, allowed: Sequence[IPNetwork]) -> None:
         raise DestinationRefused("the URL must be http(s) with a host")
     if parts.username or parts.password:
         raise DestinationRefused("the URL must not carry credentials")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DestinationRefused("the URL's port is not valid") from None
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             parts.hostname, port, type=socket.SOCK_STREAM

@@ -154,7 +154,14 @@ def verify_jwt(
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,
-            options={"leeway": CLOCK_SKEW_SECONDS, "require_exp": True, "require_iat": True},
+            options={
+                "leeway": CLOCK_SKEW_SECONDS,
+                # python-jose skips the audience check when `aud` is absent unless required.
+                "require_aud": True,
+                "require_iss": True,
+                "require_exp": True,
+                "require_iat": True,
+            },
         )
     except JOSEError as exc:
         raise TokenError("invalid token") from exc

@@ -1,0 +1,296 @@
+"""Keys, signing and verification (app/jose.py), checked with PyJWT as the independent library."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jwt.algorithms import ECAlgorithm
+
+from app import jose
+
+TYP = "at+jwt"
+ISSUER = "http://exchange.test"
+AUDIENCE = "http://exchange.test"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64json(value: Any) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+def private_pem(keys_dir: Path, kid: str) -> bytes:
+    return (keys_dir / f"{kid}.pem").read_bytes()
+
+
+def thumbprint(public_jwk: dict[str, Any]) -> str:
+    """RFC 7638 for an EC key: SHA-256 of the required members, sorted, no whitespace."""
+    required = {k: public_jwk[k] for k in ("crv", "kty", "x", "y")}
+    canonical = json.dumps(required, sort_keys=True, separators=(",", ":")).encode()
+    return b64url(hashlib.sha256(canonical).digest())
+
+
+def pyjwt_public_jwk(pem: bytes) -> dict[str, Any]:
+    """The public JWK of a PEM private key, as PyJWT exports it (not as the app does)."""
+    private = serialization.load_pem_private_key(pem, password=None)
+    return ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+
+
+def jwk_by_kid(ring: jose.KeyRing, kid: str) -> dict[str, Any]:
+    matches = [k for k in ring.jwks()["keys"] if k["kid"] == kid]
+    assert len(matches) == 1
+    return matches[0]
+
+
+def pyjwt_verify(ring: jose.KeyRing, token: str, **kwargs: Any) -> dict[str, Any]:
+    header = jwt.get_unverified_header(token)
+    key = jwt.PyJWK(jwk_by_kid(ring, header["kid"])).key
+    return jwt.decode(token, key, algorithms=["ES256"], **kwargs)
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    values = {"iss": ISSUER, "aud": AUDIENCE, "sub": "client-1", "iat": now, "exp": now + 300}
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass
+class Keys:
+    dir: Path
+    ring: jose.KeyRing
+
+    @property
+    def pem(self) -> bytes:
+        return private_pem(self.dir, self.ring.current.kid)
+
+    def token(self, key: Any = None, headers: dict[str, Any] | None = None, **changes: Any) -> str:
+        """A token made by PyJWT: ES256 with the current key unless told otherwise."""
+        head = {"kid": self.ring.current.kid, "typ": TYP, **(headers or {})}
+        if head["kid"] is None:  # PyJWT refuses a null kid; leave it out instead
+            del head["kid"]
+        return jwt.encode(claims(**changes), key or self.pem, algorithm="ES256", headers=head)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        return jose.verify_jwt(self.ring, token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    directory = tmp_path / "keys"
+    return Keys(directory, jose.load_keyring(directory))
+
+
+@pytest.fixture(scope="module")
+def module_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    directory = tmp_path_factory.mktemp("jose") / "keys"
+    return Keys(directory, jose.load_keyring(directory))
+
+
+# --- the key ring ------------------------------------------------------------------------------
+
+
+def test_first_load_creates_one_owner_only_key(keys: Keys) -> None:
+    pems = list(keys.dir.glob("*.pem"))
+    assert len(pems) == 1
+    assert stat.S_IMODE(pems[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(keys.dir.stat().st_mode) & 0o077 == 0
+    assert pems[0].stem == keys.ring.current.kid
+    assert (keys.dir / "current").read_text().strip() == keys.ring.current.kid
+
+
+def test_jwks_publishes_the_public_key_under_its_rfc7638_thumbprint(keys: Keys) -> None:
+    (published,) = keys.ring.jwks()["keys"]
+    independent = pyjwt_public_jwk(keys.pem)
+    assert published["kty"] == "EC"
+    assert published["crv"] == "P-256"
+    assert published["alg"] == "ES256"
+    assert published["use"] == "sig"
+    assert (published["x"], published["y"]) == (independent["x"], independent["y"])
+    assert published["kid"] == thumbprint(independent) == keys.ring.current.kid
+    assert "d" not in published  # never the private part
+    json.dumps(keys.ring.jwks())  # serialisable as published
+
+
+def test_loading_again_makes_no_second_key(keys: Keys) -> None:
+    again = jose.load_keyring(keys.dir)
+    assert len(list(keys.dir.glob("*.pem"))) == 1
+    assert again.current.kid == keys.ring.current.kid
+    assert again.jwks() == keys.ring.jwks()
+
+
+def test_without_create_an_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        jose.load_keyring(tmp_path / "keys", create=False)
+    assert not list(tmp_path.glob("keys/*.pem"))
+
+
+def test_rotation_keeps_old_keys_published_and_verifying(keys: Keys) -> None:
+    old_kid = keys.ring.current.kid
+    old_token = jose.sign(keys.ring, claims(), typ=TYP)
+
+    new_kid = jose.new_signing_key(keys.dir)
+    rotated = jose.load_keyring(keys.dir)
+
+    assert new_kid != old_kid
+    assert rotated.current.kid == new_kid
+    assert {k["kid"] for k in rotated.jwks()["keys"]} == {old_kid, new_kid}
+    assert stat.S_IMODE((keys.dir / f"{new_kid}.pem").stat().st_mode) == 0o600
+    assert jwt.get_unverified_header(jose.sign(rotated, claims(), typ=TYP))["kid"] == new_kid
+    # Signed before rotation, still verifiable after it: by the exchange and by PyJWT.
+    assert jose.verify_jwt(rotated, old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
+    assert pyjwt_verify(rotated, old_token, audience=AUDIENCE, issuer=ISSUER)["sub"] == "client-1"
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typ", ["disclosure+jwt", "at+jwt"])
+def test_sign_verifies_with_pyjwt(keys: Keys, typ: str) -> None:
+    payload = claims(notice_id="n-1", disclosure={"safeguarding": {"children_contact": "yes"}})
+    token = jose.sign(keys.ring, payload, typ=typ)
+    assert jwt.get_unverified_header(token) == {
+        "alg": "ES256",
+        "kid": keys.ring.current.kid,
+        "typ": typ,
+    }
+    assert pyjwt_verify(keys.ring, token, audience=AUDIENCE, issuer=ISSUER) == payload
+
+
+def test_sign_output_fails_pyjwt_with_another_key(keys: Keys, tmp_path: Path) -> None:
+    token = jose.sign(keys.ring, claims(), typ=TYP)
+    other = jose.load_keyring(tmp_path / "other")
+    foreign = jwt.PyJWK(other.jwks()["keys"][0]).key
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, foreign, algorithms=["ES256"], audience=AUDIENCE)
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+def hand_made(header: dict[str, Any], payload: dict[str, Any], sign: Callable[[bytes], bytes]):
+    signing_input = f"{b64json(header)}.{b64json(payload)}".encode()
+    return f"{signing_input.decode()}.{b64url(sign(signing_input))}"
+
+
+def alg_none(k: Keys) -> str:
+    header = {"alg": "none", "kid": k.ring.current.kid, "typ": TYP}
+    return hand_made(header, claims(), lambda _: b"")
+
+
+def hs256_with_public_pem(k: Keys) -> str:
+    private = serialization.load_pem_private_key(k.pem, password=None)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = {"alg": "HS256", "kid": k.ring.current.kid, "typ": TYP}
+    return hand_made(header, claims(), lambda m: hmac.new(public_pem, m, hashlib.sha256).digest())
+
+
+def foreign_key(k: Keys) -> str:
+    return k.token(key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def tampered_payload(k: Keys) -> str:
+    header, _, signature = k.token().split(".")
+    return f"{header}.{b64json(claims(sub='someone-else'))}.{signature}"
+
+
+def tampered_signature(k: Keys) -> str:
+    header, payload, signature = k.token().split(".")
+    flipped = bytearray(base64.urlsafe_b64decode(signature + "=="))
+    flipped[0] ^= 1
+    return f"{header}.{payload}.{b64url(bytes(flipped))}"
+
+
+def oversized(k: Keys) -> str:
+    token = k.token(pad="x" * jose.MAX_TOKEN_BYTES)
+    assert len(token) > jose.MAX_TOKEN_BYTES
+    return token
+
+
+REFUSED: dict[str, Callable[[Keys], str]] = {
+    "alg-none": alg_none,
+    "hs256-keyed-with-public-pem": hs256_with_public_pem,
+    "foreign-key-real-kid": foreign_key,
+    "unknown-kid": lambda k: k.token(headers={"kid": "not-a-key"}),
+    "no-kid": lambda k: k.token(headers={"kid": None}),
+    "tampered-payload": tampered_payload,
+    "tampered-signature": tampered_signature,
+    "wrong-typ": lambda k: k.token(headers={"typ": "disclosure+jwt"}),
+    "no-typ": lambda k: k.token(headers={"typ": None}),
+    "wrong-audience": lambda k: k.token(aud="http://elsewhere.test"),
+    "audience-list-without-us": lambda k: k.token(aud=["http://elsewhere.test"]),
+    "no-audience": lambda k: k.token(aud=None),
+    "wrong-issuer": lambda k: k.token(iss="http://elsewhere.test"),
+    "no-issuer": lambda k: k.token(iss=None),
+    "expired-61s": lambda k: k.token(exp=int(time.time()) - 61),
+    "expired-1h": lambda k: k.token(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+    "no-exp": lambda k: k.token(exp=None),
+    "no-iat": lambda k: k.token(iat=None),
+    "not-yet-valid": lambda k: k.token(nbf=int(time.time()) + 600),
+    "oversized": oversized,
+    "empty": lambda k: "",
+    "two-segments": lambda k: "a.b",
+    "words": lambda k: "not a token",
+    "three-garbage-segments": lambda k: "a.b.c",
+}
+
+
+@pytest.mark.parametrize("make", REFUSED.values(), ids=REFUSED.keys())
+def test_verify_jwt_refuses(keys: Keys, make: Callable[[Keys], str]) -> None:
+    token = make(keys)
+    with pytest.raises(jose.TokenError):
+        keys.verify(token)
+
+
+ACCEPTED: dict[str, Callable[[Keys], str]] = {
+    "pyjwt-made": lambda k: k.token(),
+    "exchange-made": lambda k: jose.sign(k.ring, claims(), typ=TYP),
+    "expired-30s-within-skew": lambda k: k.token(exp=int(time.time()) - 30),
+    "audience-in-list": lambda k: k.token(aud=["http://elsewhere.test", AUDIENCE]),
+    "just-under-size-limit": lambda k: k.token(pad="x" * ((jose.MAX_TOKEN_BYTES - 2000) * 3 // 4)),
+}
+
+
+@pytest.mark.parametrize("make", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_verify_jwt_accepts(keys: Keys, make: Callable[[Keys], str]) -> None:
+    token = make(keys)
+    assert len(token) <= jose.MAX_TOKEN_BYTES
+    verified = keys.verify(token)
+    assert verified == jwt.decode(token, options={"verify_signature": False})
+    assert verified["sub"] == "client-1"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    token=st.one_of(
+        st.text(max_size=200),
+        st.from_regex(
+            r"[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,90}", fullmatch=True
+        ),
+    )
+)
+def test_property_garbage_is_always_a_token_error(module_keys: Keys, token: str) -> None:
+    with pytest.raises(jose.TokenError):
+        module_keys.verify(token)
