@@ -6,7 +6,11 @@ Time is the worker's injected clock, so a retry due in five hours is tested with
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from standardwebhooks.webhooks import Webhook
@@ -165,3 +169,30 @@ async def test_the_embedded_worker_delivers_without_being_asked(settings, exampl
                 assert response.status_code == 202
                 [request] = await asyncio.to_thread(receiver.wait_for, 1)
     assert request.headers["webhook-id"] == response.json()["recipients"][0]["message_id"]
+
+
+async def test_the_worker_process_delivers_and_stops_cleanly_on_sigterm(
+    world, example, settings, tmp_path
+):
+    with running_receiver() as receiver:
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        env = {
+            **os.environ,
+            "EXCHANGE_DATABASE_URL": settings.database_url,
+            "EXCHANGE_DATA_DIR": str(tmp_path / "worker"),
+            "EXCHANGE_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8",
+            "EXCHANGE_WORKER_POLL_SECONDS": "0.1",
+        }
+        exchange = str(Path(sys.executable).parent / "exchange")
+        process = await asyncio.create_subprocess_exec(
+            exchange, "worker", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await asyncio.to_thread(receiver.wait_for, 1, 30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0, stderr.decode()
+    [(state, attempts, *_)] = await deliveries(world)
+    assert (state, attempts) == ("delivered", 1)
