@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
-from app.auth import KIND_SCOPES, ORGANISATION_KINDS, hash_secret, new_client_credentials
+from app.identity import KIND_SCOPES, ORGANISATION_KINDS, hash_secret, new_client_credentials
 from app.models import ApiClient, Organisation
 
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")

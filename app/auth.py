@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,56 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jose
 from app.db import Session
+from app.errors import Problem
+from app.identity import KIND_SCOPES, Caller, Scope, hash_secret
 from app.models import ApiClient, Organisation
-from app.problems import Problem
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
-
-
-class Scope(StrEnum):
-    RELEASE_NOTICES_WRITE = "release-notices:write"
-    CONSENTS_WRITE = "consents:write"
-    MESSAGES_READ = "messages:read"
-    SUBSCRIPTIONS_WRITE = "subscriptions:write"
-    AUDIT_READ = "audit:read"
-    ADMIN = "admin"
-
-
-ORGANISATION_KINDS = (
-    "prison",
-    "probation_provider",
-    "substance_misuse_service",
-    "auditor",
-    "operator",
-)
-
-KIND_SCOPES: dict[str, frozenset[Scope]] = {
-    "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE}),
-    "probation_provider": frozenset({Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}),
-    "substance_misuse_service": frozenset(
-        {Scope.CONSENTS_WRITE, Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}
-    ),
-    "auditor": frozenset({Scope.AUDIT_READ}),
-    "operator": frozenset({Scope.ADMIN}),
-}
-
-
-def hash_secret(secret: str) -> str:
-    """Client secrets are 256-bit random values, so a plain SHA-256 is a sound verifier."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def new_client_credentials() -> tuple[str, str]:
-    return "cli_" + secrets.token_urlsafe(12), secrets.token_urlsafe(32)
-
-
-@dataclass(frozen=True)
-class Caller:
-    client_id: str
-    organisation_id: uuid.UUID
-    organisation_code: str
-    kind: str
-    scopes: frozenset[str]
 
 
 def _unauthorised(detail: str, *, scheme: str = "Bearer", error: str | None = None) -> Problem:
@@ -192,4 +144,3 @@ PrisonCaller = Annotated[Caller, Depends(require(Scope.RELEASE_NOTICES_WRITE))]
 RecipientReader = Annotated[Caller, Depends(require(Scope.MESSAGES_READ))]
 SubscriptionWriter = Annotated[Caller, Depends(require(Scope.SUBSCRIPTIONS_WRITE))]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
-AnyCaller = Annotated[Caller, Depends(current_caller)]

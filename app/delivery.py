@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -26,6 +26,9 @@ RETRY_SCHEDULE: tuple[timedelta, ...] = tuple(
     timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+# httpx's timeouts bound each read, not the whole exchange: a receiver trickling one byte a
+# second would hold a send open indefinitely. This bounds the whole attempt.
+TOTAL_TIMEOUT_SECONDS = 15.0
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,13 +79,14 @@ class DestinationRefused(ValueError):
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 form stands for: mapped, NAT64, 6to4 or Teredo."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in NAT64:
+    if address in NAT64 or address in IPV4_COMPATIBLE:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
         return address.sixtofour
@@ -104,26 +108,63 @@ def address_allowed(address: IPAddress, allowed: Sequence[IPNetwork]) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def check_destination(url: str, allowed: Sequence[IPNetwork]) -> None:
-    """Resolve the URL's host; refuse it unless every address it resolves to is allowed."""
+@dataclass(frozen=True)
+class Destination:
+    """Where one attempt connects: the vetted address, with the subscriber's host name kept for
+    the Host header and TLS, so a second DNS answer (rebinding) cannot redirect the request."""
+
+    url: str
+    host: str
+    sni_hostname: str | None
+
+
+async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destination:
+    """Resolve the URL's host; refuse it unless every address it resolves to is allowed.
+
+    Plain http is only for networks the operator allowed explicitly: anywhere else the signed
+    (but not encrypted) message would cross the network in clear text.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise DestinationRefused("the URL must be http(s) with a host")
     if parts.username or parts.password:
         raise DestinationRefused("the URL must not carry credentials")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError:
         raise DestinationRefused("the URL's port is not valid") from None
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
+            parts.hostname,
+            port or (443 if parts.scheme == "https" else 80),
+            type=socket.SOCK_STREAM,
         )
     except (socket.gaierror, UnicodeError) as exc:
         raise DestinationRefused("the host does not resolve") from exc
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = sorted(
+        {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
+        key=lambda a: (a.version, int(a)),
+    )
     if not addresses or not all(address_allowed(a, allowed) for a in addresses):
         raise DestinationRefused("the host resolves to an address that is not public")
+    if parts.scheme == "http" and not all(any(a in n for n in allowed) for a in addresses):
+        raise DestinationRefused("use https: plain http is only for allowed networks")
+    vetted = addresses[0]
+    literal = f"[{vetted}]" if vetted.version == 6 else str(vetted)
+    suffix = f":{port}" if port else ""
+    return Destination(
+        url=urlunsplit((parts.scheme, literal + suffix, parts.path or "/", parts.query, "")),
+        host=parts.hostname + suffix,
+        sni_hostname=None if _is_ip_literal(parts.hostname) else parts.hostname,
+    )
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # --- sending -------------------------------------------------------------------------------
@@ -145,8 +186,13 @@ async def send(
     message_id: str,
     body: bytes,
     allowed: Sequence[IPNetwork],
+    deadline_seconds: float = TOTAL_TIMEOUT_SECONDS,
 ) -> Outcome:
-    """One attempt. 2xx is delivered; anything else, redirects included, is a failure."""
+    """One attempt, within a hard deadline from resolution to the response's status line.
+
+    2xx is delivered; anything else, redirects included, is a failure. The response body is
+    never read: it is of no use, and may be huge or endless.
+    """
     started = time.monotonic()
     timestamp = int(time.time())
     headers = {
@@ -156,14 +202,24 @@ async def send(
         "webhook-signature": signature(secret, message_id, timestamp, body),
     }
     try:
-        await check_destination(url, allowed)
-        # Streamed and never read: a receiver's answer body is of no use and may be huge.
-        async with client.stream(
-            "POST", url, content=body, headers=headers, follow_redirects=False
-        ) as response:
-            status = response.status_code
+        async with asyncio.timeout(deadline_seconds):
+            destination = await resolve_destination(url, allowed)
+            extensions = (
+                {"sni_hostname": destination.sni_hostname} if destination.sni_hostname else {}
+            )
+            async with client.stream(
+                "POST",
+                destination.url,
+                content=body,
+                headers={**headers, "host": destination.host},
+                extensions=extensions,
+                follow_redirects=False,
+            ) as response:
+                status = response.status_code
     except DestinationRefused as exc:
         return Outcome(False, None, _ms(started), f"refused: {exc}")
+    except TimeoutError:
+        return Outcome(False, None, _ms(started), "timed out")
     except httpx.HTTPError as exc:
         return Outcome(False, None, _ms(started), type(exc).__name__)
     ok = 200 <= status < 300

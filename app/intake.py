@@ -13,11 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, jose, outbox
-from app.auth import Caller
-from app.models import Disclosure, Message, Organisation, ReleaseNotice
+from app.errors import Problem, invalid
+from app.identity import Caller
+from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
 from app.policy import Policy, consents_from_records, decide
-from app.problems import invalid
 
 MESSAGE_TYPE = "disclosure+jwt"
 # Which member of the release plan names which kind of recipient.
@@ -79,6 +79,15 @@ async def accept_notice(
     issuer: str,
     now: datetime,
 ) -> Accepted:
+    if notice.release.prison_code != caller.organisation_code:
+        raise invalid(
+            [
+                {
+                    "pointer": "/release/prison_code",
+                    "detail": f"you act for {caller.organisation_code}: post only its releases",
+                }
+            ]
+        )
     recipients = await route(session, notice)
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -196,3 +205,43 @@ async def _disclose(
     await session.flush()  # deliveries reference the message
     await outbox.enqueue(session, message, now)
     return message_id
+
+
+@dataclass(frozen=True)
+class RecipientTracking:
+    organisation_code: str
+    role: str
+    message_id: uuid.UUID | None
+    deliveries: list[Delivery]
+
+
+async def track(
+    session: AsyncSession, notice_id: uuid.UUID, caller: Caller
+) -> tuple[ReleaseNotice, list[RecipientTracking]]:
+    """A notice of the caller's own, and per recipient its message and deliveries; else 404."""
+    notice = await session.get(ReleaseNotice, notice_id)
+    if notice is None or notice.organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such release notice.")
+    routed = (
+        await session.execute(
+            select(Organisation.code, Disclosure.recipient_role, Message.id)
+            .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
+            .outerjoin(Message, Message.disclosure_id == Disclosure.id)
+            .where(Disclosure.notice_id == notice_id)
+            .order_by(Disclosure.recipient_role)
+        )
+    ).all()
+    deliveries = (
+        await session.scalars(
+            select(Delivery)
+            .join(Message, Message.id == Delivery.message_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Delivery.created_at, Delivery.id)
+        )
+    ).all()
+    return notice, [
+        RecipientTracking(
+            code, role, message_id, [d for d in deliveries if d.message_id == message_id]
+        )
+        for code, role, message_id in routed
+    ]

@@ -63,4 +63,6 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     problems.install(app)
     for module in (health, oauth, notices, subscriptions, messages, audit):
         app.include_router(module.router)
+    generate = app.openapi
+    app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]
     return app

@@ -151,6 +151,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Which claim holds the lease: only that claim may record the attempt's outcome.
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from app.schemas import UtcInstant
 
 Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=4000)]
@@ -171,7 +173,7 @@ class Safeguarding(Strict):
 class ConsentRecord(Strict):
     scope: Literal["substance_misuse_service", "probation_clinical_details"]
     decision: Literal["given", "refused"]
-    recorded_at: AwareDatetime = Field(description="When it was recorded, with its UTC offset.")
+    recorded_at: UtcInstant = Field(description="When it was recorded, with its UTC offset.")
     recorded_by: Text
 
 

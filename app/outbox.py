@@ -64,6 +64,7 @@ async def enqueue(session: AsyncSession, message: Message, now: datetime) -> lis
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: uuid.UUID
+    lease_token: uuid.UUID
     attempts: int
     url: str
     secret: str
@@ -99,11 +100,12 @@ async def claim_due(
     )
     if session.bind.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    token = uuid.uuid4()
     claimed_ids = (
         await session.scalars(
             update(Delivery)
             .where(Delivery.id.in_(due.scalar_subquery()))
-            .values(leased_until=now + lease)
+            .values(leased_until=now + lease, lease_token=token)
             .returning(Delivery.id)
             .execution_options(synchronize_session=False)
         )
@@ -119,6 +121,7 @@ async def claim_due(
     return [
         Claimed(
             delivery_id=d.id,
+            lease_token=token,
             attempts=d.attempts,
             url=url,
             secret=secret,
@@ -133,21 +136,20 @@ async def claim_due(
     ]
 
 
-async def settle(session: AsyncSession, claimed: Claimed, outcome: Outcome, now: datetime) -> str:
-    """Record one attempt and move the delivery on: delivered, retried later, or dead."""
+async def settle(
+    session: AsyncSession, claimed: Claimed, outcome: Outcome, now: datetime
+) -> str | None:
+    """Record one attempt and move the delivery on: delivered, retried later, or dead.
+
+    Only the claim that still holds the lease may do so. A worker whose lease ran out (another
+    worker has claimed the delivery since) records nothing and gets None: the newer claim's
+    outcome stands.
+    """
     attempts = claimed.attempts + 1
-    session.add(
-        DeliveryAttempt(
-            delivery_id=claimed.delivery_id,
-            attempted_at=now,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            error=outcome.error,
-        )
-    )
     values: dict[str, object] = {
         "attempts": attempts,
         "leased_until": None,
+        "lease_token": None,
         "last_status_code": outcome.status_code,
         "last_error": outcome.error,
     }
@@ -161,11 +163,26 @@ async def settle(session: AsyncSession, claimed: Claimed, outcome: Outcome, now:
         else:
             state, action = PENDING, "delivery.failed"
             values["next_attempt_at"] = now + delay
-    await session.execute(
+    result = await session.execute(
         update(Delivery)
-        .where(Delivery.id == claimed.delivery_id)
+        .where(
+            Delivery.id == claimed.delivery_id,
+            Delivery.lease_token == claimed.lease_token,
+            Delivery.state == PENDING,
+        )
         .values(state=state, **values)
         .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.add(
+        DeliveryAttempt(
+            delivery_id=claimed.delivery_id,
+            attempted_at=now,
+            status_code=outcome.status_code,
+            latency_ms=outcome.latency_ms,
+            error=outcome.error,
+        )
     )
     audit.append(
         session,

@@ -12,39 +12,36 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import Problem, invalid
+from app.schemas import ProblemOut
+
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://nps-exchange.example/problems/"
+PROBLEM_SCHEMA = "Problem"
+
+
+def documented(description: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
+
+
+# The error answers every route documents: RFC 9457 problem details, never anything else.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: documented("The request cannot be served as sent."),
+    401: documented("No valid credentials; the WWW-Authenticate header says which are needed."),
+    403: documented("The credentials are valid but lack the scope this needs."),
+    404: documented("No such resource, or it belongs to another organisation."),
+    422: documented("The body or a parameter is not valid; `errors` names each field."),
+}
+
+
+def with_problem_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the Problem schema that PROBLEMS refers to to an OpenAPI document."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas[PROBLEM_SCHEMA] = ProblemOut.model_json_schema()
+    return document
+
+
 log = logging.getLogger("exchange.api")
-
-
-class Problem(Exception):
-    """Raise to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        *,
-        type: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
-        self.type = type or TYPE_BASE + title.lower().replace(" ", "-")
-        self.headers = dict(headers or {})
-        self.extra = dict(extra or {})
-
-
-def invalid(errors: Sequence[Mapping[str, str]], detail: str | None = None) -> Problem:
-    """422 naming each failing field by JSON Pointer."""
-    return Problem(
-        422,
-        "Validation failed",
-        detail or "; ".join(f"{e['pointer'] or '/'}: {e['detail']}" for e in errors),
-        extra={"errors": list(errors)},
-    )
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -127,7 +124,9 @@ class ContainUnexpected:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
+            # The route's template, not the path: a path may hold a NOMS number.
+            route = getattr(scope.get("route"), "path", "(no route)")
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], route)
             if not started:
                 response = problem_response(
                     Problem(500, "Internal error", "The exchange failed to answer.")

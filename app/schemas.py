@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+# A point in time with its offset, held in UTC; one that cannot be is a validation error.
+UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class Wire(BaseModel):
@@ -40,7 +51,8 @@ class RecipientStatus(RoutedRecipient):
 
 
 class DeliveryStatus(Wire):
-    subscription_id: uuid.UUID
+    """One delivery to one of the recipient's webhook endpoints (which are theirs to know)."""
+
     state: Literal["pending", "delivered", "dead"]
     attempts: int
     delivered_at: datetime | None

@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_batch_size: int = Field(default=20, ge=1, le=500)
-    delivery_lease_seconds: int = Field(default=60, ge=5)
+    # Longer than a whole attempt (15 s at most), so a lease never runs out mid-send.
+    delivery_lease_seconds: int = Field(default=60, ge=30)
 
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod

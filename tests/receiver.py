@@ -24,6 +24,7 @@ class Receiver:
     # Status codes to answer with, in order; once spent, every request gets `then`.
     script: list[int] = field(default_factory=list)
     then: int = 204
+    delay: float = 0.0  # seconds to stall before answering
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -38,13 +39,16 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(script: list[int] | None = None, then: int = 204) -> Iterator[Receiver]:
+def running_receiver(
+    script: list[int] | None = None, then: int = 204, delay: float = 0.0
+) -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             receiver = state["receiver"]
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            time.sleep(receiver.delay)
             with receiver.lock:
                 status = receiver.script.pop(0) if receiver.script else receiver.then
                 receiver.requests.append(
@@ -61,7 +65,7 @@ def running_receiver(script: list[int] | None = None, then: int = 204) -> Iterat
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state["receiver"] = Receiver(
-        f"http://127.0.0.1:{server.server_address[1]}/hooks", list(script or []), then
+        f"http://127.0.0.1:{server.server_address[1]}/hooks", list(script or []), then, delay
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -73,3 +73,18 @@ def test_every_operation_has_a_stable_tag_name_id() -> None:
     assert len(ids) == len(set(ids))
     assert all(op_id.split("-")[0] for op_id in ids)
     assert "release-notices-create" in ids
+
+
+def test_every_error_answer_is_documented_as_a_problem() -> None:
+    document = json.loads((ROOT / "openapi" / "openapi.json").read_text())
+    errors = [
+        (path, method, status, list(answer.get("content", {})))
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        for status, answer in operation["responses"].items()
+        if status[0] in "45"
+    ]
+    assert errors, "no error answers documented at all"
+    assert [e for e in errors if e[3] != ["application/problem+json"]] == []
+    assert "Problem" in document["components"]["schemas"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]

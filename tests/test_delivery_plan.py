@@ -17,9 +17,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from app.delivery import (
     DestinationRefused,
     address_allowed,
-    check_destination,
     new_secret,
     next_attempt_delay,
+    resolve_destination,
     signature,
     webhook_body,
 )
@@ -251,23 +251,38 @@ def test_address_allowed_with_loopback_allowed(address: str, expected: bool) -> 
         "http://[::1]/x",
         "http:///no-host",
         "http://8.8.8.8:99999/port-out-of-range",
+        # A public address, but plain http: only allowed networks may be sent clear text.
+        "http://8.8.8.8/hook",
     ],
 )
-async def test_check_destination_refuses(url: str) -> None:
+async def test_resolve_destination_refuses(url: str) -> None:
     with pytest.raises(DestinationRefused):
-        await check_destination(url, ())
+        await resolve_destination(url, ())
 
 
-async def test_check_destination_refuses_credentials_even_to_an_allowed_network() -> None:
+async def test_resolve_destination_refuses_credentials_even_to_an_allowed_network() -> None:
     with pytest.raises(DestinationRefused):
-        await check_destination("http://user:pass@127.0.0.1:8080/x", LOOPBACK)
+        await resolve_destination("http://user:pass@127.0.0.1:8080/x", LOOPBACK)
 
 
-async def test_check_destination_refuses_other_private_networks_when_loopback_allowed() -> None:
+async def test_resolve_destination_refuses_other_private_networks_when_loopback_allowed() -> None:
     with pytest.raises(DestinationRefused):
-        await check_destination("http://10.1.2.3/x", LOOPBACK)
+        await resolve_destination("http://10.1.2.3/x", LOOPBACK)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/x", "https://127.0.0.1/x"])
-async def test_check_destination_accepts_an_allowed_network(url: str) -> None:
-    assert await check_destination(url, LOOPBACK) is None
+@pytest.mark.parametrize(
+    ("url", "pinned", "host", "sni"),
+    [
+        ("http://127.0.0.1:8080/x?a=1", "http://127.0.0.1:8080/x?a=1", "127.0.0.1:8080", None),
+        ("https://127.0.0.1/x", "https://127.0.0.1/x", "127.0.0.1", None),
+        ("https://8.8.8.8", "https://8.8.8.8/", "8.8.8.8", None),
+        ("http://localhost:9/h", "http://127.0.0.1:9/h", "localhost:9", "localhost"),
+    ],
+)
+async def test_resolve_destination_pins_the_vetted_address_and_keeps_the_host(
+    url: str, pinned: str, host: str, sni: str | None
+) -> None:
+    allowed = (*LOOPBACK, ipaddress.ip_network("::1/128"))
+    destination = await resolve_destination(url, allowed)
+    assert (destination.url, destination.host) == (pinned, host)
+    assert destination.sni_hostname == sni

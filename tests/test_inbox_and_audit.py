@@ -280,6 +280,15 @@ async def test_the_log_filters_by_time(world, example, since, expect_entries):
         assert len(items) == len(await all_entries(world))
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("since", "9999-12-31T23:59:59-01:00"), ("until", "0001-01-01T00:00:00+01:00")],
+)
+async def test_an_instant_beyond_utcs_range_is_refused_not_a_500(world, name, value):
+    body = assert_problem(await audit_entries(world, **{name: value}), 422)
+    assert [e["pointer"] for e in body["errors"]] == [f"/{name}"]
+
+
 async def test_a_naive_since_is_refused(world, example):
     await post(world, example)
     body = assert_problem(await audit_entries(world, since="2026-01-01T00:00:00"), 422)

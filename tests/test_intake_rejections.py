@@ -77,6 +77,11 @@ MALFORMED = [
         at("/consent/0/recorded_at", "2026-11-18T14:05:00"),
         {"/consent/0/recorded_at"},
     ),
+    (
+        "consent time beyond UTC's range",
+        at("/consent/0/recorded_at", "9999-12-31T23:59:59-01:00"),
+        {"/consent/0/recorded_at"},
+    ),
     ("NOMS number format", at("/person/noms_number", "1234ABC"), {"/person/noms_number"}),
     (
         "date of birth not a date",
@@ -160,6 +165,15 @@ async def _posted(world, example) -> str:
     response = await world.post_notice(example)
     assert response.status_code == 202, response.text
     return response.json()["id"]
+
+
+async def test_a_prison_cannot_post_another_prisons_release(world, example):
+    """The exchange signs what it sends: it must not vouch for a release LPI did not make."""
+    await world.token("LPI")
+    before = await world.counts()
+    body = assert_problem(await world.post_notice(example, "LPI"), 422)
+    assert [e["pointer"] for e in body["errors"]] == ["/release/prison_code"]
+    assert await world.counts() == before
 
 
 async def test_the_posting_prison_sees_its_notice(world, api, example):

@@ -131,12 +131,22 @@ async def test_the_allowance_is_what_lets_loopback_through(world, strict_api):
 
 
 async def _deliveries(world, notice_id: str) -> dict[str, list[str]]:
+    """Per recipient, the subscriptions its deliveries go to (the prison is not shown these)."""
     response = await get(world, f"/v1/release-notices/{notice_id}", "MDI")
     assert response.status_code == 200, response.text
-    return {
-        r["organisation_code"]: [d["subscription_id"] for d in r["deliveries"]]
-        for r in response.json()["recipients"]
-    }
+    recipients = response.json()["recipients"]
+    assert all("subscription_id" not in d for r in recipients for d in r["deliveries"])
+    rows = await world.sql(
+        "SELECT o.code, d.subscription_id FROM delivery d JOIN message m ON m.id = d.message_id "
+        "JOIN organisation o ON o.id = m.recipient_organisation_id WHERE m.notice_id = :n",
+        n=uuid.UUID(notice_id).hex
+        if world.sessions.kw["bind"].dialect.name == "sqlite"
+        else notice_id,
+    )
+    found: dict[str, list[str]] = {r["organisation_code"]: [] for r in recipients}
+    for code, subscription_id in rows:
+        found[code].append(str(uuid.UUID(str(subscription_id))))
+    return found
 
 
 async def test_a_deleted_subscription_gets_no_more_deliveries(world, example):

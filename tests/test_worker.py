@@ -6,17 +6,20 @@ Time is the worker's injected clock, so a retry due in five hours is tested with
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app import outbox
-from app.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE
+from app.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE, Outcome, new_secret, send
 from app.worker import http_client, run_once
 from tests.receiver import running_receiver
 
@@ -196,3 +199,78 @@ async def test_the_worker_process_delivers_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0, stderr.decode()
     [(state, attempts, *_)] = await deliveries(world)
     assert (state, attempts) == ("delivered", 1)
+
+
+@pytest.mark.parametrize(("fresh_delivers", "state"), [(True, "delivered"), (False, "pending")])
+async def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_outcome(
+    world, example, fresh_delivers, state
+):
+    await subscribe(world, "N07", "http://127.0.0.1:9/unused")
+    await world.post_notice(example)
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+
+    async def claim(at: datetime) -> outbox.Claimed:
+        async with world.sessions() as session, session.begin():
+            [claimed] = await outbox.claim_due(session, now=at, limit=1, lease=lease)
+            return claimed
+
+    async def settle(claimed: outbox.Claimed, delivered: bool, at: datetime) -> str | None:
+        outcome = Outcome(delivered, 204 if delivered else 500, 5)
+        async with world.sessions() as session, session.begin():
+            return await outbox.settle(session, claimed, outcome, at)
+
+    slow = await claim(now)  # worker A: its send outlives its lease
+    later = now + lease + timedelta(seconds=1)
+    fresh = await claim(later)  # worker B takes the delivery over
+    assert await settle(fresh, fresh_delivers, later) == state
+    assert await settle(slow, not fresh_delivers, later + timedelta(seconds=1)) is None
+    [(recorded, attempts, _, leased_until)] = await deliveries(world)
+    assert (recorded, attempts, leased_until) == (state, 1, None)
+    outcome = "delivery.succeeded" if fresh_delivers else "delivery.failed"
+    assert await actions(world) == ["delivery.queued", outcome]
+    assert len(await world.sql("SELECT id FROM delivery_attempt")) == 1
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+async def test_the_connection_goes_to_the_vetted_address_not_a_second_dns_answer(monkeypatch):
+    """DNS rebinding: the first answer passes the check, a second one would point elsewhere."""
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "127.0.0.2"])  # nothing listens on 127.0.0.2
+
+    def rebinding_dns(host, port, *args, **kwargs):
+        if host != "rebind.test":
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    with running_receiver() as receiver:
+        url = receiver.url.replace("127.0.0.1", "rebind.test")
+        async with http_client() as client:
+            outcome = await send(
+                client,
+                url=url,
+                secret=new_secret(),
+                message_id="m1",
+                body=b"{}",
+                allowed=LOOPBACK,
+            )
+        [request] = receiver.requests
+    assert outcome.delivered
+    assert request.headers["host"] == url.split("/")[2]
+
+
+async def test_a_receiver_that_stalls_is_cut_off_at_the_deadline():
+    with running_receiver(delay=3) as receiver:
+        async with http_client() as client:
+            outcome = await send(
+                client,
+                url=receiver.url,
+                secret=new_secret(),
+                message_id="m1",
+                body=b"{}",
+                allowed=LOOPBACK,
+                deadline_seconds=0.3,
+            )
+    assert (outcome.delivered, outcome.error) == (False, "timed out")

@@ -6,17 +6,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
 from app.db import Session
 from app.models import AuditEntry
-from app.schemas import AuditEntryOut, AuditPage, ProblemOut
+from app.problems import PROBLEMS
+from app.schemas import AuditEntryOut, AuditPage, UtcInstant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-PROBLEMS = {s: {"model": ProblemOut} for s in (401, 403, 422)}
 
 
 @router.get("/entries", name="list-entries", response_model=AuditPage, responses=PROBLEMS)
@@ -28,8 +27,8 @@ async def list_entries(
     organisation_id: Annotated[
         uuid.UUID | None, Query(description="Entries where it acted or received.")
     ] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: UtcInstant | None = None,
+    until: UtcInstant | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> AuditPage:

@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app import migrate
+from app.errors import Problem
+from app.problems import documented, problem_response
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +19,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", name="ready", responses={503: {"description": "Not ready"}})
+@router.get(
+    "/readyz",
+    name="ready",
+    responses={503: documented("Not ready: the database is unreachable or not migrated.")},
+)
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the migrations' head."""
     try:
@@ -25,8 +31,14 @@ async def readyz(request: Request) -> JSONResponse:
             await connection.execute(text("SELECT 1"))
             current = await connection.run_sync(migrate.current_revision)
     except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return _unavailable("The database does not answer.", "unreachable")
     head = migrate.head_revision()
     if current != head:
-        return JSONResponse({"status": "unavailable", "database": "not migrated"}, 503)
+        return _unavailable("The database schema is not at the migrations' head.", "not migrated")
     return JSONResponse({"status": "ok", "database": "ok", "schema": head})
+
+
+def _unavailable(detail: str, database: str) -> JSONResponse:
+    return problem_response(
+        Problem(503, "Not ready", detail, extra={"status": 503, "database": database})
+    )

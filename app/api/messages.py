@@ -10,12 +10,12 @@ from sqlalchemy import select
 from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
 from app.auth import RecipientReader
 from app.db import Session
+from app.errors import Problem
 from app.models import Message
-from app.problems import Problem
-from app.schemas import MessageOut, MessagePage, ProblemOut
+from app.problems import PROBLEMS
+from app.schemas import MessageOut, MessagePage
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
-PROBLEMS = {s: {"model": ProblemOut} for s in (401, 403, 404, 422)}
 
 
 def _out(m: Message) -> MessageOut:

@@ -7,35 +7,20 @@ import uuid
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from app import audit
+from app import subscriptions
 from app.api.deps import Now, SettingsDep
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import SubscriptionWriter
 from app.db import Session
-from app.delivery import DestinationRefused, check_destination, new_secret
 from app.models import Subscription
-from app.problems import Problem, invalid
-from app.schemas import (
-    ProblemOut,
-    SubscriptionCreated,
-    SubscriptionIn,
-    SubscriptionOut,
-    SubscriptionPage,
-)
+from app.problems import PROBLEMS
+from app.schemas import SubscriptionCreated, SubscriptionIn, SubscriptionOut, SubscriptionPage
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
-PROBLEMS = {s: {"model": ProblemOut} for s in (401, 403, 404, 422)}
 
 
 def _out(s: Subscription) -> SubscriptionOut:
     return SubscriptionOut(id=s.id, url=s.url, status=s.status, created_at=s.created_at)
-
-
-async def _own(session: Session, caller: SubscriptionWriter, sid: uuid.UUID) -> Subscription:
-    subscription = await session.get(Subscription, sid)
-    if subscription is None or subscription.organisation_id != caller.organisation_id:
-        raise Problem(404, "Not found", "No such subscription.")
-    return subscription
 
 
 @router.post(
@@ -50,29 +35,11 @@ async def create(
     now: Now,
 ) -> SubscriptionCreated:
     """Register a webhook endpoint. The signing secret is in this answer and never again."""
-    url = str(body.url)
-    try:
-        await check_destination(url, settings.webhook_allowed_cidrs)
-    except DestinationRefused as exc:
-        raise invalid([{"pointer": "/url", "detail": str(exc)}]) from None
-    subscription = Subscription(
-        id=uuid.uuid4(),
-        organisation_id=caller.organisation_id,
-        url=url,
-        secret=new_secret(),
-        status="active",
-        created_at=now,
-    )
-    session.add(subscription)
-    audit.append(
-        session,
-        "subscription.created",
-        at=now,
-        actor_organisation_id=caller.organisation_id,
-        actor_client_id=caller.client_id,
-        details={"subscription_id": str(subscription.id)},
+    subscription = await subscriptions.subscribe(
+        session, caller, str(body.url), allowed=settings.webhook_allowed_cidrs, now=now
     )
     response.headers["Location"] = f"/v1/subscriptions/{subscription.id}"
+    response.headers["Cache-Control"] = "no-store"
     return SubscriptionCreated(**_out(subscription).model_dump(), secret=subscription.secret)
 
 
@@ -99,7 +66,7 @@ async def get(
     subscription_id: uuid.UUID, caller: SubscriptionWriter, session: Session
 ) -> SubscriptionOut:
     """One subscription, without its secret."""
-    return _out(await _own(session, caller, subscription_id))
+    return _out(await subscriptions.own(session, caller, subscription_id))
 
 
 @router.delete("/{subscription_id}", name="delete", status_code=204, responses=PROBLEMS)
@@ -107,15 +74,5 @@ async def delete(
     subscription_id: uuid.UUID, caller: SubscriptionWriter, session: Session, now: Now
 ) -> Response:
     """Stop delivering to this endpoint. Messages stay in the inbox."""
-    subscription = await _own(session, caller, subscription_id)
-    if subscription.status != "disabled":
-        subscription.status, subscription.disabled_at = "disabled", now
-        audit.append(
-            session,
-            "subscription.disabled",
-            at=now,
-            actor_organisation_id=caller.organisation_id,
-            actor_client_id=caller.client_id,
-            details={"subscription_id": str(subscription.id)},
-        )
+    await subscriptions.disable(session, caller, subscription_id, now)
     return Response(status_code=204)

@@ -1,0 +1,57 @@
+"""Who may do what: organisation kinds, scopes, the caller, client secrets. No web framework."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    RELEASE_NOTICES_WRITE = "release-notices:write"
+    CONSENTS_WRITE = "consents:write"
+    MESSAGES_READ = "messages:read"
+    SUBSCRIPTIONS_WRITE = "subscriptions:write"
+    AUDIT_READ = "audit:read"
+    ADMIN = "admin"
+
+
+ORGANISATION_KINDS = (
+    "prison",
+    "probation_provider",
+    "substance_misuse_service",
+    "auditor",
+    "operator",
+)
+
+KIND_SCOPES: dict[str, frozenset[Scope]] = {
+    "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE}),
+    "probation_provider": frozenset({Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}),
+    "substance_misuse_service": frozenset(
+        {Scope.CONSENTS_WRITE, Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}
+    ),
+    "auditor": frozenset({Scope.AUDIT_READ}),
+    "operator": frozenset({Scope.ADMIN}),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated client, acting for exactly one organisation."""
+
+    client_id: str
+    organisation_id: uuid.UUID
+    organisation_code: str
+    kind: str
+    scopes: frozenset[str]
+
+
+def hash_secret(secret: str) -> str:
+    """Client secrets are 256-bit random values, so a plain SHA-256 is a sound verifier."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_client_credentials() -> tuple[str, str]:
+    return "cli_" + secrets.token_urlsafe(12), secrets.token_urlsafe(32)
