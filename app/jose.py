@@ -95,7 +95,7 @@ def new_signing_key(keys_dir: Path) -> str:
     )
     kid = _public_jwk(private)["kid"]
     _write_private(keys_dir / f"{kid}.pem", pem)
-    pointer = keys_dir / "current.tmp"
+    pointer = keys_dir / f"current.{kid}.tmp"  # unique: two processes never share it
     pointer.write_text(kid)
     pointer.replace(keys_dir / "current")
     return kid

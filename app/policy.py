@@ -23,6 +23,7 @@ RECIPIENT_KINDS = ("probation_provider", "substance_misuse_service")
 NO_RULE = "default-deny"
 REASON_NO_RULE = "no_rule_allows"
 REASON_NO_CONSENT = "consent_not_given"
+MAX_VERSION_LENGTH = 32  # disclosure.policy_version
 
 
 class PolicyError(ValueError):
@@ -99,7 +100,12 @@ def load_policy(directory: Path, notice_model: type[BaseModel]) -> Policy:
         versions.append(str(document["version"]))
         for index, item in enumerate(document["rules"] or []):
             rules.append(_rule(path.name, index, item))
-    policy = Policy(version="+".join(versions), sha256=digest.hexdigest(), rules=tuple(rules))
+    version = "+".join(versions)
+    if len(version) > MAX_VERSION_LENGTH:
+        raise PolicyError(
+            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
+        )
+    policy = Policy(version=version, sha256=digest.hexdigest(), rules=tuple(rules))
     check_policy(policy, schema_pointers(notice_model))
     return policy
 

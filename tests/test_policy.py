@@ -454,3 +454,13 @@ def test_policy_hash_changes_when_a_file_changes(tmp_path: Path, change) -> None
     after = load_policy(directory, ReleaseNotice)
     assert after.sha256 != before.sha256
     assert [r.id for r in after.rules] == [r.id for r in before.rules]
+
+
+def test_load_policy_refuses_versions_longer_than_the_record_holds(tmp_path: Path) -> None:
+    directory = tmp_path / "consent"
+    for name in ("a.yaml", "b.yaml", "c.yaml"):
+        write_policy(directory, [base_rule(id=f"t.{name[0]}")], name)
+        text = (directory / name).read_text().replace("version: t1", "version: 2026-11-22.1")
+        (directory / name).write_text(text)
+    with pytest.raises(PolicyError, match="32 characters"):
+        load_policy(directory, ReleaseNotice)
