@@ -1,27 +1,40 @@
-"""Who is calling: client authentication, access tokens, scopes and the caller dependency."""
+"""Who is calling: client authentication, access tokens, and the caller dependency."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-import secrets
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jose
 from app.db import Session
 from app.errors import Problem
 from app.identity import KIND_SCOPES, Caller, Scope, hash_secret
-from app.models import ApiClient, Organisation
+from app.models import ApiClient, ClientAssertion, Organisation
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 300
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """An external OAuth server whose access tokens the exchange accepts (read at start-up)."""
+
+    issuer: str
+    keys: dict[str, jose.Verifier]
+    organisation_claim: str
 
 
 def _unauthorised(detail: str, *, scheme: str = "Bearer", error: str | None = None) -> Problem:
@@ -32,30 +45,124 @@ def _unauthorised(detail: str, *, scheme: str = "Bearer", error: str | None = No
     )
 
 
-async def authenticate_client(
-    session: AsyncSession, authorization: str | None
-) -> tuple[ApiClient, Organisation]:
-    """client_secret_basic (RFC 6749 section 2.3.1): the client and its organisation, or 401."""
-    invalid = _unauthorised("Client authentication failed.", scheme="Basic", error="invalid_client")
+def client_failure(reason: str) -> Problem:
+    problem = _unauthorised("Client authentication failed.", scheme="Basic", error="invalid_client")
+    problem.extra["reason"] = reason
+    return problem
+
+
+# --- client authentication (RFC 6749 section 2.3, RFC 7523) --------------------------------
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What a token request offers as proof: a secret (Basic) or a signed assertion."""
+
+    client_id: str
+    secret: str | None = None
+    assertion: str | None = None
+
+
+def presented(
+    authorization: str | None, assertion_type: str | None, assertion: str | None
+) -> Presented:
+    """Read the credentials without trusting them: 401 when there are none that can be read."""
+    if assertion is not None or assertion_type is not None:
+        if assertion_type != JWT_BEARER or not assertion or authorization:
+            raise client_failure("malformed")
+        claimed = jose.unverified_claims(assertion)
+        client_id = claimed.get("sub") if claimed else None
+        if not isinstance(client_id, str) or not client_id:
+            raise client_failure("malformed")
+        return Presented(client_id, assertion=assertion)
     if not authorization or not authorization.lower().startswith("basic "):
-        raise invalid
+        raise client_failure("missing")
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
         client_id, secret = decoded.split(":", 1)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
+        raise client_failure("malformed") from None
+    return Presented(client_id, secret=secret)
+
+
+async def authenticate_client(
+    session: AsyncSession, proof: Presented, *, token_endpoint: str, now: datetime
+) -> tuple[ApiClient, Organisation]:
+    """The enabled client the proof belongs to, and its organisation; or 401."""
     row = (
         await session.execute(
             select(ApiClient, Organisation)
             .join(Organisation, Organisation.id == ApiClient.organisation_id)
-            .where(ApiClient.client_id == client_id)
+            .where(ApiClient.client_id == proof.client_id)
         )
     ).first()
-    expected = row[0].secret_sha256 if row else hash_secret(secrets.token_hex(16))
-    matches = hmac.compare_digest(expected, hash_secret(secret))
-    if row is None or not matches or row[0].disabled_at or row[1].disabled_at:
-        raise invalid
-    return row[0], row[1]
+    client = row[0] if row else None
+    if proof.secret is not None:
+        if not _secret_matches(client, proof.secret, now):
+            raise client_failure("bad_secret")
+    elif client is None or client.public_jwk is None:
+        raise client_failure("bad_assertion")
+    else:
+        await _check_assertion(session, client, proof.assertion or "", token_endpoint, now)
+    assert row is not None and client is not None
+    if client.disabled_at or row[1].disabled_at:
+        raise client_failure("disabled")
+    return client, row[1]
+
+
+def _secret_matches(client: ApiClient | None, secret: str, now: datetime) -> bool:
+    """Constant-time against the current hash and, within its overlap, the previous one."""
+    offered = hash_secret(secret)
+    current = client.secret_sha256 if client and client.secret_sha256 else hash_secret("-")
+    previous = client.previous_secret_sha256 if client else None
+    still_valid = bool(
+        client and client.previous_secret_expires_at and client.previous_secret_expires_at > now
+    )
+    ok = hmac.compare_digest(current, offered)
+    ok_previous = hmac.compare_digest(previous or hash_secret("-"), offered) and still_valid
+    return client is not None and (ok or ok_previous)
+
+
+async def _check_assertion(
+    session: AsyncSession, client: ApiClient, assertion: str, token_endpoint: str, now: datetime
+) -> None:
+    assert client.public_jwk is not None
+    verifier = jose.verifier_from_jwk(client.public_jwk)
+    try:
+        claims = jose.verify_jwt(
+            {verifier.kid: verifier},
+            assertion,
+            typ=None,
+            audience=token_endpoint,
+            issuer=client.client_id,
+            require=("sub", "jti"),
+            max_lifetime=MAX_ASSERTION_LIFETIME,
+            kid_optional=True,
+        )
+    except jose.TokenError:
+        raise client_failure("bad_assertion") from None
+    if claims.get("sub") != client.client_id or not str(claims.get("jti", "")).strip():
+        raise client_failure("bad_assertion")
+    if not await _first_use(session, client.client_id, str(claims["jti"])[:200], claims, now):
+        raise client_failure("replayed_assertion")
+
+
+async def _first_use(
+    session: AsyncSession, client_id: str, jti: str, claims: dict, now: datetime
+) -> bool:
+    """Record the assertion's jti; False if it was seen before. Expired ids are forgotten."""
+    await session.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < now))
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    expires = datetime.fromtimestamp(int(claims["exp"]), UTC) + timedelta(
+        seconds=jose.CLOCK_SKEW_SECONDS
+    )
+    inserted = await session.execute(
+        dialect.insert(ClientAssertion)
+        .values(client_id=client_id, jti=jti, expires_at=expires)
+        .on_conflict_do_nothing()
+        .returning(ClientAssertion.jti)
+    )
+    return inserted.first() is not None
 
 
 def issue_access_token(
@@ -91,6 +198,8 @@ def requested_scopes(client: ApiClient, requested: str | None) -> frozenset[str]
     return asked
 
 
+# --- access tokens on every request ---------------------------------------------------------
+
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /oauth/token.")
 
 
@@ -99,20 +208,43 @@ async def current_caller(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """Verify the bearer token, then check its client and organisation are still enabled."""
+    """Verify the bearer token (the exchange's own, or a trusted issuer's), then check that its
+    client and organisation are enabled now: disabling one stops its tokens at once."""
     if credentials is None:
         raise _unauthorised("An access token is required.")
     state = request.app.state
+    invalid = _unauthorised("The access token is not valid.", error="invalid_token")
+    own, trusted = state.settings.issuer, state.trusted_issuer
+    claimed = jose.unverified_claims(credentials.credentials) or {}
+    if claimed.get("iss") == own:
+        keys, issuer = state.keyring.verifiers, own
+    elif trusted is not None and claimed.get("iss") == trusted.issuer:
+        keys, issuer = trusted.keys, trusted.issuer
+    else:
+        raise invalid
     try:
         claims = jose.verify_jwt(
-            state.keyring,
-            credentials.credentials,
-            typ=ACCESS_TOKEN_TYPE,
-            audience=state.settings.issuer,
-            issuer=state.settings.issuer,
+            keys, credentials.credentials, typ=ACCESS_TOKEN_TYPE, audience=own, issuer=issuer
         )
     except jose.TokenError:
-        raise _unauthorised("The access token is not valid.", error="invalid_token") from None
+        raise invalid from None
+    if issuer == own:
+        caller = await _own_client(session, claims)
+    else:
+        caller = await _trusted_client(session, claims, trusted)
+    if caller is None:
+        raise invalid
+    return caller
+
+
+def _scopes(claims: dict, *allowed: frozenset[str]) -> frozenset[str]:
+    scopes = frozenset(str(claims.get("scope", "")).split())
+    for bound in allowed:
+        scopes &= bound
+    return scopes
+
+
+async def _own_client(session: AsyncSession, claims: dict) -> Caller | None:
     row = (
         await session.execute(
             select(ApiClient, Organisation)
@@ -121,12 +253,25 @@ async def current_caller(
         )
     ).first()
     if row is None or row[0].disabled_at or row[1].disabled_at:
-        raise _unauthorised("The access token is not valid.", error="invalid_token")
+        return None
     client, organisation = row
-    # A token never carries more than the client holds now, nor than its organisation's kind allows.
-    allowed = set(client.scopes.split()) & set(KIND_SCOPES.get(organisation.kind, ()))
-    scopes = frozenset(str(claims.get("scope", "")).split()) & allowed
+    # Never more than the client holds now, nor than its organisation's kind allows.
+    scopes = _scopes(claims, frozenset(client.scopes.split()), KIND_SCOPES[organisation.kind])
     return Caller(client.client_id, organisation.id, organisation.code, organisation.kind, scopes)
+
+
+async def _trusted_client(
+    session: AsyncSession, claims: dict, trusted: TrustedIssuer
+) -> Caller | None:
+    code, client_id = claims.get(trusted.organisation_claim), claims.get("client_id")
+    client_id = client_id or claims.get("sub")
+    if not isinstance(code, str) or not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    organisation = await session.scalar(select(Organisation).where(Organisation.code == code))
+    if organisation is None or organisation.disabled_at:
+        return None
+    scopes = _scopes(claims, KIND_SCOPES[organisation.kind])
+    return Caller(client_id, organisation.id, organisation.code, organisation.kind, scopes)
 
 
 def require(scope: Scope):
@@ -144,3 +289,4 @@ PrisonCaller = Annotated[Caller, Depends(require(Scope.RELEASE_NOTICES_WRITE))]
 RecipientReader = Annotated[Caller, Depends(require(Scope.MESSAGES_READ))]
 SubscriptionWriter = Annotated[Caller, Depends(require(Scope.SUBSCRIPTIONS_WRITE))]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
+Operator = Annotated[Caller, Depends(require(Scope.ADMIN))]

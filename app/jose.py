@@ -15,11 +15,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jws, jwt
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
@@ -31,6 +32,15 @@ CLOCK_SKEW_SECONDS = 60
 
 class TokenError(Exception):
     """A token or signed message that must not be trusted. The message names why, not the data."""
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A public key trusted to verify tokens, and the one algorithm it may be used with."""
+
+    kid: str
+    alg: str
+    key: Key
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,10 @@ class KeyRing:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [dict(k.public_jwk) for k in self.by_kid.values()]}
+
+    @cached_property
+    def verifiers(self) -> dict[str, Verifier]:
+        return {kid: Verifier(kid, ALGORITHM, k.verifier) for kid, k in self.by_kid.items()}
 
 
 def _b64url_uint(value: int) -> str:
@@ -125,33 +139,53 @@ def sign(ring: KeyRing, claims: Mapping[str, Any], *, typ: str) -> str:
     return jws.sign(dict(claims), ring.current.key, headers=headers, algorithm=ALGORITHM)
 
 
+def unverified_claims(token: str) -> dict[str, Any] | None:
+    """A token's claims, NOT verified: only to choose how to verify it. None if unreadable."""
+    if len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        claims = jwt.get_unverified_claims(token)
+    except JOSEError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 def verify_jwt(
-    ring: KeyRing,
+    keys: Mapping[str, Verifier],
     token: str,
     *,
-    typ: str,
+    typ: str | None,
     audience: str,
     issuer: str,
+    require: tuple[str, ...] = (),
+    max_lifetime: int | None = None,
+    kid_optional: bool = False,
 ) -> dict[str, Any]:
-    """Verify a JWT made by this exchange; return its claims or raise TokenError."""
+    """Verify a JWT with one of `keys`, chosen by the header's kid and held to that key's one
+    algorithm; check typ (if given), aud, iss, exp and iat; return the claims or raise TokenError.
+
+    With kid_optional (a client's one registered key), a token without a kid uses that key.
+    """
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenError("token too large")
     try:
         header = jwt.get_unverified_header(token)
     except JOSEError as exc:
         raise TokenError("malformed token") from exc
-    if header.get("alg") != ALGORITHM:
-        raise TokenError("algorithm not allowed")
-    if header.get("typ") != typ:
-        raise TokenError("wrong token type")
-    key = ring.by_kid.get(str(header.get("kid")))
-    if key is None:
+    kid = header.get("kid")
+    lone = next(iter(keys.values())) if kid_optional and kid is None and len(keys) == 1 else None
+    verifier = lone or keys.get(str(kid))
+    if verifier is None:
         raise TokenError("unknown key")
+    if header.get("alg") != verifier.alg:
+        raise TokenError("algorithm not allowed")
+    if typ is not None and header.get("typ") != typ:
+        raise TokenError("wrong token type")
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
-            key.verifier,
-            algorithms=[ALGORITHM],
+            verifier.key,
+            algorithms=[verifier.alg],
             audience=audience,
             issuer=issuer,
             options={
@@ -161,7 +195,88 @@ def verify_jwt(
                 "require_iss": True,
                 "require_exp": True,
                 "require_iat": True,
+                **{f"require_{claim}": True for claim in require if claim in ("sub", "jti")},
             },
         )
     except JOSEError as exc:
         raise TokenError("invalid token") from exc
+    if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
+        raise TokenError("token lives too long")
+    return claims
+
+
+# --- keys that others hold ------------------------------------------------------------------
+
+ALGORITHMS_BY_KEY = {"EC": ("ES256",), "RSA": ("RS256", "PS256")}
+
+
+def public_verifier(document: str) -> tuple[dict[str, str], Verifier]:
+    """A client's or issuer's public key, from PEM or a JWK: (its public JWK, its Verifier).
+
+    Only EC P-256 (ES256) and RSA of 2048 bits or more (RS256, or PS256 when the JWK says so).
+    A private key is refused: it should never have left its owner.
+    """
+    text = document.strip()
+    try:
+        if text.startswith("{"):
+            given = json.loads(text)
+            if not isinstance(given, dict) or any(p in given for p in ("d", "p", "q", "k")):
+                raise ValueError("give the public key only, never the private one")
+            public = serialization.load_pem_public_key(
+                jwk.construct(given, given.get("alg") or _default_alg(given)).to_pem()
+            )
+            alg = given.get("alg")
+        else:
+            if "PRIVATE KEY" in text:
+                raise ValueError("give the public key only, never the private one")
+            public = serialization.load_pem_public_key(text.encode())
+            alg = None
+    except (ValueError, TypeError, JOSEError) as exc:
+        raise ValueError(f"not a usable public key: {exc}") from None
+    return _verifier_for(public, alg)
+
+
+def _default_alg(jwk_document: dict[str, Any]) -> str:
+    return ALGORITHMS_BY_KEY.get(str(jwk_document.get("kty")), ("none",))[0]
+
+
+def _verifier_for(public: Any, alg: str | None) -> tuple[dict[str, str], Verifier]:
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
+        kty = "EC"
+    elif isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048:
+        kty = "RSA"
+    else:
+        raise ValueError("not a usable public key: EC P-256 or RSA of 2048 bits or more")
+    alg = alg or ALGORITHMS_BY_KEY[kty][0]
+    if alg not in ALGORITHMS_BY_KEY[kty]:
+        raise ValueError(f"not a usable public key: {alg} is not allowed for {kty}")
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    key = jwk.construct(pem, alg)
+    document = {k: str(v) for k, v in key.to_dict().items()}
+    members = {k: document[k] for k in ("crv", "e", "kty", "n", "x", "y") if k in document}
+    canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    public_jwk = {**members, "kid": kid, "alg": alg, "use": "sig"}
+    return public_jwk, Verifier(kid, alg, key)
+
+
+def verifier_from_jwk(public_jwk: Mapping[str, str]) -> Verifier:
+    """The Verifier of a public JWK that public_verifier() made and the database kept."""
+    key = jwk.construct(dict(public_jwk), public_jwk["alg"])
+    return Verifier(public_jwk["kid"], public_jwk["alg"], key)
+
+
+def load_jwks(path: Path) -> dict[str, Verifier]:
+    """A trusted issuer's JWKS file, read once: its signing keys by kid. Each key needs a kid."""
+    document = json.loads(path.read_text())
+    verifiers = {}
+    for item in document.get("keys", []):
+        if item.get("use", "sig") != "sig" or "kid" not in item:
+            continue
+        _, verifier = public_verifier(json.dumps({k: v for k, v in item.items() if k != "kid"}))
+        verifiers[str(item["kid"])] = Verifier(str(item["kid"]), verifier.alg, verifier.key)
+    if not verifiers:
+        raise ValueError(f"{path}: no signing keys with a kid")
+    return verifiers

@@ -10,13 +10,19 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import problems
-from app.api import audit, health, messages, notices, oauth, subscriptions
+from app.api import audit, health, messages, notices, oauth, organisations, subscriptions
+from app.auth import TrustedIssuer
 from app.db import make_engine, make_sessionmaker
-from app.jose import load_keyring
+from app.jose import load_jwks, load_keyring
+from app.metrics import make_metrics
 from app.notice import ReleaseNotice
 from app.policy import load_policy
 from app.settings import Settings
+from app.throttle import FailureThrottle
 from app.worker import http_client, run_forever
+
+# Every router the app serves, in order; tests walk them to check each route's access rule.
+ROUTER_MODULES = (health, oauth, organisations, notices, subscriptions, messages, audit)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -28,6 +34,13 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     settings = settings or Settings()
     keyring = load_keyring(settings.keys_dir)
     policy = load_policy(settings.policy_dir, ReleaseNotice)
+    trusted = None
+    if settings.trusted_issuer and settings.trusted_issuer_jwks:
+        trusted = TrustedIssuer(
+            settings.trusted_issuer,
+            load_jwks(settings.trusted_issuer_jwks),
+            settings.trusted_issuer_organisation_claim,
+        )
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
 
     @contextlib.asynccontextmanager
@@ -60,8 +73,14 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.policy = policy
+    app.state.trusted_issuer = trusted
+    app.state.metrics = make_metrics()
+    app.state.throttle = FailureThrottle(
+        limit=settings.client_auth_failure_limit,
+        window_seconds=settings.client_auth_failure_window_seconds,
+    )
     problems.install(app)
-    for module in (health, oauth, notices, subscriptions, messages, audit):
+    for module in ROUTER_MODULES:
         app.include_router(module.router)
     generate = app.openapi
     app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]

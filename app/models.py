@@ -72,15 +72,32 @@ class Organisation(Base):
 
 
 class ApiClient(Base):
+    """A system acting for one organisation: it proves itself with a secret or with its key."""
+
     __tablename__ = "api_client"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
-    secret_sha256: Mapped[str] = mapped_column(String(64))
+    # client_secret_basic: the secret's hash, and during a rotation the previous one until then.
+    secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # private_key_jwt (RFC 7523): the client's public key, as a JWK with its one algorithm.
+    public_jwk: Mapped[dict[str, str] | None] = mapped_column(JSON)
     scopes: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClientAssertion(Base):
+    """A private_key_jwt assertion's jti, kept until it expires so it is never accepted twice."""
+
+    __tablename__ = "client_assertion"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ReleaseNotice(Base):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admin import AdminError
 from app.errors import Problem, invalid
 from app.schemas import ProblemOut
 
@@ -94,7 +95,16 @@ def install(app: FastAPI) -> None:
             Problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
         )
 
+    async def on_admin(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AdminError)
+        if exc.missing:
+            return problem_response(Problem(404, "Not found", str(exc)))
+        if exc.conflict:
+            return problem_response(Problem(409, "Conflict", str(exc)))
+        return problem_response(Problem(422, "Validation failed", str(exc)))
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(AdminError, on_admin)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(ContainUnexpected)

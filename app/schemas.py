@@ -128,3 +128,68 @@ class ProblemOut(BaseModel):
 
 
 RecipientStatus.model_rebuild()
+
+
+Kind = Literal["prison", "probation_provider", "substance_misuse_service", "auditor", "operator"]
+
+
+class OrganisationIn(Wire):
+    kind: Kind
+    code: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$", description="e.g. MDI, N07")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class OrganisationOut(Wire):
+    id: uuid.UUID
+    code: str
+    kind: Kind
+    name: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class OrganisationPage(Wire):
+    items: list[OrganisationOut]
+    next_cursor: str | None
+
+
+class ClientIn(Wire):
+    scopes: str | None = Field(
+        default=None, description="Space-separated; default: every scope the kind allows."
+    )
+    public_key: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="PEM or JWK (as a string). Given a key, the client uses private_key_jwt "
+        "and gets no secret.",
+    )
+
+
+class ClientOut(Wire):
+    client_id: str
+    scopes: str
+    authentication: Literal["client_secret_basic", "private_key_jwt"]
+    created_at: datetime
+    disabled_at: datetime | None
+    previous_secret_valid_until: datetime | None
+
+
+class ClientCreated(ClientOut):
+    client_secret: str | None = Field(description="Shown once; null for private_key_jwt.")
+
+
+class ClientPage(Wire):
+    items: list[ClientOut]
+    next_cursor: str | None
+
+
+class SecretRotationIn(Wire):
+    overlap_seconds: int = Field(
+        default=86400, ge=0, le=30 * 86400, description="How long the old secret keeps working."
+    )
+
+
+class SecretRotated(Wire):
+    client_id: str
+    client_secret: str = Field(description="Shown once.")
+    previous_secret_valid_until: datetime | None

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -22,6 +22,17 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     webhook_allowed_cidrs: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     embedded_worker: bool = True
+
+    # An external OAuth server whose access tokens are trusted too (say a prison service's own):
+    # its issuer name, its JWKS as a file (no fetch at run time), and the claim naming the
+    # organisation code its client acts for.
+    trusted_issuer: str | None = None
+    trusted_issuer_jwks: Path | None = None
+    trusted_issuer_organisation_claim: str = "organisation"
+
+    # Failed client authentications allowed per client and source within the window.
+    client_auth_failure_limit: int = Field(default=5, ge=1)
+    client_auth_failure_window_seconds: float = Field(default=300, gt=0)
 
     policy_dir: Path = PROJECT_ROOT / "consent"
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
@@ -40,3 +51,16 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def token_endpoint(self) -> str:
+        """The audience of private_key_jwt client assertions (RFC 7523)."""
+        return self.issuer.rstrip("/") + "/oauth/token"
+
+    @model_validator(mode="after")
+    def _trusted_issuer_is_whole(self) -> Settings:
+        if (self.trusted_issuer is None) != (self.trusted_issuer_jwks is None):
+            raise ValueError("trusted_issuer and trusted_issuer_jwks go together")
+        if self.trusted_issuer == self.issuer:
+            raise ValueError("trusted_issuer must not be the exchange's own issuer")
+        return self

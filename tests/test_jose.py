@@ -92,7 +92,9 @@ class Keys:
         return jwt.encode(claims(**changes), key or self.pem, algorithm="ES256", headers=head)
 
     def verify(self, token: str) -> dict[str, Any]:
-        return jose.verify_jwt(self.ring, token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
+        return jose.verify_jwt(
+            self.ring.verifiers, token, typ=TYP, audience=AUDIENCE, issuer=ISSUER
+        )
 
 
 @pytest.fixture
@@ -158,7 +160,7 @@ def test_rotation_keeps_old_keys_published_and_verifying(keys: Keys) -> None:
     assert stat.S_IMODE((keys.dir / f"{new_kid}.pem").stat().st_mode) == 0o600
     assert jwt.get_unverified_header(jose.sign(rotated, claims(), typ=TYP))["kid"] == new_kid
     # Signed before rotation, still verifiable after it: by the exchange and by PyJWT.
-    assert jose.verify_jwt(rotated, old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
+    assert jose.verify_jwt(rotated.verifiers, old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
     assert pyjwt_verify(rotated, old_token, audience=AUDIENCE, issuer=ISSUER)["sub"] == "client-1"
 
 

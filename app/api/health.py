@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app import migrate
@@ -41,4 +42,12 @@ async def readyz(request: Request) -> JSONResponse:
 def _unavailable(detail: str, database: str) -> JSONResponse:
     return problem_response(
         Problem(503, "Not ready", detail, extra={"status": 503, "database": database})
+    )
+
+
+@router.get("/metrics", name="metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics: counts by code, never an identifier or a value."""
+    return PlainTextResponse(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

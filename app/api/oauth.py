@@ -2,43 +2,85 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header, Response
+from fastapi import APIRouter, Depends, Form, Header, Request, Response
 
-from app.api.deps import KeyRingDep, SettingsDep
-from app.auth import authenticate_client, issue_access_token, requested_scopes
+from app.api.deps import KeyRingDep, Now, SettingsDep
+from app.auth import authenticate_client, issue_access_token, presented, requested_scopes
 from app.db import Session
 from app.errors import Problem
-from app.problems import PROBLEMS
+from app.metrics import Metrics
+from app.problems import PROBLEMS, documented
 from app.schemas import TokenResponse
+from app.throttle import FailureThrottle
 
 router = APIRouter(tags=["oauth"])
+
+
+def _throttle(request: Request) -> FailureThrottle:
+    return request.app.state.throttle
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
 
 
 @router.post(
     "/oauth/token",
     name="token",
     response_model=TokenResponse,
-    responses={s: PROBLEMS[s] for s in (400, 401, 422)},
+    responses={
+        **{s: PROBLEMS[s] for s in (400, 401, 422)},
+        429: documented("Too many failed attempts from here for this client: see Retry-After."),
+    },
 )
 async def token(
+    request: Request,
     response: Response,
     session: Session,
     keyring: KeyRingDep,
     settings: SettingsDep,
+    now: Now,
+    throttle: Annotated[FailureThrottle, Depends(_throttle)],
+    metrics: Annotated[Metrics, Depends(_metrics)],
     grant_type: Annotated[str | None, Form()] = None,
     scope: Annotated[str | None, Form()] = None,
+    client_assertion_type: Annotated[str | None, Form()] = None,
+    client_assertion: Annotated[str | None, Form()] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> TokenResponse:
-    """OAuth 2.0 client credentials with client_secret_basic: a short-lived access token."""
-    client, _ = await authenticate_client(session, authorization)
+    """OAuth 2.0 client credentials: the client proves itself with its secret
+    (client_secret_basic) or with an assertion signed by its key (private_key_jwt, RFC 7523),
+    and gets a short-lived access token (RFC 9068)."""
+    try:
+        proof = presented(authorization, client_assertion_type, client_assertion)
+    except Problem as problem:
+        metrics.client_auth_failures.labels(problem.extra["reason"]).inc()
+        raise
+    source = (proof.client_id, request.client.host if request.client else "")
+    wait = throttle.retry_after(source, time.monotonic())
+    if wait > 0:
+        metrics.client_auth_throttled.inc()
+        raise Problem(
+            429,
+            "Too many attempts",
+            "Too many failed authentications for this client from here; try again later.",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    try:
+        client, _ = await authenticate_client(
+            session, proof, token_endpoint=settings.token_endpoint, now=now
+        )
+    except Problem as problem:
+        throttle.failed(source, time.monotonic())
+        metrics.client_auth_failures.labels(problem.extra["reason"]).inc()
+        raise
+    throttle.succeeded(source)
     if grant_type is None:
         raise Problem(
-            400,
-            "Invalid request",
-            "grant_type is required.",
-            extra={"error": "invalid_request"},
+            400, "Invalid request", "grant_type is required.", extra={"error": "invalid_request"}
         )
     if grant_type != "client_credentials":
         raise Problem(
