@@ -7,7 +7,8 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -118,7 +119,7 @@ def org_add(
             "code": organisation.code,
             "kind": organisation.kind,
             "name": organisation.name,
-            "created_at": organisation.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": _time(organisation.created_at),
         }
     )
 
@@ -129,13 +130,67 @@ def client_add(
     scopes: Annotated[
         str | None, typer.Option(help="Space-separated scopes; default: all its kind allows.")
     ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="A PEM or JWK file: the client signs assertions (private_key_jwt)."),
+    ] = None,
 ) -> None:
-    """Make an API client; prints client_id, client_secret (shown once) and scopes as JSON."""
+    """Make an API client; prints client_id, client_secret (shown once; null with a public
+    key) and scopes as JSON."""
     now = datetime.now(UTC)
+    key = public_key.read_text() if public_key else None
     client, secret = _in_transaction(
-        lambda s: admin.add_client(s, organisation_code=org, scopes=scopes, now=now)
+        lambda s: admin.add_client(s, organisation_code=org, scopes=scopes, public_key=key, now=now)
     )
     _print({"client_id": client.client_id, "client_secret": secret, "scopes": client.scopes})
+
+
+@client_cli.command("rotate-secret")
+def client_rotate_secret(
+    org: Annotated[str, typer.Option(help="The organisation's code.")],
+    client_id: Annotated[str, typer.Argument(help="The client to give a new secret.")],
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, max=720, help="How long the old secret keeps working.")
+    ] = 24,
+) -> None:
+    """A new secret (printed once); the old one works for --overlap-hours more."""
+    now = datetime.now(UTC)
+    client, secret = _in_transaction(
+        lambda s: admin.rotate_secret(
+            s, org, client_id, overlap=timedelta(hours=overlap_hours), now=now
+        )
+    )
+    valid_until = client.previous_secret_expires_at
+    _print(
+        {
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "previous_secret_valid_until": _time(valid_until) if valid_until else None,
+        }
+    )
+
+
+@client_cli.command("disable")
+def client_disable(
+    org: Annotated[str, typer.Option(help="The organisation's code.")],
+    client_id: Annotated[str, typer.Argument(help="The client to disable.")],
+) -> None:
+    """Disable a client: its tokens stop working at once."""
+    now = datetime.now(UTC)
+    client = _in_transaction(lambda s: admin.disable_client(s, org, client_id, now=now))
+    _print({"client_id": client.client_id, "disabled_at": _time(client.disabled_at)})
+
+
+@org_cli.command("disable")
+def org_disable(code: Annotated[str, typer.Argument(help="The organisation's code.")]) -> None:
+    """Disable an organisation: every token of its clients stops working at once."""
+    now = datetime.now(UTC)
+    organisation = _in_transaction(lambda s: admin.disable_organisation(s, code, now=now))
+    _print({"code": organisation.code, "disabled_at": _time(organisation.disabled_at)})
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 @keys_cli.command("rotate")
