@@ -26,6 +26,7 @@ from app.models import ApiClient, ClientAssertion, Organisation
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
+NO_HASH = "!" * 64  # not hex: no SHA-256 digest is ever equal to it
 
 
 @dataclass(frozen=True)
@@ -111,16 +112,19 @@ async def authenticate_client(
 
 
 def _secret_matches(client: ApiClient | None, secret: str, now: datetime) -> bool:
-    """Constant-time against the current hash and, within its overlap, the previous one."""
+    """Constant-time against the current hash and, within its overlap, the previous one.
+
+    A hash that is absent (a key-only client, no rotation under way) matches nothing: the
+    comparison still runs, against a value no secret hashes to, so timing tells nothing.
+    """
     offered = hash_secret(secret)
-    current = client.secret_sha256 if client and client.secret_sha256 else hash_secret("-")
+    current = client.secret_sha256 if client else None
     previous = client.previous_secret_sha256 if client else None
-    still_valid = bool(
-        client and client.previous_secret_expires_at and client.previous_secret_expires_at > now
-    )
-    ok = hmac.compare_digest(current, offered)
-    ok_previous = hmac.compare_digest(previous or hash_secret("-"), offered) and still_valid
-    return client is not None and (ok or ok_previous)
+    overlap = client is not None and client.previous_secret_expires_at is not None
+    overlap = overlap and client.previous_secret_expires_at > now  # type: ignore[union-attr]
+    ok = hmac.compare_digest(current or NO_HASH, offered) and current is not None
+    ok_previous = hmac.compare_digest(previous or NO_HASH, offered) and previous is not None
+    return ok or (ok_previous and overlap)
 
 
 async def _check_assertion(

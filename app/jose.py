@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -200,6 +201,8 @@ def verify_jwt(
         )
     except JOSEError as exc:
         raise TokenError("invalid token") from exc
+    if not isinstance(claims["iat"], int) or claims["iat"] > time.time() + CLOCK_SKEW_SECONDS:
+        raise TokenError("issued in the future")  # python-jose checks iat's type, not its time
     if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
         raise TokenError("token lives too long")
     return claims
@@ -225,22 +228,25 @@ def public_verifier(document: str) -> tuple[dict[str, str], Verifier]:
             public = serialization.load_pem_public_key(
                 jwk.construct(given, given.get("alg") or _default_alg(given)).to_pem()
             )
-            alg = given.get("alg")
+            alg, kid = given.get("alg"), given.get("kid")
         else:
             if "PRIVATE KEY" in text:
                 raise ValueError("give the public key only, never the private one")
             public = serialization.load_pem_public_key(text.encode())
-            alg = None
+            alg, kid = None, None
     except (ValueError, TypeError, JOSEError) as exc:
         raise ValueError(f"not a usable public key: {exc}") from None
-    return _verifier_for(public, alg)
+    return _verifier_for(public, alg, kid if isinstance(kid, str) and kid else None)
 
 
 def _default_alg(jwk_document: dict[str, Any]) -> str:
     return ALGORITHMS_BY_KEY.get(str(jwk_document.get("kty")), ("none",))[0]
 
 
-def _verifier_for(public: Any, alg: str | None) -> tuple[dict[str, str], Verifier]:
+def _verifier_for(
+    public: Any, alg: str | None, kid: str | None = None
+) -> tuple[dict[str, str], Verifier]:
+    """Its kid is the one its owner gave, or else its RFC 7638 thumbprint."""
     if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
         kty = "EC"
     elif isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048:
@@ -257,7 +263,7 @@ def _verifier_for(public: Any, alg: str | None) -> tuple[dict[str, str], Verifie
     document = {k: str(v) for k, v in key.to_dict().items()}
     members = {k: document[k] for k in ("crv", "e", "kty", "n", "x", "y") if k in document}
     canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
-    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    kid = kid or base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
     public_jwk = {**members, "kid": kid, "alg": alg, "use": "sig"}
     return public_jwk, Verifier(kid, alg, key)
 

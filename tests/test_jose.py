@@ -296,3 +296,25 @@ def test_verify_jwt_accepts(keys: Keys, make: Callable[[Keys], str]) -> None:
 def test_property_garbage_is_always_a_token_error(module_keys: Keys, token: str) -> None:
     with pytest.raises(jose.TokenError):
         module_keys.verify(token)
+
+
+def test_a_client_jwk_keeps_its_own_kid_and_a_pem_gets_its_thumbprint() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    given = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    named, _ = jose.public_verifier(json.dumps({**given, "kid": "n07-key-1"}))
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    unnamed, _ = jose.public_verifier(pem.decode())
+    assert named["kid"] == "n07-key-1"
+    assert unnamed["kid"] == thumbprint(unnamed) != "n07-key-1"
+    verifier = jose.verifier_from_jwk(named)
+    now = int(time.time())
+    claims = {"iss": "c", "aud": "a", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, private, algorithm="ES256", headers={"kid": "n07-key-1"})
+    assert jose.verify_jwt({verifier.kid: verifier}, token, typ=None, audience="a", issuer="c")
+
+
+def test_a_token_issued_in_the_future_is_refused_whatever_its_lifetime(keys: Keys) -> None:
+    with pytest.raises(jose.TokenError, match="future"):
+        keys.verify(keys.token(iat=int(time.time()) + 3600, exp=int(time.time()) + 3660))
