@@ -68,7 +68,9 @@ async def add_client(
     key (PEM or JWK), none: it will sign assertions instead (private_key_jwt)."""
     organisation = await organisation_by_code(session, organisation_code)
     allowed = KIND_SCOPES[organisation.kind]
-    granted = frozenset(scopes.split()) if scopes else allowed
+    if scopes is not None and not scopes.strip():
+        raise AdminError("give at least one scope, or leave scopes out for all the kind allows")
+    granted = frozenset(scopes.split()) if scopes is not None else allowed
     if not granted or not granted <= allowed:
         raise AdminError(f"a {organisation.kind} client may have only: {' '.join(sorted(allowed))}")
     public_jwk = None

@@ -27,6 +27,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
 NO_HASH = "!" * 64  # not hex: no SHA-256 digest is ever equal to it
+TRUSTED_ISSUER_KINDS = frozenset({"prison", "probation_provider", "substance_misuse_service"})
 
 
 @dataclass(frozen=True)
@@ -267,15 +268,19 @@ async def _own_client(session: AsyncSession, claims: dict) -> Caller | None:
 async def _trusted_client(
     session: AsyncSession, claims: dict, trusted: TrustedIssuer
 ) -> Caller | None:
+    """An external issuer speaks for prisons and services, never for operators or auditors;
+    its clients are named `ext:<client_id>` so the log tells them from the exchange's own."""
     code, client_id = claims.get(trusted.organisation_claim), claims.get("client_id")
     client_id = client_id or claims.get("sub")
-    if not isinstance(code, str) or not isinstance(client_id, str) or len(client_id) > 64:
+    if not isinstance(code, str) or not isinstance(client_id, str) or len(client_id) > 60:
         return None
     organisation = await session.scalar(select(Organisation).where(Organisation.code == code))
     if organisation is None or organisation.disabled_at:
         return None
+    if organisation.kind not in TRUSTED_ISSUER_KINDS:
+        return None
     scopes = _scopes(claims, KIND_SCOPES[organisation.kind])
-    return Caller(client_id, organisation.id, organisation.code, organisation.kind, scopes)
+    return Caller(f"ext:{client_id}", organisation.id, organisation.code, organisation.kind, scopes)
 
 
 def require(scope: Scope):

@@ -132,13 +132,22 @@ def client_add(
     ] = None,
     public_key: Annotated[
         Path | None,
-        typer.Option(help="A PEM or JWK file: the client signs assertions (private_key_jwt)."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A PEM or JWK file: the client signs assertions (private_key_jwt).",
+        ),
     ] = None,
 ) -> None:
     """Make an API client; prints client_id, client_secret (shown once; null with a public
     key) and scopes as JSON."""
     now = datetime.now(UTC)
-    key = public_key.read_text() if public_key else None
+    try:
+        key = public_key.read_text() if public_key else None
+    except UnicodeDecodeError:
+        typer.echo("error: the key file must be PEM or JWK text", err=True)
+        raise typer.Exit(2) from None
     client, secret = _in_transaction(
         lambda s: admin.add_client(s, organisation_code=org, scopes=scopes, public_key=key, now=now)
     )

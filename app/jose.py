@@ -210,14 +210,15 @@ def verify_jwt(
 
 # --- keys that others hold ------------------------------------------------------------------
 
-ALGORITHMS_BY_KEY = {"EC": ("ES256",), "RSA": ("RS256", "PS256")}
+# python-jose has no PSS (PS256): RSA keys verify RS256 only.
+ALGORITHMS_BY_KEY = {"EC": ("ES256",), "RSA": ("RS256",)}
 
 
 def public_verifier(document: str) -> tuple[dict[str, str], Verifier]:
     """A client's or issuer's public key, from PEM or a JWK: (its public JWK, its Verifier).
 
-    Only EC P-256 (ES256) and RSA of 2048 bits or more (RS256, or PS256 when the JWK says so).
-    A private key is refused: it should never have left its owner.
+    Only EC P-256 (ES256) and RSA of 2048 bits or more (RS256). A JWK naming another `alg`
+    is refused, as is a private key: it should never have left its owner.
     """
     text = document.strip()
     try:
@@ -225,6 +226,9 @@ def public_verifier(document: str) -> tuple[dict[str, str], Verifier]:
             given = json.loads(text)
             if not isinstance(given, dict) or any(p in given for p in ("d", "p", "q", "k")):
                 raise ValueError("give the public key only, never the private one")
+            allowed = ALGORITHMS_BY_KEY.get(str(given.get("kty")), ())
+            if given.get("alg", allowed[0] if allowed else None) not in allowed:
+                raise ValueError(f"{given.get('alg')} is not allowed for {given.get('kty')}")
             public = serialization.load_pem_public_key(
                 jwk.construct(given, given.get("alg") or _default_alg(given)).to_pem()
             )
