@@ -26,6 +26,8 @@ from app.models import ApiClient, ClientAssertion, Organisation
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
+MAX_TOKEN_LIFETIME = 300  # RFC 9068 access tokens, ours or a trusted issuer's
+MAX_CLIENT_ID = 64
 NO_HASH = "!" * 64  # not hex: no SHA-256 digest is ever equal to it
 TRUSTED_ISSUER_KINDS = frozenset({"prison", "probation_provider", "substance_misuse_service"})
 
@@ -47,10 +49,22 @@ def _unauthorised(detail: str, *, scheme: str = "Bearer", error: str | None = No
     )
 
 
-def client_failure(reason: str) -> Problem:
-    problem = _unauthorised("Client authentication failed.", scheme="Basic", error="invalid_client")
-    problem.extra["reason"] = reason
-    return problem
+class ClientAuthFailed(Problem):
+    """401 invalid_client. Why it failed is counted in metrics, never told to the caller: that
+    a secret was right but the client disabled, say, is worth knowing to an attacker."""
+
+    def __init__(self, reason: str) -> None:
+        failed = _unauthorised(
+            "Client authentication failed.", scheme="Basic", error="invalid_client"
+        )
+        super().__init__(
+            failed.status, failed.title, failed.detail, headers=failed.headers, extra=failed.extra
+        )
+        self.reason = reason
+
+
+def client_failure(reason: str) -> ClientAuthFailed:
+    return ClientAuthFailed(reason)
 
 
 # --- client authentication (RFC 6749 section 2.3, RFC 7523) --------------------------------
@@ -74,7 +88,7 @@ def presented(
             raise client_failure("malformed")
         claimed = jose.unverified_claims(assertion)
         client_id = claimed.get("sub") if claimed else None
-        if not isinstance(client_id, str) or not client_id:
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
             raise client_failure("malformed")
         return Presented(client_id, assertion=assertion)
     if not authorization or not authorization.lower().startswith("basic "):
@@ -84,6 +98,8 @@ def presented(
         client_id, secret = decoded.split(":", 1)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise client_failure("malformed") from None
+    if not 0 < len(client_id) <= MAX_CLIENT_ID:  # it keys the throttle: bound its memory
+        raise client_failure("malformed")
     return Presented(client_id, secret=secret)
 
 
@@ -158,8 +174,9 @@ async def _first_use(
     """Record the assertion's jti; False if it was seen before. Expired ids are forgotten."""
     await session.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < now))
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    expires = datetime.fromtimestamp(int(claims["exp"]), UTC) + timedelta(
-        seconds=jose.CLOCK_SKEW_SECONDS
+    # Kept one second past the last instant the assertion verifies (exp is whole seconds).
+    expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(
+        seconds=jose.CLOCK_SKEW_SECONDS + 1
     )
     inserted = await session.execute(
         dialect.insert(ClientAssertion)
@@ -229,7 +246,13 @@ async def current_caller(
         raise invalid
     try:
         claims = jose.verify_jwt(
-            keys, credentials.credentials, typ=ACCESS_TOKEN_TYPE, audience=own, issuer=issuer
+            keys,
+            credentials.credentials,
+            typ=ACCESS_TOKEN_TYPE,
+            audience=own,
+            issuer=issuer,
+            require=("sub", "jti"),
+            max_lifetime=MAX_TOKEN_LIFETIME,
         )
     except jose.TokenError:
         raise invalid from None
@@ -272,7 +295,9 @@ async def _trusted_client(
     its clients are named `ext:<client_id>` so the log tells them from the exchange's own."""
     code, client_id = claims.get(trusted.organisation_claim), claims.get("client_id")
     client_id = client_id or claims.get("sub")
-    if not isinstance(code, str) or not isinstance(client_id, str) or len(client_id) > 60:
+    if not isinstance(code, str) or not isinstance(client_id, str):
+        return None
+    if not 0 < len(client_id) <= MAX_CLIENT_ID - len("ext:"):
         return None
     organisation = await session.scalar(select(Organisation).where(Organisation.code == code))
     if organisation is None or organisation.disabled_at:
@@ -286,7 +311,13 @@ async def _trusted_client(
 def require(scope: Scope):
     async def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if scope not in caller.scopes:
-            raise Problem(403, "Forbidden", f"This needs the {scope.value!r} scope.")
+            challenge = f'Bearer realm="nps-exchange", error="insufficient_scope", scope="{scope}"'
+            raise Problem(
+                403,
+                "Forbidden",
+                f"This needs the {scope.value!r} scope.",
+                headers={"WWW-Authenticate": challenge},
+            )
         return caller
 
     dependency.__name__ = f"require_{scope.name.lower()}"

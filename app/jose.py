@@ -31,6 +31,15 @@ MAX_TOKEN_BYTES = 256 * 1024
 CLOCK_SKEW_SECONDS = 60
 
 
+# What a crafted token can make a JSON or number parser raise, besides python-jose's own errors.
+HOSTILE_INPUT = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _media_type(value: object) -> str:
+    """typ is a media type: case-insensitive, and "application/" may be left out (RFC 7515)."""
+    return str(value).lower().removeprefix("application/")
+
+
 class TokenError(Exception):
     """A token or signed message that must not be trusted. The message names why, not the data."""
 
@@ -146,7 +155,7 @@ def unverified_claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         claims = jwt.get_unverified_claims(token)
-    except JOSEError:
+    except (JOSEError, *HOSTILE_INPUT):
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -171,7 +180,7 @@ def verify_jwt(
         raise TokenError("token too large")
     try:
         header = jwt.get_unverified_header(token)
-    except JOSEError as exc:
+    except (JOSEError, *HOSTILE_INPUT) as exc:
         raise TokenError("malformed token") from exc
     kid = header.get("kid")
     lone = next(iter(keys.values())) if kid_optional and kid is None and len(keys) == 1 else None
@@ -180,7 +189,7 @@ def verify_jwt(
         raise TokenError("unknown key")
     if header.get("alg") != verifier.alg:
         raise TokenError("algorithm not allowed")
-    if typ is not None and header.get("typ") != typ:
+    if typ is not None and _media_type(header.get("typ")) != _media_type(typ):
         raise TokenError("wrong token type")
     try:
         claims = jwt.decode(
@@ -199,9 +208,11 @@ def verify_jwt(
                 **{f"require_{claim}": True for claim in require if claim in ("sub", "jti")},
             },
         )
-    except JOSEError as exc:
+    except (JOSEError, *HOSTILE_INPUT) as exc:
         raise TokenError("invalid token") from exc
-    if not isinstance(claims["iat"], int) or claims["iat"] > time.time() + CLOCK_SKEW_SECONDS:
+    if type(claims["exp"]) is not int or type(claims["iat"]) is not int:  # not bool, str, float
+        raise TokenError("exp and iat must be whole seconds")
+    if claims["iat"] > time.time() + CLOCK_SKEW_SECONDS:
         raise TokenError("issued in the future")  # python-jose checks iat's type, not its time
     if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
         raise TokenError("token lives too long")

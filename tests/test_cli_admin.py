@@ -74,7 +74,7 @@ def authenticates(database_url: str, proof: Presented, now: datetime | None = No
                 )
                 return "ok"
         except Problem as problem:
-            return problem.extra["reason"]
+            return problem.reason
         finally:
             await engine.dispose()
 

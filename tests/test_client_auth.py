@@ -10,9 +10,10 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -114,10 +115,21 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def assert_refused(response: httpx.Response, reason: str) -> None:
+async def failures(api, reason: str) -> float:
+    text = (await api.get("/metrics")).text
+    found = re.search(rf'exchange_client_auth_failures_total{{reason="{reason}"}} ([0-9.]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+async def assert_refused(api, request: Awaitable[httpx.Response], reason: str) -> None:
+    """401 invalid_client; why is counted in metrics and never told to the caller."""
+    before = await failures(api, reason)
+    response = await request
     body = assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Basic")
-    assert (body["error"], body["reason"]) == ("invalid_client", reason)
+    assert body["error"] == "invalid_client"
+    assert "reason" not in body
+    assert await failures(api, reason) == before + 1
 
 
 async def token_request(api, assertion=None, *, assertion_type=JWT_BEARER, auth=None):
@@ -175,7 +187,7 @@ async def test_an_assertion_is_accepted_once_only(world, api):
     client = await register(world, api)
     assertion = client.assertion()
     await bearer(api, assertion)
-    assert_refused(await token_request(api, assertion), "replayed_assertion")
+    await assert_refused(api, token_request(api, assertion), "replayed_assertion")
     await bearer(api, client.assertion())  # a fresh one still works
 
 
@@ -231,7 +243,7 @@ REFUSALS: dict[str, tuple[Callable[[Kit], dict[str, Any]], str]] = {
 async def test_the_token_endpoint_refuses(world, api, case):
     kit = Kit(await register(world, api), await world.credentials("N07"))
     make, reason = REFUSALS[case]
-    assert_refused(await token_request(api, **make(kit)), reason)
+    await assert_refused(api, token_request(api, **make(kit)), reason)
 
 
 BAD_KEYS: dict[str, Callable[[], str]] = {
@@ -278,7 +290,7 @@ async def test_rotation_keeps_the_old_secret_for_the_overlap_then_never(world, a
             .where(ApiClient.client_id == client_id)
             .values(previous_secret_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-    assert_refused(await token_request(api, auth=(client_id, old)), "bad_secret")
+    await assert_refused(api, token_request(api, auth=(client_id, old)), "bad_secret")
     await bearer(api, auth=(client_id, new))
 
 
@@ -287,7 +299,7 @@ async def test_rotation_without_overlap_stops_the_old_secret_at_once(world, api)
     response = await rotate(world, api, client_id, 0)
     assert response.status_code == 200, response.text
     assert response.json()["previous_secret_valid_until"] is None
-    assert_refused(await token_request(api, auth=(client_id, old)), "bad_secret")
+    await assert_refused(api, token_request(api, auth=(client_id, old)), "bad_secret")
     await bearer(api, auth=(client_id, response.json()["client_secret"]))
 
 
@@ -314,7 +326,7 @@ async def test_disabling_a_client_stops_its_token_at_once_and_its_next(world, ap
     assert response.status_code == 200, response.text
     assert response.json()["disabled_at"]
     assert_problem(await messages(api, token), 401)
-    assert_refused(await token_request(api, auth=(client_id, secret)), "disabled")
+    await assert_refused(api, token_request(api, auth=(client_id, secret)), "disabled")
     assert (await messages(api, sibling_token)).status_code == 200
 
 
@@ -330,8 +342,8 @@ async def test_disabling_an_organisation_stops_every_client_of_it(world, api):
     assert response.json()["disabled_at"]
     for token in tokens:
         assert_problem(await messages(api, token), 401)
-    assert_refused(await token_request(api, auth=secret_client), "disabled")
-    assert_refused(await token_request(api, key_client.assertion()), "disabled")
+    await assert_refused(api, token_request(api, auth=secret_client), "disabled")
+    await assert_refused(api, token_request(api, key_client.assertion()), "disabled")
     assert (await messages(api, elsewhere_token)).status_code == 200
 
 
@@ -348,7 +360,7 @@ async def test_the_operator_cannot_disable_its_own_organisation(world, api):
 async def test_guessing_is_throttled_per_source_and_counted_without_client_ids(world, api, app):
     client_id, secret = await world.credentials("N07")
     for _ in range(5):
-        assert_refused(await token_request(api, auth=(client_id, "guess")), "bad_secret")
+        await assert_refused(api, token_request(api, auth=(client_id, "guess")), "bad_secret")
 
     throttled = await token_request(api, auth=(client_id, secret))
     assert_problem(throttled, 429)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ class Idp:
             "scope": "release-notices:write",
             "iat": now,
             "exp": now + 300,
+            "jti": str(uuid.uuid4()),
             "org": "MDI",
         }
         claims.update(changes)
@@ -193,6 +195,13 @@ REFUSED: dict[str, Callable[[Idp], str]] = {
     "no aud": lambda i: i.token(i.claims(aud=None)),
     "expired": _expired,
     "no exp": lambda i: i.token(i.claims(exp=None)),
+    # RFC 9068 holds for a trusted issuer's tokens as for the exchange's own.
+    "no jti": lambda i: i.token(i.claims(jti=None)),
+    "no sub": lambda i: i.token(i.claims(sub=None)),
+    "lives a year": lambda i: i.token(i.claims(exp=int(time.time()) + 365 * 86400)),
+    "issued ten years ago": lambda i: i.token(i.claims(iat=int(time.time()) - 10 * 365 * 86400)),
+    "empty client_id and sub": lambda i: i.token(i.claims(client_id="", sub="")),
+    "iat true": lambda i: i.token(i.claims(iat=True)),
     "alg none": lambda i: jwt.encode(
         i.claims(), None, "none", headers={"kid": "idp-1", "typ": "at+jwt"}
     ),

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Header, Request, Response
 
 from app.api.deps import KeyRingDep, Now, SettingsDep
-from app.auth import authenticate_client, issue_access_token, presented, requested_scopes
+from app.auth import (
+    ClientAuthFailed,
+    authenticate_client,
+    issue_access_token,
+    presented,
+    requested_scopes,
+)
 from app.db import Session
 from app.errors import Problem
 from app.metrics import Metrics
@@ -56,8 +62,8 @@ async def token(
     and gets a short-lived access token (RFC 9068)."""
     try:
         proof = presented(authorization, client_assertion_type, client_assertion)
-    except Problem as problem:
-        metrics.client_auth_failures.labels(problem.extra["reason"]).inc()
+    except ClientAuthFailed as failure:
+        metrics.client_auth_failures.labels(failure.reason).inc()
         raise
     source = (proof.client_id, request.client.host if request.client else "")
     wait = throttle.retry_after(source, time.monotonic())
@@ -69,13 +75,15 @@ async def token(
             "Too many failed authentications for this client from here; try again later.",
             headers={"Retry-After": str(int(wait) + 1)},
         )
+    # Counted as a failure before anything is awaited, so parallel guesses cannot slip past the
+    # limit while the first ones are still being checked; a success wipes the slate.
+    throttle.failed(source, time.monotonic())
     try:
         client, _ = await authenticate_client(
             session, proof, token_endpoint=settings.token_endpoint, now=now
         )
-    except Problem as problem:
-        throttle.failed(source, time.monotonic())
-        metrics.client_auth_failures.labels(problem.extra["reason"]).inc()
+    except ClientAuthFailed as failure:
+        metrics.client_auth_failures.labels(failure.reason).inc()
         raise
     throttle.succeeded(source)
     if grant_type is None:
