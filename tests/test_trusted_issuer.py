@@ -291,3 +291,17 @@ def test_settings_refuse_a_trusted_issuer_without_its_jwks(tmp_path, idp) -> Non
 def test_settings_refuse_the_exchanges_own_issuer_as_trusted(idp) -> None:
     with pytest.raises(ValidationError, match="own issuer"):
         Settings(issuer=ISSUER, trusted_issuer=ISSUER, trusted_issuer_jwks=idp.jwks)
+
+
+async def test_the_idps_keys_cannot_vouch_for_the_exchanges_own_clients(
+    trusted_api, idp, world, example
+) -> None:
+    """Keys are chosen by issuer: an IdP-signed token claiming the exchange's own iss and naming
+    a real local client must not pass as that client."""
+    client_id, _ = await world.credentials("MDI")
+    claims = idp.claims(iss=ISSUER, client_id=client_id, sub=client_id)
+    for alg in ("ES256", "RS256"):
+        response = await trusted_api.post(
+            "/v1/release-notices", json=example, headers=bearer(idp.token(claims, alg=alg))
+        )
+        assert_refused(response)
