@@ -26,8 +26,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
 from app import admin, migrate
+from app.cli import cli
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
@@ -95,6 +97,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
     asyncio.run(truncate())
     yield url
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The `exchange` command, in process, on the test's database: run("org", "add", ...)."""
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", database_url)
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, list(args))
 
 
 @pytest.fixture

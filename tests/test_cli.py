@@ -6,18 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from app.cli import cli
 from app.jose import load_keyring
-
-
-@pytest.fixture
-def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("EXCHANGE_DATABASE_URL", database_url)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(cli, list(args))
 
 
 def test_org_and_client_add_print_json_only(run) -> None:

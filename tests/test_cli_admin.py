@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -17,10 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from app.auth import Presented, authenticate_client
-from app.cli import cli
 from app.db import make_engine, make_sessionmaker
 from app.errors import Problem
 from app.identity import hash_secret
@@ -28,14 +25,6 @@ from app.models import ApiClient, AuditEntry, Organisation
 
 TOKEN_ENDPOINT = "http://exchange.test/oauth/token"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@pytest.fixture
-def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("EXCHANGE_DATABASE_URL", database_url)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(cli, list(args))
 
 
 def ok(result) -> dict[str, Any]:
