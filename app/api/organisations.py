@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app import admin
 from app.api.deps import Now
-from app.api.pages import Cursor, Limit, after, next_cursor
+from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import Operator
 from app.db import Session
 from app.models import ApiClient, Organisation
@@ -70,9 +70,8 @@ async def list_organisations(
             .limit(limit)
         )
     ).all()
-    positions = list(range(after(cursor) + 1, after(cursor) + len(rows) + 1))
     return OrganisationPage(
-        items=[_organisation(o) for o in rows], next_cursor=next_cursor(positions, limit)
+        items=[_organisation(o) for o in rows], next_cursor=next_offset(cursor, len(rows), limit)
     )
 
 
@@ -126,8 +125,9 @@ async def list_clients(
             .limit(limit)
         )
     ).all()
-    positions = list(range(after(cursor) + 1, after(cursor) + len(rows) + 1))
-    return ClientPage(items=[_client(c) for c in rows], next_cursor=next_cursor(positions, limit))
+    return ClientPage(
+        items=[_client(c) for c in rows], next_cursor=next_offset(cursor, len(rows), limit)
+    )
 
 
 @router.post(

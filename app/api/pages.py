@@ -22,6 +22,11 @@ def next_cursor(positions: list[int], limit: int) -> str | None:
     return str(positions[-1]) if len(positions) == limit else None
 
 
+def next_offset(cursor: str | None, count: int, limit: int) -> str | None:
+    """next_cursor for a list paged by offset: the cursor is how many items came before."""
+    return str(after(cursor) + count) if count == limit else None
+
+
 AfterSequence = Annotated[
     str | None,
     Query(alias="after", pattern=r"^[0-9]{1,18}$", description="Only items after this sequence."),

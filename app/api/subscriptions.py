@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app import subscriptions
 from app.api.deps import Now, SettingsDep
-from app.api.pages import Cursor, Limit, after, next_cursor
+from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import SubscriptionWriter
 from app.db import Session
 from app.models import Subscription
@@ -57,8 +57,9 @@ async def list_subscriptions(
             .limit(limit)
         )
     ).all()
-    offsets = list(range(after(cursor) + 1, after(cursor) + len(rows) + 1))
-    return SubscriptionPage(items=[_out(s) for s in rows], next_cursor=next_cursor(offsets, limit))
+    return SubscriptionPage(
+        items=[_out(s) for s in rows], next_cursor=next_offset(cursor, len(rows), limit)
+    )
 
 
 @router.get("/{subscription_id}", name="get", response_model=SubscriptionOut, responses=PROBLEMS)
