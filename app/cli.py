@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import admin, logs, migrate
+from app import admin, examples, logs, migrate
 from app.db import make_engine, make_sessionmaker
 from app.jose import new_signing_key
+from app.sealing import load_data_keys, new_data_key
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -24,11 +25,15 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help="The NPS exch
 db_cli = typer.Typer(no_args_is_help=True, help="The database.")
 org_cli = typer.Typer(no_args_is_help=True, help="Organisations.")
 client_cli = typer.Typer(no_args_is_help=True, help="API clients of an organisation.")
-keys_cli = typer.Typer(no_args_is_help=True, help="The exchange's signing keys.")
+keys_cli = typer.Typer(no_args_is_help=True, help="The exchange's signing and data keys.")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(org_cli, name="org")
 cli.add_typer(client_cli, name="client")
+retention_cli = typer.Typer(no_args_is_help=True, help="Retention of personal data.")
+notice_cli = typer.Typer(no_args_is_help=True, help="Release notices.")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(retention_cli, name="retention")
+cli.add_typer(notice_cli, name="notice")
 
 
 def _print(document: dict[str, Any]) -> None:
@@ -57,7 +62,8 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 def db_upgrade() -> None:
     """Apply the migrations (alembic upgrade head)."""
     logs.configure()
-    migrate.upgrade(Settings().database_url)
+    settings = Settings()
+    migrate.upgrade(settings.database_url, data_keys_dir=settings.sealing_keys_dir)
 
 
 @cli.command()
@@ -81,6 +87,7 @@ def worker() -> None:
 
     logs.configure()
     settings = Settings()
+    data_keys = load_data_keys(settings.sealing_keys_dir)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -90,7 +97,7 @@ def worker() -> None:
         engine = make_engine(settings.database_url)
         try:
             async with http_client() as client:
-                await run_forever(make_sessionmaker(engine), client, settings, stop)
+                await run_forever(make_sessionmaker(engine), client, settings, data_keys, stop)
         finally:
             await engine.dispose()
 
@@ -207,6 +214,38 @@ def keys_rotate() -> None:
     """Make a new current signing key; earlier keys stay published. Restart the API to use it."""
     kid = new_signing_key(Settings().keys_dir)
     _print({"kid": kid})
+
+
+@keys_cli.command("rotate-data")
+def keys_rotate_data() -> None:
+    """Make a new current data key (sealing personal data at rest); earlier keys still open what
+    they sealed. Restart the API and workers to use it."""
+    _print({"data_key_id": new_data_key(Settings().sealing_keys_dir)})
+
+
+@retention_cli.command("purge")
+def retention_purge() -> None:
+    """Purge notice bodies and message payloads older than EXCHANGE_RETENTION_DAYS now; the log
+    keeps its entries. The worker does the same on a schedule."""
+    from app.worker import purge_expired
+
+    settings = Settings()
+
+    async def run() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            purged = await purge_expired(make_sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+        _print({"notices": purged.notices, "messages": purged.messages})
+
+    asyncio.run(run())
+
+
+@notice_cli.command("example")
+def notice_example() -> None:
+    """Print the example release notice, its dates moved so that it can be posted today."""
+    _print(examples.release_notice(datetime.now(UTC).date()))
 
 
 def main() -> None:

@@ -54,19 +54,28 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+# The webhook event type of each kind of message.
+EVENT_TYPES = {"disclosure": "disclosure.created", "cancellation": "notice.cancelled"}
+
+
 def webhook_body(
-    *, message_id: str, notice_id: str, sequence: int, jws: str, created_at: datetime
+    *,
+    kind: str,
+    message_id: str,
+    notice_id: str,
+    supersedes: str | None,
+    sequence: int,
+    jws: str,
+    created_at: datetime,
 ) -> bytes:
     """The delivered JSON. Built from stored values only, so every retry sends the same bytes."""
+    data: dict[str, object] = {"message_id": message_id, "notice_id": notice_id}
+    if supersedes:
+        data["supersedes"] = supersedes
     event = {
-        "type": "disclosure.created",
+        "type": EVENT_TYPES[kind],
         "timestamp": created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {
-            "message_id": message_id,
-            "notice_id": notice_id,
-            "sequence": sequence,
-            "jws": jws,
-        },
+        "data": {**data, "sequence": sequence, "jws": jws},
     }
     return json.dumps(event, separators=(",", ":")).encode()
 

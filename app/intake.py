@@ -1,5 +1,8 @@
-"""The use case: accept a release notice. Route, decide, sign, and queue, in the caller's
-transaction, with a log entry for each step. Never commits: the caller owns the transaction.
+"""The use cases of a prison's notices: accept one, amend it, cancel it.
+
+Each routes, decides, signs and queues in the caller's transaction, with a log entry for each
+step, and never commits: the caller owns the transaction. A notice's body and every message's
+payload are sealed before they are stored.
 """
 
 from __future__ import annotations
@@ -8,18 +11,24 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, jose, outbox
+from app import audit
+from app.dispatch import DISCLOSURE, Context, Sent, cancel, held, queue
 from app.errors import Problem, invalid
 from app.identity import Caller
-from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
+from app.models import Disclosure, Message, Organisation, ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
-from app.policy import Policy, consents_from_records, decide
+from app.notice import implausible
+from app.policy import consents_from_records, decide
+from app.sealing import DataKeys, Sealed, place
 
-MESSAGE_TYPE = "disclosure+jwt"
+ACCEPTED, NOT_ROUTED, SUPERSEDED, CANCELLED = "accepted", "not_routed", "superseded", "cancelled"
+OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which may change
+COMMUNITY_RELEASE = "released"
 # Which member of the release plan names which kind of recipient.
 ROUTES = (
     ("probation_provider", "probation_provider"),
@@ -28,16 +37,17 @@ ROUTES = (
 
 
 @dataclass(frozen=True)
-class Routed:
-    organisation: Organisation
-    role: str
-    message_id: uuid.UUID | None
-
-
-@dataclass(frozen=True)
 class Accepted:
     notice: ReleaseNotice
-    recipients: list[Routed]
+    recipients: list[Sent]
+
+
+def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None:
+    """A stored notice's body, opened; None once purged."""
+    if notice.body_sealed is None or notice.body_key_id is None:
+        return None
+    sealed = Sealed(notice.body_key_id, notice.body_sealed)
+    return json.loads(data_keys.open(sealed, place("release_notice", "body_sealed", notice.id)))
 
 
 async def route(session: AsyncSession, notice: NoticeBody) -> list[tuple[Organisation, str]]:
@@ -74,11 +84,11 @@ async def accept_notice(
     notice: NoticeBody,
     *,
     caller: Caller,
-    policy: Policy,
-    keyring: jose.KeyRing,
-    issuer: str,
+    context: Context,
     now: datetime,
+    amends: uuid.UUID | None = None,
 ) -> Accepted:
+    """Store a notice (or, with `amends`, a new version of one) and send what it causes."""
     if notice.release.prison_code != caller.organisation_code:
         raise invalid(
             [
@@ -88,15 +98,28 @@ async def accept_notice(
                 }
             ]
         )
-    recipients = await route(session, notice)
+    if errors := implausible(notice, now):
+        raise invalid(errors)
+    previous = await _supersede(session, amends, notice, caller, context, now) if amends else None
+    community = notice.release.reason == COMMUNITY_RELEASE
+    recipients = await route(session, notice) if community else []
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    notice_id = uuid.uuid4()
+    sealed = context.data_keys.seal(
+        canonical.encode(), place("release_notice", "body_sealed", notice_id)
+    )
     row = ReleaseNotice(
-        id=uuid.uuid4(),
+        id=notice_id,
         organisation_id=caller.organisation_id,
-        body=body,
+        series_id=previous.series_id if previous else notice_id,
+        version=previous.version + 1 if previous else 1,
+        supersedes_id=previous.id if previous else None,
+        body_sealed=sealed.blob,
+        body_key_id=sealed.key_id,
         body_sha256=audit.sha256_hex(canonical),
-        status="accepted",
+        status=ACCEPTED if community else NOT_ROUTED,
+        status_reason=None if community else f"release_reason_{notice.release.reason}",
         received_at=now,
     )
     session.add(row)
@@ -104,35 +127,150 @@ async def accept_notice(
     actor = {"actor_organisation_id": caller.organisation_id, "actor_client_id": caller.client_id}
     audit.append(
         session,
-        "notice.received",
+        "notice.amended" if previous else "notice.received",
         at=now,
         notice_id=row.id,
         **actor,
-        details={"body_sha256": row.body_sha256, "recipients": [o.code for o, _ in recipients]},
+        details={
+            "body_sha256": row.body_sha256,
+            "version": row.version,
+            "supersedes": str(previous.id) if previous else None,
+            "recipients": [o.code for o, _ in recipients],
+        },
     )
+    if not community:
+        audit.append(
+            session,
+            "notice.not_routed",
+            at=now,
+            notice_id=row.id,
+            **actor,
+            details={"reason": row.status_reason},
+        )
+    holders = await held(session, row.series_id) if previous else {}
     consents = consents_from_records(body.get("consent", []))
-    routed = []
+    sent = []
     for organisation, role in recipients:
         message_id = await _disclose(
-            session, row, organisation, role, consents, policy, keyring, issuer, now
+            session, row, body, organisation, role, consents, context, now, holders
         )
-        routed.append(Routed(organisation, role, message_id))
-    return Accepted(row, routed)
+        sent.append(Sent(organisation, role, message_id))
+    # Whoever held a disclosure of an earlier version and gets none of this one is told so.
+    disclosed_to = {s.organisation.id for s in sent if s.message_id}
+    for message in holders.values():
+        if message.kind == DISCLOSURE and message.recipient_organisation_id not in disclosed_to:
+            sent.append(await cancel(session, row, message, "amended_not_shared", context, now))
+    return Accepted(row, sent)
+
+
+async def cancel_notice(
+    session: AsyncSession,
+    notice_id: uuid.UUID,
+    reason: str,
+    *,
+    caller: Caller,
+    context: Context,
+    now: datetime,
+) -> Accepted:
+    """Cancel a notice's latest version: every recipient holding a disclosure of it is told."""
+    row = await _close(session, notice_id, caller, CANCELLED, f"cancelled_{reason}", now)
+    audit.append(
+        session,
+        "notice.cancelled",
+        at=now,
+        notice_id=row.id,
+        actor_organisation_id=caller.organisation_id,
+        actor_client_id=caller.client_id,
+        details={"reason": reason, "version": row.version},
+    )
+    sent = []
+    for message in (await held(session, row.series_id)).values():
+        if message.kind == DISCLOSURE:
+            sent.append(await cancel(session, row, message, reason, context, now))
+    return Accepted(row, sent)
+
+
+async def _close(
+    session: AsyncSession,
+    notice_id: uuid.UUID,
+    caller: Caller,
+    status: str,
+    status_reason: str,
+    now: datetime,
+) -> ReleaseNotice:
+    """Move the caller's latest version on from open, once: of two racing changes, one wins."""
+    values: dict[str, object] = {"status": status, "status_reason": status_reason}
+    if status == CANCELLED:
+        values["cancelled_at"] = now
+    changed = (
+        await session.scalars(
+            update(ReleaseNotice)
+            .where(
+                ReleaseNotice.id == notice_id,
+                ReleaseNotice.organisation_id == caller.organisation_id,
+                ReleaseNotice.status.in_(OPEN),
+                ReleaseNotice.purged_at.is_(None),
+            )
+            .values(**values)
+            .returning(ReleaseNotice)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if changed is not None:
+        return changed
+    existing = await session.get(ReleaseNotice, notice_id)
+    if existing is None or existing.organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such release notice.")
+    if existing.purged_at is not None:
+        raise Problem(409, "Notice purged", "This notice's data was purged; post a new one.")
+    newer = await session.scalar(
+        select(ReleaseNotice.id).where(ReleaseNotice.supersedes_id == notice_id)
+    )
+    detail = f"This notice is {existing.status}"
+    extra = {"notice_status": existing.status}
+    if newer is not None:
+        detail += f" by {newer}: amend or cancel the latest version"
+        extra["superseded_by"] = str(newer)
+    raise Problem(409, "Notice closed", detail + ".", extra=extra)
+
+
+async def _supersede(
+    session: AsyncSession,
+    notice_id: uuid.UUID,
+    notice: NoticeBody,
+    caller: Caller,
+    context: Context,
+    now: datetime,
+) -> ReleaseNotice:
+    previous = await _close(session, notice_id, caller, SUPERSEDED, "amended", now)
+    earlier = body_of(context.data_keys, previous) or {}
+    if earlier.get("person", {}).get("noms_number") != notice.person.noms_number:
+        raise invalid(
+            [
+                {
+                    "pointer": "/person/noms_number",
+                    "detail": "an amendment cannot change whose notice it is: cancel this "
+                    "notice and post a new one",
+                }
+            ]
+        )
+    return previous
 
 
 async def _disclose(
     session: AsyncSession,
     notice: ReleaseNotice,
+    body: dict[str, Any],
     organisation: Organisation,
     role: str,
     consents: dict[str, bool],
-    policy: Policy,
-    keyring: jose.KeyRing,
-    issuer: str,
+    context: Context,
     now: datetime,
+    holders: dict[uuid.UUID, Message],
 ) -> uuid.UUID | None:
     """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
-    decision = decide(policy, notice.body, role, consents)
+    policy = context.policy
+    decision = decide(policy, body, role, consents)
     manifest = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
     disclosure = Disclosure(
         id=uuid.uuid4(),
@@ -146,12 +284,12 @@ async def _disclose(
         decided_at=now,
     )
     session.add(disclosure)
-    ids = {"notice_id": notice.id, "subject_organisation_id": organisation.id}
     audit.append(
         session,
         "disclosure.decided",
         at=now,
-        **ids,
+        notice_id=notice.id,
+        subject_organisation_id=organisation.id,
         details={
             "disclosure_id": str(disclosure.id),
             "role": role,
@@ -163,14 +301,8 @@ async def _disclose(
     )
     if not decision.discloses_anything:
         return None  # nothing allowed: not even the fact of the notice leaves the exchange
-
-    message_id = uuid.uuid4()
-    claims = {
-        "iss": issuer,
-        "aud": organisation.code,
-        "iat": int(now.timestamp()),
-        "jti": str(message_id),
-        "notice_id": str(notice.id),
+    await session.flush()  # the disclosure, before the message that references it
+    claims: dict[str, Any] = {
         "disclosure": decision.disclosure,
         "manifest": manifest,
         "policy": {"version": policy.version, "sha256": policy.sha256},
@@ -178,70 +310,16 @@ async def _disclose(
     noms_number = decision.disclosure.get("person", {}).get("noms_number")
     if noms_number:  # the subject is named only where the policy lets the recipient see it
         claims["sub"] = noms_number
-    jws = jose.sign(keyring, claims, typ=MESSAGE_TYPE)
-    await session.flush()  # the disclosure, before the message that references it
-    message = Message(
-        id=message_id,
-        notice_id=notice.id,
-        disclosure_id=disclosure.id,
-        recipient_organisation_id=organisation.id,
-        sequence=await outbox.next_sequence(session, organisation.id),
-        jws=jws,
-        created_at=now,
-    )
-    session.add(message)
-    audit.append(
+    previous = holders.get(organisation.id)
+    message = await queue(
         session,
-        "message.signed",
-        at=now,
-        message_id=message_id,
-        **ids,
-        details={
-            "kid": keyring.current.kid,
-            "jws_sha256": audit.sha256_hex(jws),
-            "sequence": message.sequence,
-        },
+        DISCLOSURE,
+        notice,
+        organisation,
+        claims,
+        context,
+        now,
+        disclosure_id=disclosure.id,
+        supersedes=previous.id if previous else None,
     )
-    await session.flush()  # deliveries reference the message
-    await outbox.enqueue(session, message, now)
-    return message_id
-
-
-@dataclass(frozen=True)
-class RecipientTracking:
-    organisation_code: str
-    role: str
-    message_id: uuid.UUID | None
-    deliveries: list[Delivery]
-
-
-async def track(
-    session: AsyncSession, notice_id: uuid.UUID, caller: Caller
-) -> tuple[ReleaseNotice, list[RecipientTracking]]:
-    """A notice of the caller's own, and per recipient its message and deliveries; else 404."""
-    notice = await session.get(ReleaseNotice, notice_id)
-    if notice is None or notice.organisation_id != caller.organisation_id:
-        raise Problem(404, "Not found", "No such release notice.")
-    routed = (
-        await session.execute(
-            select(Organisation.code, Disclosure.recipient_role, Message.id)
-            .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
-            .outerjoin(Message, Message.disclosure_id == Disclosure.id)
-            .where(Disclosure.notice_id == notice_id)
-            .order_by(Disclosure.recipient_role)
-        )
-    ).all()
-    deliveries = (
-        await session.scalars(
-            select(Delivery)
-            .join(Message, Message.id == Delivery.message_id)
-            .where(Message.notice_id == notice_id)
-            .order_by(Delivery.created_at, Delivery.id)
-        )
-    ).all()
-    return notice, [
-        RecipientTracking(
-            code, role, message_id, [d for d in deliveries if d.message_id == message_id]
-        )
-        for code, role, message_id in routed
-    ]
+    return message.id

@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app import problems
+from app import intake, problems
 from app.api import audit, health, messages, notices, oauth, organisations, subscriptions
+from app.api.bodies import BodyRules
 from app.auth import TrustedIssuer
 from app.db import make_engine, make_sessionmaker
 from app.jose import load_jwks, load_keyring
 from app.metrics import make_metrics
 from app.notice import ReleaseNotice
 from app.policy import load_policy
+from app.sealing import load_data_keys
 from app.settings import Settings
 from app.throttle import FailureThrottle
 from app.worker import http_client, run_forever
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     """Build the app. Keys and policies are read here, once; a bad policy stops start-up."""
     settings = settings or Settings()
     keyring = load_keyring(settings.keys_dir)
+    data_keys = load_data_keys(settings.sealing_keys_dir)
     policy = load_policy(settings.policy_dir, ReleaseNotice)
     trusted = None
     if settings.trusted_issuer and settings.trusted_issuer_jwks:
@@ -53,7 +56,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         async with http_client() as client:
             if run_worker:
                 worker = asyncio.create_task(
-                    run_forever(app.state.sessions, client, settings, stop)
+                    run_forever(app.state.sessions, client, settings, data_keys, stop)
                 )
             try:
                 yield
@@ -73,12 +76,15 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.policy = policy
+    app.state.data_keys = data_keys
+    app.state.intake = intake.Context(policy, keyring, data_keys, settings.issuer)
     app.state.trusted_issuer = trusted
     app.state.metrics = make_metrics()
     app.state.throttle = FailureThrottle(
         limit=settings.client_auth_failure_limit,
         window_seconds=settings.client_auth_failure_window_seconds,
     )
+    app.add_middleware(BodyRules)  # inside the containment that problems.install adds
     problems.install(app)
     for module in ROUTER_MODULES:
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -13,16 +14,19 @@ from sqlalchemy.engine import Connection
 from app.settings import PROJECT_ROOT
 
 
-def config(database_url: str) -> Config:
+def config(database_url: str, data_keys_dir: Path | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     cfg.attributes["database_url"] = database_url
+    cfg.attributes["data_keys_dir"] = data_keys_dir  # a migration that seals data needs them
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(
+    database_url: str, revision: str = "head", *, data_keys_dir: Path | None = None
+) -> None:
     """Apply migrations. Runs its own event loop: call it outside a running one."""
-    command.upgrade(config(database_url), revision)
+    command.upgrade(config(database_url, data_keys_dir), revision)
 
 
 @cache

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -101,14 +102,44 @@ class ClientAssertion(Base):
 
 
 class ReleaseNotice(Base):
+    """One version of a release notice. An amendment is a new row in the same series that
+    supersedes the one before; the body is sealed (app/sealing.py) and purged after retention.
+    """
+
     __tablename__ = "release_notice"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The first version's id: every version of one notice shares it.
+    series_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("release_notice.id"))
+    body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_key_id: Mapped[str | None] = mapped_column(String(64))
     body_sha256: Mapped[str] = mapped_column(String(64))
+    # accepted, not_routed, superseded or cancelled; the reason is a code (e.g. the release reason)
     status: Mapped[str] = mapped_column(String(32))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """A POST made with an Idempotency-Key: what it asked (hashed) and what it was answered."""
+
+    __tablename__ = "idempotency_key"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    location: Mapped[str | None] = mapped_column(String(200))
+    notice_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Disclosure(Base):
@@ -128,18 +159,26 @@ class Disclosure(Base):
 
 
 class Message(Base):
-    """One signed disclosure for one recipient: the unit of the inbox and of delivery."""
+    """One signed message for one recipient: the unit of the inbox and of delivery.
+
+    A disclosure, or a cancellation of an earlier message. `supersedes_id` names the message to
+    the same recipient that this one replaces (an amendment's disclosure, or a cancellation).
+    """
 
     __tablename__ = "message"
     __table_args__ = (UniqueConstraint("recipient_organisation_id", "sequence"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), server_default="disclosure")
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"), index=True)
-    disclosure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disclosure.id"))
+    disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosure.id"))
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
     sequence: Mapped[int] = mapped_column(BigInteger)
-    jws: Mapped[str] = mapped_column(Text)
+    jws_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    jws_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Subscription(Base):

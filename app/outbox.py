@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.delivery import Outcome, next_attempt_delay
 from app.models import Delivery, DeliveryAttempt, Message, Organisation, Subscription
+from app.sealing import DataKeys, Sealed, place
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -68,8 +69,10 @@ class Claimed:
     attempts: int
     url: str
     secret: str
+    kind: str
     message_id: uuid.UUID
     notice_id: uuid.UUID
+    supersedes: uuid.UUID | None
     recipient_organisation_id: uuid.UUID
     sequence: int
     jws: str
@@ -77,7 +80,7 @@ class Claimed:
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta
+    session: AsyncSession, data_keys: DataKeys, *, now: datetime, limit: int, lease: timedelta
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries to this worker until now + lease.
 
@@ -125,15 +128,26 @@ async def claim_due(
             attempts=d.attempts,
             url=url,
             secret=secret,
+            kind=m.kind,
             message_id=m.id,
             notice_id=m.notice_id,
+            supersedes=m.supersedes_id,
             recipient_organisation_id=m.recipient_organisation_id,
             sequence=m.sequence,
-            jws=m.jws,
+            jws=jws,
             created_at=m.created_at,
         )
         for d, url, secret, m in rows
+        if (jws := jws_of(data_keys, m)) is not None
     ]
+
+
+def jws_of(data_keys: DataKeys, message: Message) -> str | None:
+    """A stored message's compact JWS, opened; None once purged."""
+    if message.jws_sealed is None or message.jws_key_id is None:
+        return None  # purged; retention.purge made its deliveries dead in the same transaction
+    sealed = Sealed(message.jws_key_id, message.jws_sealed)
+    return data_keys.open(sealed, place("message", "jws_sealed", message.id)).decode()
 
 
 async def settle(

@@ -31,9 +31,17 @@ class TokenResponse(Wire):
     scope: str
 
 
+MessageKind = Literal["disclosure", "cancellation"]
+NoticeState = Literal["accepted", "not_routed", "superseded", "cancelled"]
+
+
 class RoutedRecipient(Wire):
     organisation_code: str
     role: Literal["probation_provider", "substance_misuse_service"]
+    kind: MessageKind = Field(
+        description="`disclosure`: what the policy lets this recipient see of this version. "
+        "`cancellation`: a disclosure it was sent earlier no longer stands."
+    )
     message_id: uuid.UUID | None = Field(
         description="The signed message, or null when the policy allowed nothing to be sent."
     )
@@ -41,13 +49,15 @@ class RoutedRecipient(Wire):
 
 class NoticeAccepted(Wire):
     id: uuid.UUID
-    status: str
+    series_id: uuid.UUID = Field(description="The first version's id, shared by every version.")
+    version: int
+    status: NoticeState
+    status_reason: str | None = Field(
+        description="Why, as a code: e.g. `release_reason_transferred` for a notice sent to "
+        "nobody, `amended`, `cancelled_entered_in_error`."
+    )
     received_at: datetime
     recipients: list[RoutedRecipient]
-
-
-class RecipientStatus(RoutedRecipient):
-    deliveries: list[DeliveryStatus]
 
 
 class DeliveryStatus(Wire):
@@ -58,19 +68,49 @@ class DeliveryStatus(Wire):
     delivered_at: datetime | None
 
 
-class NoticeStatus(Wire):
+class RecipientStatus(RoutedRecipient):
+    supersedes: uuid.UUID | None = Field(description="The earlier message this one replaces.")
+    deliveries: list[DeliveryStatus]
+
+
+class NoticeVersion(Wire):
     id: uuid.UUID
-    status: str
+    version: int
+    status: NoticeState
+    status_reason: str | None
     received_at: datetime
-    recipients: list[RecipientStatus]
+
+
+class NoticeStatus(NoticeAccepted):
+    supersedes: uuid.UUID | None = Field(description="The version this one amended.")
+    superseded_by: uuid.UUID | None = Field(description="The version that amended this one.")
+    cancelled_at: datetime | None
+    purged_at: datetime | None = Field(
+        description="When the body and payloads were purged; the log keeps every entry."
+    )
+    recipients: list[RecipientStatus]  # type: ignore[assignment]
+    history: list[NoticeVersion] = Field(description="Every version of this notice, oldest first.")
+
+
+class CancellationIn(Wire):
+    reason: Literal["entered_in_error", "release_cancelled", "other"] = Field(
+        description="`entered_in_error`: it should never have been sent (wrong person, wrong "
+        "prison). `release_cancelled`: the release will not happen as notified. `other`."
+    )
 
 
 class MessageOut(Wire):
     id: uuid.UUID
+    kind: MessageKind
     notice_id: uuid.UUID
+    supersedes: uuid.UUID | None = Field(description="The earlier message this one replaces.")
     sequence: int
     created_at: datetime
-    jws: str = Field(description="Compact JWS (ES256, typ disclosure+jwt); verify with the JWKS.")
+    jws: str | None = Field(
+        description="Compact JWS (ES256; typ disclosure+jwt or cancellation+jwt); verify with "
+        "the JWKS. Null once purged after the retention period."
+    )
+    purged_at: datetime | None
 
 
 class MessagePage(Wire):
@@ -125,9 +165,6 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
-
-
-RecipientStatus.model_rebuild()
 
 
 Kind = Literal["prison", "probation_provider", "substance_misuse_service", "auditor", "operator"]

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     client_auth_failure_limit: int = Field(default=5, ge=1)
     client_auth_failure_window_seconds: float = Field(default=300, gt=0)
 
+    # Where the data keys that seal personal data at rest live (default: <data_dir>/data-keys).
+    data_keys_dir: Path | None = None
+    # Notice bodies and message payloads are purged this long after the notice arrived.
+    retention_days: int = Field(default=90, ge=1)
+    retention_purge_interval_seconds: float = Field(default=3600, gt=0)
+
     policy_dir: Path = PROJECT_ROOT / "consent"
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
@@ -51,6 +57,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def sealing_keys_dir(self) -> Path:
+        return self.data_keys_dir or self.data_dir / "data-keys"
 
     @property
     def token_endpoint(self) -> str:

@@ -1,7 +1,8 @@
 """The delivery worker: claim due deliveries, send them, record the outcomes, commit.
 
 The worker owns its transactions: one to claim (short), then one per settled delivery, so a
-slow receiver never holds a database transaction open.
+slow receiver never holds a database transaction open. It also purges data past its retention
+period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import outbox
+from app import outbox, retention
 from app.delivery import send, webhook_body
+from app.sealing import DataKeys
 from app.settings import Settings
 
 log = logging.getLogger("exchange.worker")
@@ -36,6 +38,7 @@ async def run_once(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
+    data_keys: DataKeys,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
@@ -43,6 +46,7 @@ async def run_once(
     async with sessions() as session, session.begin():
         claimed = await outbox.claim_due(
             session,
+            data_keys,
             now=clock(),
             limit=settings.worker_batch_size,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
@@ -52,8 +56,10 @@ async def run_once(
 
     async def deliver(item: outbox.Claimed) -> None:
         body = webhook_body(
+            kind=item.kind,
             message_id=str(item.message_id),
             notice_id=str(item.notice_id),
+            supersedes=str(item.supersedes) if item.supersedes else None,
             sequence=item.sequence,
             jws=item.jws,
             created_at=item.created_at,
@@ -80,16 +86,45 @@ async def run_once(
     return len(claimed)
 
 
+async def purge_expired(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> retention.Purged:
+    """Purge everything past the retention period, a batch per transaction."""
+    older_than = timedelta(days=settings.retention_days)
+    now = now or datetime.now(UTC)
+    notices = messages = 0
+    while True:
+        async with sessions() as session, session.begin():
+            batch = await retention.purge(session, older_than=older_than, now=now)
+        notices, messages = notices + batch.notices, messages + batch.messages
+        if batch.notices == 0:
+            return retention.Purged(notices, messages)
+
+
 async def run_forever(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
+    data_keys: DataKeys,
     stop: asyncio.Event,
 ) -> None:
     """Poll until `stop` is set; a batch under way is finished first (graceful drain)."""
+    loop = asyncio.get_running_loop()
+    next_purge = loop.time()
     while not stop.is_set():
+        if loop.time() >= next_purge:
+            next_purge = loop.time() + settings.retention_purge_interval_seconds
+            try:
+                purged = await purge_expired(sessions, settings)
+                if purged.notices:
+                    log.info("purged %d notices past retention", purged.notices)
+            except Exception as exc:
+                log.error("retention purge failed (%s)", type(exc).__name__)
         try:
-            attempted = await run_once(sessions, client, settings)
+            attempted = await run_once(sessions, client, settings, data_keys)
         except Exception as exc:  # a traceback could carry SQL parameters: log the type only
             log.error(
                 "worker pass failed (%s); retrying after the poll interval", type(exc).__name__

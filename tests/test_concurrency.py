@@ -77,7 +77,7 @@ async def test_concurrent_claims_take_disjoint_batches_that_cover_every_due_deli
     async def claim() -> list[uuid.UUID]:
         async with world.sessions() as session, session.begin():
             claimed = await outbox.claim_due(
-                session, now=now, limit=LIMIT, lease=timedelta(minutes=5)
+                session, world.data_keys, now=now, limit=LIMIT, lease=timedelta(minutes=5)
             )
             if barrier is not None:
                 await barrier.wait()
@@ -96,4 +96,9 @@ async def test_concurrent_claims_take_disjoint_batches_that_cover_every_due_deli
     assert set(claimed) == due
     # Every one is now leased, so nothing is left for a seventh worker.
     async with world.sessions() as session, session.begin():
-        assert await outbox.claim_due(session, now=now, limit=LIMIT, lease=timedelta(0)) == []
+        assert (
+            await outbox.claim_due(
+                session, world.data_keys, now=now, limit=LIMIT, lease=timedelta(0)
+            )
+            == []
+        )

@@ -85,8 +85,10 @@ def test_property_delays_never_decrease_and_end_in_dead(a: int, b: int) -> None:
 # --- signing -----------------------------------------------------------------------------------
 
 BODY = webhook_body(
+    kind="disclosure",
     message_id="msg_1",
     notice_id="notice_1",
+    supersedes=None,
     sequence=17,
     jws="aaa.bbb.ccc",
     created_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
@@ -156,6 +158,8 @@ def test_new_secret_is_a_whsec_of_32_random_bytes() -> None:
 
 def body_for(**changes) -> bytes:
     values = {
+        "kind": "disclosure",
+        "supersedes": None,
         "message_id": "0b8e6f9a-6a0c-4c1b-9d0e-1f2a3b4c5d6e",
         "notice_id": "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
         "sequence": 17,

@@ -6,10 +6,13 @@ import copy
 import re
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 import pytest
+
+from app import examples
 
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"
@@ -37,8 +40,9 @@ def consent(scope: str, decision: str, at: str) -> dict[str, str]:
 
 
 def with_consents(example: dict[str, Any], records: list[dict[str, str]]) -> dict[str, Any]:
+    """The example with these consents, their times moved with the example's (to today)."""
     body = copy.deepcopy(example)
-    body["consent"] = records
+    body["consent"] = examples.moved(records, datetime.now(UTC).date() - examples.WRITTEN_ON)
     return body
 
 
@@ -144,7 +148,7 @@ async def test_inbox_sequences_and_pages(world, example):
 
 SMS_GIVEN = consent("substance_misuse_service", "given", "2026-11-18T14:05:00Z")
 SMS_REFUSED = consent("substance_misuse_service", "refused", "2026-11-18T14:05:00Z")
-SMS_WITHDRAWN = consent("substance_misuse_service", "refused", "2026-11-25T10:00:00Z")
+SMS_WITHDRAWN = consent("substance_misuse_service", "refused", "2026-11-21T10:00:00Z")
 CLINICAL_REFUSED = consent("probation_clinical_details", "refused", "2026-11-18T14:06:00Z")
 CLINICAL_GIVEN_LATER = consent("probation_clinical_details", "given", "2026-11-19T09:30:00Z")
 CLINICAL_GIVEN_OFFSET = consent("probation_clinical_details", "given", "2026-11-19T00:30:00+01:00")

@@ -38,7 +38,7 @@ async def test_the_flow_logs_no_personal_data(world, example, settings, caplog) 
         broken = {**example, "person": {**example["person"], "noms_number": "Daniel Hughes"}}
         assert (await world.post_notice(broken)).status_code == 422
         async with http_client() as client:
-            await run_once(world.sessions, client, settings)
+            await run_once(world.sessions, client, settings, world.data_keys)
     assert caplog.records, "expected the worker to log its attempt"
     for value in PERSONAL:
         assert value not in caplog.text

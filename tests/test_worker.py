@@ -53,11 +53,17 @@ async def test_retries_until_the_receiver_answers_with_the_same_id_and_bytes(
         async with http_client() as client:
             for attempt in range(4):
                 assert (
-                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 1
+                    await run_once(
+                        world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                    )
+                    == 1
                 )
                 # Not due again until the schedule says so.
                 assert (
-                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 0
+                    await run_once(
+                        world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                    )
+                    == 0
                 )
                 if attempt < 3:
                     now += RETRY_SCHEDULE[attempt]
@@ -85,10 +91,18 @@ async def test_gives_up_into_dead_only_when_the_schedule_is_spent(world, example
                 [(state, *_)] = await deliveries(world)
                 assert state == "pending", f"dead before attempt {attempt + 1}"
                 assert (
-                    await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 1
+                    await run_once(
+                        world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                    )
+                    == 1
                 )
                 now += timedelta(days=2)
-            assert await run_once(world.sessions, client, settings, clock=lambda at=now: at) == 0
+            assert (
+                await run_once(
+                    world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                )
+                == 0
+            )
         assert len(receiver.requests) == MAX_ATTEMPTS
     [(state, attempts, *_)] = await deliveries(world)
     assert (state, attempts) == ("dead", MAX_ATTEMPTS)
@@ -100,7 +114,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(world, example, setti
         await subscribe(world, "N07", receiver.url)
         await world.post_notice(example)
         async with http_client() as client:
-            await run_once(world.sessions, client, settings)
+            await run_once(world.sessions, client, settings, world.data_keys)
         assert len(receiver.requests) == 1
     [(state, attempts, *_)] = await deliveries(world)
     assert (state, attempts) == ("pending", 1)
@@ -112,7 +126,7 @@ async def test_an_address_no_longer_allowed_is_refused_at_send_time(world, examp
         await world.post_notice(example)
         strict = settings.model_copy(update={"webhook_allowed_cidrs": ()})
         async with http_client() as client:
-            assert await run_once(world.sessions, client, strict) == 1
+            assert await run_once(world.sessions, client, strict, world.data_keys) == 1
         assert receiver.requests == []
     [(error,)] = await world.sql("SELECT error FROM delivery_attempt")
     assert error.startswith("refused")
@@ -134,7 +148,7 @@ async def test_both_recipients_are_delivered_and_a_disabled_subscription_is_not(
         )
         await world.post_notice(example)
         async with http_client() as client:
-            assert await run_once(world.sessions, client, settings) == 1
+            assert await run_once(world.sessions, client, settings, world.data_keys) == 1
         assert [r.path for r in receiver.wait_for(1)] == ["/hooks/sms"]
 
 
@@ -147,7 +161,10 @@ async def test_a_lease_keeps_other_workers_off_until_it_expires(world, example, 
     async def claim(at: datetime) -> set:
         async with world.sessions() as session, session.begin():
             return {
-                c.delivery_id for c in await outbox.claim_due(session, now=at, limit=1, lease=lease)
+                c.delivery_id
+                for c in await outbox.claim_due(
+                    session, world.data_keys, now=at, limit=1, lease=lease
+                )
             }
 
     first, second = await claim(now), await claim(now)
@@ -183,7 +200,7 @@ async def test_the_worker_process_delivers_and_stops_cleanly_on_sigterm(
         env = {
             **os.environ,
             "EXCHANGE_DATABASE_URL": settings.database_url,
-            "EXCHANGE_DATA_DIR": str(tmp_path / "worker"),
+            "EXCHANGE_DATA_DIR": str(settings.data_dir),  # its data keys open the payloads
             "EXCHANGE_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8",
             "EXCHANGE_WORKER_POLL_SECONDS": "0.1",
         }
@@ -211,7 +228,9 @@ async def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_outcome(
 
     async def claim(at: datetime) -> outbox.Claimed:
         async with world.sessions() as session, session.begin():
-            [claimed] = await outbox.claim_due(session, now=at, limit=1, lease=lease)
+            [claimed] = await outbox.claim_due(
+                session, world.data_keys, now=at, limit=1, lease=lease
+            )
             return claimed
 
     async def settle(claimed: outbox.Claimed, delivered: bool, at: datetime) -> str | None:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.intake import Context
 from app.jose import KeyRing
-from app.policy import Policy
+from app.sealing import DataKeys
 from app.settings import Settings
 
 
@@ -20,8 +21,12 @@ def _keyring(request: Request) -> KeyRing:
     return request.app.state.keyring
 
 
-def _policy(request: Request) -> Policy:
-    return request.app.state.policy
+def _data_keys(request: Request) -> DataKeys:
+    return request.app.state.data_keys
+
+
+def _intake(request: Request) -> Context:
+    return request.app.state.intake
 
 
 def _now() -> datetime:
@@ -30,5 +35,6 @@ def _now() -> datetime:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
-PolicyDep = Annotated[Policy, Depends(_policy)]
+DataKeysDep = Annotated[DataKeys, Depends(_data_keys)]
+IntakeContext = Annotated[Context, Depends(_intake)]
 Now = Annotated[datetime, Depends(_now)]

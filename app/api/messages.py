@@ -7,20 +7,30 @@ import uuid
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from app.api.deps import DataKeysDep
 from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
 from app.auth import RecipientReader
 from app.db import Session
 from app.errors import Problem
 from app.models import Message
+from app.outbox import jws_of
 from app.problems import PROBLEMS
 from app.schemas import MessageOut, MessagePage
+from app.sealing import DataKeys
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 
-def _out(m: Message) -> MessageOut:
+def _out(m: Message, data_keys: DataKeys) -> MessageOut:
     return MessageOut(
-        id=m.id, notice_id=m.notice_id, sequence=m.sequence, created_at=m.created_at, jws=m.jws
+        id=m.id,
+        kind=m.kind,
+        notice_id=m.notice_id,
+        supersedes=m.supersedes_id,
+        sequence=m.sequence,
+        created_at=m.created_at,
+        jws=jws_of(data_keys, m),
+        purged_at=m.purged_at,
     )
 
 
@@ -28,6 +38,7 @@ def _out(m: Message) -> MessageOut:
 async def list_messages(
     caller: RecipientReader,
     session: Session,
+    data_keys: DataKeysDep,
     after_sequence: AfterSequence = None,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -46,16 +57,17 @@ async def list_messages(
         )
     ).all()
     return MessagePage(
-        items=[_out(m) for m in rows], next_cursor=next_cursor([m.sequence for m in rows], limit)
+        items=[_out(m, data_keys) for m in rows],
+        next_cursor=next_cursor([m.sequence for m in rows], limit),
     )
 
 
 @router.get("/{message_id}", name="get", response_model=MessageOut, responses=PROBLEMS)
 async def get_message(
-    message_id: uuid.UUID, caller: RecipientReader, session: Session
+    message_id: uuid.UUID, caller: RecipientReader, session: Session, data_keys: DataKeysDep
 ) -> MessageOut:
     """One signed message. Another organisation's message does not exist, as far as you know."""
     message = await session.get(Message, message_id)
     if message is None or message.recipient_organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
-    return _out(message)
+    return _out(message, data_keys)

@@ -1,81 +1,234 @@
-"""Release notices: a prison posts them and follows what became of them."""
+"""Release notices: a prison posts them, amends or cancels them, and follows what became of them.
+
+Every POST here honours Idempotency-Key: a repeat gets the first answer again and changes nothing.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
 
-from app import intake
-from app.api.deps import KeyRingDep, Now, PolicyDep, SettingsDep
+from app import idempotency, intake, tracking
+from app.api.deps import IntakeContext, Now
 from app.auth import PrisonCaller
 from app.db import Session
+from app.intake import Accepted
 from app.notice import ReleaseNotice as NoticeBody
-from app.problems import PROBLEMS
+from app.problems import PROBLEMS, documented
 from app.schemas import (
+    CancellationIn,
     DeliveryStatus,
     NoticeAccepted,
     NoticeStatus,
+    NoticeVersion,
     RecipientStatus,
     RoutedRecipient,
 )
 
 router = APIRouter(prefix="/v1/release-notices", tags=["release-notices"])
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        pattern=idempotency.KEY_PATTERN,
+        description="Any unique string up to 255 printable characters, e.g. a UUID. The same "
+        "key with the same body gets the first answer again; with another body, 409.",
+    ),
+]
+POST_PROBLEMS = {
+    **PROBLEMS,
+    409: documented("The Idempotency-Key was used for another request, or the notice is closed."),
+    413: documented("The body is larger than 256 KiB."),
+    415: documented("The body is not application/json."),
+}
 
-@router.post("", name="create", status_code=202, response_model=NoticeAccepted, responses=PROBLEMS)
-async def create(
-    notice: NoticeBody,
-    response: Response,
-    caller: PrisonCaller,
-    session: Session,
-    policy: PolicyDep,
-    keyring: KeyRingDep,
-    settings: SettingsDep,
-    now: Now,
-) -> NoticeAccepted:
-    """Accept a release notice: each recipient's disclosure is decided, signed and queued."""
-    accepted = await intake.accept_notice(
-        session,
-        notice,
-        caller=caller,
-        policy=policy,
-        keyring=keyring,
-        issuer=settings.issuer,
-        now=now,
-    )
-    response.headers["Location"] = f"/v1/release-notices/{accepted.notice.id}"
+
+def _accepted(accepted: Accepted) -> NoticeAccepted:
+    notice = accepted.notice
     return NoticeAccepted(
-        id=accepted.notice.id,
-        status=accepted.notice.status,
-        received_at=accepted.notice.received_at,
+        id=notice.id,
+        series_id=notice.series_id,
+        version=notice.version,
+        status=notice.status,
+        status_reason=notice.status_reason,
+        received_at=notice.received_at,
         recipients=[
             RoutedRecipient(
-                organisation_code=r.organisation.code, role=r.role, message_id=r.message_id
+                organisation_code=r.organisation.code,
+                role=r.role,
+                kind=r.kind,
+                message_id=r.message_id,
             )
             for r in accepted.recipients
         ],
     )
 
 
+async def _once(
+    request: Request,
+    session: Session,
+    caller: PrisonCaller,
+    key: str | None,
+    body: Any,
+    now: Now,
+    work: Callable[[], Awaitable[Accepted]],
+) -> JSONResponse:
+    """Do the work and answer 202, or, for a repeated Idempotency-Key, answer as the first time."""
+    claimed = None
+    if key is not None:
+        asked = idempotency.fingerprint(request.method, request.url.path, body)
+        claimed, earlier = await idempotency.claim(session, caller.organisation_id, key, asked, now)
+        if earlier is not None:
+            headers = {"idempotent-replayed": "true"}
+            if earlier.location:
+                headers["location"] = earlier.location
+            return JSONResponse(earlier.body, earlier.status_code, headers=headers)
+    accepted = await work()
+    answer = idempotency.Answer(
+        202, _accepted(accepted).model_dump(mode="json"), f"{router.prefix}/{accepted.notice.id}"
+    )
+    if claimed is not None:
+        idempotency.remember(claimed, answer, accepted.notice.id)
+    return JSONResponse(answer.body, answer.status_code, headers={"location": answer.location})
+
+
+@router.post(
+    "", name="create", status_code=202, response_model=NoticeAccepted, responses=POST_PROBLEMS
+)
+async def create(
+    notice: NoticeBody,
+    request: Request,
+    caller: PrisonCaller,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Accept a release notice: each recipient's disclosure is decided, signed and queued.
+
+    A notice whose release reason is not a release into the community is recorded and sent to
+    nobody; its status says why.
+    """
+    return await _once(
+        request,
+        session,
+        caller,
+        idempotency_key,
+        notice.model_dump(mode="json", exclude_unset=True),
+        now,
+        lambda: intake.accept_notice(session, notice, caller=caller, context=context, now=now),
+    )
+
+
+@router.post(
+    "/{notice_id}/amendments",
+    name="amend",
+    status_code=202,
+    response_model=NoticeAccepted,
+    responses=POST_PROBLEMS,
+)
+async def amend(
+    notice_id: uuid.UUID,
+    notice: NoticeBody,
+    request: Request,
+    caller: PrisonCaller,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Replace the latest version of a notice with a corrected whole notice: a new version.
+
+    Each recipient gets a new message that names the one it supersedes; one that no longer gets
+    anything gets a cancellation. Only the latest version can be amended (409 otherwise), and
+    only for the same person.
+    """
+    return await _once(
+        request,
+        session,
+        caller,
+        idempotency_key,
+        notice.model_dump(mode="json", exclude_unset=True),
+        now,
+        lambda: intake.accept_notice(
+            session, notice, caller=caller, context=context, now=now, amends=notice_id
+        ),
+    )
+
+
+@router.post(
+    "/{notice_id}/cancellation",
+    name="cancel",
+    status_code=202,
+    response_model=NoticeAccepted,
+    responses=POST_PROBLEMS,
+)
+async def cancel(
+    notice_id: uuid.UUID,
+    body: CancellationIn,
+    request: Request,
+    caller: PrisonCaller,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Cancel the latest version of a notice: each recipient that holds it gets a cancellation."""
+    return await _once(
+        request,
+        session,
+        caller,
+        idempotency_key,
+        body.model_dump(mode="json"),
+        now,
+        lambda: intake.cancel_notice(
+            session, notice_id, body.reason, caller=caller, context=context, now=now
+        ),
+    )
+
+
 @router.get("/{notice_id}", name="get", response_model=NoticeStatus, responses=PROBLEMS)
 async def get(notice_id: uuid.UUID, caller: PrisonCaller, session: Session) -> NoticeStatus:
-    """What became of a notice: per recipient, its message and each delivery's state."""
-    notice, recipients = await intake.track(session, notice_id, caller)
+    """What became of a notice: its history, and per recipient its message and deliveries."""
+    found = await tracking.track(session, notice_id, caller)
+    notice = found.notice
     return NoticeStatus(
         id=notice.id,
+        series_id=notice.series_id,
+        version=notice.version,
         status=notice.status,
+        status_reason=notice.status_reason,
         received_at=notice.received_at,
+        supersedes=notice.supersedes_id,
+        superseded_by=found.superseded_by,
+        cancelled_at=notice.cancelled_at,
+        purged_at=notice.purged_at,
         recipients=[
             RecipientStatus(
                 organisation_code=r.organisation_code,
                 role=r.role,
+                kind=r.kind,
                 message_id=r.message_id,
+                supersedes=r.supersedes,
                 deliveries=[
                     DeliveryStatus(state=d.state, attempts=d.attempts, delivered_at=d.delivered_at)
                     for d in r.deliveries
                 ],
             )
-            for r in recipients
+            for r in found.recipients
+        ],
+        history=[
+            NoticeVersion(
+                id=v.id,
+                version=v.version,
+                status=v.status,
+                status_reason=v.status_reason,
+                received_at=v.received_at,
+            )
+            for v in found.versions
         ],
     )

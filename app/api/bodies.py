@@ -1,0 +1,108 @@
+"""What a request body may be, checked before any handler sees it: 413 and 415 as problems.
+
+A body is read into memory only up to MAX_BODY_BYTES: a larger one, declared or streamed, is
+refused as soon as that is known. A body must be JSON (application/json, or a +json type, in
+UTF-8), except at the token endpoint, which RFC 6749 makes form-encoded. JSON that cannot be
+read at all (bad syntax, bad UTF-8, nesting deep enough to exhaust the parser) is a 422 here,
+whatever the parser would have raised.
+"""
+
+from __future__ import annotations
+
+import json
+from email.message import Message as MimeHeader
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import Problem, invalid
+from app.problems import problem_response
+
+MAX_BODY_BYTES = 256 * 1024
+FORM_PATHS = {"/oauth/token": "application/x-www-form-urlencoded"}
+
+
+def _media_type(value: str) -> tuple[str, str | None]:
+    header = MimeHeader()
+    header["content-type"] = value
+    return header.get_content_type(), header.get_param("charset")  # type: ignore[return-value]
+
+
+def acceptable(path: str, content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media_type, charset = _media_type(content_type)
+    if charset is not None and str(charset).lower() not in ("utf-8", "utf8"):
+        return False
+    if path in FORM_PATHS:
+        return media_type == FORM_PATHS[path]
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class BodyRules:
+    """ASGI middleware: bound the body's size and check its media type, answering problems."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        too_large = Problem(
+            413, "Content too large", f"The body may be at most {self.max_bytes} bytes."
+        )
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem_response(too_large)(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await problem_response(too_large)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and not acceptable(scope["path"], headers.get("content-type")):
+            wanted = FORM_PATHS.get(scope["path"], "application/json")
+            unsupported = Problem(415, "Unsupported media type", f"The body must be {wanted}.")
+            await problem_response(unsupported)(scope, receive, send)
+            return
+        if body and scope["path"] not in FORM_PATHS and not _readable(body):
+            unreadable = invalid([{"pointer": "", "detail": "the body is not valid JSON"}])
+            await problem_response(unreadable)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _readable(body: bytes) -> bool:
+    try:
+        json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return False
+    return True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the whole body once, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,80 @@
+"""Retention: once a notice is older than the retention period, its data goes; its log stays.
+
+Purging removes the sealed notice body and the sealed payload of every message it caused, and
+the idempotency keys that would replay its answer; rows keep their ids, hashes and states, so
+the exchange log and each notice's status still tell what happened. A delivery still pending
+then can never be made: it becomes dead. Each purged notice is a log entry (an erasure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.models import Delivery, IdempotencyKey, Message, ReleaseNotice
+from app.outbox import DEAD, PENDING
+
+
+@dataclass(frozen=True)
+class Purged:
+    notices: int
+    messages: int
+
+
+async def purge(
+    session: AsyncSession, *, older_than: timedelta, now: datetime, limit: int = 500
+) -> Purged:
+    """Purge up to `limit` notices received before now - older_than, in the caller's transaction."""
+    cutoff = now - older_than
+    notice_ids = (
+        await session.scalars(
+            select(ReleaseNotice.id)
+            .where(ReleaseNotice.received_at < cutoff, ReleaseNotice.purged_at.is_(None))
+            .order_by(ReleaseNotice.received_at)
+            .limit(limit)
+        )
+    ).all()
+    if not notice_ids:
+        return Purged(0, 0)
+    await session.execute(
+        update(ReleaseNotice)
+        .where(ReleaseNotice.id.in_(notice_ids))
+        .values(body_sealed=None, body_key_id=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    messages = (
+        await session.execute(
+            update(Message)
+            .where(Message.notice_id.in_(notice_ids), Message.purged_at.is_(None))
+            .values(jws_sealed=None, jws_key_id=None, purged_at=now)
+            .returning(Message.id, Message.notice_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.message_id.in_([m for m, _ in messages]), Delivery.state == PENDING)
+        .values(state=DEAD, leased_until=None, lease_token=None, last_error="purged")
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.notice_id.in_(notice_ids))
+        .execution_options(synchronize_session=False)
+    )
+    for notice_id in notice_ids:
+        audit.append(
+            session,
+            "notice.purged",
+            at=now,
+            notice_id=notice_id,
+            details={
+                "messages": sorted(str(m) for m, n in messages if n == notice_id),
+                "retention_days": older_than.days,
+            },
+        )
+    return Purged(len(notice_ids), len(messages))

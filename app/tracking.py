@@ -1,0 +1,93 @@
+"""What became of a prison's notice: every version, and per recipient its message and deliveries.
+
+Read only; never a payload value, only ids, codes and states.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.dispatch import CANCELLATION, DISCLOSURE
+from app.errors import Problem
+from app.identity import Caller
+from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
+
+
+@dataclass(frozen=True)
+class RecipientTracking:
+    organisation_code: str
+    role: str
+    kind: str
+    message_id: uuid.UUID | None
+    supersedes: uuid.UUID | None
+    deliveries: list[Delivery]
+
+
+@dataclass(frozen=True)
+class Tracking:
+    notice: ReleaseNotice
+    versions: list[ReleaseNotice]  # the whole series, oldest first
+    recipients: list[RecipientTracking]
+
+    @property
+    def superseded_by(self) -> uuid.UUID | None:
+        return next((v.id for v in self.versions if v.supersedes_id == self.notice.id), None)
+
+
+async def track(session: AsyncSession, notice_id: uuid.UUID, caller: Caller) -> Tracking:
+    """A notice of the caller's own with its history and recipients; else 404."""
+    notice = await session.get(ReleaseNotice, notice_id)
+    if notice is None or notice.organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such release notice.")
+    versions = (
+        await session.scalars(
+            select(ReleaseNotice)
+            .where(ReleaseNotice.series_id == notice.series_id)
+            .order_by(ReleaseNotice.version)
+        )
+    ).all()
+    decided = (
+        await session.execute(
+            select(Disclosure.id, Disclosure.recipient_role, Organisation.code)
+            .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
+            .where(Disclosure.notice_id == notice_id)
+            .order_by(Disclosure.recipient_role)
+        )
+    ).all()
+    messages = (
+        await session.execute(
+            select(Message, Organisation.code, Organisation.kind)
+            .join(Organisation, Organisation.id == Message.recipient_organisation_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Message.sequence)
+        )
+    ).all()
+    deliveries = (
+        await session.scalars(
+            select(Delivery)
+            .join(Message, Message.id == Delivery.message_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Delivery.created_at, Delivery.id)
+        )
+    ).all()
+
+    def row(kind: str, code: str, role: str, message: Message | None) -> RecipientTracking:
+        return RecipientTracking(
+            organisation_code=code,
+            role=role,
+            kind=kind,
+            message_id=message.id if message else None,
+            supersedes=message.supersedes_id if message else None,
+            deliveries=[d for d in deliveries if message and d.message_id == message.id],
+        )
+
+    by_disclosure = {m.disclosure_id: m for m, _, _ in messages if m.disclosure_id}
+    recipients = [
+        row(DISCLOSURE, code, role, by_disclosure.get(disclosure_id))
+        for disclosure_id, role, code in decided
+    ] + [row(CANCELLATION, code, kind, m) for m, code, kind in messages if m.kind == CANCELLATION]
+    return Tracking(notice, list(versions), recipients)
