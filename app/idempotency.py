@@ -3,7 +3,8 @@
 The key belongs to the organisation that sent it. The first request with a key records a hash
 of what it asked (method, path and the body in canonical JSON) and, in the same transaction, the
 answer it got. A repeat with the same request gets that answer again and changes nothing; a
-repeat with a different request is a 409. Keys are kept until their notice's data is purged.
+repeat with a different request is a 409. Keys are kept (as hashes: a client may build them
+from personal data) until their notice's data is purged.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ async def claim(
     on the primary key; its transaction, which holds nothing yet, is rolled back and it reads
     the first one's answer.
     """
-    ident = {"organisation_id": organisation_id, "key": key}
+    ident = {
+        "organisation_id": organisation_id,
+        "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+    }
     existing = await session.get(IdempotencyKey, ident)
     if existing is not None:
         return None, _answer(existing, request_sha256)

@@ -126,14 +126,17 @@ class ReleaseNotice(Base):
 
 
 class IdempotencyKey(Base):
-    """A POST made with an Idempotency-Key: what it asked (hashed) and what it was answered."""
+    """A POST made with an Idempotency-Key: what it asked (hashed) and what it was answered.
+
+    The key itself is stored only as a hash: a client may build its keys from personal data.
+    """
 
     __tablename__ = "idempotency_key"
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisation.id"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_sha256: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.delivery import Outcome, next_attempt_delay
 from app.models import Delivery, DeliveryAttempt, Message, Organisation, Subscription
-from app.sealing import DataKeys, Sealed, place
+from app.sealing import DataKeys, Sealed, SealError, place
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+log = logging.getLogger("exchange.outbox")
 
 
 async def next_sequence(session: AsyncSession, organisation_id: uuid.UUID) -> int:
@@ -121,25 +123,33 @@ async def claim_due(
         .join(Message, Message.id == Delivery.message_id)
         .where(Delivery.id.in_(claimed_ids))
     )
-    return [
-        Claimed(
-            delivery_id=d.id,
-            lease_token=token,
-            attempts=d.attempts,
-            url=url,
-            secret=secret,
-            kind=m.kind,
-            message_id=m.id,
-            notice_id=m.notice_id,
-            supersedes=m.supersedes_id,
-            recipient_organisation_id=m.recipient_organisation_id,
-            sequence=m.sequence,
-            jws=jws,
-            created_at=m.created_at,
+    claimed = []
+    for d, url, secret, m in rows:
+        try:
+            jws = jws_of(data_keys, m)
+        except SealError as exc:  # a missing data key: keep the lease, send the others
+            log.error("delivery %s: its payload cannot be opened (%s)", d.id, exc)
+            continue
+        if jws is None:
+            continue
+        claimed.append(
+            Claimed(
+                delivery_id=d.id,
+                lease_token=token,
+                attempts=d.attempts,
+                url=url,
+                secret=secret,
+                kind=m.kind,
+                message_id=m.id,
+                notice_id=m.notice_id,
+                supersedes=m.supersedes_id,
+                recipient_organisation_id=m.recipient_organisation_id,
+                sequence=m.sequence,
+                jws=jws,
+                created_at=m.created_at,
+            )
         )
-        for d, url, secret, m in rows
-        if (jws := jws_of(data_keys, m)) is not None
-    ]
+    return claimed
 
 
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:

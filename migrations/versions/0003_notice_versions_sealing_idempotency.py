@@ -74,7 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "idempotency_key",
         sa.Column("organisation_id", sa.Uuid(), nullable=False),
-        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("key_sha256", sa.String(length=64), nullable=False),
         sa.Column("request_sha256", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("response", sa.JSON(), nullable=True),
@@ -86,7 +86,9 @@ def upgrade() -> None:
             ["organisation.id"],
             name=op.f("fk_idempotency_key_organisation_id_organisation"),
         ),
-        sa.PrimaryKeyConstraint("organisation_id", "key", name=op.f("pk_idempotency_key")),
+        sa.PrimaryKeyConstraint(
+            "organisation_id", "key_sha256", name=op.f("pk_idempotency_key")
+        ),
     )
     with op.batch_alter_table("idempotency_key", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_idempotency_key_notice_id"), ["notice_id"])
