@@ -275,7 +275,9 @@ class ConsentRecord(Strict):
         description="`substance_misuse_service`: share with the community treatment service. "
         "`probation_clinical_details`: share clinical detail with probation."
     )
-    decision: Literal["given", "refused"]
+    decision: Literal["given", "refused"] = Field(
+        description="`given` or `refused`. The latest record for a scope is the one that counts."
+    )
     recorded_at: UtcInstant = Field(
         description="When it was recorded, with its UTC offset; not after the notice is sent."
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from app import examples
 from app.jose import load_keyring
+from app.notice import ReleaseNotice, implausible
 
 
 def test_org_and_client_add_print_json_only(run) -> None:
@@ -46,3 +49,14 @@ def test_keys_rotate_keeps_the_old_key_published(run, tmp_path: Path) -> None:
     ring = load_keyring(keys)
     assert ring.current.kid == rotated != first
     assert {k["kid"] for k in ring.jwks()["keys"]} == {first, rotated}
+
+
+def test_notice_example_prints_the_example_moved_to_today(run) -> None:
+    result = run("notice", "example")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    today = datetime.now(UTC).date()
+    assert printed == examples.release_notice(today)
+    notice = ReleaseNotice.model_validate(printed)
+    assert notice.release.release_date == today + timedelta(days=9)
+    assert implausible(notice, datetime.now(UTC)) == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from app import contract
-from app.notice import ReleaseNotice
+from app import contract, examples
+from app.notice import ReleaseNotice, implausible
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "release-notice.v1.json").read_text())
@@ -88,3 +89,76 @@ def test_every_error_answer_is_documented_as_a_problem() -> None:
     assert [e for e in errors if e[3] != ["application/problem+json"]] == []
     assert "Problem" in document["components"]["schemas"]
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def _leaves(schema: dict, node: dict, path: str = "") -> list[tuple[str, dict]]:
+    """Every leaf property of the schema (one that is not itself an object), with its path."""
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    for option in node.get("anyOf", []):
+        if option.get("type") != "null":
+            return _leaves(schema, option, path)
+    if node.get("type") == "array" and "$ref" in node.get("items", {}):
+        return _leaves(schema, node["items"], path + "/0")
+    if "properties" not in node:
+        return [(path, node)]
+    found = []
+    for name, member in node["properties"].items():
+        inner = _leaves(schema, member, f"{path}/{name}")
+        # A leaf described where it is used (the property) counts as described.
+        found += [
+            (p, {**n, "description": member.get("description") or n.get("description")})
+            for p, n in inner
+        ]
+    return found
+
+
+def test_every_field_of_the_notice_is_described_for_those_who_fill_it_in() -> None:
+    undescribed = [
+        path
+        for path, node in _leaves(SCHEMA, SCHEMA)
+        if not node.get("description") and not path.startswith("/wider_needs/")
+    ]
+    assert undescribed == []
+    # Wider needs are described once, on their object: each member is a plain "is there a need".
+    assert "need" in SCHEMA["$defs"]["WiderNeeds"]["description"]
+
+
+def test_every_code_is_enumerated() -> None:
+    strings = [
+        (path, node)
+        for path, node in _leaves(SCHEMA, SCHEMA)
+        if node.get("type") == "string" and "format" not in node
+    ]
+    free = {p for p, n in strings if "enum" not in n and "const" not in n and "pattern" not in n}
+    # Only names, places and notes are free text; everything else is a code or a pattern.
+    assert free == {
+        "/person/given_name",
+        "/person/family_name",
+        "/release/accommodation/local_authority",
+        "/release_plan/responsible_officer/name",
+        "/release_plan/treatment_appointment/location",
+        "/nps_use/substances/0/local_name",
+        "/nps_use/treatment_in_custody/clinical_notes",
+        "/other_substance_use/notes",
+        "/safeguarding/concerns",
+        "/consent/0/recorded_by",
+    }
+
+
+@pytest.mark.parametrize("days_later", [0, 1, 45, 400, 3000])
+def test_the_example_moved_to_any_day_is_plausible_that_day(days_later: int) -> None:
+    today = examples.WRITTEN_ON + timedelta(days=days_later)
+    moved = examples.release_notice(today)
+    notice = ReleaseNotice.model_validate(moved)
+    arrival = datetime.combine(today, time(12), tzinfo=UTC)
+    assert implausible(notice, arrival) == []
+    assert date.fromisoformat(moved["release"]["release_date"]) - today == timedelta(days=9)
+    # Moved as a whole: the same age, the same gaps between the events it records.
+    assert notice.nps_use.last_use_date == today - timedelta(days=2)
+    assert examples.release_notice(examples.WRITTEN_ON) == EXAMPLE
+
+
+def test_the_example_as_written_is_plausible_the_day_it_was_written() -> None:
+    arrival = datetime.combine(examples.WRITTEN_ON, time(9), tzinfo=UTC)
+    assert implausible(ReleaseNotice.model_validate(EXAMPLE), arrival) == []

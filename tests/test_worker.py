@@ -11,15 +11,18 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
 from app import outbox
 from app.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE, Outcome, new_secret, send
+from app.models import Message
 from app.worker import http_client, run_once
 from tests.receiver import running_receiver
 
@@ -293,3 +296,28 @@ async def test_a_receiver_that_stalls_is_cut_off_at_the_deadline():
                 deadline_seconds=0.3,
             )
     assert (outcome.delivered, outcome.error) == (False, "timed out")
+
+
+async def test_a_payload_that_cannot_be_opened_holds_up_only_its_own_delivery(
+    world, example, settings
+):
+    """A worker without the data key a message was sealed with sends the others, keeps that
+    delivery leased (it is sent once the key is back), and never sends anything it cannot open."""
+    with running_receiver() as receiver:
+        await subscribe(world, "N07", receiver.url)
+        first = (await world.post_notice(example)).json()["recipients"][0]["message_id"]
+        second = (await world.post_notice(example)).json()["recipients"][0]["message_id"]
+        async with world.sessions() as session, session.begin():
+            await session.execute(
+                update(Message).where(Message.id == uuid.UUID(first)).values(jws_key_id="lost")
+            )
+        async with http_client() as client:
+            await run_once(world.sessions, client, settings, world.data_keys)
+        [request] = receiver.wait_for(1)
+        assert request.headers["webhook-id"] == second
+        rows = await world.sql("SELECT state, attempts, leased_until FROM delivery")
+        assert sorted((state, attempts) for state, attempts, _ in rows) == [
+            ("delivered", 1),
+            ("pending", 0),
+        ]
+        assert [leased for state, _, leased in rows if state == "pending"] != [None]
