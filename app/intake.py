@@ -223,14 +223,17 @@ async def _close(
         raise Problem(404, "Not found", "No such release notice.")
     if existing.purged_at is not None:
         raise Problem(409, "Notice purged", "This notice's data was purged; post a new one.")
-    newer = await session.scalar(
-        select(ReleaseNotice.id).where(ReleaseNotice.supersedes_id == notice_id)
+    latest = await session.scalar(
+        select(ReleaseNotice)
+        .where(ReleaseNotice.series_id == existing.series_id)
+        .order_by(ReleaseNotice.version.desc())
+        .limit(1)
     )
-    detail = f"This notice is {existing.status}"
+    detail = f"This version is {existing.status}"
     extra = {"notice_status": existing.status}
-    if newer is not None:
-        detail += f" by {newer}: amend or cancel the latest version"
-        extra["superseded_by"] = str(newer)
+    if latest is not None and latest.id != existing.id:
+        detail += f"; the latest version is {latest.id}, which is {latest.status}"
+        extra["latest_version"] = str(latest.id)
     raise Problem(409, "Notice closed", detail + ".", extra=extra)
 
 
