@@ -6,13 +6,16 @@ place (its table, column and row) is bound in as associated data, so a sealed va
 another row does not open there.
 
 Data keys live in `<data_keys_dir>/<id>.key` (owner-only, 32 random bytes, base64) with a
-`current` file naming the key that seals; they are read once at start-up into DataKeys.
+`current` file naming the key that seals, and a `pseudonym` key that turns a NOMS number into a
+keyed hash (person_ref) so that a person's rows can be found without being named; they are read
+once at start-up into DataKeys.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -24,6 +27,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+TAG_BYTES = 16
+PSEUDONYM_FILE = "pseudonym"
 
 
 class SealError(Exception):
@@ -40,6 +45,14 @@ class Sealed:
 class DataKeys:
     current: str
     by_id: Mapping[str, AESGCM]
+    pseudonym_key: bytes | None = None  # for person_ref: never rotated, or refs stop matching
+
+    def person_ref(self, noms_number: str) -> str:
+        """A keyed hash of a NOMS number: finds a person's rows without naming them."""
+        if not self.pseudonym_key:
+            raise SealError("no pseudonym key")
+        digest = hmac.new(self.pseudonym_key, noms_number.strip().upper().encode(), "sha256")
+        return digest.hexdigest()
 
     def seal(self, plaintext: bytes, place: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: safe far beyond our volumes
@@ -50,6 +63,8 @@ class DataKeys:
         key = self.by_id.get(sealed.key_id)
         if key is None:
             raise SealError(f"no data key {sealed.key_id!r}")
+        if len(sealed.blob) < NONCE_BYTES + TAG_BYTES:
+            raise SealError("a sealed value is too short to be one")
         nonce, ciphertext = sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:]
         try:
             return key.decrypt(nonce, ciphertext, place.encode())
@@ -93,4 +108,20 @@ def load_data_keys(keys_dir: Path, *, create: bool = True) -> DataKeys:
     current = current_file.read_text().strip()
     if current not in by_id:
         raise ValueError(f"current data key {current!r} has no key file in {keys_dir}")
-    return DataKeys(current, by_id)
+    return DataKeys(current, by_id, _pseudonym_key(keys_dir))
+
+
+def _pseudonym_key(keys_dir: Path) -> bytes:
+    path = keys_dir / PSEUDONYM_FILE
+    if not path.exists():  # made once, whole, by whichever process links it first
+        draft = keys_dir / f"{PSEUDONYM_FILE}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64encode(secrets.token_bytes(32)))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    material = base64.b64decode(path.read_bytes(), validate=True)
+    if len(material) != 32:
+        raise ValueError(f"{PSEUDONYM_FILE} is not 256 bits")
+    return material
