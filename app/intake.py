@@ -50,8 +50,11 @@ def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None
     return json.loads(data_keys.open(sealed, place("release_notice", "body_sealed", notice.id)))
 
 
-async def route(session: AsyncSession, notice: NoticeBody) -> list[tuple[Organisation, str]]:
-    """The registered, enabled organisations the release plan names; 422 for any that is not."""
+async def route(
+    session: AsyncSession, notice: NoticeBody
+) -> tuple[list[tuple[Organisation, str]], list[dict[str, str]]]:
+    """The registered, enabled organisations the release plan names, and an error for each
+    code that names none."""
     wanted = [
         (member, role, getattr(notice.release_plan, member))
         for member, role in ROUTES
@@ -74,9 +77,7 @@ async def route(session: AsyncSession, notice: NoticeBody) -> list[tuple[Organis
             )
         else:
             routed.append((organisation, role))
-    if errors:
-        raise invalid(errors)
-    return routed
+    return routed, errors
 
 
 async def accept_notice(
@@ -89,20 +90,20 @@ async def accept_notice(
     amends: uuid.UUID | None = None,
 ) -> Accepted:
     """Store a notice (or, with `amends`, a new version of one) and send what it causes."""
+    errors = []  # every failing field at once, not the first stage's only
     if notice.release.prison_code != caller.organisation_code:
-        raise invalid(
-            [
-                {
-                    "pointer": "/release/prison_code",
-                    "detail": f"you act for {caller.organisation_code}: post only its releases",
-                }
-            ]
+        errors.append(
+            {
+                "pointer": "/release/prison_code",
+                "detail": f"you act for {caller.organisation_code}: post only its releases",
+            }
         )
-    if errors := implausible(notice, now):
-        raise invalid(errors)
-    previous = await _supersede(session, amends, notice, caller, context, now) if amends else None
+    errors += implausible(notice, now)
     community = notice.release.reason == COMMUNITY_RELEASE
-    recipients = await route(session, notice) if community else []
+    recipients, unrouted = await route(session, notice) if community else ([], [])
+    if errors or unrouted:
+        raise invalid(errors + unrouted)
+    previous = await _supersede(session, amends, notice, caller, context, now) if amends else None
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()

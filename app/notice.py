@@ -8,12 +8,32 @@ to know when the notice arrived: no last use or incident after it, a release dat
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from app.schemas import UtcInstant
+
+
+def _as_text(kind: str, pattern: str) -> BeforeValidator:
+    """Dates and times come as ISO 8601 text, as the published schema says: never a number,
+    which pydantic would otherwise read as a unix time."""
+    shape = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not shape.match(value):
+            raise ValueError(f"must be {kind}")
+        if not isinstance(value, str | date):
+            raise ValueError(f"must be {kind}, as text")
+        return value
+
+    return BeforeValidator(check)
+
+
+IsoDate = Annotated[date, _as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
+Instant = Annotated[UtcInstant, _as_text("a time, with its offset", r"^\d{4}-\d{2}-\d{2}T")]
 
 Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=4000)]
@@ -21,7 +41,7 @@ OrganisationCode = Annotated[
     str, StringConstraints(strict=True, pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 ]
 YesNoUnknown = Literal["yes", "no", "unknown"]
-Day = date  # for members named `date`, whose name would hide the type
+Day = IsoDate  # for members named `date`, whose name would hide the type
 
 # How far from the day a notice arrives its release date may be.
 RELEASE_DATE_EARLIEST = timedelta(days=28)  # a late notice, about a release that has happened
@@ -53,7 +73,7 @@ class Person(Strict):
     )
     given_name: Text = Field(description="Given name as held by the prison.")
     family_name: Text = Field(description="Family name as held by the prison.")
-    date_of_birth: date = Field(description="Date of birth, YYYY-MM-DD.")
+    date_of_birth: IsoDate = Field(description="Date of birth, YYYY-MM-DD.")
 
 
 class Accommodation(Strict):
@@ -73,7 +93,7 @@ class Release(Strict):
     prison_code: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")] = Field(
         description="Three-letter code of the releasing prison; it must be your own."
     )
-    release_date: date = Field(
+    release_date: IsoDate = Field(
         description="The day of release: no more than 28 days before the notice is sent, "
         "no more than 183 days after."
     )
@@ -97,7 +117,10 @@ class ResponsibleOfficer(Strict):
 
 
 class Appointment(Strict):
-    date: Day = Field(description="The day of the first community treatment appointment.")
+    date: Day = Field(
+        description="The day of the first community treatment appointment: from 28 days "
+        "before the release date to 183 days after."
+    )
     location: Text | None = Field(default=None, description="Where it is, e.g. the service's hub.")
 
 
@@ -217,7 +240,7 @@ class NpsUse(Strict):
         description="How it was paid for: `debt`, `trading_possessions` (canteen, vapes, "
         "clothes), `prison_wages`, `family_or_friends` (money sent in), `dealing`, `other`.",
     )
-    last_use_date: date | None = Field(
+    last_use_date: IsoDate | None = Field(
         default=None, description="The last known use; not after the notice is sent."
     )
     evidence: list[
@@ -278,7 +301,7 @@ class ConsentRecord(Strict):
     decision: Literal["given", "refused"] = Field(
         description="`given` or `refused`. The latest record for a scope is the one that counts."
     )
-    recorded_at: UtcInstant = Field(
+    recorded_at: Instant = Field(
         description="When it was recorded, with its UTC offset; not after the notice is sent."
     )
     recorded_by: Text = Field(description="Who recorded it, by role, e.g. Healthcare, HMP X.")
@@ -333,4 +356,14 @@ def implausible(notice: ReleaseNotice, received_at: datetime) -> list[dict[str, 
     for i, consent in enumerate(notice.consent):
         if consent.recorded_at > received_at + CLOCK_SKEW:
             refuse(f"/consent/{i}/recorded_at", "is after the notice was sent")
+        elif consent.recorded_at.date() < born:
+            refuse(f"/consent/{i}/recorded_at", "is before they were born")
+    plan = notice.release_plan.treatment_appointment
+    if plan and not (
+        release_date - RELEASE_DATE_EARLIEST <= plan.date <= release_date + RELEASE_DATE_LATEST
+    ):
+        refuse(
+            "/release_plan/treatment_appointment/date",
+            "is not within 28 days before to 183 days after the release date",
+        )
     return errors

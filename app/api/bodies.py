@@ -3,13 +3,14 @@
 A body is read into memory only up to MAX_BODY_BYTES: a larger one, declared or streamed, is
 refused as soon as that is known. A body must be JSON (application/json, or a +json type, in
 UTF-8), except at the token endpoint, which RFC 6749 makes form-encoded. JSON that cannot be
-read at all (bad syntax, bad UTF-8, nesting deep enough to exhaust the parser) is a 422 here,
-whatever the parser would have raised.
+read at all (bad syntax, bad UTF-8, NaN or Infinity, nesting deeper than MAX_DEPTH) is a 422
+here, whatever a parser deeper in the stack would have raised.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from email.message import Message as MimeHeader
 
 from starlette.datastructures import Headers
@@ -86,10 +87,31 @@ class BodyRules:
         await self.app(scope, _replay(body, receive), send)
 
 
+MAX_DEPTH = 32  # a notice nests 4 deep; the parsers' own limits depend on the stack
+STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _depth(body: bytes) -> int:
+    """How deeply the JSON nests: brackets counted outside strings, without parsing."""
+    brackets = STRINGS.sub(b"", body).translate(None, NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _readable(body: bytes) -> bool:
-    try:
-        json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    if _depth(body) > MAX_DEPTH:
+        return False
+    try:  # NaN and Infinity are Python's, not JSON's
+        json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return False
     return True
 
