@@ -46,6 +46,7 @@ Day = IsoDate  # for members named `date`, whose name would hide the type
 # How far from the day a notice arrives its release date may be.
 RELEASE_DATE_EARLIEST = timedelta(days=28)  # a late notice, about a release that has happened
 RELEASE_DATE_LATEST = timedelta(days=183)  # release planning starts about twelve weeks out
+APPOINTMENT_LATEST = timedelta(days=366)
 # A consent recorded "later than now" by a clock that runs a little fast is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -119,7 +120,7 @@ class ResponsibleOfficer(Strict):
 class Appointment(Strict):
     date: Day = Field(
         description="The day of the first community treatment appointment: from 28 days "
-        "before the release date to 183 days after."
+        "before the notice is sent to a year after."
     )
     location: Text | None = Field(default=None, description="Where it is, e.g. the service's hub.")
 
@@ -356,14 +357,15 @@ def implausible(notice: ReleaseNotice, received_at: datetime) -> list[dict[str, 
     for i, consent in enumerate(notice.consent):
         if consent.recorded_at > received_at + CLOCK_SKEW:
             refuse(f"/consent/{i}/recorded_at", "is after the notice was sent")
-        elif consent.recorded_at.date() < born:
-            refuse(f"/consent/{i}/recorded_at", "is before they were born")
-    plan = notice.release_plan.treatment_appointment
-    if plan and not (
-        release_date - RELEASE_DATE_EARLIEST <= plan.date <= release_date + RELEASE_DATE_LATEST
+    # Checked against the arrival, not the release date, so one wrong date is one error.
+    appointment = notice.release_plan.treatment_appointment
+    if appointment and not (
+        received_at.date() - RELEASE_DATE_EARLIEST
+        <= appointment.date
+        <= received_at.date() + APPOINTMENT_LATEST
     ):
         refuse(
             "/release_plan/treatment_appointment/date",
-            "is not within 28 days before to 183 days after the release date",
+            "is not within 28 days before to a year after the notice was sent",
         )
     return errors

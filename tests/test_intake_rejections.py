@@ -225,6 +225,16 @@ MALFORMED = [
     ("date in another shape", at("/release/release_date", "20261201"), {"/release/release_date"}),
     ("NaN is not JSON", raw_body(b'{"person": NaN}'), {""}),
     ("nested deeper than 32", raw_body(b"[" * 33 + b"]" * 33), {""}),
+    (
+        "appointment long past",
+        at("/release_plan/treatment_appointment/date", day(-29)),
+        {"/release_plan/treatment_appointment/date"},
+    ),
+    (
+        "appointment over a year ahead",
+        at("/release_plan/treatment_appointment/date", day(367)),
+        {"/release_plan/treatment_appointment/date"},
+    ),
     *[
         (f"CRN {crn!r}", at("/person/crn", crn), {"/person/crn"})
         for crn in ["x123456", "X12345", "X1234567", "1234567", "X123456\n", "X12345\uff16"]
