@@ -326,6 +326,7 @@ def require(scope: Scope):
 
 # Annotated aliases: a handler says which scope it needs by the type of its caller parameter.
 PrisonCaller = Annotated[Caller, Depends(require(Scope.RELEASE_NOTICES_WRITE))]
+ConsentWriter = Annotated[Caller, Depends(require(Scope.CONSENTS_WRITE))]
 RecipientReader = Annotated[Caller, Depends(require(Scope.MESSAGES_READ))]
 SubscriptionWriter = Annotated[Caller, Depends(require(Scope.SUBSCRIPTIONS_WRITE))]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]

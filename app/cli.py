@@ -31,9 +31,11 @@ cli.add_typer(org_cli, name="org")
 cli.add_typer(client_cli, name="client")
 retention_cli = typer.Typer(no_args_is_help=True, help="Retention of personal data.")
 notice_cli = typer.Typer(no_args_is_help=True, help="Release notices.")
+policy_cli = typer.Typer(no_args_is_help=True, help="The disclosure policy in consent/.")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(retention_cli, name="retention")
 cli.add_typer(notice_cli, name="notice")
+cli.add_typer(policy_cli, name="policy")
 
 
 def _print(document: dict[str, Any]) -> None:
@@ -240,6 +242,46 @@ def retention_purge() -> None:
         _print({"notices": purged.notices, "messages": purged.messages})
 
     asyncio.run(run())
+
+
+@policy_cli.command("explain")
+def policy_explain(
+    notice: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="A release notice (JSON).")
+    ],
+    recipient: Annotated[str, typer.Option(help="probation_provider or substance_misuse_service.")],
+) -> None:
+    """What the policy in EXCHANGE_POLICY_DIR would send a recipient of this notice, never
+    posted: each field sent (rule, transform, basis) and withheld (rule, reason)."""
+    from pydantic import ValidationError
+
+    from app.disclosures import explanation
+    from app.notice import ReleaseNotice
+    from app.policy import RECIPIENT_KINDS, PolicyError, consents_from_records, decide
+    from app.policy_load import load_policy
+
+    if recipient not in RECIPIENT_KINDS:
+        typer.echo(f"error: --recipient must be one of {', '.join(RECIPIENT_KINDS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        policy = load_policy(Settings().policy_dir, ReleaseNotice)
+        parsed = ReleaseNotice.model_validate_json(notice.read_bytes())
+    except PolicyError as exc:
+        typer.echo(f"error: the policy: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = "/" + "/".join(str(p) for p in error["loc"])
+            typer.echo(f"error: {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    body = parsed.model_dump(mode="json", exclude_unset=True)
+    standing = consents_from_records(body.get("consent", []), datetime.now(UTC))
+    _print(
+        {
+            "consents": standing,
+            **explanation(policy, decide(policy, body, recipient, standing)),
+        }
+    )
 
 
 @notice_cli.command("example")

@@ -55,7 +55,11 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 # The webhook event type of each kind of message.
-EVENT_TYPES = {"disclosure": "disclosure.created", "cancellation": "notice.cancelled"}
+EVENT_TYPES = {
+    "disclosure": "disclosure.created",
+    "cancellation": "notice.cancelled",
+    "consent_withdrawn": "consent.withdrawn",
+}
 
 
 def webhook_body(

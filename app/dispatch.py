@@ -1,7 +1,8 @@
 """Signed messages to recipients: made, sealed, stored and queued for delivery.
 
-A message is a disclosure (what the policy lets one recipient see of one notice version) or a
-cancellation (a disclosure it held no longer stands). Both are JWS signed with the exchange's
+A message is a disclosure (what the policy lets one recipient see of one notice version), a
+cancellation (a disclosure it held no longer stands), or a consent withdrawal (a disclosure it
+holds relied on a consent the person has withdrawn). Both are JWS signed with the exchange's
 current key, sealed at rest, numbered in the recipient's inbox and queued in the caller's
 transaction.
 """
@@ -21,8 +22,12 @@ from app.models import Message, Organisation, ReleaseNotice
 from app.policy import Policy
 from app.sealing import DataKeys, place
 
-DISCLOSURE, CANCELLATION = "disclosure", "cancellation"
-TYP = {DISCLOSURE: "disclosure+jwt", CANCELLATION: "cancellation+jwt"}
+DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
+TYP = {
+    DISCLOSURE: "disclosure+jwt",
+    CANCELLATION: "cancellation+jwt",
+    CONSENT_WITHDRAWN: "consent-withdrawn+jwt",
+}
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,17 @@ class Sent:
 
 
 async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, Message]:
-    """Per recipient, the latest message it was sent about any version of this notice."""
+    """Per recipient, the latest message it holds about any version of this notice: a
+    disclosure or a cancellation. A revoked message was never sent, and a consent withdrawal
+    only annotates the disclosure it names: neither is what a recipient holds."""
     messages = await session.scalars(
         select(Message)
         .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
-        .where(ReleaseNotice.series_id == series_id)
+        .where(
+            ReleaseNotice.series_id == series_id,
+            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.revoked_at.is_(None),
+        )
         .order_by(Message.sequence)
     )
     return {m.recipient_organisation_id: m for m in messages}

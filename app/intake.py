@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, consents
 from app.dispatch import DISCLOSURE, Context, Sent, cancel, held, queue
 from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Disclosure, Message, Organisation, ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
 from app.notice import implausible
-from app.policy import consents_from_records, decide
+from app.policy import decide
 from app.sealing import DataKeys, Sealed, place
 
 ACCEPTED, NOT_ROUTED, SUPERSEDED, CANCELLED = "accepted", "not_routed", "superseded", "cancelled"
@@ -107,6 +107,7 @@ async def accept_notice(
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()
+    person_ref = context.data_keys.person_ref(notice.person.noms_number)
     sealed = context.data_keys.seal(
         canonical.encode(), place("release_notice", "body_sealed", notice_id)
     )
@@ -116,6 +117,7 @@ async def accept_notice(
         series_id=previous.series_id if previous else notice_id,
         version=previous.version + 1 if previous else 1,
         supersedes_id=previous.id if previous else None,
+        person_ref=person_ref,
         body_sealed=sealed.blob,
         body_key_id=sealed.key_id,
         body_sha256=audit.sha256_hex(canonical),
@@ -149,11 +151,14 @@ async def accept_notice(
             details={"reason": row.status_reason},
         )
     holders = await held(session, row.series_id) if previous else {}
-    consents = consents_from_records(body.get("consent", []))
+    records = await consents.record_carried(
+        session, person_ref, notice.consent, caller=caller, notice_id=row.id, now=now
+    )
+    standing = consents.standing_of(records, now)
     sent = []
     for organisation, role in recipients:
-        message_id = await _disclose(
-            session, row, body, organisation, role, consents, context, now, holders
+        message_id = await disclose(
+            session, row, body, organisation, role, standing, context, now, holders
         )
         sent.append(Sent(organisation, role, message_id))
     # Whoever held a disclosure of an earlier version and gets none of this one is told so.
@@ -261,21 +266,25 @@ async def _supersede(
     return previous
 
 
-async def _disclose(
+async def disclose(
     session: AsyncSession,
     notice: ReleaseNotice,
     body: dict[str, Any],
     organisation: Organisation,
     role: str,
-    consents: dict[str, bool],
+    standing: dict[str, bool],
     context: Context,
     now: datetime,
     holders: dict[uuid.UUID, Message],
 ) -> uuid.UUID | None:
     """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
     policy = context.policy
-    decision = decide(policy, body, role, consents)
+    decision = decide(policy, body, role, standing)
     manifest = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
+    allowed = [
+        {"path": a.path, "rule": a.rule, **({"transform": a.transform} if a.transform else {})}
+        for a in decision.allowed
+    ]
     disclosure = Disclosure(
         id=uuid.uuid4(),
         notice_id=notice.id,
@@ -283,6 +292,9 @@ async def _disclose(
         recipient_role=role,
         fields_sent=list(decision.fields_sent),
         manifest=manifest,
+        allowed=allowed,
+        bases=policy.bases({a["rule"] for a in allowed} | {w["rule"] for w in manifest}),
+        consents_relied=sorted(decision.consents_relied),
         policy_version=policy.version,
         policy_hash=policy.sha256,
         decided_at=now,
@@ -297,8 +309,9 @@ async def _disclose(
         details={
             "disclosure_id": str(disclosure.id),
             "role": role,
-            "fields_sent": list(decision.fields_sent),
+            "allowed": allowed,
             "withheld": manifest,
+            "consents_relied": disclosure.consents_relied,
             "policy_version": policy.version,
             "policy_hash": policy.sha256,
         },
@@ -311,6 +324,8 @@ async def _disclose(
         "manifest": manifest,
         "policy": {"version": policy.version, "sha256": policy.sha256},
     }
+    if transformed := [a for a in allowed if "transform" in a]:
+        claims["transformed"] = transformed
     noms_number = decision.disclosure.get("person", {}).get("noms_number")
     if noms_number:  # the subject is named only where the policy lets the recipient see it
         claims["sub"] = noms_number

@@ -10,21 +10,39 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import intake, problems
-from app.api import audit, health, messages, notices, oauth, organisations, subscriptions
+from app.api import (
+    audit,
+    consents,
+    health,
+    messages,
+    notices,
+    oauth,
+    organisations,
+    subscriptions,
+)
 from app.api.bodies import BodyRules
 from app.auth import TrustedIssuer
 from app.db import make_engine, make_sessionmaker
 from app.jose import load_jwks, load_keyring
 from app.metrics import make_metrics
 from app.notice import ReleaseNotice
-from app.policy import load_policy
+from app.policy_load import load_policy
 from app.sealing import load_data_keys
 from app.settings import Settings
 from app.throttle import FailureThrottle
 from app.worker import http_client, run_forever
 
 # Every router the app serves, in order; tests walk them to check each route's access rule.
-ROUTER_MODULES = (health, oauth, organisations, notices, subscriptions, messages, audit)
+ROUTER_MODULES = (
+    health,
+    oauth,
+    organisations,
+    notices,
+    consents,
+    subscriptions,
+    messages,
+    audit,
+)
 
 
 def _operation_id(route: APIRoute) -> str:

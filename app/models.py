@@ -110,6 +110,8 @@ class ReleaseNotice(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"), index=True)
+    # Whom it is about, as a keyed hash of the NOMS number (app/sealing.py): names nobody.
+    person_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     # The first version's id: every version of one notice shares it.
     series_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     version: Mapped[int] = mapped_column(Integer)
@@ -156,6 +158,11 @@ class Disclosure(Base):
     recipient_role: Mapped[str] = mapped_column(String(32))
     fields_sent: Mapped[list[str]] = mapped_column(JSON)
     manifest: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    # Each field sent with the rule that allowed it (and its transform); each rule used, with
+    # what it required and its lawful basis; the consent scopes the disclosure relied on.
+    allowed: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    bases: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    consents_relied: Mapped[list[str] | None] = mapped_column(JSON)
     policy_version: Mapped[str] = mapped_column(String(32))
     policy_hash: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -172,7 +179,7 @@ class Message(Base):
     __table_args__ = (UniqueConstraint("recipient_organisation_id", "sequence"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), server_default="disclosure")
+    kind: Mapped[str] = mapped_column(String(32), server_default="disclosure")
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"), index=True)
     disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosure.id"))
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
@@ -182,6 +189,30 @@ class Message(Base):
     jws_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Withdrawn before it was delivered (its consent was withdrawn): never sent, payload withheld.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Consent(Base):
+    """A person's consent decision of one scope, with its history: never updated but to be
+    withdrawn. The person is held as a keyed hash of the NOMS number."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    person_ref: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))  # a role, e.g. "Healthcare, HMP X"
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    notice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("release_notice.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by_organisation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organisation.id")
+    )
 
 
 class Subscription(Base):

@@ -16,6 +16,7 @@ from app.models import Delivery, DeliveryAttempt, Message, Organisation, Subscri
 from app.sealing import DataKeys, Sealed, SealError, place
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+REVOKED = "revoked"  # its message was withdrawn before it was delivered: never sent
 log = logging.getLogger("exchange.outbox")
 
 
@@ -153,9 +154,9 @@ async def claim_due(
 
 
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:
-    """A stored message's compact JWS, opened; None once purged."""
-    if message.jws_sealed is None or message.jws_key_id is None:
-        return None  # purged; retention.purge made its deliveries dead in the same transaction
+    """A stored message's compact JWS, opened; None once purged, or revoked before delivery."""
+    if message.revoked_at is not None or message.jws_sealed is None or not message.jws_key_id:
+        return None  # retention.purge and revocation settle its deliveries in their transaction
     sealed = Sealed(message.jws_key_id, message.jws_sealed)
     return data_keys.open(sealed, place("message", "jws_sealed", message.id)).decode()
 

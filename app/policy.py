@@ -9,21 +9,37 @@ outcome, so a manifest reads `/safeguarding` rather than listing every member.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
-
-import yaml
-from pydantic import BaseModel
 
 RECIPIENT_KINDS = ("probation_provider", "substance_misuse_service")
 NO_RULE = "default-deny"
 REASON_NO_RULE = "no_rule_allows"
 REASON_NO_CONSENT = "consent_not_given"
+REASON_NO_CONDITION = "condition_not_met"
 MAX_VERSION_LENGTH = 32  # disclosure.policy_version
+SAFEGUARDING = "/safeguarding"  # always reaches the probation provider: checked at start-up
+
+
+def _contact(notice: Mapping[str, Any], member: str) -> bool:
+    safeguarding = notice.get("safeguarding")
+    return isinstance(safeguarding, Mapping) and safeguarding.get(member) == "yes"
+
+
+# Safeguarding conditions a rule may require, decided from the notice itself.
+CONDITIONS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "children_at_risk": lambda n: _contact(n, "children_contact"),
+    "children_or_adults_at_risk": lambda n: (
+        _contact(n, "children_contact") or _contact(n, "vulnerable_adults_contact")
+    ),
+}
+# Transforms an allow rule may apply to the dates it sends (ISO 8601 text).
+TRANSFORMS: dict[str, Callable[[Any], Any]] = {
+    "month": lambda value: value[:7] if isinstance(value, str) else value,
+    "year": lambda value: value[:4] if isinstance(value, str) else value,
+}
 
 
 class PolicyError(ValueError):
@@ -36,19 +52,37 @@ class Rule:
     recipient: str
     effect: Literal["allow", "deny"]
     fields: tuple[str, ...]
-    basis: str
+    lawful_basis: tuple[str, ...]  # citations, e.g. "UK GDPR Article 9(2)(h)"
     purpose: str
     rationale: str
-    reason: str | None = None  # for deny rules: the reason code recorded in the manifest
+    reason: str | None = None  # deny rules: the reason code recorded in the manifest
     requires_consent: str | None = None  # allow rules: in force only with this consent
+    condition: str | None = (
+        None  # allow rules: in force only when this safeguarding condition holds
+    )
     unless_consent: str | None = None  # deny rules: not in force when this consent is given
+    transform: str | None = None  # allow rules: what is sent instead of the value (e.g. month)
+    source: str = ""  # the file it came from, for messages
+
+    @property
+    def requires(self) -> str:
+        """What an allow rule rests on: `consent`, `safeguarding`, or `statutory` (nothing)."""
+        if self.requires_consent:
+            return "consent"
+        return "safeguarding" if self.condition else "statutory"
 
     def covers(self, pointer: str) -> bool:
         return any(pointer == f or pointer.startswith(f + "/") for f in self.fields)
 
-    def in_force(self, consents: Mapping[str, bool]) -> bool:
+    def reach(self, pointer: str) -> int:
+        """How closely the rule names the pointer: the length of its longest covering field."""
+        return max(len(f) for f in self.fields if pointer == f or pointer.startswith(f + "/"))
+
+    def in_force(self, consents: Mapping[str, bool], notice: Mapping[str, Any]) -> bool:
         if self.effect == "allow":
-            return self.requires_consent is None or consents.get(self.requires_consent, False)
+            if self.requires_consent is not None:
+                return consents.get(self.requires_consent, False)
+            return self.condition is None or CONDITIONS[self.condition](notice)
         return self.unless_consent is None or not consents.get(self.unless_consent, False)
 
 
@@ -61,6 +95,22 @@ class Policy:
     def for_recipient(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.recipient == kind)
 
+    def bases(self, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """What each of these rules rested on, to be recorded with a decision it made."""
+        by_id = {r.id: r for r in self.rules}
+        found = {}
+        for rule in (by_id[i] for i in sorted(rule_ids) if i in by_id):
+            basis: dict[str, Any] = {
+                "effect": rule.effect,
+                "requires": rule.requires if rule.effect == "allow" else None,
+                "consent": rule.requires_consent or rule.unless_consent,
+                "condition": rule.condition,
+                "lawful_basis": list(rule.lawful_basis),
+                "purpose": rule.purpose,
+            }
+            found[rule.id] = {k: v for k, v in basis.items() if v is not None}
+        return found
+
 
 @dataclass(frozen=True)
 class Withheld:
@@ -70,164 +120,109 @@ class Withheld:
 
 
 @dataclass(frozen=True)
+class Allowed:
+    path: str
+    rule: str
+    transform: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     recipient: str
     disclosure: dict[str, Any]
-    fields_sent: tuple[str, ...]
+    allowed: tuple[Allowed, ...] = field(default=())
     manifest: tuple[Withheld, ...] = field(default=())
+    # The consent scopes the disclosure relied on: without them it would have sent less.
+    consents_relied: frozenset[str] = field(default=frozenset())
+
+    @property
+    def fields_sent(self) -> tuple[str, ...]:
+        return tuple(a.path for a in self.allowed)
 
     @property
     def discloses_anything(self) -> bool:
         return bool(self.disclosure)
 
 
-# --- loading -------------------------------------------------------------------------------
-
-
-def load_policy(directory: Path, notice_model: type[BaseModel]) -> Policy:
-    """Read every *.yaml policy file in directory, check it, and hash exactly what was read."""
-    files = sorted(directory.glob("*.yaml"))
-    if not files:
-        raise PolicyError(f"no policy files (*.yaml) in {directory}")
-    digest = hashlib.sha256()
-    versions, rules = [], []
-    for path in files:
-        raw = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + raw + b"\0")
-        document = yaml.safe_load(raw)
-        if not isinstance(document, dict) or "version" not in document or "rules" not in document:
-            raise PolicyError(f"{path.name}: needs `version` and `rules`")
-        versions.append(str(document["version"]))
-        for index, item in enumerate(document["rules"] or []):
-            rules.append(_rule(path.name, index, item))
-    version = "+".join(versions)
-    if len(version) > MAX_VERSION_LENGTH:
-        raise PolicyError(
-            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
-        )
-    policy = Policy(version=version, sha256=digest.hexdigest(), rules=tuple(rules))
-    check_policy(policy, schema_pointers(notice_model))
-    return policy
-
-
-def _rule(filename: str, index: int, item: Any) -> Rule:
-    where = f"{filename}: rule {index + 1}"
-    if not isinstance(item, dict):
-        raise PolicyError(f"{where}: not a mapping")
-    known = set(Rule.__dataclass_fields__)
-    unknown = set(item) - known
-    if unknown:
-        raise PolicyError(f"{where} ({item.get('id')}): unknown keys {sorted(unknown)}")
-    missing = {"id", "recipient", "effect", "fields", "basis", "purpose", "rationale"} - set(item)
-    if missing:
-        raise PolicyError(f"{where} ({item.get('id')}): missing {sorted(missing)}")
-    fields = item["fields"]
-    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-        raise PolicyError(f"{where} ({item['id']}): `fields` must be a list of JSON Pointers")
-    return Rule(**{**item, "fields": tuple(fields)})
-
-
-def schema_pointers(model: type[BaseModel]) -> frozenset[str]:
-    """Every JSON Pointer a rule may name: objects and their members, not inside arrays."""
-    pointers: set[str] = set()
-
-    def walk(current: type[BaseModel], prefix: str) -> None:
-        for name, info in current.model_fields.items():
-            pointer = f"{prefix}/{name}"
-            pointers.add(pointer)
-            for candidate in _models_in(info.annotation):
-                walk(candidate, pointer)
-
-    walk(model, "")
-    return frozenset(pointers)
-
-
-def _models_in(annotation: Any) -> Iterable[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        yield annotation
-        return
-    origin = getattr(annotation, "__origin__", None)
-    if origin is list:  # arrays are leaves: rules cannot reach inside them
-        return
-    for arg in getattr(annotation, "__args__", ()):
-        yield from _models_in(arg)
-
-
-def check_policy(policy: Policy, pointers: frozenset[str]) -> None:
-    seen: set[str] = set()
-    for rule in policy.rules:
-        where = f"rule {rule.id}"
-        if rule.id in seen:
-            raise PolicyError(f"{where}: duplicate rule id")
-        seen.add(rule.id)
-        if rule.recipient not in RECIPIENT_KINDS:
-            raise PolicyError(f"{where}: unknown recipient kind {rule.recipient!r}")
-        if rule.effect not in ("allow", "deny"):
-            raise PolicyError(f"{where}: effect must be allow or deny")
-        if rule.effect == "deny" and not rule.reason:
-            raise PolicyError(f"{where}: a deny rule needs a `reason` code")
-        if rule.effect == "allow" and rule.unless_consent:
-            raise PolicyError(f"{where}: `unless_consent` belongs to deny rules")
-        if rule.effect == "deny" and rule.requires_consent:
-            raise PolicyError(f"{where}: `requires_consent` belongs to allow rules")
-        for pointer in rule.fields:
-            if pointer not in pointers:
-                raise PolicyError(f"{where}: {pointer!r} is not a field of the release notice")
-
-
 # --- deciding ------------------------------------------------------------------------------
 
 
-def consents_from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
-    """The latest decision per consent scope, by instant; given is True, anything else False.
+def _instant(value: Any) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        raise ValueError("a consent time must carry its UTC offset")
+    return at
 
-    Times are compared as instants, not text, so offsets cannot reorder them; a time without
-    an offset cannot be ordered and is refused. When two decisions share an instant, the
-    refusal wins.
+
+def consents_from_records(
+    records: Iterable[Mapping[str, Any]], now: datetime | None = None
+) -> dict[str, bool]:
+    """Per consent scope, whether consent stands at `now`: True only if it is given.
+
+    Each record is a decision at `recorded_at` (given or refused); a withdrawal (`withdrawn_at`)
+    and an expiry (`expires_at`) are each a refusal from then on. The latest event by instant
+    counts, not by text, so offsets cannot reorder them; a time without an offset is refused.
+    When two events share an instant, the refusal wins. Events after `now` have not happened.
     """
     latest: dict[str, tuple[datetime, bool]] = {}
-    for record in records:
-        at = record["recorded_at"]
-        at = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-        if at.tzinfo is None:
-            raise ValueError("a consent time must carry its UTC offset")
-        given = record["decision"] == "given"
-        scope = record["scope"]
+
+    def event(scope: str, at: datetime, given: bool) -> None:
+        if now is not None and at > now:
+            return
         if scope not in latest or (at, not given) > (latest[scope][0], not latest[scope][1]):
             latest[scope] = (at, given)
+
+    for record in records:
+        scope, given = record["scope"], record["decision"] == "given"
+        event(scope, _instant(record["recorded_at"]), given)
+        for ending in ("withdrawn_at", "expires_at"):
+            if record.get(ending) is not None:
+                event(scope, _instant(record[ending]), False)
     return {scope: given for scope, (_, given) in latest.items()}
 
 
 def decide(
     policy: Policy, notice: Mapping[str, Any], recipient: str, consents: Mapping[str, bool]
 ) -> Decision:
+    """What one recipient may see of the notice, and what is withheld and why."""
     rules = policy.for_recipient(recipient)
     outcomes: dict[str, tuple[str, ...]] = {}
     disclosure: dict[str, Any] = {}
+    relied: set[str] = set()
     for pointer, value in _leaves(notice, ""):
-        outcome = _leaf_outcome(rules, pointer, consents)
+        outcome, leaf_relied = _leaf_outcome(rules, pointer, consents, notice)
         outcomes[pointer] = outcome
         if outcome[0] == "sent":
-            _place(disclosure, pointer, value)
+            transform = TRANSFORMS.get(outcome[2]) if outcome[2] else None
+            _place(disclosure, pointer, transform(value) if transform else value)
+            relied |= leaf_relied
     grouped = _group(notice, "", outcomes, top=True)
-    sent = tuple(p for p, o in grouped if o[0] == "sent")
+    allowed = tuple(Allowed(p, o[1], o[2] or None) for p, o in grouped if o[0] == "sent")
     manifest = tuple(Withheld(p, o[1], o[2]) for p, o in grouped if o[0] == "withheld")
-    return Decision(recipient, disclosure, sent, manifest)
+    return Decision(recipient, disclosure, allowed, manifest, frozenset(relied))
 
 
 def _leaf_outcome(
-    rules: tuple[Rule, ...], pointer: str, consents: Mapping[str, bool]
-) -> tuple[str, ...]:
+    rules: tuple[Rule, ...], pointer: str, consents: Mapping[str, bool], notice: Mapping[str, Any]
+) -> tuple[tuple[str, ...], set[str]]:
+    """(outcome, the consents a sent leaf relied on). A deny in force wins; then the allow rule
+    in force that names the leaf most closely; else withheld, naming why."""
     matching = [r for r in rules if r.covers(pointer)]
     for rule in matching:
-        if rule.effect == "deny" and rule.in_force(consents):
-            return ("withheld", rule.id, rule.reason or REASON_NO_RULE)
-    if any(r.effect == "allow" and r.in_force(consents) for r in matching):
-        return ("sent",)
+        if rule.effect == "deny" and rule.in_force(consents, notice):
+            return ("withheld", rule.id, rule.reason or REASON_NO_RULE), set()
+    allowing = [r for r in matching if r.effect == "allow" and r.in_force(consents, notice)]
+    if allowing:
+        chosen = max(allowing, key=lambda r: r.reach(pointer))  # first of the closest
+        relied = {r.unless_consent for r in matching if r.effect == "deny" and r.unless_consent}
+        if chosen.requires_consent:
+            relied.add(chosen.requires_consent)
+        return ("sent", chosen.id, chosen.transform or ""), {s for s in relied if s}
     for rule in matching:
         if rule.effect == "allow":
-            return ("withheld", rule.id, REASON_NO_CONSENT)
-    return ("withheld", NO_RULE, REASON_NO_RULE)
+            reason = REASON_NO_CONSENT if rule.requires_consent else REASON_NO_CONDITION
+            return ("withheld", rule.id, reason), set()
+    return ("withheld", NO_RULE, REASON_NO_RULE), set()
 
 
 def _leaves(node: Any, pointer: str) -> Iterable[tuple[str, Any]]:

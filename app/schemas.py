@@ -31,7 +31,7 @@ class TokenResponse(Wire):
     scope: str
 
 
-MessageKind = Literal["disclosure", "cancellation"]
+MessageKind = Literal["disclosure", "cancellation", "consent_withdrawn"]
 NoticeState = Literal["accepted", "not_routed", "superseded", "cancelled"]
 
 
@@ -40,7 +40,8 @@ class RoutedRecipient(Wire):
     role: Literal["probation_provider", "substance_misuse_service"]
     kind: MessageKind = Field(
         description="`disclosure`: what the policy lets this recipient see of this version. "
-        "`cancellation`: a disclosure it was sent earlier no longer stands."
+        "`cancellation`: a disclosure it was sent earlier no longer stands. "
+        "`consent_withdrawn`: a disclosure it was sent relied on a consent now withdrawn."
     )
     message_id: uuid.UUID | None = Field(
         description="The signed message, or null when the policy allowed nothing to be sent."
@@ -63,7 +64,7 @@ class NoticeAccepted(Wire):
 class DeliveryStatus(Wire):
     """One delivery to one of the recipient's webhook endpoints (which are theirs to know)."""
 
-    state: Literal["pending", "delivered", "dead"]
+    state: Literal["pending", "delivered", "dead", "revoked"]
     attempts: int
     delivered_at: datetime | None
 
@@ -107,10 +108,12 @@ class MessageOut(Wire):
     sequence: int
     created_at: datetime
     jws: str | None = Field(
-        description="Compact JWS (ES256; typ disclosure+jwt or cancellation+jwt); verify with "
-        "the JWKS. Null once purged after the retention period."
+        description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt or "
+        "consent-withdrawn+jwt); verify with the JWKS. Null once purged after the retention "
+        "period, or revoked before delivery because its consent was withdrawn."
     )
     purged_at: datetime | None
+    revoked_at: datetime | None
 
 
 class MessagePage(Wire):
@@ -230,3 +233,105 @@ class SecretRotated(Wire):
     client_id: str
     client_secret: str = Field(description="Shown once.")
     previous_secret_valid_until: datetime | None
+
+
+# --- consent records -------------------------------------------------------------------------
+
+ConsentScope = Literal["substance_misuse_service", "probation_clinical_details"]
+
+
+class ConsentIn(Wire):
+    scope: ConsentScope = Field(
+        description="`substance_misuse_service`: share with the community treatment service. "
+        "`probation_clinical_details`: share clinical detail with probation."
+    )
+    decision: Literal["given", "refused"]
+    recorded_by: str = Field(
+        min_length=1, max_length=200, description="Who recorded it, by role, e.g. Healthcare."
+    )
+    recorded_at: UtcInstant | None = Field(
+        default=None, description="When the person decided; default now. Not in the future."
+    )
+    expires_at: UtcInstant | None = Field(
+        default=None, description="When a consent lapses by itself, if it does."
+    )
+
+
+class ConsentOut(Wire):
+    id: uuid.UUID
+    scope: ConsentScope
+    decision: Literal["given", "refused"]
+    recorded_at: datetime
+    recorded_by: str
+    expires_at: datetime | None
+    source: Literal["api", "notice"] = Field(description="Recorded directly, or in a notice.")
+    created_at: datetime
+    withdrawn_at: datetime | None
+
+
+class ConsentHistory(Wire):
+    items: list[ConsentOut] = Field(description="Every record, oldest first.")
+    next_cursor: str | None
+    standing: dict[str, bool] = Field(description="Per scope, whether consent stands now.")
+
+
+class WithdrawalOut(Wire):
+    consent: ConsentOut
+    revoked: list[uuid.UUID] = Field(
+        description="Messages not yet delivered that relied on it: never to be sent."
+    )
+    redisclosed: list[uuid.UUID] = Field(
+        description="The messages decided again in their place, with what may still be sent."
+    )
+    notified: list[uuid.UUID] = Field(
+        description="consent.withdrawn messages to recipients that may hold what relied on it."
+    )
+
+
+# --- what each recipient was sent, and why ----------------------------------------------------
+
+
+class FieldSent(Wire):
+    path: str
+    rule: str
+    transform: str | None = None
+
+
+class FieldWithheld(Wire):
+    path: str
+    rule: str
+    reason: str
+
+
+class RuleBasis(Wire):
+    effect: Literal["allow", "deny"]
+    requires: Literal["statutory", "consent", "safeguarding"] | None = None
+    consent: str | None = None
+    condition: str | None = None
+    lawful_basis: list[str]
+    purpose: str
+
+
+class PolicyRef(Wire):
+    version: str
+    sha256: str
+
+
+class RecipientDisclosure(Wire):
+    """One decision for one recipient: the fields sent and withheld, never a value."""
+
+    organisation_code: str | None = None
+    role: Literal["probation_provider", "substance_misuse_service"]
+    decided_at: datetime | None = None
+    message_id: uuid.UUID | None = None
+    sent: list[FieldSent]
+    withheld: list[FieldWithheld]
+    bases: dict[str, RuleBasis] = Field(description="Each rule named above: what it rests on.")
+    consents_relied: list[str]
+    policy: PolicyRef
+
+
+class NoticeDisclosures(Wire):
+    notice_id: uuid.UUID
+    version: int
+    disclosures: list[RecipientDisclosure]

@@ -8,12 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from app import disclosures
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
 from app.db import Session
 from app.models import AuditEntry
 from app.problems import PROBLEMS
-from app.schemas import AuditEntryOut, AuditPage, UtcInstant
+from app.schemas import (
+    AuditEntryOut,
+    AuditPage,
+    NoticeDisclosures,
+    RecipientDisclosure,
+    UtcInstant,
+)
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -51,4 +58,22 @@ async def list_entries(
     return AuditPage(
         items=[AuditEntryOut.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor([r.id for r in rows], limit),
+    )
+
+
+@router.get(
+    "/notices/{notice_id}/disclosures",
+    name="notice-disclosures",
+    response_model=NoticeDisclosures,
+    responses=PROBLEMS,
+)
+async def notice_disclosures(
+    notice_id: uuid.UUID, _: AuditReader, session: Session
+) -> NoticeDisclosures:
+    """Any notice's disclosures, as its prison sees them at /v1/release-notices/{id}/disclosures."""
+    notice, decided = await disclosures.of_notice(session, notice_id, None)
+    return NoticeDisclosures(
+        notice_id=notice.id,
+        version=notice.version,
+        disclosures=[RecipientDisclosure.model_validate(disclosures.account(d)) for d in decided],
     )

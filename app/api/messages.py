@@ -31,6 +31,7 @@ def _out(m: Message, data_keys: DataKeys) -> MessageOut:
         created_at=m.created_at,
         jws=jws_of(data_keys, m),
         purged_at=m.purged_at,
+        revoked_at=m.revoked_at,
     )
 
 

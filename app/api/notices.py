@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from app import idempotency, intake, tracking
+from app import disclosures, idempotency, intake, tracking
 from app.api.deps import IntakeContext, Now
 from app.auth import PrisonCaller
 from app.db import Session
@@ -23,8 +23,10 @@ from app.schemas import (
     CancellationIn,
     DeliveryStatus,
     NoticeAccepted,
+    NoticeDisclosures,
     NoticeStatus,
     NoticeVersion,
+    RecipientDisclosure,
     RecipientStatus,
     RoutedRecipient,
 )
@@ -231,4 +233,23 @@ async def get(notice_id: uuid.UUID, caller: PrisonCaller, session: Session) -> N
             )
             for v in found.versions
         ],
+    )
+
+
+@router.get(
+    "/{notice_id}/disclosures",
+    name="disclosures",
+    response_model=NoticeDisclosures,
+    responses=PROBLEMS,
+)
+async def notice_disclosures(
+    notice_id: uuid.UUID, caller: PrisonCaller, session: Session
+) -> NoticeDisclosures:
+    """Per recipient: the fields sent (with the rule, any transform, and its basis), the fields
+    withheld (with rule and reason), and the consents relied on. Never a value."""
+    notice, decided = await disclosures.of_notice(session, notice_id, caller.organisation_id)
+    return NoticeDisclosures(
+        notice_id=notice.id,
+        version=notice.version,
+        disclosures=[RecipientDisclosure.model_validate(disclosures.account(d)) for d in decided],
     )

@@ -1,0 +1,131 @@
+"""A person's consent records: recorded by a prison or treatment service, withdrawn, listed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from app import consents, withdrawal
+from app.api.deps import IntakeContext, Now
+from app.auth import ConsentWriter
+from app.db import Session
+from app.errors import Problem, invalid
+from app.models import Consent
+from app.notice import CLOCK_SKEW
+from app.problems import PROBLEMS, documented
+from app.schemas import ConsentHistory, ConsentIn, ConsentOut, WithdrawalOut
+
+router = APIRouter(prefix="/v1/people/{noms_number}/consents", tags=["consents"])
+NomsNumber = Annotated[
+    str, Path(pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$", description="Prison number, e.g. A1234BC.")
+]
+
+
+def _out(record: Consent) -> ConsentOut:
+    return ConsentOut(
+        id=record.id,
+        scope=record.scope,
+        decision=record.decision,
+        recorded_at=record.recorded_at,
+        recorded_by=record.recorded_by,
+        expires_at=record.expires_at,
+        source="notice" if record.notice_id else "api",
+        created_at=record.created_at,
+        withdrawn_at=record.withdrawn_at,
+    )
+
+
+@router.post("", name="record", status_code=201, response_model=ConsentOut, responses=PROBLEMS)
+async def record(
+    noms_number: NomsNumber,
+    body: ConsentIn,
+    response: Response,
+    caller: ConsentWriter,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+) -> ConsentOut:
+    """Record a person's consent decision. It counts for every notice decided from now on."""
+    recorded_at = body.recorded_at or now
+    errors = []
+    if recorded_at > now + CLOCK_SKEW:
+        errors.append({"pointer": "/recorded_at", "detail": "is in the future"})
+    if body.expires_at is not None and body.expires_at <= recorded_at:
+        errors.append({"pointer": "/expires_at", "detail": "is not after recorded_at"})
+    if errors:
+        raise invalid(errors)
+    row = await consents.record(
+        session,
+        context.data_keys.person_ref(noms_number),
+        scope=body.scope,
+        decision=body.decision,
+        recorded_at=recorded_at,
+        recorded_by=body.recorded_by,
+        expires_at=body.expires_at,
+        caller=caller,
+        now=now,
+    )
+    response.headers["Location"] = f"/v1/people/{noms_number}/consents/{row.id}"
+    return _out(row)
+
+
+@router.get("", name="list", response_model=ConsentHistory, responses=PROBLEMS)
+async def history(
+    noms_number: NomsNumber,
+    caller: ConsentWriter,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+) -> ConsentHistory:
+    """Every consent record for the person, withdrawn ones included, and what stands now."""
+    person_ref = context.data_keys.person_ref(noms_number)
+    rows = await consents.history(session, person_ref)
+    return ConsentHistory(
+        items=[_out(r) for r in rows],
+        next_cursor=None,
+        standing=await consents.standing(session, person_ref, now),
+    )
+
+
+@router.get("/{consent_id}", name="get", response_model=ConsentOut, responses=PROBLEMS)
+async def get(
+    noms_number: NomsNumber,
+    consent_id: uuid.UUID,
+    _: ConsentWriter,
+    session: Session,
+    context: IntakeContext,
+) -> ConsentOut:
+    """One consent record of the person."""
+    found = await session.get(Consent, consent_id)
+    if found is None or found.person_ref != context.data_keys.person_ref(noms_number):
+        raise Problem(404, "Not found", "No such consent record for this person.")
+    return _out(found)
+
+
+@router.post(
+    "/{consent_id}/withdrawal",
+    name="withdraw",
+    response_model=WithdrawalOut,
+    responses={**PROBLEMS, 409: documented("Already withdrawn, or a refusal.")},
+)
+async def withdraw(
+    noms_number: NomsNumber,
+    consent_id: uuid.UUID,
+    caller: ConsentWriter,
+    session: Session,
+    context: IntakeContext,
+    now: Now,
+) -> WithdrawalOut:
+    """Withdraw a consent, at once: undelivered messages that relied on it are decided again
+    and not sent if no longer allowed; recipients that may hold one get consent.withdrawn."""
+    done = await withdrawal.withdraw_consent(
+        session, noms_number, consent_id, caller=caller, context=context, now=now
+    )
+    return WithdrawalOut(
+        consent=_out(done.consent),
+        revoked=done.revoked,
+        redisclosed=done.redisclosed,
+        notified=done.notified,
+    )
