@@ -25,6 +25,9 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "notice-status.v1.json": schemas.NoticeStatus,
     "message.v1.json": schemas.MessageOut,
     "subscription.v1.json": schemas.SubscriptionCreated,
+    "consent.v1.json": schemas.ConsentOut,
+    "consent-withdrawal.v1.json": schemas.WithdrawalOut,
+    "notice-disclosures.v1.json": schemas.NoticeDisclosures,
     "audit-entry.v1.json": schemas.AuditEntryOut,
     "problem.json": schemas.ProblemOut,
 }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from app import disclosures
+from app.api.notices import disclosures_out
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
 from app.db import Session
@@ -18,7 +19,6 @@ from app.schemas import (
     AuditEntryOut,
     AuditPage,
     NoticeDisclosures,
-    RecipientDisclosure,
     UtcInstant,
 )
 
@@ -71,9 +71,4 @@ async def notice_disclosures(
     notice_id: uuid.UUID, _: AuditReader, session: Session
 ) -> NoticeDisclosures:
     """Any notice's disclosures, as its prison sees them at /v1/release-notices/{id}/disclosures."""
-    notice, decided = await disclosures.of_notice(session, notice_id, None)
-    return NoticeDisclosures(
-        notice_id=notice.id,
-        version=notice.version,
-        disclosures=[RecipientDisclosure.model_validate(disclosures.account(d)) for d in decided],
-    )
+    return disclosures_out(*await disclosures.of_notice(session, notice_id, None))

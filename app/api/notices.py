@@ -17,6 +17,7 @@ from app.api.deps import IntakeContext, Now
 from app.auth import PrisonCaller
 from app.db import Session
 from app.intake import Accepted
+from app.models import ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
 from app.problems import PROBLEMS, documented
 from app.schemas import (
@@ -247,7 +248,10 @@ async def notice_disclosures(
 ) -> NoticeDisclosures:
     """Per recipient: the fields sent (with the rule, any transform, and its basis), the fields
     withheld (with rule and reason), and the consents relied on. Never a value."""
-    notice, decided = await disclosures.of_notice(session, notice_id, caller.organisation_id)
+    return disclosures_out(*await disclosures.of_notice(session, notice_id, caller.organisation_id))
+
+
+def disclosures_out(notice: ReleaseNotice, decided: list[disclosures.Decided]) -> NoticeDisclosures:
     return NoticeDisclosures(
         notice_id=notice.id,
         version=notice.version,
