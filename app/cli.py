@@ -259,6 +259,7 @@ def policy_explain(
     from app.notice import ReleaseNotice
     from app.policy import RECIPIENT_KINDS, PolicyError, consents_from_records, decide
     from app.policy_load import load_policy
+    from app.schemas import RecipientDisclosure
 
     if recipient not in RECIPIENT_KINDS:
         typer.echo(f"error: --recipient must be one of {', '.join(RECIPIENT_KINDS)}", err=True)
@@ -276,12 +277,12 @@ def policy_explain(
         raise typer.Exit(2) from None
     body = parsed.model_dump(mode="json", exclude_unset=True)
     standing = consents_from_records(body.get("consent", []), datetime.now(UTC))
-    _print(
-        {
-            "consents": standing,
-            **explanation(policy, decide(policy, body, recipient, standing)),
-        }
+    told = RecipientDisclosure.model_validate(
+        explanation(policy, decide(policy, body, recipient, standing))
     )
+    # As GET /v1/release-notices/{id}/disclosures tells it, less what only a posted notice has.
+    unposted = {"organisation_code", "decided_at", "message_id"}
+    _print({"consents": standing, **told.model_dump(mode="json", exclude=unposted)})
 
 
 @notice_cli.command("example")

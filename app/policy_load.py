@@ -67,6 +67,10 @@ REQUIRED = {"id", "recipient", "effect", "fields", "lawful_basis", "purpose", "r
 KEYS = REQUIRED | {"requires", "unless", "reason", "transform"}
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
 def _rule(filename: str, index: int, item: Any) -> Rule:
     where = f"{filename}: rule {index + 1}"
     if not isinstance(item, dict):
@@ -77,12 +81,12 @@ def _rule(filename: str, index: int, item: Any) -> Rule:
     if missing := REQUIRED - set(item):
         raise PolicyError(f"{where}: missing {sorted(missing)}")
     for key in ("id", "purpose", "rationale"):
-        if not isinstance(item[key], str) or not item[key].strip():
+        if not _text(item[key]):
             raise PolicyError(f"{where}: `{key}` must be text")
     fields, basis = item["fields"], item["lawful_basis"]
     if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
         raise PolicyError(f"{where}: `fields` must be a list of JSON Pointers")
-    if not isinstance(basis, list) or not basis or not all(isinstance(b, str) and b for b in basis):
+    if not isinstance(basis, list) or not basis or not all(_text(b) for b in basis):
         raise PolicyError(f"{where}: `lawful_basis` must be a list of citations")
     effect = item["effect"]
     values: dict[str, Any] = {}
@@ -102,7 +106,10 @@ def _rule(filename: str, index: int, item: Any) -> Rule:
         for key in ("unless", "reason"):
             if key in item:
                 raise PolicyError(f"{where}: `{key}` belongs to deny rules")
-        values["transform"] = item.get("transform")
+        transform = item.get("transform")
+        if transform is not None and not _text(transform):
+            raise PolicyError(f"{where}: `transform` must be the name of one, e.g. month")
+        values["transform"] = transform
     elif effect == "deny":
         for key in ("requires", "transform"):
             if key in item:
@@ -207,12 +214,21 @@ def _check_safeguarding_reaches_probation(policy: Policy, safeguarding: list[str
                 "provider; a deny rule may not cover it"
             )
     for pointer in safeguarding:
-        if not any(
-            r.effect == "allow" and r.requires == "statutory" and not r.transform
-            for r in rules
-            if r.covers(pointer)
+        covering = [r for r in rules if r.covers(pointer)]
+        if any(
+            r.effect == "allow" and r.requires == "statutory" and not r.transform for r in covering
         ):
+            continue
+        if covering:  # name the rule that falls short
+            rule = covering[0]
             raise PolicyError(
-                f"policy: safeguarding must always reach the probation provider, but no "
-                f"statutory allow rule for it covers {pointer!r}"
+                f"{rule.source}: rule {rule.id}: safeguarding must always reach the probation "
+                f"provider, but {pointer!r} needs a statutory allow rule without a transform, "
+                f"and this one requires {rule.requires}"
+                + (f" with transform {rule.transform!r}" if rule.transform else "")
             )
+        files = ", ".join(sorted({r.source for r in policy.rules if r.source})) or "policy"
+        raise PolicyError(
+            f"{files}: safeguarding must always reach the probation provider, but no probation "
+            f"rule sends {pointer!r}"
+        )

@@ -25,6 +25,7 @@ from app.policy import (
     decide,
 )
 from app.policy_load import load_policy
+from tests.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSENT_DIR = ROOT / "consent"
@@ -38,20 +39,6 @@ NOT_GIVEN, NO_RULE = "consent_not_given", "no_rule_allows"
 
 
 # --- helpers, independent of app.policy --------------------------------------------------------
-
-
-def leaves(node: Any, pointer: str = "") -> dict[str, Any]:
-    """Every leaf of a JSON document by pointer; arrays and empty objects are leaves."""
-    if isinstance(node, dict) and node:
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(leaves(value, f"{pointer}/{key}"))
-        return out
-    return {pointer: node}
-
-
-def under(pointer: str, prefix: str) -> bool:
-    return pointer == prefix or pointer.startswith(prefix + "/")
 
 
 def without(document: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
