@@ -13,14 +13,45 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.errors import Problem
 from app.identity import Caller
-from app.models import Consent
+from app.models import Consent, Disclosure, ReleaseNotice
 from app.policy import consents_from_records
+
+
+async def lock_person(session: AsyncSession, person_ref: str) -> None:
+    """Serialise everything that reads or changes one person's consents and messages (intake,
+    amendment, cancellation, consent records and withdrawals) until the transaction ends. On
+    SQLite the single writer does this already."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(person_ref, 0)))
+        )
+
+
+async def know_person(session: AsyncSession, person_ref: str, caller: Caller) -> None:
+    """404 unless the caller has a part in the person's notices: the prison that posted one, or
+    a recipient one was decided for. Nobody else may read or change their consents."""
+    if caller.kind == "prison":
+        known = select(ReleaseNotice.id).where(
+            ReleaseNotice.person_ref == person_ref,
+            ReleaseNotice.organisation_id == caller.organisation_id,
+        )
+    else:
+        known = (
+            select(Disclosure.id)
+            .join(ReleaseNotice, ReleaseNotice.id == Disclosure.notice_id)
+            .where(
+                ReleaseNotice.person_ref == person_ref,
+                Disclosure.recipient_organisation_id == caller.organisation_id,
+            )
+        )
+    if await session.scalar(known.limit(1)) is None:
+        raise Problem(404, "Not found", "No notice about this person concerns you.")
 
 
 def _as_event(record: Consent) -> dict[str, Any]:
@@ -47,8 +78,9 @@ async def history(session: AsyncSession, person_ref: str) -> list[Consent]:
 
 
 def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
-    """Per scope, whether consent stands now, given every record of the person."""
-    return consents_from_records([_as_event(r) for r in records], now)
+    """Per scope, whether consent stands now, given every record of the person. A voided
+    record (carried by a notice entered in error) never happened."""
+    return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
 
 
 async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dict[str, bool]:
@@ -147,6 +179,7 @@ async def withdraw(
                 Consent.person_ref == person_ref,
                 Consent.decision == "given",
                 Consent.withdrawn_at.is_(None),
+                Consent.voided_at.is_(None),
             )
             .values(withdrawn_at=now, withdrawn_by_organisation_id=caller.organisation_id)
             .returning(Consent)
@@ -175,3 +208,45 @@ async def withdraw(
         },
     )
     return withdrawn
+
+
+async def void_carried(
+    session: AsyncSession,
+    person_ref: str,
+    notice_ids: Iterable[uuid.UUID],
+    *,
+    keep: Iterable[tuple[Any, ...]] = (),
+    caller: Caller,
+    now: datetime,
+) -> set[str]:
+    """Void the records these notices carried (a notice entered in error, or an amendment that
+    no longer carries them), except those in `keep` (scope, decision, recorded_at, recorded_by):
+    unlike a withdrawal, a voided record counts as never made. Return the scopes touched."""
+    kept = set(keep)
+    carried = (
+        await session.scalars(
+            select(Consent).where(
+                Consent.person_ref == person_ref,
+                Consent.notice_id.in_(list(notice_ids)),
+                Consent.voided_at.is_(None),
+            )
+        )
+    ).all()
+    scopes = set()
+    for record in carried:
+        if (record.scope, record.decision, record.recorded_at, record.recorded_by) in kept:
+            continue
+        record.voided_at = now
+        record.withdrawn_by_organisation_id = caller.organisation_id
+        scopes.add(record.scope)
+        audit.append(
+            session,
+            "consent.voided",
+            at=now,
+            actor_organisation_id=caller.organisation_id,
+            actor_client_id=caller.client_id,
+            notice_id=record.notice_id,
+            details={"consent_id": str(record.id), "person_ref": person_ref, "scope": record.scope},
+        )
+    await session.flush()
+    return scopes

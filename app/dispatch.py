@@ -10,15 +10,16 @@ transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, jose, outbox
-from app.models import Message, Organisation, ReleaseNotice
+from app.models import Delivery, Message, Organisation, ReleaseNotice
 from app.policy import Policy
 from app.sealing import DataKeys, place
 
@@ -63,6 +64,58 @@ async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, M
         .order_by(Message.sequence)
     )
     return {m.recipient_organisation_id: m for m in messages}
+
+
+async def lock_recipients(session: AsyncSession, organisation_ids: Iterable[uuid.UUID]) -> None:
+    """Lock the recipients' inbox counters in one order (by id) before numbering messages for
+    several of them, so that two transactions never wait on each other in opposite orders."""
+    ids = sorted(set(organisation_ids))
+    if ids and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            select(Organisation.id)
+            .where(Organisation.id.in_(ids))
+            .order_by(Organisation.id)
+            .with_for_update()
+        )
+
+
+async def retract(session: AsyncSession, message: Message, now: datetime, why: str) -> bool:
+    """Stop a message that is no longer to be sent. True if it was revoked: it had deliveries
+    and none was ever attempted or is in flight, so its recipient never got it, and never will
+    (the inbox withholds it). False if its recipient may hold it (an attempt made, one being
+    sent, or inbox-only); its other pending deliveries are stopped all the same."""
+    rows = (
+        await session.execute(
+            select(Delivery.id, Delivery.state, Delivery.leased_until, Delivery.attempts)
+            .where(Delivery.message_id == message.id)
+            .with_for_update()  # a worker's claim waits, or has committed and is seen here
+        )
+    ).all()
+    pending = [r for r in rows if r.state == outbox.PENDING]
+    in_flight = [r for r in pending if r.leased_until and r.leased_until > now]
+    stop = [r.id for r in pending if r not in in_flight]
+    if stop:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(stop))
+            .values(state=outbox.REVOKED, leased_until=None, lease_token=None, last_error=why)
+            .execution_options(synchronize_session=False)
+        )
+    # Any attempt may have reached the receiver, even one recorded as failed (a timeout after
+    # the request went out): only a message never attempted anywhere is certainly unseen.
+    if not rows or in_flight or any(r.attempts > 0 for r in rows):
+        return False
+    message.revoked_at = now
+    audit.append(
+        session,
+        "message.revoked",
+        at=now,
+        notice_id=message.notice_id,
+        message_id=message.id,
+        subject_organisation_id=message.recipient_organisation_id,
+        details={"reason": why},
+    )
+    return True
 
 
 async def cancel(

@@ -3,8 +3,9 @@
 The key belongs to the organisation that sent it. The first request with a key records a hash
 of what it asked (method, path and the body in canonical JSON) and, in the same transaction, the
 answer it got. A repeat with the same request gets that answer again and changes nothing; a
-repeat with a different request is a 409. Keys are kept (as hashes: a client may build them
-from personal data) until their notice's data is purged.
+repeat with a different request is a 409. Keys are kept as keyed hashes (DataKeys.idempotency_ref:
+a client may build them from personal data, which a plain hash would not hide) until their
+notice's data is purged.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def _answer(row: IdempotencyKey, request_sha256: str) -> Answer:
 async def claim(
     session: AsyncSession,
     organisation_id: uuid.UUID,
-    key: str,
+    key_ref: str,
     request_sha256: str,
     now: datetime,
 ) -> tuple[IdempotencyKey | None, Answer | None]:
-    """Claim the key for this request (the request's first write), or get the earlier answer.
+    """Claim the key (by its keyed hash) for this request, the request's first write, or get the
+    earlier answer.
 
     Returns (the claimed row, None) for a new key, or (None, the answer) for a repeat. Two
     requests racing with one key: the second's insert waits for the first to commit, then fails
@@ -66,7 +68,7 @@ async def claim(
     """
     ident = {
         "organisation_id": organisation_id,
-        "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+        "key_sha256": key_ref,
     }
     existing = await session.get(IdempotencyKey, ident)
     if existing is not None:

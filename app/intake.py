@@ -11,20 +11,20 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, consents
-from app.dispatch import DISCLOSURE, Context, Sent, cancel, held, queue
+from app.decisions import body_of, disclose
+from app.dispatch import DISCLOSURE, Context, Sent, cancel, held, lock_recipients, retract
 from app.errors import Problem, invalid
 from app.identity import Caller
-from app.models import Disclosure, Message, Organisation, ReleaseNotice
+from app.models import Organisation, ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
 from app.notice import implausible
-from app.policy import decide
-from app.sealing import DataKeys, Sealed, place
+from app.sealing import place
+from app.withdrawal import consent_lost
 
 ACCEPTED, NOT_ROUTED, SUPERSEDED, CANCELLED = "accepted", "not_routed", "superseded", "cancelled"
 OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which may change
@@ -40,14 +40,6 @@ ROUTES = (
 class Accepted:
     notice: ReleaseNotice
     recipients: list[Sent]
-
-
-def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None:
-    """A stored notice's body, opened; None once purged."""
-    if notice.body_sealed is None or notice.body_key_id is None:
-        return None
-    sealed = Sealed(notice.body_key_id, notice.body_sealed)
-    return json.loads(data_keys.open(sealed, place("release_notice", "body_sealed", notice.id)))
 
 
 async def route(
@@ -103,11 +95,12 @@ async def accept_notice(
     recipients, unrouted = await route(session, notice) if community else ([], [])
     if errors or unrouted:
         raise invalid(errors + unrouted)
+    person_ref = context.data_keys.person_ref(notice.person.noms_number)
+    await consents.lock_person(session, person_ref)
     previous = await _supersede(session, amends, notice, caller, context, now) if amends else None
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()
-    person_ref = context.data_keys.person_ref(notice.person.noms_number)
     sealed = context.data_keys.seal(
         canonical.encode(), place("release_notice", "body_sealed", notice_id)
     )
@@ -151,20 +144,36 @@ async def accept_notice(
             details={"reason": row.status_reason},
         )
     holders = await held(session, row.series_id) if previous else {}
+    await lock_recipients(session, [o.id for o, _ in recipients] + list(holders))
     records = await consents.record_carried(
         session, person_ref, notice.consent, caller=caller, notice_id=row.id, now=now
     )
-    standing = consents.standing_of(records, now)
+    lost = {r.scope for r in records if r.notice_id == row.id and r.decision != "given"}
+    if previous:  # what earlier versions carried and this one does not was entered in error
+        carried = {(c.scope, c.decision, c.recorded_at, c.recorded_by) for c in notice.consent}
+        earlier = await session.scalars(
+            select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
+        )
+        lost |= await consents.void_carried(
+            session, person_ref, earlier, keep=carried, caller=caller, now=now
+        )
+    for scope in sorted(lost):  # a consent that no longer stands stops what relied on it
+        await consent_lost(session, person_ref, scope, context, now)
+    standing = await consents.standing(session, person_ref, now)
     sent = []
     for organisation, role in recipients:
         message_id = await disclose(
             session, row, body, organisation, role, standing, context, now, holders
         )
         sent.append(Sent(organisation, role, message_id))
-    # Whoever held a disclosure of an earlier version and gets none of this one is told so.
+    # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
+    # may hold one and gets nothing from this version is told it no longer stands.
     disclosed_to = {s.organisation.id for s in sent if s.message_id}
     for message in holders.values():
-        if message.kind == DISCLOSURE and message.recipient_organisation_id not in disclosed_to:
+        if message.kind != DISCLOSURE:
+            continue
+        revoked = await retract(session, message, now, "superseded")
+        if not revoked and message.recipient_organisation_id not in disclosed_to:
             sent.append(await cancel(session, row, message, "amended_not_shared", context, now))
     return Accepted(row, sent)
 
@@ -178,7 +187,13 @@ async def cancel_notice(
     context: Context,
     now: datetime,
 ) -> Accepted:
-    """Cancel a notice's latest version: every recipient holding a disclosure of it is told."""
+    """Cancel a notice's latest version: a disclosure not yet delivered is never sent, and every
+    recipient that may hold one is told. A notice entered in error takes its consents with it."""
+    person_ref = await session.scalar(
+        select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id)
+    )
+    if person_ref:
+        await consents.lock_person(session, person_ref)
     row = await _close(session, notice_id, caller, CANCELLED, f"cancelled_{reason}", now)
     audit.append(
         session,
@@ -189,10 +204,21 @@ async def cancel_notice(
         actor_client_id=caller.client_id,
         details={"reason": reason, "version": row.version},
     )
+    holders = await held(session, row.series_id)
+    await lock_recipients(session, holders)
     sent = []
-    for message in (await held(session, row.series_id)).values():
-        if message.kind == DISCLOSURE:
+    for message in holders.values():
+        if message.kind == DISCLOSURE and not await retract(session, message, now, "cancelled"):
             sent.append(await cancel(session, row, message, reason, context, now))
+    if reason == "entered_in_error" and row.person_ref:
+        versions = await session.scalars(
+            select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
+        )
+        voided = await consents.void_carried(
+            session, row.person_ref, versions, caller=caller, now=now
+        )
+        for scope in sorted(voided):
+            await consent_lost(session, row.person_ref, scope, context, now)
     return Accepted(row, sent)
 
 
@@ -264,81 +290,3 @@ async def _supersede(
             ]
         )
     return previous
-
-
-async def disclose(
-    session: AsyncSession,
-    notice: ReleaseNotice,
-    body: dict[str, Any],
-    organisation: Organisation,
-    role: str,
-    standing: dict[str, bool],
-    context: Context,
-    now: datetime,
-    holders: dict[uuid.UUID, Message],
-) -> uuid.UUID | None:
-    """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
-    policy = context.policy
-    decision = decide(policy, body, role, standing)
-    manifest = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
-    allowed = [
-        {"path": a.path, "rule": a.rule, **({"transform": a.transform} if a.transform else {})}
-        for a in decision.allowed
-    ]
-    disclosure = Disclosure(
-        id=uuid.uuid4(),
-        notice_id=notice.id,
-        recipient_organisation_id=organisation.id,
-        recipient_role=role,
-        fields_sent=list(decision.fields_sent),
-        manifest=manifest,
-        allowed=allowed,
-        bases=policy.bases({a["rule"] for a in allowed} | {w["rule"] for w in manifest}),
-        consents_relied=sorted(decision.consents_relied),
-        policy_version=policy.version,
-        policy_hash=policy.sha256,
-        decided_at=now,
-    )
-    session.add(disclosure)
-    audit.append(
-        session,
-        "disclosure.decided",
-        at=now,
-        notice_id=notice.id,
-        subject_organisation_id=organisation.id,
-        details={
-            "disclosure_id": str(disclosure.id),
-            "role": role,
-            "allowed": allowed,
-            "withheld": manifest,
-            "consents_relied": disclosure.consents_relied,
-            "policy_version": policy.version,
-            "policy_hash": policy.sha256,
-        },
-    )
-    if not decision.discloses_anything:
-        return None  # nothing allowed: not even the fact of the notice leaves the exchange
-    await session.flush()  # the disclosure, before the message that references it
-    claims: dict[str, Any] = {
-        "disclosure": decision.disclosure,
-        "manifest": manifest,
-        "policy": {"version": policy.version, "sha256": policy.sha256},
-    }
-    if transformed := [a for a in allowed if "transform" in a]:
-        claims["transformed"] = transformed
-    noms_number = decision.disclosure.get("person", {}).get("noms_number")
-    if noms_number:  # the subject is named only where the policy lets the recipient see it
-        claims["sub"] = noms_number
-    previous = holders.get(organisation.id)
-    message = await queue(
-        session,
-        DISCLOSURE,
-        notice,
-        organisation,
-        claims,
-        context,
-        now,
-        disclosure_id=disclosure.id,
-        supersedes=previous.id if previous else None,
-    )
-    return message.id

@@ -189,8 +189,10 @@ class Message(Base):
     jws_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Withdrawn before it was delivered (its consent was withdrawn): never sent, payload withheld.
+    # Stopped before it was delivered anywhere: never sent, and the inbox withholds its payload.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Held by its recipient, but its consent was withdrawn: the inbox withholds its payload.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Consent(Base):
@@ -210,6 +212,9 @@ class Consent(Base):
     notice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("release_notice.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Carried by a notice entered in error, or dropped by its amendment: as if never made.
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who withdrew or voided it.
     withdrawn_by_organisation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("organisation.id")
     )

@@ -154,8 +154,14 @@ async def claim_due(
 
 
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:
-    """A stored message's compact JWS, opened; None once purged, or revoked before delivery."""
-    if message.revoked_at is not None or message.jws_sealed is None or not message.jws_key_id:
+    """A stored message's compact JWS, opened; None once purged, revoked before delivery, or
+    withdrawn with the consent it relied on."""
+    if (
+        message.revoked_at
+        or message.withdrawn_at
+        or not message.jws_sealed
+        or not message.jws_key_id
+    ):
         return None  # retention.purge and revocation settle its deliveries in their transaction
     sealed = Sealed(message.jws_key_id, message.jws_sealed)
     return data_keys.open(sealed, place("message", "jws_sealed", message.id)).decode()

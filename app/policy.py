@@ -162,7 +162,8 @@ def consents_from_records(
     Each record is a decision at `recorded_at` (given or refused); a withdrawal (`withdrawn_at`)
     and an expiry (`expires_at`) are each a refusal from then on. The latest event by instant
     counts, not by text, so offsets cannot reorder them; a time without an offset is refused.
-    When two events share an instant, the refusal wins. Events after `now` have not happened.
+    When two events share an instant, the refusal wins. Events after `now` have not happened,
+    except a withdrawal: one on record counts from `now` at the latest.
     """
     latest: dict[str, tuple[datetime, bool]] = {}
 
@@ -175,9 +176,13 @@ def consents_from_records(
     for record in records:
         scope, given = record["scope"], record["decision"] == "given"
         event(scope, _instant(record["recorded_at"]), given)
-        for ending in ("withdrawn_at", "expires_at"):
-            if record.get(ending) is not None:
-                event(scope, _instant(record[ending]), False)
+        if record.get("expires_at") is not None:
+            event(scope, _instant(record["expires_at"]), False)
+        if record.get("withdrawn_at") is not None:
+            # A withdrawal on record has happened, even if it was stamped after the clock that
+            # this decision read (a request that waited for it): it counts from now at the latest.
+            at = _instant(record["withdrawn_at"])
+            event(scope, min(at, now) if now is not None else at, False)
     return {scope: given for scope, (_, given) in latest.items()}
 
 

@@ -1,5 +1,7 @@
 """Retention: once a notice is older than the retention period, its data goes; its log stays.
 
+A notice is purged once it, and every message it caused, is older than the retention period (a
+cancellation or consent withdrawal sent late keeps it until that message's period is over).
 Purging removes the sealed notice body and the sealed payload of every message it caused, and
 the idempotency keys that would replay its answer; rows keep their ids, hashes and states, so
 the exchange log and each notice's status still tell what happened. A delivery still pending
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -30,10 +32,17 @@ async def purge(
 ) -> Purged:
     """Purge up to `limit` notices received before now - older_than, in the caller's transaction."""
     cutoff = now - older_than
+    recent_message = exists().where(
+        Message.notice_id == ReleaseNotice.id, Message.created_at >= cutoff
+    )
     notice_ids = (
         await session.scalars(
             select(ReleaseNotice.id)
-            .where(ReleaseNotice.received_at < cutoff, ReleaseNotice.purged_at.is_(None))
+            .where(
+                ReleaseNotice.received_at < cutoff,
+                ReleaseNotice.purged_at.is_(None),
+                ~recent_message,  # a late cancellation or withdrawal keeps it for its period
+            )
             .order_by(ReleaseNotice.received_at)
             .limit(limit)
         )

@@ -267,6 +267,10 @@ class ConsentOut(Wire):
     source: Literal["api", "notice"] = Field(description="Recorded directly, or in a notice.")
     created_at: datetime
     withdrawn_at: datetime | None
+    voided_at: datetime | None = Field(
+        description="Carried by a notice entered in error, or dropped by its amendment: it "
+        "counts as never made."
+    )
 
 
 class ConsentHistory(Wire):

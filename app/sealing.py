@@ -54,6 +54,14 @@ class DataKeys:
         digest = hmac.new(self.pseudonym_key, noms_number.strip().upper().encode(), "sha256")
         return digest.hexdigest()
 
+    def idempotency_ref(self, key: str) -> str:
+        """A keyed hash of an Idempotency-Key, which a client may build from personal data."""
+        if not self.pseudonym_key:
+            raise SealError("no pseudonym key")
+        return hmac.new(
+            self.pseudonym_key, b"idempotency-key\0" + key.encode(), "sha256"
+        ).hexdigest()
+
     def seal(self, plaintext: bytes, place: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: safe far beyond our volumes
         blob = nonce + self.by_id[self.current].encrypt(nonce, plaintext, place.encode())

@@ -1,42 +1,60 @@
-"""The use case: a person withdraws a consent, and it takes effect at once.
+"""When a consent stops standing (withdrawn, refused anew, or voided), it takes effect at once.
 
 Every disclosure message about the person that relied on that consent (it would have sent less
-without it) is dealt with in the same transaction:
+without it) is dealt with in the caller's transaction:
 
-- not yet delivered anywhere (it has deliveries, none delivered or in flight): it is revoked,
-  so it is never sent and the inbox withholds it; if it still stands (no newer disclosure or
-  cancellation replaced it), the notice is decided again for that recipient under the
-  consents that stand now, and if anything is still allowed a new message supersedes it;
-- otherwise the recipient may hold it: it gets a `consent.withdrawn` message naming it and the
-  scope, to act on (stop using and delete what relied on the consent).
+- never delivered anywhere (it has deliveries, none delivered or in flight): it is revoked, so
+  it is never sent and the inbox withholds it; if it still stands (no newer disclosure or
+  cancellation replaced it), the notice is decided again for that recipient under the consents
+  that stand now, and if anything is still allowed a new message supersedes it;
+- otherwise the recipient may hold it: its other pending deliveries stop, the inbox withholds
+  it, and the recipient gets a `consent.withdrawn` message naming it and the scope, to act on
+  (stop using and delete what relied on the consent).
 
-Later notices respect the withdrawal because every decision reads the person's records.
+Later notices respect it because every decision reads the person's records. The caller holds
+the person's lock (consents.lock_person), so no notice for them is decided meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app import audit, consents
-from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, Context, queue
+from app import consents
+from app.decisions import body_of, disclose
+from app.dispatch import (
+    CANCELLATION,
+    CONSENT_WITHDRAWN,
+    DISCLOSURE,
+    Context,
+    lock_recipients,
+    queue,
+    retract,
+)
 from app.identity import Caller
-from app.intake import body_of, disclose
-from app.models import Consent, Delivery, Disclosure, Message, Organisation, ReleaseNotice
-from app.outbox import DELIVERED, PENDING, REVOKED
+from app.models import Consent, Disclosure, Message, Organisation, ReleaseNotice
+from app.sealing import SealError
+
+log = logging.getLogger("exchange.withdrawal")
+
+
+@dataclass
+class Effects:
+    revoked: list[uuid.UUID] = field(default_factory=list)
+    redisclosed: list[uuid.UUID] = field(default_factory=list)
+    notified: list[uuid.UUID] = field(default_factory=list)
 
 
 @dataclass
 class Withdrawal:
     consent: Consent
-    revoked: list[uuid.UUID] = field(default_factory=list)
-    redisclosed: list[uuid.UUID] = field(default_factory=list)
-    notified: list[uuid.UUID] = field(default_factory=list)
+    effects: Effects
 
 
 async def withdraw_consent(
@@ -49,50 +67,87 @@ async def withdraw_consent(
     now: datetime,
 ) -> Withdrawal:
     person_ref = context.data_keys.person_ref(noms_number)
+    await consents.lock_person(session, person_ref)
+    await consents.know_person(session, person_ref, caller)
     record = await consents.withdraw(session, person_ref, consent_id, caller, now)
-    result = Withdrawal(record)
+    return Withdrawal(record, await consent_lost(session, person_ref, record.scope, context, now))
+
+
+async def record_decision(
+    session: AsyncSession,
+    noms_number: str,
+    *,
+    scope: str,
+    decision: str,
+    recorded_at: datetime,
+    recorded_by: str,
+    expires_at: datetime | None,
+    caller: Caller,
+    context: Context,
+    now: datetime,
+) -> Consent:
+    """Record a consent decision; a refusal takes effect at once, as a withdrawal does."""
+    person_ref = context.data_keys.person_ref(noms_number)
+    await consents.lock_person(session, person_ref)
+    await consents.know_person(session, person_ref, caller)
+    record = await consents.record(
+        session,
+        person_ref,
+        scope=scope,
+        decision=decision,
+        recorded_at=recorded_at,
+        recorded_by=recorded_by,
+        expires_at=expires_at,
+        caller=caller,
+        now=now,
+    )
+    await session.flush()
+    await consent_lost(session, person_ref, scope, context, now)
+    return record
+
+
+async def consent_lost(
+    session: AsyncSession, person_ref: str, scope: str, context: Context, now: datetime
+) -> Effects:
+    """Deal with every message that relied on `scope`, if the person's consent to it does not
+    stand now (another record may still give it)."""
+    effects = Effects()
     standing = await consents.standing(session, person_ref, now)
-    if standing.get(record.scope):
-        return result  # another record of the same scope still gives it: nothing relied on this
-    for message, disclosure, notice, stands in await _relying(session, person_ref, record.scope):
-        deliveries = (
-            await session.execute(
-                select(Delivery.state, Delivery.leased_until).where(
-                    Delivery.message_id == message.id
+    if standing.get(scope):
+        return effects
+    relying = await _relying(session, person_ref, scope)
+    await lock_recipients(session, (m.recipient_organisation_id for m, *_ in relying))
+    for message, disclosure, notice, stands in relying:
+        if await retract(session, message, now, "consent_withdrawn"):
+            effects.revoked.append(message.id)
+            if stands and notice.status == "accepted" and notice.purged_at is None:
+                replaced = await _redecide(
+                    session, message, disclosure, notice, standing, context, now
                 )
-            )
-        ).all()
-        in_flight = any(leased and leased > now for _, leased in deliveries)
-        if deliveries and not in_flight and all(state != DELIVERED for state, _ in deliveries):
-            await _revoke(session, message, now)
-            result.revoked.append(message.id)
-            if not stands:
-                continue  # a newer message replaced it: nothing to decide again
-            replaced = await _redecide(session, message, disclosure, notice, standing, context, now)
-            if replaced is not None:
-                result.redisclosed.append(replaced)
-        else:
-            organisation = await session.get_one(Organisation, message.recipient_organisation_id)
-            claims = {"scope": record.scope, "withdrawn_at": int(now.timestamp())}
-            told = await queue(
-                session,
-                CONSENT_WITHDRAWN,
-                notice,
-                organisation,
-                claims,
-                context,
-                now,
-                supersedes=message.id,
-            )
-            result.notified.append(told.id)
-    return result
+                if replaced is not None:
+                    effects.redisclosed.append(replaced)
+            continue
+        message.withdrawn_at = now
+        organisation = await session.get_one(Organisation, message.recipient_organisation_id)
+        told = await queue(
+            session,
+            CONSENT_WITHDRAWN,
+            notice,
+            organisation,
+            {"scope": scope, "withdrawn_at": int(now.timestamp())},
+            context,
+            now,
+            supersedes=message.id,
+        )
+        effects.notified.append(told.id)
+    return effects
 
 
 async def _relying(
     session: AsyncSession, person_ref: str, scope: str
 ) -> list[tuple[Message, Disclosure, ReleaseNotice, bool]]:
-    """The person's disclosure messages that relied on the scope and were neither revoked nor
-    purged, each with whether it still stands (nothing newer replaced it)."""
+    """The person's disclosure messages that relied on the scope and were not yet revoked,
+    withdrawn or purged, each with whether it still stands (nothing newer replaced it)."""
     newer = aliased(Message)
     replaced = exists().where(
         and_(
@@ -110,31 +165,13 @@ async def _relying(
                 ReleaseNotice.person_ref == person_ref,
                 Message.kind == DISCLOSURE,
                 Message.revoked_at.is_(None),
+                Message.withdrawn_at.is_(None),
                 Message.purged_at.is_(None),
             )
-            .order_by(Message.sequence)
+            .order_by(Message.recipient_organisation_id, Message.sequence)
         )
     ).all()
     return [(m, d, n, bool(s)) for m, d, n, s in rows if scope in (d.consents_relied or [])]
-
-
-async def _revoke(session: AsyncSession, message: Message, now: datetime) -> None:
-    message.revoked_at = now
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.message_id == message.id, Delivery.state == PENDING)
-        .values(state=REVOKED, leased_until=None, lease_token=None, last_error="revoked")
-        .execution_options(synchronize_session=False)
-    )
-    audit.append(
-        session,
-        "message.revoked",
-        at=now,
-        notice_id=message.notice_id,
-        message_id=message.id,
-        subject_organisation_id=message.recipient_organisation_id,
-        details={"reason": "consent_withdrawn"},
-    )
 
 
 async def _redecide(
@@ -146,7 +183,11 @@ async def _redecide(
     context: Context,
     now: datetime,
 ) -> uuid.UUID | None:
-    body = body_of(context.data_keys, notice)
+    try:
+        body = body_of(context.data_keys, notice)
+    except SealError as exc:  # a lost data key must not stop the withdrawal itself
+        log.error("notice %s cannot be decided again: %s", notice.id, exc)
+        return None
     if body is None:
         return None
     organisation = await session.get_one(Organisation, message.recipient_organisation_id)

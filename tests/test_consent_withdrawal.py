@@ -32,6 +32,7 @@ from tests.test_consents import (
     history,
     inbox,
     instant,
+    introduce,
     post,
     recipients,
     record,
@@ -187,6 +188,13 @@ async def test_probation_is_sent_the_notice_again_without_the_clinical_notes(
 
 
 HOLDS = ["delivered", "delivered to one subscription of two", "in flight", "in its inbox only"]
+# The states of the original message's deliveries after the withdrawal, by what it holds.
+STOPPED = {
+    "delivered": ["delivered"],
+    "delivered to one subscription of two": ["delivered", "revoked"],
+    "in flight": ["pending"],
+    "in its inbox only": None,
+}
 
 
 @pytest.mark.parametrize("holds", HOLDS)
@@ -220,7 +228,10 @@ async def test_a_recipient_that_may_hold_the_message_is_sent_consent_withdrawn(
         events = receiver.wait_for(seen + len(secrets))[seen:]
 
     original, item = await inbox(world, "SMS-LEEDS")
-    assert (original["id"], original["revoked_at"]) == (sent, None) and original["jws"]
+    # Not revoked (it may have been seen), but withheld from the inbox from now on, and its
+    # deliveries not yet attempted are stopped; one in flight is left to its worker.
+    assert (original["id"], original["jws"], original["revoked_at"]) == (sent, None, None)
+    assert (await states(world)).get(("SMS-LEEDS", hexid(sent))) == STOPPED[holds]
     assert (item["id"], item["kind"], item["supersedes"]) == (told, "consent_withdrawn", sent)
     header, claims = await verified(api, item["jws"], "SMS-LEEDS")
     assert header["typ"] == "consent-withdrawn+jwt" and set(claims) == WITHDRAWN_CLAIMS
@@ -242,8 +253,8 @@ async def test_a_recipient_that_may_hold_the_message_is_sent_consent_withdrawn(
 
 
 async def test_only_messages_that_relied_on_the_scope_are_dealt_with(world, example):
-    """Undelivered ones are revoked even once replaced (a cancellation or an amendment), so
-    nothing that relied on the consent leaves after it is withdrawn; purged ones are gone."""
+    """Undelivered ones replaced by a cancellation or an amendment were revoked then (never
+    sent), so only the latest is left to revoke; purged ones are gone."""
     await subscribe(world, "SMS-LEEDS", "http://127.0.0.1:9/hooks")  # queued, never delivered
     purged = recipients(await post(world, example))
     async with world.sessions() as session, session.begin():
@@ -252,7 +263,11 @@ async def test_only_messages_that_relied_on_the_scope_are_dealt_with(world, exam
     await change(world, cancelled["id"], "cancellation", {"reason": "other"})
     first = await post(world, example)
     latest = recipients(await change(world, first["id"], "amendments", example))
-    relying = [recipients(n)["SMS-LEEDS"] for n in (cancelled, first)] + [latest["SMS-LEEDS"]]
+    replaced = [recipients(n)["SMS-LEEDS"] for n in (cancelled, first)]
+    assert [(m, d["reason"]) for m, d in await log(world, "message.revoked")] == [
+        (hexid(replaced[0]), "cancelled"),
+        (hexid(replaced[1]), "superseded"),
+    ]
 
     # Clinical consent given after every notice was decided: nothing relied on it.
     clinical = await record(world, consent(CLINICAL, "given"))
@@ -260,10 +275,11 @@ async def test_only_messages_that_relied_on_the_scope_are_dealt_with(world, exam
     assert (nothing["revoked"], nothing["redisclosed"], nothing["notified"]) == ([], [], [])
 
     answer = await withdrawn(world, (await carried(world, SMS))["id"])
-    assert (answer["revoked"], answer["redisclosed"]) == (relying, [])
+    assert (answer["revoked"], answer["redisclosed"]) == ([latest["SMS-LEEDS"]], [])
     assert answer["notified"] == []
     revoked = [m["id"] for m in await inbox(world, "SMS-LEEDS") if m["revoked_at"]]
-    assert revoked == relying
+    assert revoked == [*replaced, latest["SMS-LEEDS"]]
+    assert [m["kind"] for m in await inbox(world, "SMS-LEEDS")] == ["disclosure"] * 4
     assert all(m["revoked_at"] is None for m in await inbox(world, "N07"))
     assert purged["SMS-LEEDS"] not in revoked
 
@@ -273,6 +289,7 @@ async def test_only_messages_that_relied_on_the_scope_are_dealt_with(world, exam
 
 async def test_a_withdrawal_that_cannot_be_made_is_refused_and_changes_nothing(world, example):
     await post(world, example)
+    await introduce(world, OTHER)
     given, refused = await carried(world, SMS), await carried(world, CLINICAL)
     theirs = await record(world, consent(SMS, "given"), noms=OTHER)
     gone = await record(world, consent(CLINICAL, "given"))
@@ -358,9 +375,13 @@ async def test_no_disclosure_relying_on_a_withdrawn_consent_is_delivered_after_i
         first = recipients(notice)["SMS-LEEDS"]
         amended = recipients(await change(world, notice["id"], "amendments", example))
         answer = await withdrawn(world, (await carried(world, SMS))["id"])
-        # Both undelivered: the superseded one too, though only the latest is decided again.
-        assert answer["revoked"] == [first, amended["SMS-LEEDS"]]
+        # Both undelivered: the superseded one was revoked by the amendment, the latest now.
+        assert answer["revoked"] == [amended["SMS-LEEDS"]]
         assert answer["redisclosed"] == []
+        assert [(m, d["reason"]) for m, d in await log(world, "message.revoked")] == [
+            (hexid(first), "superseded"),
+            (hexid(amended["SMS-LEEDS"]), "consent_withdrawn"),
+        ]
         await work(world, settings)
         assert [json.loads(r.body)["type"] for r in receiver.requests] == []
 

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import jwt
 
+from app import examples
+
 ISSUER = "http://exchange.test"
 NOMS = "A1234BC"  # the example notice's person
 OTHER = "B9876CD"
@@ -25,7 +27,7 @@ PROBLEM = "application/problem+json"
 # The example's personal values that must never reach the exchange log.
 PERSONAL = [NOMS, OTHER, "Daniel", "Hughes", "X123456", "2001/0123456A", "1994-03-17"]
 OUT_MEMBERS = {"id", "scope", "decision", "recorded_at", "recorded_by", "expires_at", "source"}
-OUT_MEMBERS |= {"created_at", "withdrawn_at"}
+OUT_MEMBERS |= {"created_at", "withdrawn_at", "voided_at"}
 
 
 def as_json(value: Any) -> Any:
@@ -101,6 +103,17 @@ async def post(world, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
+async def introduce(world, noms: str = NOMS, code: str = "MDI") -> dict[str, Any]:
+    """Post a notice about the person that carries no consent, so that the prison that posts it
+    and the recipients it is decided for (N07, SMS-LEEDS) may read and record their consents."""
+    body = examples.release_notice(datetime.now(UTC).date())
+    body["person"]["noms_number"], body["consent"] = noms, []
+    body["release"]["prison_code"] = code
+    response = await world.post_notice(body, code)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
 async def inbox(world, code: str) -> list[dict[str, Any]]:
     response = await world.api.get("/v1/messages", headers=await world.headers(code))
     assert response.status_code == 200, response.text
@@ -127,6 +140,7 @@ def assert_problem(response: httpx.Response, status: int, case: str = "") -> dic
 
 
 async def test_a_recorded_consent_is_answered_stored_under_a_keyed_hash_and_logged(world):
+    await introduce(world)  # a notice about the person was decided for SMS-LEEDS
     before = datetime.now(UTC)
     expires = rfc3339(before + timedelta(days=30))
     created = await record(world, consent(SMS, "given", expires_at=expires), code="SMS-LEEDS")
@@ -135,7 +149,7 @@ async def test_a_recorded_consent_is_answered_stored_under_a_keyed_hash_and_logg
     assert (created["scope"], created["decision"], created["source"]) == (SMS, "given", "api")
     assert created["recorded_by"] == "Healthcare, HMP Moorland"
     assert instant(created["expires_at"]) == instant(expires)
-    assert created["withdrawn_at"] is None
+    assert created["withdrawn_at"] is None and created["voided_at"] is None
     assert before <= instant(created["recorded_at"]) == instant(created["created_at"]) <= after
     ref = world.data_keys.person_ref(NOMS)
     assert ref not in (NOMS, hashlib.sha256(NOMS.encode()).hexdigest())  # keyed, not bare
@@ -157,6 +171,7 @@ async def test_a_recorded_consent_is_answered_stored_under_a_keyed_hash_and_logg
 
 
 async def test_a_time_with_an_offset_is_kept_as_its_instant(world):
+    await introduce(world)
     created = await record(
         world, consent(CLINICAL, "refused", recorded_at="2026-01-05T10:15:00+01:00")
     )
@@ -191,7 +206,9 @@ BAD_NOMS = ["a1234bc", "A1234B", "A12345BC", "11234BC", "A1234BCD"]
 
 
 async def test_an_invalid_consent_is_a_422_naming_the_field_and_changes_nothing(world):
+    await introduce(world)
     headers = await world.headers("MDI")
+    await world.headers("SMS-LEEDS")  # its client and token, made before the counting
     counts, now = await world.counts(), datetime.now(UTC)
     for case, (changes, pointers) in INVALID.items():
         body = consent(SMS, "given")
@@ -214,6 +231,12 @@ async def test_an_invalid_consent_is_a_422_naming_the_field_and_changes_nothing(
         ]:
             problem = assert_problem(response, 422, noms)
             assert [e["pointer"] for e in problem["errors"]] == ["/noms_number"], noms
+    # A treatment service records consent to share with treatment services, and no other.
+    response = await world.api.post(
+        people(), json=consent(CLINICAL, "given"), headers=await world.headers("SMS-LEEDS")
+    )
+    problem = assert_problem(response, 422, "a service recording clinical consent")
+    assert [e["pointer"] for e in problem["errors"]] == ["/scope"]
     assert await world.counts() == counts
     # The bounds themselves are accepted.
     for recorded_by in ["x", "x" * 200]:
@@ -222,6 +245,9 @@ async def test_an_invalid_consent_is_a_422_naming_the_field_and_changes_nothing(
 
 
 async def test_only_prisons_and_the_treatment_service_may_record_or_read_consents(world):
+    # Each has a part in the person's notices (see test_consent_races.py for those without).
+    await introduce(world)  # MDI's, decided for N07 and SMS-LEEDS
+    await introduce(world, code="LPI")
     writers = ["MDI", "LPI", "SMS-LEEDS"]
     made = [(await record(world, consent(SMS, "given"), code=code))["id"] for code in writers]
     for code in writers:
@@ -235,6 +261,7 @@ async def test_only_prisons_and_the_treatment_service_may_record_or_read_consent
         for method, path in [
             ("POST", people()),
             ("GET", people()),
+            ("GET", f"{people()}/{made[0]}"),
             ("POST", f"{people()}/{made[0]}/withdrawal"),
         ]:
             body = consent(SMS, "refused") if method == "POST" else None
@@ -261,6 +288,7 @@ async def test_history_lists_every_record_oldest_first_and_standing_follows_the_
     async def standing() -> bool | None:
         return (await history(world))["standing"].get(SMS)
 
+    await introduce(world)
     assert await standing() is None and (await history(world))["items"] == []
     # Recorded out of order: the history is ordered by when the person decided.
     refused = await add("refused", ago(days=8))
@@ -292,6 +320,8 @@ async def test_history_lists_every_record_oldest_first_and_standing_follows_the_
 
 
 async def test_when_events_share_an_instant_the_refusal_wins(world):
+    for noms in (NOMS, OTHER):
+        await introduce(world, noms)
     at, then = "2026-01-05T09:00:00Z", "2026-01-09T09:00:00Z"
     await record(world, consent(SMS, "given", recorded_at=at))
     await record(world, consent(SMS, "refused", recorded_at=at))
@@ -350,6 +380,8 @@ async def test_consent_carried_in_a_notice_becomes_records_once(world, example):
 
 
 async def test_every_notice_decision_reads_the_records_made_through_the_api(world, api, example):
+    known = recipients(await introduce(world))  # no consent: nothing for the treatment service
+    assert known["SMS-LEEDS"] is None and known["N07"]
     # Later than the example's own records: clinical detail given, the treatment service refused.
     await record(world, consent(CLINICAL, "given"))
     await record(world, consent(SMS, "refused"))
@@ -358,16 +390,21 @@ async def test_every_notice_decision_reads_the_records_made_through_the_api(worl
     sent = recipients(accepted)
     assert sent["SMS-LEEDS"] is None and sent["N07"]  # nothing at all for the treatment service
     assert await inbox(world, "SMS-LEEDS") == []
-    [item] = await inbox(world, "N07")
+    assert [m["id"] for m in await inbox(world, "N07")] == [known["N07"], sent["N07"]]
+    item = (await inbox(world, "N07"))[1]
     _, claims = await verified(api, item["jws"], "N07")
     notes = example["nps_use"]["treatment_in_custody"]["clinical_notes"]
     assert claims["disclosure"]["nps_use"]["treatment_in_custody"]["clinical_notes"] == notes
     assert CLINICAL_NOTES not in [w["path"] for w in claims["manifest"]]
     relied = await world.sql(
-        "SELECT o.code, d.consents_relied FROM disclosure d"
+        "SELECT o.code, d.consents_relied, d.notice_id FROM disclosure d"
         " JOIN organisation o ON o.id = d.recipient_organisation_id"
     )
-    assert {code: as_json(value) for code, value in relied} == {"N07": [CLINICAL], "SMS-LEEDS": []}
+    assert {
+        code: as_json(value)
+        for code, value, notice_id in relied
+        if hexid(notice_id) == hexid(accepted["id"])
+    } == {"N07": [CLINICAL], "SMS-LEEDS": []}
 
     # A newer decision to give restores the treatment service for the next notice.
     await record(world, consent(SMS, "given"))
@@ -383,8 +420,9 @@ async def test_every_notice_decision_reads_the_records_made_through_the_api(worl
 
 async def test_no_noms_number_or_name_reaches_the_exchange_log(world, example):
     await post(world, example)
-    clinical = await record(world, consent(CLINICAL, "given"), code="SMS-LEEDS")
-    await record(world, consent(SMS, "given"), noms=OTHER)
+    await introduce(world, OTHER)
+    clinical = await record(world, consent(CLINICAL, "given"))
+    await record(world, consent(SMS, "given"), code="SMS-LEEDS", noms=OTHER)
     assert (await withdraw(world, clinical["id"])).status_code == 200  # relied on by nothing
     await history(world)
 

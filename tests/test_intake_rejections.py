@@ -225,6 +225,8 @@ MALFORMED = [
     ("date in another shape", at("/release/release_date", "20261201"), {"/release/release_date"}),
     ("NaN is not JSON", raw_body(b'{"person": NaN}'), {""}),
     ("nested deeper than 32", raw_body(b"[" * 33 + b"]" * 33), {""}),
+    # Once quadratic in a scanning regex: minutes of one core, before authentication.
+    ("an unterminated string of escapes", raw_body(b'"' + b'\\"' * 100_000), {""}),
     (
         "appointment long past",
         at("/release_plan/treatment_appointment/date", day(-29)),

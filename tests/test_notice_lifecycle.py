@@ -184,6 +184,10 @@ async def test_a_recipient_that_loses_its_disclosure_gets_a_cancellation(world, 
     disclosed = {code: m for code, m in sent(second).items() if m}
     assert set(disclosed) == RECIPIENTS - {lost} | ({newcomer} if newcomer else set())
     items = await inbox(world, lost)
+    if case == "its consent refused":  # a refusal takes effect at once, as a withdrawal does
+        withdrawn = items.pop(1)
+        assert (withdrawn["kind"], withdrawn["supersedes"]) == ("consent_withdrawn", before[lost])
+        assert items[0]["jws"] is None and items[0]["revoked_at"] is None  # withheld from now
     assert [m["id"] for m in items] == [before[lost], cancelled[lost]]
     amended = {"notice_id": second["id"], "reason": "amended_not_shared"}
     await assert_cancellation(api, items[1], lost, supersedes=before[lost], **amended)
@@ -235,11 +239,16 @@ async def test_a_cancellation_tells_every_recipient_holding_a_disclosure(
     told = sent(cancelled, "cancellation")
     assert set(told) == RECIPIENTS and sent(cancelled) == {}
     for code in RECIPIENTS:
-        [_, item] = await inbox(world, code)
+        [_, item, *rest] = await inbox(world, code)
         assert item["id"] == told[code]
         await assert_cancellation(
             api, item, code, notice_id=first["id"], supersedes=sent(first)[code], reason=reason
         )
+        # Entered in error, its consents are void: what relied on one is withdrawn as well.
+        relied = reason == "entered_in_error" and code == "SMS-LEEDS"
+        assert [(m["kind"], m["supersedes"]) for m in rest] == [
+            ("consent_withdrawn", item["supersedes"])
+        ] * relied
     status = await tracked(world, first["id"])
     assert status["cancelled_at"] is not None and status["superseded_by"] is None
     assert history(status) == [(first["id"], 1, "cancelled", f"cancelled_{reason}")]

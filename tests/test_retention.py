@@ -10,7 +10,6 @@ import asyncio
 import base64
 import contextlib
 import copy
-import hashlib
 import json
 import re
 import socket
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam, select, text
 
 from app import retention
-from app.intake import body_of
+from app.decisions import body_of
 from app.main import create_app
 from app.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, ReleaseNotice
 from app.outbox import jws_of
@@ -38,6 +37,11 @@ CONCERNS = "Plans to visit his two children (aged 4 and 7) on the day of release
 JWS = re.compile(r"[\w-]{16,}\.[\w-]{16,}\.[\w-]{16,}")
 BACKDATE = text("UPDATE release_notice SET received_at = :at WHERE id = :id").bindparams(
     bindparam("at", type_=ReleaseNotice.received_at.type), bindparam("id", type_=sa.Uuid())
+)
+
+
+BACKDATE_MESSAGES = text("UPDATE message SET created_at = :at WHERE notice_id = :id").bindparams(
+    bindparam("at", type_=Message.created_at.type), bindparam("id", type_=sa.Uuid())
 )
 
 
@@ -92,9 +96,11 @@ async def subscribe(world, code: str, url: str) -> None:
 
 
 async def backdate(world, notice_id: str, days: float) -> None:
+    """Make a notice, and the messages it caused then, `days` old."""
     async with world.sessions() as session, session.begin():
         at = datetime.now(UTC) - timedelta(days=days)
         await session.execute(BACKDATE, {"at": at, "id": uuid.UUID(notice_id)})
+        await session.execute(BACKDATE_MESSAGES, {"at": at, "id": uuid.UUID(notice_id)})
 
 
 async def stored(world, notice_id: str) -> tuple[ReleaseNotice, list[Message], list[Delivery]]:
@@ -244,7 +250,7 @@ async def test_purge_erases_an_old_notices_data_and_keeps_its_log(world, example
     assert states == [("dead", "purged", None), ("delivered", None, None)]
     async with world.sessions() as session:
         keys = (await session.scalars(select(IdempotencyKey.key_sha256))).all()
-    assert keys == [hashlib.sha256(b"recent").hexdigest()]
+    assert keys == [world.data_keys.idempotency_ref("recent")]
 
     log_after = await audit_rows(world)
     assert log_after[: len(log_before)] == log_before  # every earlier entry, unchanged
@@ -375,3 +381,23 @@ async def test_the_worker_purges_on_its_schedule(world, example, settings):
     notice, messages, _ = await stored(world, old["id"])
     assert notice.body_sealed is None and all(m.jws_sealed is None for m in messages)
     assert (await stored(world, recent["id"]))[0].purged_at is None
+
+
+async def test_a_late_message_keeps_its_notice_until_its_own_period_is_over(
+    world, example, settings
+):
+    """A cancellation sent near the end of a notice's period is delivered, not purged unsent."""
+    posted = (await world.post_notice(example)).json()
+    await backdate(world, posted["id"], 100)
+    cancelled = await world.api.post(
+        f"/v1/release-notices/{posted['id']}/cancellation",
+        json={"reason": "release_cancelled"},
+        headers=await world.headers("MDI"),
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    assert await purge_expired(world.sessions, settings) == retention.Purged(0, 0)
+    notice, messages, _ = await stored(world, posted["id"])
+    assert notice.purged_at is None and all(m.jws_sealed for m in messages)
+
+    await backdate(world, posted["id"], 100)  # its cancellation's period is over too
+    assert (await purge_expired(world.sessions, settings)).notices == 1

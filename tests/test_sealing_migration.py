@@ -85,7 +85,7 @@ async def seed_0002(url: str, bodies: list[dict[str, Any]]) -> list[tuple[uuid.U
                 policy_hash=zeros, decided_at=now,
             ))  # fmt: skip
             await connection.execute(sa.insert(MESSAGE_0002).values(
-                id=message, notice_id=notice, disclosure_id=disclosure, created_at=now,
+                id=message, notice_id=notice, disclosure_id=disclosure, created_at=now - age,
                 recipient_organisation_id=org, sequence=i, jws=jws_for(body),
             ))  # fmt: skip
             seeded.append((notice, message))

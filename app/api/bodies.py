@@ -10,7 +10,6 @@ here, whatever a parser deeper in the stack would have raised.
 from __future__ import annotations
 
 import json
-import re
 from email.message import Message as MimeHeader
 
 from starlette.datastructures import Headers
@@ -88,32 +87,33 @@ class BodyRules:
 
 
 MAX_DEPTH = 32  # a notice nests 4 deep; the parsers' own limits depend on the stack
-STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def _depth(body: bytes) -> int:
-    """How deeply the JSON nests: brackets counted outside strings, without parsing."""
-    brackets = STRINGS.sub(b"", body).translate(None, NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _depth(document: object) -> int:
+    """How deeply a parsed JSON document nests, without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
 def _readable(body: bytes) -> bool:
-    if _depth(body) > MAX_DEPTH:
-        return False
+    """Parsed once here, in linear time; too deep for the parser (RecursionError), or deeper
+    than MAX_DEPTH, is unreadable, whatever a parser deeper in the stack would have done."""
     try:  # NaN and Infinity are Python's, not JSON's
-        json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
         return False
-    return True
+    return _depth(document) <= MAX_DEPTH
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

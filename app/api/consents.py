@@ -34,6 +34,7 @@ def _out(record: Consent) -> ConsentOut:
         source="notice" if record.notice_id else "api",
         created_at=record.created_at,
         withdrawn_at=record.withdrawn_at,
+        voided_at=record.voided_at,
     )
 
 
@@ -47,24 +48,29 @@ async def record(
     context: IntakeContext,
     now: Now,
 ) -> ConsentOut:
-    """Record a person's consent decision. It counts for every notice decided from now on."""
+    """Record a consent decision about a person whose notice concerns you (404 otherwise). It
+    counts for every notice decided from now on; a refusal also stops, at once, what relied on
+    an earlier consent, as a withdrawal does."""
     recorded_at = body.recorded_at or now
     errors = []
     if recorded_at > now + CLOCK_SKEW:
         errors.append({"pointer": "/recorded_at", "detail": "is in the future"})
     if body.expires_at is not None and body.expires_at <= recorded_at:
         errors.append({"pointer": "/expires_at", "detail": "is not after recorded_at"})
+    if caller.kind != "prison" and body.scope != caller.kind:
+        errors.append({"pointer": "/scope", "detail": "a service records consent to its own kind"})
     if errors:
         raise invalid(errors)
-    row = await consents.record(
+    row = await withdrawal.record_decision(
         session,
-        context.data_keys.person_ref(noms_number),
+        noms_number,
         scope=body.scope,
         decision=body.decision,
         recorded_at=recorded_at,
         recorded_by=body.recorded_by,
         expires_at=body.expires_at,
         caller=caller,
+        context=context,
         now=now,
     )
     response.headers["Location"] = f"/v1/people/{noms_number}/consents/{row.id}"
@@ -81,6 +87,7 @@ async def history(
 ) -> ConsentHistory:
     """Every consent record for the person, withdrawn ones included, and what stands now."""
     person_ref = context.data_keys.person_ref(noms_number)
+    await consents.know_person(session, person_ref, caller)
     rows = await consents.history(session, person_ref)
     return ConsentHistory(
         items=[_out(r) for r in rows],
@@ -93,13 +100,15 @@ async def history(
 async def get(
     noms_number: NomsNumber,
     consent_id: uuid.UUID,
-    _: ConsentWriter,
+    caller: ConsentWriter,
     session: Session,
     context: IntakeContext,
 ) -> ConsentOut:
     """One consent record of the person."""
+    person_ref = context.data_keys.person_ref(noms_number)
+    await consents.know_person(session, person_ref, caller)
     found = await session.get(Consent, consent_id)
-    if found is None or found.person_ref != context.data_keys.person_ref(noms_number):
+    if found is None or found.person_ref != person_ref:
         raise Problem(404, "Not found", "No such consent record for this person.")
     return _out(found)
 
@@ -125,7 +134,7 @@ async def withdraw(
     )
     return WithdrawalOut(
         consent=_out(done.consent),
-        revoked=done.revoked,
-        redisclosed=done.redisclosed,
-        notified=done.notified,
+        revoked=done.effects.revoked,
+        redisclosed=done.effects.redisclosed,
+        notified=done.effects.notified,
     )

@@ -75,6 +75,7 @@ async def _once(
     request: Request,
     session: Session,
     caller: PrisonCaller,
+    context: IntakeContext,
     key: str | None,
     body: Any,
     now: Now,
@@ -84,7 +85,10 @@ async def _once(
     claimed = None
     if key is not None:
         asked = idempotency.fingerprint(request.method, request.url.path, body)
-        claimed, earlier = await idempotency.claim(session, caller.organisation_id, key, asked, now)
+        key_ref = context.data_keys.idempotency_ref(key)
+        claimed, earlier = await idempotency.claim(
+            session, caller.organisation_id, key_ref, asked, now
+        )
         if earlier is not None:
             headers = {"idempotent-replayed": "true"}
             if earlier.location:
@@ -120,6 +124,7 @@ async def create(
         request,
         session,
         caller,
+        context,
         idempotency_key,
         notice.model_dump(mode="json", exclude_unset=True),
         now,
@@ -154,6 +159,7 @@ async def amend(
         request,
         session,
         caller,
+        context,
         idempotency_key,
         notice.model_dump(mode="json", exclude_unset=True),
         now,
@@ -185,6 +191,7 @@ async def cancel(
         request,
         session,
         caller,
+        context,
         idempotency_key,
         body.model_dump(mode="json"),
         now,

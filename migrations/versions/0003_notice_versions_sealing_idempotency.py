@@ -36,12 +36,13 @@ message = sa.table(
 )
 
 
-def _data_keys():
+def _data_keys(*, create: bool):
     from app.sealing import load_data_keys
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir
-    return load_data_keys(keys_dir)
+    # Sealing what is stored may make the first key; opening it again must find that key.
+    return load_data_keys(keys_dir, create=create)
 
 
 def _reseal(table, plain: str, sealed: str, key_id: str, encode, decode, *, to_sealed: bool):
@@ -55,7 +56,7 @@ def _reseal(table, plain: str, sealed: str, key_id: str, encode, decode, *, to_s
     ).all()
     if not rows:
         return
-    keys = _data_keys()
+    keys = _data_keys(create=to_sealed)
     for row_id, value, kid in rows:
         where = place(table.name, sealed, row_id)
         if to_sealed:
@@ -138,7 +139,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Purged values cannot come back: they return as an empty body and an empty payload.
+    # Versions, cancellations and idempotency have no place in the old schema: refuse rather
+    # than lose them. Purged values cannot come back: they return as an empty body and payload.
+    bind = op.get_bind()
+    kept = bind.execute(sa.text(
+        "SELECT (SELECT count(*) FROM release_notice WHERE version > 1)"
+        " + (SELECT count(*) FROM message WHERE kind <> 'disclosure')"
+    )).scalar()
+    if kept:
+        raise RuntimeError("0003 cannot be undone with amendments or cancellations stored")
     with op.batch_alter_table("release_notice", schema=None) as batch_op:
         batch_op.add_column(sa.Column("body", sa.JSON(), nullable=True))
     with op.batch_alter_table("message", schema=None) as batch_op:

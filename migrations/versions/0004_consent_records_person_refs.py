@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('notice_id', sa.Uuid(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('voided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('withdrawn_by_organisation_id', sa.Uuid(), nullable=True),
     sa.ForeignKeyConstraint(['notice_id'], ['release_notice.id'], name=op.f('fk_consent_notice_id_release_notice')),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], name=op.f('fk_consent_organisation_id_organisation')),
@@ -51,6 +52,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.alter_column(
             'kind', existing_type=sa.String(length=16), type_=sa.String(length=32),
             existing_nullable=False, existing_server_default='disclosure',
@@ -61,6 +63,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_release_notice_person_ref'), ['person_ref'], unique=False)
 
     _refs_and_consents()
+    _consents_relied()
 
 
 notice = sa.table(
@@ -80,6 +83,32 @@ consent = sa.table(
 )
 
 
+disclosure = sa.table(
+    "disclosure",
+    sa.column("id", sa.Uuid()),
+    sa.column("recipient_role", sa.String()),
+    sa.column("fields_sent", sa.JSON()),
+    sa.column("consents_relied", sa.JSON()),
+)
+NOTES = "/nps_use/treatment_in_custody/clinical_notes"
+
+
+def _consents_relied() -> None:
+    """What earlier decisions relied on, under the policy of their time: the treatment service
+    got anything only with its consent; probation got clinical notes only with its."""
+    bind = op.get_bind()
+    for row in bind.execute(sa.select(disclosure)).all():
+        sent = row.fields_sent or []
+        if row.recipient_role == "substance_misuse_service":
+            relied = ["substance_misuse_service"] if sent else []
+        else:
+            covers = any(NOTES == p or NOTES.startswith(p + "/") for p in sent)
+            relied = ["probation_clinical_details"] if covers else []
+        bind.execute(
+            disclosure.update().where(disclosure.c.id == row.id).values(consents_relied=relied)
+        )
+
+
 def _refs_and_consents() -> None:
     bind = op.get_bind()
     rows = bind.execute(
@@ -91,7 +120,7 @@ def _refs_and_consents() -> None:
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir
-    keys = load_data_keys(keys_dir)
+    keys = load_data_keys(keys_dir, create=False)  # new keys could not open what is stored
     recorded: set[tuple[str, ...]] = set()
     for row in rows:
         sealed = Sealed(row.body_key_id, row.body_sealed)
@@ -122,11 +151,26 @@ def _refs_and_consents() -> None:
 
 
 def downgrade() -> None:
+    # Consent withdrawals do not fit the old kind column, and revocations and consent records
+    # made or withdrawn since have nowhere to go: refuse rather than send again what was revoked.
+    # Records copied from notices come back from the notices.
+    bind = op.get_bind()
+    lost = bind.execute(sa.text(
+        "SELECT (SELECT count(*) FROM consent WHERE notice_id IS NULL"
+        " OR withdrawn_at IS NOT NULL OR voided_at IS NOT NULL)"
+        " + (SELECT count(*) FROM message WHERE revoked_at IS NOT NULL OR withdrawn_at IS NOT NULL"
+        " OR kind = 'consent_withdrawn')"
+    )).scalar()
+    if lost:
+        raise RuntimeError(
+            "0004 cannot be undone with consent records, revoked or withdrawn messages stored"
+        )
     with op.batch_alter_table('release_notice', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_release_notice_person_ref'))
         batch_op.drop_column('person_ref')
 
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_column('withdrawn_at')
         batch_op.drop_column('revoked_at')
         batch_op.alter_column(
             'kind', existing_type=sa.String(length=32), type_=sa.String(length=16),

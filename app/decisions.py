@@ -1,0 +1,106 @@
+"""Deciding one recipient's disclosure of one notice version, and queueing what it allows.
+
+Used wherever a notice is decided: intake (a new notice or an amendment) and a consent
+withdrawal (a notice decided again). Never commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.dispatch import DISCLOSURE, Context, queue
+from app.models import Disclosure, Message, Organisation, ReleaseNotice
+from app.policy import decide
+from app.sealing import DataKeys, Sealed, place
+
+
+def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None:
+    """A stored notice's body, opened; None once purged."""
+    if notice.body_sealed is None or notice.body_key_id is None:
+        return None
+    sealed = Sealed(notice.body_key_id, notice.body_sealed)
+    return json.loads(data_keys.open(sealed, place("release_notice", "body_sealed", notice.id)))
+
+
+async def disclose(
+    session: AsyncSession,
+    notice: ReleaseNotice,
+    body: dict[str, Any],
+    organisation: Organisation,
+    role: str,
+    standing: dict[str, bool],
+    context: Context,
+    now: datetime,
+    holders: dict[uuid.UUID, Message],
+) -> uuid.UUID | None:
+    """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
+    policy = context.policy
+    decision = decide(policy, body, role, standing)
+    manifest = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
+    allowed = [
+        {"path": a.path, "rule": a.rule, **({"transform": a.transform} if a.transform else {})}
+        for a in decision.allowed
+    ]
+    disclosure = Disclosure(
+        id=uuid.uuid4(),
+        notice_id=notice.id,
+        recipient_organisation_id=organisation.id,
+        recipient_role=role,
+        fields_sent=list(decision.fields_sent),
+        manifest=manifest,
+        allowed=allowed,
+        bases=policy.bases({a["rule"] for a in allowed} | {w["rule"] for w in manifest}),
+        consents_relied=sorted(decision.consents_relied),
+        policy_version=policy.version,
+        policy_hash=policy.sha256,
+        decided_at=now,
+    )
+    session.add(disclosure)
+    audit.append(
+        session,
+        "disclosure.decided",
+        at=now,
+        notice_id=notice.id,
+        subject_organisation_id=organisation.id,
+        details={
+            "disclosure_id": str(disclosure.id),
+            "role": role,
+            "allowed": allowed,
+            "withheld": manifest,
+            "consents_relied": disclosure.consents_relied,
+            "policy_version": policy.version,
+            "policy_hash": policy.sha256,
+        },
+    )
+    if not decision.discloses_anything:
+        return None  # nothing allowed: not even the fact of the notice leaves the exchange
+    await session.flush()  # the disclosure, before the message that references it
+    claims: dict[str, Any] = {
+        "disclosure": decision.disclosure,
+        "manifest": manifest,
+        "policy": {"version": policy.version, "sha256": policy.sha256},
+    }
+    if transformed := [a for a in allowed if "transform" in a]:
+        claims["transformed"] = transformed
+    noms_number = decision.disclosure.get("person", {}).get("noms_number")
+    if noms_number:  # the subject is named only where the policy lets the recipient see it
+        claims["sub"] = noms_number
+    previous = holders.get(organisation.id)
+    message = await queue(
+        session,
+        DISCLOSURE,
+        notice,
+        organisation,
+        claims,
+        context,
+        now,
+        disclosure_id=disclosure.id,
+        supersedes=previous.id if previous else None,
+    )
+    return message.id
