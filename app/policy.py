@@ -162,8 +162,8 @@ def consents_from_records(
     Each record is a decision at `recorded_at` (given or refused); a withdrawal (`withdrawn_at`)
     and an expiry (`expires_at`) are each a refusal from then on. The latest event by instant
     counts, not by text, so offsets cannot reorder them; a time without an offset is refused.
-    When two events share an instant, the refusal wins. Events after `now` have not happened,
-    except a withdrawal: one on record counts from `now` at the latest.
+    When two events share an instant, the refusal wins. A consent or an expiry after `now` has
+    not happened yet; a refusal or withdrawal on record counts from `now` at the latest.
     """
     latest: dict[str, tuple[datetime, bool]] = {}
 
@@ -173,16 +173,20 @@ def consents_from_records(
         if scope not in latest or (at, not given) > (latest[scope][0], not latest[scope][1]):
             latest[scope] = (at, given)
 
+    def on_record(at: datetime) -> datetime:
+        # A refusal or withdrawal on record has happened, even if stamped after the clock this
+        # decision read (a request that waited for it, a clock a little fast): it counts from
+        # now at the latest. A consent, or an expiry, in the future has not happened yet.
+        return min(at, now) if now is not None else at
+
     for record in records:
         scope, given = record["scope"], record["decision"] == "given"
-        event(scope, _instant(record["recorded_at"]), given)
+        at = _instant(record["recorded_at"])
+        event(scope, at if given else on_record(at), given)
         if record.get("expires_at") is not None:
             event(scope, _instant(record["expires_at"]), False)
         if record.get("withdrawn_at") is not None:
-            # A withdrawal on record has happened, even if it was stamped after the clock that
-            # this decision read (a request that waited for it): it counts from now at the latest.
-            at = _instant(record["withdrawn_at"])
-            event(scope, min(at, now) if now is not None else at, False)
+            event(scope, on_record(_instant(record["withdrawn_at"])), False)
     return {scope: given for scope, (_, given) in latest.items()}
 
 

@@ -442,16 +442,16 @@ def test_property_nothing_consent_gated_leaves_without_its_consent(data, withdra
 
 
 def oracle(history: list[dict[str, Any]], now: datetime | None) -> dict[str, bool]:
-    """Latest event per scope by instant; at a shared instant any refusal wins; future ignored,
-    but for a withdrawal on record, which counts from `now` at the latest."""
+    """Latest event per scope by instant; at a shared instant any refusal wins; a future consent
+    or expiry is ignored, a refusal or withdrawal on record counts from `now` at the latest."""
     events: dict[str, list[tuple[datetime, bool]]] = {}
     for item in history:
         times = [(item["recorded_at"], item["decision"] == "given")]
         times += [(item[k], False) for k in ("withdrawn_at", "expires_at") if item.get(k)]
         for text, given_ in times:
             at = datetime.fromisoformat(text).astimezone(UTC)
-            if now is not None and text == item.get("withdrawn_at") and at > now:
-                at = now  # a request's clock read before the withdrawal it waited for
+            if now is not None and not given_ and text != item.get("expires_at") and at > now:
+                at = now  # a refusal on record counts from now at the latest
             if now is None or at <= now:
                 events.setdefault(item["scope"], []).append((at, given_))
     result = {}
