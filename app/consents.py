@@ -141,10 +141,12 @@ async def record_carried(
     notice_id: uuid.UUID,
     now: datetime,
 ) -> list[Consent]:
-    """Make a record of each consent a notice carries, unless the same one is recorded; return
-    every record of the person."""
+    """Make a record of each consent a notice carries, unless the same record already counts
+    (a voided one does not); return every record of the person."""
     records = await history(session, person_ref)
-    known = {(r.scope, r.decision, r.recorded_at, r.recorded_by) for r in records}
+    known = {
+        (r.scope, r.decision, r.recorded_at, r.recorded_by) for r in records if r.voided_at is None
+    }
     for item in carried:
         key = (item.scope, item.decision, item.recorded_at, item.recorded_by)
         if key in known:

@@ -84,6 +84,8 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
     and none was ever attempted or is in flight, so its recipient never got it, and never will
     (the inbox withholds it). False if its recipient may hold it (an attempt made, one being
     sent, or inbox-only); its other pending deliveries are stopped all the same."""
+    if message.revoked_at is not None:
+        return True  # already stopped, by an earlier step of the same change
     rows = (
         await session.execute(
             select(Delivery.id, Delivery.state, Delivery.leased_until, Delivery.attempts)

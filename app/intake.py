@@ -152,7 +152,9 @@ async def accept_notice(
     if previous:  # what earlier versions carried and this one does not was entered in error
         carried = {(c.scope, c.decision, c.recorded_at, c.recorded_by) for c in notice.consent}
         earlier = await session.scalars(
-            select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
+            select(ReleaseNotice.id).where(
+                ReleaseNotice.series_id == row.series_id, ReleaseNotice.id != row.id
+            )
         )
         lost |= await consents.void_carried(
             session, person_ref, earlier, keep=carried, caller=caller, now=now

@@ -124,14 +124,15 @@ async def claim_due(
         .join(Message, Message.id == Delivery.message_id)
         .where(Delivery.id.in_(claimed_ids))
     )
-    claimed = []
+    claimed, withheld = [], []
     for d, url, secret, m in rows:
         try:
             jws = jws_of(data_keys, m)
         except SealError as exc:  # a missing data key: keep the lease, send the others
             log.error("delivery %s: its payload cannot be opened (%s)", d.id, exc)
             continue
-        if jws is None:
+        if jws is None:  # purged, revoked or withdrawn since it was queued: never to be sent
+            withheld.append(d.id)
             continue
         claimed.append(
             Claimed(
@@ -149,6 +150,13 @@ async def claim_due(
                 jws=jws,
                 created_at=m.created_at,
             )
+        )
+    if withheld:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(withheld))
+            .values(state=REVOKED, leased_until=None, lease_token=None, last_error="withheld")
+            .execution_options(synchronize_session=False)
         )
     return claimed
 

@@ -446,11 +446,11 @@ def oracle(history: list[dict[str, Any]], now: datetime | None) -> dict[str, boo
     or expiry is ignored, a refusal or withdrawal on record counts from `now` at the latest."""
     events: dict[str, list[tuple[datetime, bool]]] = {}
     for item in history:
-        times = [(item["recorded_at"], item["decision"] == "given")]
-        times += [(item[k], False) for k in ("withdrawn_at", "expires_at") if item.get(k)]
-        for text, given_ in times:
+        times = [("decision", item["recorded_at"], item["decision"] == "given")]
+        times += [(k, item[k], False) for k in ("withdrawn_at", "expires_at") if item.get(k)]
+        for kind, text, given_ in times:
             at = datetime.fromisoformat(text).astimezone(UTC)
-            if now is not None and not given_ and text != item.get("expires_at") and at > now:
+            if now is not None and not given_ and kind != "expires_at" and at > now:
                 at = now  # a refusal on record counts from now at the latest
             if now is None or at <= now:
                 events.setdefault(item["scope"], []).append((at, given_))
