@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.disclosures import explanation
 from app.dispatch import DISCLOSURE, Context, queue
 from app.models import Disclosure, Message, Organisation, ReleaseNotice
 from app.policy import decide
@@ -42,11 +43,8 @@ async def disclose(
     """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
     policy = context.policy
     decision = decide(policy, body, role, standing)
-    manifest = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
-    allowed = [
-        {"path": a.path, "rule": a.rule, **({"transform": a.transform} if a.transform else {})}
-        for a in decision.allowed
-    ]
+    told = explanation(policy, decision)  # the same account disclosures.py gives back
+    allowed, manifest = told["sent"], told["withheld"]
     disclosure = Disclosure(
         id=uuid.uuid4(),
         notice_id=notice.id,
@@ -55,7 +53,7 @@ async def disclose(
         fields_sent=list(decision.fields_sent),
         manifest=manifest,
         allowed=allowed,
-        bases=policy.bases({a["rule"] for a in allowed} | {w["rule"] for w in manifest}),
+        bases=told["bases"],
         consents_relied=sorted(decision.consents_relied),
         policy_version=policy.version,
         policy_hash=policy.sha256,
