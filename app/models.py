@@ -68,6 +68,9 @@ class Organisation(Base):
     name: Mapped[str] = mapped_column(String(200))
     # The last inbox sequence number handed out to this organisation as a recipient.
     message_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A recipient's RSA public key (a JWK with its kid): its messages are then signed and then
+    # encrypted to it (RSA-OAEP-256, A256GCM, cty JWT). None: signed only.
+    encryption_jwk: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -228,7 +231,12 @@ class Subscription(Base):
     url: Mapped[str] = mapped_column(Text)
     # The Standard Webhooks signing secret must be usable to sign, so it cannot be a hash.
     secret: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16))
+    # After a secret rotation the previous secret still signs, beside the new one, until then.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # active | disabled | deleted
+    # why it is disabled: "recipient" (asked to), "gone" (the endpoint answered 410)
+    disabled_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -263,6 +271,22 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(200))
+
+
+class Acknowledgement(Base):
+    """What a recipient says became of a message: received, accepted, appointment booked, ..."""
+
+    __tablename__ = "acknowledgement"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    # The free-text note may name the person: sealed like a notice body, purged with it.
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_key_id: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):
