@@ -98,7 +98,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         engine = make_engine(settings.database_url)
         try:
-            async with http_client() as client:
+            async with http_client(settings.webhook_timeout_seconds) as client:
                 await run_forever(make_sessionmaker(engine), client, settings, data_keys, stop)
         finally:
             await engine.dispose()

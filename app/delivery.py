@@ -16,31 +16,21 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-# Standard Webhooks: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
-RETRY_SCHEDULE: tuple[timedelta, ...] = tuple(
-    timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
-)
-MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 # httpx's timeouts bound each read, not the whole exchange: a receiver trickling one byte a
 # second would hold a send open indefinitely. This bounds the whole attempt.
 TOTAL_TIMEOUT_SECONDS = 15.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+# At most this much of a response body is read (and thrown away: it is of no use, and may echo
+# what was sent). Reading a small body lets the connection be reused; a larger one is cut off.
+MAX_RESPONSE_BYTES = 64 * 1024
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def next_attempt_delay(attempts_made: int) -> timedelta | None:
-    """How long to wait after `attempts_made` failed attempts; None when the schedule is spent."""
-    if attempts_made < 1:
-        raise ValueError("at least one attempt has been made before a retry is planned")
-    if attempts_made >= MAX_ATTEMPTS:
-        return None
-    return RETRY_SCHEDULE[attempts_made - 1]
 
 
 def new_secret() -> str:
@@ -48,10 +38,18 @@ def new_secret() -> str:
 
 
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
+    """One `webhook-signature` entry: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def signatures(signing_secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header: one entry per secret, space-separated, so that during a
+    secret rotation's overlap a receiver holding either secret can verify."""
+    if not signing_secrets:
+        raise ValueError("a webhook is always signed")
+    return " ".join(signature(s, message_id, timestamp, body) for s in signing_secrets)
 
 
 # The webhook event type of each kind of message.
@@ -189,22 +187,23 @@ class Outcome:
     status_code: int | None
     latency_ms: int
     error: str | None = None
+    retry_after: str | None = None  # the receiver's Retry-After header, as given
 
 
 async def send(
     client: httpx.AsyncClient,
     *,
     url: str,
-    secret: str,
+    signing_secrets: Sequence[str],
     message_id: str,
     body: bytes,
     allowed: Sequence[IPNetwork],
     deadline_seconds: float = TOTAL_TIMEOUT_SECONDS,
 ) -> Outcome:
-    """One attempt, within a hard deadline from resolution to the response's status line.
+    """One attempt, within a hard deadline from resolution to the end of the response.
 
-    2xx is delivered; anything else, redirects included, is a failure. The response body is
-    never read: it is of no use, and may be huge or endless.
+    2xx is delivered; anything else, redirects included, is a failure. At most
+    MAX_RESPONSE_BYTES of the response body are read, and none of it is kept.
     """
     started = time.monotonic()
     timestamp = int(time.time())
@@ -212,7 +211,7 @@ async def send(
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, message_id, timestamp, body),
+        "webhook-signature": signatures(signing_secrets, message_id, timestamp, body),
     }
     try:
         async with asyncio.timeout(deadline_seconds):
@@ -229,6 +228,8 @@ async def send(
                 follow_redirects=False,
             ) as response:
                 status = response.status_code
+                retry_after = response.headers.get("retry-after")
+                await _drain(response)
     except DestinationRefused as exc:
         return Outcome(False, None, _ms(started), f"refused: {exc}")
     except TimeoutError:
@@ -236,7 +237,17 @@ async def send(
     except httpx.HTTPError as exc:
         return Outcome(False, None, _ms(started), type(exc).__name__)
     ok = 200 <= status < 300
-    return Outcome(ok, status, _ms(started), None if ok else "non-2xx response")
+    error = None if ok else "redirect (not followed)" if 300 <= status < 400 else "non-2xx response"
+    return Outcome(ok, status, _ms(started), error, None if ok else retry_after)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read and drop the body, up to the bound; past it, stop (the connection is then closed)."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > MAX_RESPONSE_BYTES:
+            return
 
 
 def _ms(started: float) -> int:

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         app.state.sessions = make_sessionmaker(engine)
         stop = asyncio.Event()
         worker = None
-        async with http_client() as client:
+        async with http_client(settings.webhook_timeout_seconds) as client:
             if run_worker:
                 worker = asyncio.create_task(
                     run_forever(app.state.sessions, client, settings, data_keys, stop)

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
-from app.delivery import Outcome, next_attempt_delay
+from app import audit, retry
+from app.delivery import Outcome
 from app.models import Delivery, DeliveryAttempt, Message, Organisation, Subscription
 from app.sealing import DataKeys, Sealed, SealError, place
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 REVOKED = "revoked"  # its message was withdrawn before it was delivered: never sent
+SETTLED = {
+    DELIVERED: "delivery.succeeded",
+    PENDING: "delivery.failed",
+    DEAD: "delivery.dead",
+}
+QUEUEING = ("active", "disabled")  # subscriptions that get new deliveries (not deleted ones)
+CHANNEL = "exchange_deliveries"  # PostgreSQL NOTIFY channel: deliveries are due
 log = logging.getLogger("exchange.outbox")
 
 
@@ -32,12 +41,15 @@ async def next_sequence(session: AsyncSession, organisation_id: uuid.UUID) -> in
 
 
 async def enqueue(session: AsyncSession, message: Message, now: datetime) -> list[uuid.UUID]:
-    """One pending delivery per active subscription of the message's recipient."""
+    """One pending delivery per subscription of the message's recipient that is not deleted.
+
+    A disabled subscription gets its deliveries too: they wait, and go out if it is re-enabled.
+    """
     subscription_ids = (
         await session.scalars(
             select(Subscription.id).where(
                 Subscription.organisation_id == message.recipient_organisation_id,
-                Subscription.status == "active",
+                Subscription.status.in_(QUEUEING),
             )
         )
     ).all()
@@ -62,7 +74,16 @@ async def enqueue(session: AsyncSession, message: Message, now: datetime) -> lis
             subject_organisation_id=message.recipient_organisation_id,
             details={"subscription_id": str(subscription_id)},
         )
+    if subscription_ids:
+        await wake_workers(session)
     return list(subscription_ids)
+
+
+async def wake_workers(session: AsyncSession) -> None:
+    """On PostgreSQL, tell listening workers that deliveries are due, when this transaction
+    commits (a rolled-back one tells nobody; several in one transaction fold into one)."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 @dataclass(frozen=True)
@@ -70,8 +91,9 @@ class Claimed:
     delivery_id: uuid.UUID
     lease_token: uuid.UUID
     attempts: int
+    subscription_id: uuid.UUID
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # the current secret, then a rotated-out one still in its overlap
     kind: str
     message_id: uuid.UUID
     notice_id: uuid.UUID
@@ -83,49 +105,62 @@ class Claimed:
 
 
 async def claim_due(
-    session: AsyncSession, data_keys: DataKeys, *, now: datetime, limit: int, lease: timedelta
+    session: AsyncSession,
+    data_keys: DataKeys,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    in_flight: Mapping[uuid.UUID, int] | None = None,
+    per_subscription: int | None = None,
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries to this worker until now + lease.
 
-    One UPDATE ... WHERE id IN (due) RETURNING: atomic on SQLite (one writer at a time); on
-    PostgreSQL the inner SELECT skips rows other workers hold, so workers never wait on each other.
-    An expired lease (a worker that died mid-send) makes the delivery due again.
+    Oldest due first, and no more of any one subscription than makes `per_subscription` with
+    what this worker already has `in_flight` to it: so one slow or failing endpoint cannot take
+    every slot. On PostgreSQL the candidates are locked FOR UPDATE SKIP LOCKED, so
+    workers never wait on each other; on SQLite (one writer at a time) the guarded UPDATE is the
+    claim. Either way only rows still pending and unleased are taken, and an expired lease (a
+    worker that died mid-send) makes a delivery due again.
     """
-    due = (
-        select(Delivery.id)
-        .where(
-            Delivery.state == PENDING,
-            Delivery.next_attempt_at <= now,
-            Delivery.subscription_id.in_(
-                select(Subscription.id).where(Subscription.status == "active")
-            ),
-            or_(Delivery.leased_until.is_(None), Delivery.leased_until < now),
-        )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-    )
-    if session.bind.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
     token = uuid.uuid4()
-    claimed_ids = (
-        await session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(due.scalar_subquery()))
-            .values(leased_until=now + lease, lease_token=token)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
+    taken: Counter[uuid.UUID] = Counter(in_flight or {})
+    claimed_ids: list[uuid.UUID] = []
+    # On SQLite another claim may take a candidate between this SELECT and the UPDATE (its
+    # guard then skips the row): look again, past the rows that are leased now.
+    for _ in range(5):
+        candidates = _candidates(session, now, limit - len(claimed_ids), taken, per_subscription)
+        chosen: list[uuid.UUID] = []
+        for delivery_id, subscription_id in (await session.execute(candidates)).all():
+            if per_subscription is not None and taken[subscription_id] >= per_subscription:
+                continue
+            taken[subscription_id] += 1
+            chosen.append(delivery_id)
+            if len(chosen) + len(claimed_ids) == limit:
+                break
+        if not chosen:
+            break
+        claimed_ids += (
+            await session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(chosen), Delivery.state == PENDING, _unleased(now))
+                .values(leased_until=now + lease, lease_token=token)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if len(claimed_ids) == limit or session.bind.dialect.name == "postgresql":
+            break  # PostgreSQL's row locks made every chosen row this claim's
     if not claimed_ids:
         return []
     rows = await session.execute(
-        select(Delivery, Subscription.url, Subscription.secret, Message)
+        select(Delivery, Subscription, Message)
         .join(Subscription, Subscription.id == Delivery.subscription_id)
         .join(Message, Message.id == Delivery.message_id)
         .where(Delivery.id.in_(claimed_ids))
     )
     claimed, withheld = [], []
-    for d, url, secret, m in rows:
+    for d, subscription, m in rows:
         try:
             jws = jws_of(data_keys, m)
         except SealError as exc:  # a missing data key: keep the lease, send the others
@@ -139,8 +174,9 @@ async def claim_due(
                 delivery_id=d.id,
                 lease_token=token,
                 attempts=d.attempts,
-                url=url,
-                secret=secret,
+                subscription_id=subscription.id,
+                url=subscription.url,
+                secrets=signing_secrets(subscription, now),
                 kind=m.kind,
                 message_id=m.id,
                 notice_id=m.notice_id,
@@ -161,6 +197,51 @@ async def claim_due(
     return claimed
 
 
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.leased_until.is_(None), Delivery.leased_until < now)
+
+
+def _candidates(
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    taken: Mapping[uuid.UUID, int],
+    per_subscription: int | None,
+) -> Select[tuple[uuid.UUID, uuid.UUID]]:
+    """Due, unleased deliveries of active subscriptions, oldest due first; on PostgreSQL locked,
+    skipping rows that other claims hold. With a per-subscription cap, more are read than will
+    be taken, and subscriptions already at the cap are left out."""
+    candidates = (
+        select(Delivery.id, Delivery.subscription_id)
+        .where(
+            Delivery.state == PENDING,
+            Delivery.next_attempt_at <= now,
+            Delivery.subscription_id.in_(
+                select(Subscription.id).where(Subscription.status == "active")
+            ),
+            _unleased(now),
+        )
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit if per_subscription is None else min(limit * 4, 2000))
+    )
+    if per_subscription is not None:
+        busy = [s for s, n in taken.items() if n >= per_subscription]
+        if busy:
+            candidates = candidates.where(Delivery.subscription_id.not_in(busy))
+    if session.bind.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return candidates
+
+
+def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...]:
+    """The secrets a webhook is signed with: the current one, then a rotated-out one while its
+    overlap lasts."""
+    previous, until = subscription.previous_secret, subscription.previous_secret_expires_at
+    if previous and until and until > now:
+        return (subscription.secret, previous)
+    return (subscription.secret,)
+
+
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:
     """A stored message's compact JWS, opened; None once purged, revoked before delivery, or
     withdrawn with the consent it relied on."""
@@ -176,15 +257,30 @@ def jws_of(data_keys: DataKeys, message: Message) -> str | None:
 
 
 async def settle(
-    session: AsyncSession, claimed: Claimed, outcome: Outcome, now: datetime
+    session: AsyncSession,
+    claimed: Claimed,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    draw: float = 0.5,
+    schedule: Sequence[timedelta] = retry.STANDARD_SCHEDULE,
 ) -> str | None:
-    """Record one attempt and move the delivery on: delivered, retried later, or dead.
+    """Record one attempt and move the delivery on as retry.plan says: delivered, pending again
+    (retried later), or dead; a 410 also disables the subscription.
 
     Only the claim that still holds the lease may do so. A worker whose lease ran out (another
     worker has claimed the delivery since) records nothing and gets None: the newer claim's
-    outcome stands.
+    outcome stands. `draw` is the jitter's uniform draw (0.5: none).
     """
     attempts = claimed.attempts + 1
+    plan = retry.plan(
+        attempts_made=attempts,
+        status_code=outcome.status_code,
+        retry_after=outcome.retry_after,
+        now=now,
+        draw=draw,
+        schedule=schedule,
+    )
     values: dict[str, object] = {
         "attempts": attempts,
         "leased_until": None,
@@ -192,16 +288,11 @@ async def settle(
         "last_status_code": outcome.status_code,
         "last_error": outcome.error,
     }
-    if outcome.delivered:
-        state, action = DELIVERED, "delivery.succeeded"
+    state, action = plan.state, SETTLED[plan.state]
+    if state == DELIVERED:
         values["delivered_at"] = now
-    else:
-        delay = next_attempt_delay(attempts)
-        if delay is None:
-            state, action = DEAD, "delivery.dead"
-        else:
-            state, action = PENDING, "delivery.failed"
-            values["next_attempt_at"] = now + delay
+    elif state == PENDING:
+        values["next_attempt_at"] = plan.next_attempt_at
     result = await session.execute(
         update(Delivery)
         .where(
@@ -237,4 +328,24 @@ async def settle(
             "error": outcome.error,
         },
     )
+    if plan.disable_subscription:
+        await _disable_gone(session, claimed, now)
     return state
+
+
+async def _disable_gone(session: AsyncSession, claimed: Claimed, now: datetime) -> None:
+    """The endpoint answered 410 Gone: stop sending to it until its recipient re-enables it."""
+    result = await session.execute(
+        update(Subscription)
+        .where(Subscription.id == claimed.subscription_id, Subscription.status == "active")
+        .values(status="disabled", disabled_reason="gone", disabled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:
+        audit.append(
+            session,
+            "subscription.disabled",
+            at=now,
+            subject_organisation_id=claimed.recipient_organisation_id,
+            details={"subscription_id": str(claimed.subscription_id), "reason": "gone"},
+        )

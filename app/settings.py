@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.retry import STANDARD_SCHEDULE
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -42,10 +45,21 @@ class Settings(BaseSettings):
 
     policy_dir: Path = PROJECT_ROOT / "consent"
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
+    # On PostgreSQL a new delivery wakes the workers at once (LISTEN/NOTIFY); the poll is the
+    # fallback, and the only way on SQLite.
     worker_poll_seconds: float = Field(default=0.5, gt=0)
-    worker_batch_size: int = Field(default=20, ge=1, le=500)
-    # Longer than a whole attempt (15 s at most), so a lease never runs out mid-send.
-    delivery_lease_seconds: int = Field(default=60, ge=30)
+    worker_batch_size: int = Field(default=20, ge=1, le=500)  # claimed at most per claim
+    worker_concurrency: int = Field(default=32, ge=1, le=1000)  # attempts in flight per worker
+    # Attempts in flight per worker to any one subscription: a slow endpoint holds no more.
+    worker_subscription_concurrency: int = Field(default=4, ge=1)
+    # A whole webhook attempt, from resolving the host to the end of the response.
+    webhook_timeout_seconds: float = Field(default=15, gt=0, le=60)
+    # Waits between attempts, in seconds (default: the Standard Webhooks schedule).
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = tuple(
+        d.total_seconds() for d in STANDARD_SCHEDULE
+    )
+    # At least twice a whole attempt, so a lease never runs out mid-send.
+    delivery_lease_seconds: float = Field(default=60, gt=0)
 
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod
@@ -53,6 +67,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip())
         return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(p) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_is_usable(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or len(value) > 50 or any(not 0 < s <= 7 * 86400 for s in value):
+            raise ValueError("1 to 50 waits, each over 0 and at most 7 days (in seconds)")
+        return value
+
+    @property
+    def retry_schedule(self) -> tuple[timedelta, ...]:
+        return tuple(timedelta(seconds=s) for s in self.webhook_retry_schedule)
 
     @property
     def keys_dir(self) -> Path:
@@ -73,4 +105,8 @@ class Settings(BaseSettings):
             raise ValueError("trusted_issuer and trusted_issuer_jwks go together")
         if self.trusted_issuer == self.issuer:
             raise ValueError("trusted_issuer must not be the exchange's own issuer")
+        if self.delivery_lease_seconds < 2 * self.webhook_timeout_seconds:
+            raise ValueError(
+                "delivery_lease_seconds must be at least twice webhook_timeout_seconds"
+            )
         return self

@@ -10,24 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbox, retention
-from app.delivery import send, webhook_body
+from app.delivery import CONNECT_TIMEOUT_SECONDS, TOTAL_TIMEOUT_SECONDS, send, webhook_body
 from app.sealing import DataKeys
 from app.settings import Settings
+from app.wakeup import Listener
 
 log = logging.getLogger("exchange.worker")
 
 
-def http_client() -> httpx.AsyncClient:
+def http_client(timeout_seconds: float = TOTAL_TIMEOUT_SECONDS) -> httpx.AsyncClient:
     """The client webhooks are sent with: bounded timeouts, no redirects, no ambient proxies."""
+    connect = min(CONNECT_TIMEOUT_SECONDS, timeout_seconds)
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(15.0, connect=5.0),
+        timeout=httpx.Timeout(timeout_seconds, connect=connect),
         follow_redirects=False,
         trust_env=False,
         headers={"user-agent": "nps-exchange"},
@@ -42,48 +47,72 @@ async def run_once(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Deliver what is due now; return how many deliveries were attempted."""
+    """Claim what is due now, deliver it all, and return how many were attempted."""
+    claimed = await _claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, {})
+    await asyncio.gather(*(deliver(sessions, client, settings, item, clock) for item in claimed))
+    return len(claimed)
+
+
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    data_keys: DataKeys,
+    now: datetime,
+    limit: int,
+    in_flight: Mapping[uuid.UUID, int],
+) -> list[outbox.Claimed]:
     async with sessions() as session, session.begin():
-        claimed = await outbox.claim_due(
+        return await outbox.claim_due(
             session,
             data_keys,
-            now=clock(),
-            limit=settings.worker_batch_size,
+            now=now,
+            limit=limit,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
-        )
-    if not claimed:
-        return 0
-
-    async def deliver(item: outbox.Claimed) -> None:
-        body = webhook_body(
-            kind=item.kind,
-            message_id=str(item.message_id),
-            notice_id=str(item.notice_id),
-            supersedes=str(item.supersedes) if item.supersedes else None,
-            sequence=item.sequence,
-            jws=item.jws,
-            created_at=item.created_at,
-        )
-        outcome = await send(
-            client,
-            url=item.url,
-            secret=item.secret,
-            message_id=str(item.message_id),
-            body=body,
-            allowed=settings.webhook_allowed_cidrs,
-        )
-        async with sessions() as session, session.begin():
-            state = await outbox.settle(session, item, outcome, clock())
-        log.info(
-            "delivery %s attempt %d: %s (%s)",
-            item.delivery_id,
-            item.attempts + 1,
-            state,
-            outcome.status_code or outcome.error,
+            in_flight=in_flight,
+            per_subscription=settings.worker_subscription_concurrency,
         )
 
-    await asyncio.gather(*(deliver(item) for item in claimed))
-    return len(claimed)
+
+async def deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    settings: Settings,
+    item: outbox.Claimed,
+    clock: Callable[[], datetime],
+) -> str | None:
+    """One attempt at one claimed delivery, then its outcome recorded in a transaction of its
+    own: a slow receiver never holds a database transaction open."""
+    body = webhook_body(
+        kind=item.kind,
+        message_id=str(item.message_id),
+        notice_id=str(item.notice_id),
+        supersedes=str(item.supersedes) if item.supersedes else None,
+        sequence=item.sequence,
+        jws=item.jws,
+        created_at=item.created_at,
+    )
+    outcome = await send(
+        client,
+        url=item.url,
+        signing_secrets=item.secrets,
+        message_id=str(item.message_id),
+        body=body,
+        allowed=settings.webhook_allowed_cidrs,
+        deadline_seconds=settings.webhook_timeout_seconds,
+    )
+    draw = random.random()  # noqa: S311 - jitter, not a secret
+    async with sessions() as session, session.begin():
+        state = await outbox.settle(
+            session, item, outcome, clock(), draw=draw, schedule=settings.retry_schedule
+        )
+    log.info(
+        "delivery %s attempt %d: %s (%s)",
+        item.delivery_id,
+        item.attempts + 1,
+        state,
+        outcome.status_code or outcome.error,
+    )
+    return state
 
 
 async def purge_expired(
@@ -111,26 +140,69 @@ async def run_forever(
     data_keys: DataKeys,
     stop: asyncio.Event,
 ) -> None:
-    """Poll until `stop` is set; a batch under way is finished first (graceful drain)."""
+    """Deliver until `stop` is set, then finish the attempts under way (graceful drain).
+
+    Up to worker_concurrency attempts are in flight at once, at most
+    worker_subscription_concurrency of them to any one subscription, and a new claim is made as
+    soon as there is room and something may be due: when an attempt ends, when PostgreSQL
+    notifies that deliveries were queued, or after worker_poll_seconds.
+    """
     loop = asyncio.get_running_loop()
+    kick = asyncio.Event()
+    stop_waiter = asyncio.ensure_future(stop.wait())
+    stop_waiter.add_done_callback(lambda _: kick.set())
+    listener = Listener(settings.database_url, kick)
+    in_flight: dict[asyncio.Task[str | None], uuid.UUID] = {}
+    per_subscription: Counter[uuid.UUID] = Counter()
+
+    def finished(task: asyncio.Task[str | None]) -> None:
+        subscription_id = in_flight.pop(task)
+        per_subscription[subscription_id] -= 1
+        if per_subscription[subscription_id] <= 0:
+            del per_subscription[subscription_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery attempt failed (%s)", type(task.exception()).__name__)
+        kick.set()
+
     next_purge = loop.time()
-    while not stop.is_set():
-        if loop.time() >= next_purge:
-            next_purge = loop.time() + settings.retention_purge_interval_seconds
-            try:
-                purged = await purge_expired(sessions, settings)
-                if purged.notices:
-                    log.info("purged %d notices past retention", purged.notices)
-            except Exception as exc:
-                log.error("retention purge failed (%s)", type(exc).__name__)
-        try:
-            attempted = await run_once(sessions, client, settings, data_keys)
-        except Exception as exc:  # a traceback could carry SQL parameters: log the type only
-            log.error(
-                "worker pass failed (%s); retrying after the poll interval", type(exc).__name__
-            )
-            attempted = 0
-        if attempted:
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.worker_poll_seconds)
+    try:
+        while not stop.is_set():
+            kick.clear()
+            await listener.ensure()
+            if loop.time() >= next_purge:
+                next_purge = loop.time() + settings.retention_purge_interval_seconds
+                await _purge(sessions, settings)
+            room = min(settings.worker_concurrency - len(in_flight), settings.worker_batch_size)
+            claimed: list[outbox.Claimed] = []
+            if room > 0:
+                try:
+                    claimed = await _claim(
+                        sessions, settings, data_keys, datetime.now(UTC), room, per_subscription
+                    )
+                except Exception as exc:  # a traceback could carry SQL parameters: type only
+                    log.error("claiming deliveries failed (%s)", type(exc).__name__)
+            for item in claimed:
+                task = asyncio.create_task(
+                    deliver(sessions, client, settings, item, lambda: datetime.now(UTC))
+                )
+                in_flight[task] = item.subscription_id
+                per_subscription[item.subscription_id] += 1
+                task.add_done_callback(finished)
+            if claimed and len(claimed) == room:
+                continue  # there may be more due: claim again while there is room
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(kick.wait(), timeout=settings.worker_poll_seconds)
+        if in_flight:
+            await asyncio.wait(list(in_flight))
+    finally:
+        stop_waiter.cancel()
+        await listener.close()
+
+
+async def _purge(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    try:
+        purged = await purge_expired(sessions, settings)
+        if purged.notices:
+            log.info("purged %d notices past retention", purged.notices)
+    except Exception as exc:
+        log.error("retention purge failed (%s)", type(exc).__name__)

@@ -304,7 +304,7 @@ async def test_a_worker_claim_racing_a_withdrawal_never_loses_the_notification(
             outcome = await send(
                 client,
                 url=item.url,
-                secret=item.secret,
+                signing_secrets=item.secrets,
                 message_id=str(item.message_id),
                 body=body,
                 allowed=settings.webhook_allowed_cidrs,

@@ -18,69 +18,12 @@ from app.delivery import (
     DestinationRefused,
     address_allowed,
     new_secret,
-    next_attempt_delay,
     resolve_destination,
     signature,
     webhook_body,
 )
 
 PROPERTY = settings(max_examples=150, deadline=None)
-
-# --- retry planning ----------------------------------------------------------------------------
-
-# Standard Webhooks, as the design states it: at once, then these waits after each failure.
-SCHEDULE = [
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=14),
-    timedelta(hours=20),
-    timedelta(hours=24),
-]
-
-
-@pytest.mark.parametrize(
-    ("attempts_made", "delay"),
-    [*((n, d) for n, d in enumerate(SCHEDULE, start=1)), (10, None), (11, None), (1000, None)],
-)
-def test_next_attempt_delay(attempts_made: int, delay: timedelta | None) -> None:
-    assert next_attempt_delay(attempts_made) == delay
-
-
-@pytest.mark.parametrize("attempts_made", [0, -1])
-def test_next_attempt_delay_needs_an_attempt(attempts_made: int) -> None:
-    with pytest.raises(ValueError):
-        next_attempt_delay(attempts_made)
-
-
-def delays_until_dead() -> list[timedelta]:
-    delays, attempts = [], 1
-    while (delay := next_attempt_delay(attempts)) is not None:
-        delays.append(delay)
-        attempts += 1
-        assert attempts < 1000, "the schedule never ends"
-    return delays
-
-
-def test_whole_schedule_sums_to_the_standard_webhooks_total() -> None:
-    delays = delays_until_dead()
-    assert sum(delays, timedelta()) == sum(SCHEDULE, timedelta()) == timedelta(seconds=272_105)
-    assert len(delays) + 1 == 10  # ten attempts in all, the first at once
-
-
-@PROPERTY
-@given(a=st.integers(1, 10_000), b=st.integers(1, 10_000))
-def test_property_delays_never_decrease_and_end_in_dead(a: int, b: int) -> None:
-    low, high = sorted((a, b))
-    first, second = next_attempt_delay(low), next_attempt_delay(high)
-    if second is not None:
-        assert first is not None
-        assert first <= second
-    assert (next_attempt_delay(high) is None) == (high >= 10)
-
 
 # --- signing -----------------------------------------------------------------------------------
 
