@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     then: int = 204
     delay: float = 0.0  # seconds to stall before answering
+    answer_headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
+    answer_body: bytes = b""  # sent with every answer
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,8 +60,12 @@ def running_receiver(
                     )
                 )
             self.send_response(status)
-            self.send_header("content-length", "0")
+            for name, value in receiver.answer_headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(receiver.answer_body)))
             self.end_headers()
+            with contextlib.suppress(OSError):  # the sender may stop reading, as it should
+                self.wfile.write(receiver.answer_body)
 
         def log_message(self, *args: object) -> None:
             pass

@@ -22,8 +22,8 @@ from standardwebhooks.webhooks import Webhook
 
 from app import outbox
 from app.delivery import Outcome, new_secret, send
-from app.retry import JITTER, STANDARD_SCHEDULE, max_attempts
 from app.models import Message
+from app.retry import JITTER, STANDARD_SCHEDULE, max_attempts
 from app.worker import http_client, run_once
 from tests.receiver import running_receiver
 
@@ -69,7 +69,7 @@ async def test_retries_until_the_receiver_answers_with_the_same_id_and_bytes(
                 early = now + wait * (1 - JITTER) - timedelta(milliseconds=1)
                 assert (
                     await run_once(
-                        world.sessions, client, settings, world.data_keys, clock=lambda: early
+                        world.sessions, client, settings, world.data_keys, clock=lambda at=early: at
                     )
                     == 0
                 )

@@ -1,0 +1,229 @@
+"""What the delivery worker does with what receivers answer, and how it shares itself out.
+
+A real loopback receiver and the real databases; the worker's clock is injected where a test
+needs a retry to fall due, and run_forever runs as it does in production where a test is about
+its pool or its wake-ups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from app import outbox
+from app.db import is_sqlite
+from app.delivery import MAX_RESPONSE_BYTES, new_secret
+from app.models import Subscription
+from app.worker import http_client, run_forever, run_once
+from tests.receiver import running_receiver
+
+
+async def subscribe(world, code: str, url: str) -> tuple[str, str]:
+    response = await world.api.post(
+        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"], response.json()["secret"]
+
+
+async def once(world, settings, at: datetime | None = None) -> int:
+    async with http_client() as client:
+        return await run_once(
+            world.sessions,
+            client,
+            settings,
+            world.data_keys,
+            clock=(lambda: at) if at else (lambda: datetime.now(UTC)),
+        )
+
+
+@contextlib.asynccontextmanager
+async def worker(world, settings):
+    stop = asyncio.Event()
+    async with http_client(settings.webhook_timeout_seconds) as client:
+        task = asyncio.create_task(
+            run_forever(world.sessions, client, settings, world.data_keys, stop)
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def wait_until(condition) -> None:
+    """Poll until condition() holds; the deadline is a guard against hanging, not a timing."""
+    async with asyncio.timeout(20):
+        while not await condition():  # noqa: ASYNC110 - a database condition, not an event
+            await asyncio.sleep(0.05)
+
+
+async def test_a_slow_endpoint_does_not_hold_up_another_recipient(world, example, settings):
+    settings = replace_settings(settings, worker_subscription_concurrency=1, worker_concurrency=8)
+    with running_receiver(delay=1.5) as slow, running_receiver() as fast:
+        await subscribe(world, "N07", slow.url)
+        await subscribe(world, "SMS-LEEDS", fast.url)
+        for _ in range(4):
+            assert (await world.post_notice(example)).status_code == 202
+        async with worker(world, settings):
+            await asyncio.to_thread(fast.wait_for, 4, 20)
+            # Every fast delivery is done while the slow endpoint has had one at a time.
+            slow_seen = len(slow.requests)
+        assert slow_seen <= 2, slow_seen
+    delivered = await world.sql(
+        "SELECT count(*) FROM delivery d JOIN subscription s ON s.id = d.subscription_id"
+        " JOIN organisation o ON o.id = s.organisation_id"
+        " WHERE o.code = 'SMS-LEEDS' AND d.state = 'delivered'"
+    )
+    assert delivered[0][0] == 4
+
+
+def replace_settings(settings, **changes):
+    return settings.model_copy(update=changes)
+
+
+async def test_a_claim_takes_no_more_of_one_subscription_than_its_cap(world, example):
+    busy, _ = await subscribe(world, "N07", "http://127.0.0.1:9/busy")
+    await subscribe(world, "SMS-LEEDS", "http://127.0.0.1:9/other")
+    for _ in range(5):
+        await world.post_notice(example)
+    now = datetime.now(UTC)
+    async with world.sessions() as session, session.begin():
+        claimed = await outbox.claim_due(
+            session,
+            world.data_keys,
+            now=now,
+            limit=10,
+            lease=timedelta(minutes=1),
+            in_flight={uuid.UUID(busy): 1},
+            per_subscription=2,
+        )
+    by_url = [c.url for c in claimed]
+    assert by_url.count("http://127.0.0.1:9/busy") == 1  # one already in flight: room for one
+    assert by_url.count("http://127.0.0.1:9/other") == 2
+
+
+@pytest.mark.postgres
+async def test_a_new_message_wakes_a_listening_worker_at_once(world, example, settings):
+    if is_sqlite(settings.database_url):
+        pytest.skip("SQLite has no LISTEN/NOTIFY: its workers poll")
+    settings = replace_settings(settings, worker_poll_seconds=60)
+    with running_receiver() as receiver:
+        await subscribe(world, "N07", receiver.url)
+        async with worker(world, settings):
+
+            async def listening() -> bool:
+                rows = await world.sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'"
+                )
+                return rows[0][0] > 0
+
+            await wait_until(listening)
+            await asyncio.sleep(0.2)  # let the worker's first pass end and its wait begin
+            assert (await world.post_notice(example)).status_code == 202
+            # Far sooner than the 60 s poll: only the notification can have woken it.
+            await asyncio.to_thread(receiver.wait_for, 1, 15)
+
+
+async def test_a_gone_endpoint_disables_its_subscription_and_its_deliveries_wait(
+    world, example, settings
+):
+    with running_receiver(then=410) as receiver:
+        subscription_id, _ = await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        assert await once(world, settings) == 1
+        async with world.sessions() as session:
+            subscription = await session.get(Subscription, uuid.UUID(subscription_id))
+            assert (subscription.status, subscription.disabled_reason) == ("disabled", "gone")
+        assert ("subscription.disabled",) in await world.sql(
+            "SELECT action FROM audit_entry WHERE action = 'subscription.disabled'"
+        )
+        # Later messages are queued for it but not sent while it stays disabled.
+        await world.post_notice(example)
+        later = datetime.now(UTC) + timedelta(days=1)
+        assert await once(world, settings, later) == 0
+        assert len(receiver.requests) == 1
+        states = await world.sql("SELECT state FROM delivery")
+        assert sorted(s for (s,) in states) == ["pending", "pending"]
+        # Re-enabled, both go out.
+        receiver.then = 204
+        async with world.sessions() as session, session.begin():
+            subscription = await session.get(Subscription, uuid.UUID(subscription_id))
+            subscription.status, subscription.disabled_reason = "active", None
+        assert await once(world, settings, later) == 2
+    assert {r.answered for r in receiver.requests[1:]} == {204}
+
+
+async def test_retry_after_lengthens_the_wait(world, example, settings):
+    with running_receiver(then=503) as receiver:
+        receiver.answer_headers = {"retry-after": "600"}
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        now = datetime.now(UTC)
+        assert await once(world, settings, now) == 1
+    [(next_attempt_at,)] = await world.sql("SELECT next_attempt_at FROM delivery")
+    # The schedule says 5 s (give or take its jitter); the receiver asked for 10 minutes.
+    assert abs(as_utc(next_attempt_at) - (now + timedelta(seconds=600))) < timedelta(seconds=1)
+
+
+def as_utc(value) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("status", "state"), [(200, "delivered"), (500, "pending")])
+async def test_a_huge_answer_is_not_read_to_its_end(world, example, settings, status, state):
+    with running_receiver(then=status) as receiver:
+        receiver.answer_body = b"x" * (MAX_RESPONSE_BYTES * 64)  # 4 MiB
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        assert await once(world, settings) == 1
+    [(got, code)] = await world.sql("SELECT state, last_status_code FROM delivery")
+    assert (got, code) == (state, status)
+
+
+async def test_a_redirect_is_recorded_as_one(world, example, settings):
+    with running_receiver(then=307) as receiver:
+        receiver.answer_headers = {"location": "http://169.254.169.254/"}
+        await subscribe(world, "N07", receiver.url)
+        await world.post_notice(example)
+        assert await once(world, settings) == 1
+    [(error,)] = await world.sql("SELECT error FROM delivery_attempt")
+    assert error == "redirect (not followed)"
+
+
+async def test_both_secrets_sign_during_a_rotation_overlap_and_only_the_new_after(
+    world, example, settings
+):
+    with running_receiver(then=500) as receiver:
+        subscription_id, old = await subscribe(world, "N07", receiver.url)
+        new = new_secret()
+        await world.post_notice(example)
+        now = datetime.now(UTC)
+        async with world.sessions() as session, session.begin():
+            subscription = await session.get(Subscription, uuid.UUID(subscription_id))
+            subscription.secret, subscription.previous_secret = new, old
+            subscription.previous_secret_expires_at = now + timedelta(hours=1)
+        assert await once(world, settings, now) == 1
+        assert await once(world, settings, now + timedelta(hours=2)) == 1
+        during, after = receiver.wait_for(2)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):  # a receiver holding either secret accepts it
+        Webhook(secret).verify(during.body, during.headers)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    Webhook(new).verify(after.body, after.headers)
+    with pytest.raises(Exception, match="No matching signature"):
+        Webhook(old).verify(after.body, after.headers)
+
+
+def test_settings_refuse_a_lease_shorter_than_two_attempts(settings) -> None:
+    with pytest.raises(ValueError, match="twice"):
+        type(settings)(**{**settings.model_dump(), "delivery_lease_seconds": 20})
+    with pytest.raises(ValueError, match="7 days"):
+        type(settings)(**{**settings.model_dump(), "webhook_retry_schedule": "5,0"})
