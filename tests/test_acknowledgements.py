@@ -7,14 +7,17 @@ acknowledged; the note is sealed at rest, purged with its notice, and never in t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from app import idempotency
+from app import idempotency, retention
+from app.db import is_sqlite
 from app.worker import purge_expired
 from tests.test_consent_withdrawal import change, subscribe, withdrawn
 from tests.test_consents import SMS, as_json, assert_problem, carried, hexid, post, recipients
@@ -426,3 +429,28 @@ async def test_a_repeat_with_its_key_gets_the_first_answer_and_records_nothing(w
     assert as_json(response_json)["note"] is None and NOTE not in json.dumps(as_json(response_json))
     plain = idempotency.fingerprint("POST", acks(sent["N07"]), body)
     assert request_sha256 != plain
+
+
+async def test_a_note_racing_the_purge_of_its_notice_is_not_kept(world, example, database_url):
+    """The acknowledgement waits for a purge that has its message locked, then sees it purged.
+    (On SQLite, writers take turns for the whole database; there is no row lock to test.)"""
+    if is_sqlite(database_url):
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises every writer")
+    accepted = await post(world, example)
+    message_id = recipients(accepted)["N07"]
+    await backdate(world, accepted["id"], days=91)
+    await counts(world)
+    async with world.sessions() as purging:
+        purged = await retention.purge(
+            purging, older_than=timedelta(days=90), now=datetime.now(UTC)
+        )
+        assert purged.notices == 1
+        racing = asyncio.create_task(
+            acknowledge(world, message_id, {"status": "attended", "note": NOTE})
+        )
+        await asyncio.sleep(0.5)
+        assert not racing.done(), "the acknowledgement did not wait for the purge's lock"
+        await purging.commit()
+    response = await racing
+    assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == ["/note"]
+    assert await world.sql("SELECT id FROM acknowledgement") == []
