@@ -308,19 +308,25 @@ async def _trusted_client(
     return Caller(f"ext:{client_id}", organisation.id, organisation.code, organisation.kind, scopes)
 
 
-def require(scope: Scope):
+def require(*scopes: Scope):
+    """A caller holding the scope, or, given several, any one of them; else 403."""
+    assert scopes
+
     async def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-        if scope not in caller.scopes:
-            challenge = f'Bearer realm="nps-exchange", error="insufficient_scope", scope="{scope}"'
+        if not caller.scopes & set(scopes):
+            wanted = " ".join(s.value for s in scopes)
+            challenge = f'Bearer realm="nps-exchange", error="insufficient_scope", scope="{wanted}"'
+            named = " or ".join(repr(s.value) for s in scopes)
             raise Problem(
                 403,
                 "Forbidden",
-                f"This needs the {scope.value!r} scope.",
+                f"This needs the {named} scope.",
                 headers={"WWW-Authenticate": challenge},
             )
         return caller
 
-    dependency.__name__ = f"require_{scope.name.lower()}"
+    dependency.__name__ = "require_" + "_or_".join(s.name.lower() for s in scopes)
+    dependency.scopes = frozenset(scopes)  # type: ignore[attr-defined]  # for the route checks
     return dependency
 
 
@@ -329,5 +335,11 @@ PrisonCaller = Annotated[Caller, Depends(require(Scope.RELEASE_NOTICES_WRITE))]
 ConsentWriter = Annotated[Caller, Depends(require(Scope.CONSENTS_WRITE))]
 RecipientReader = Annotated[Caller, Depends(require(Scope.MESSAGES_READ))]
 SubscriptionWriter = Annotated[Caller, Depends(require(Scope.SUBSCRIPTIONS_WRITE))]
+AcknowledgementWriter = Annotated[Caller, Depends(require(Scope.ACKNOWLEDGEMENTS_WRITE))]
+# A recipient reads its acknowledgements with either scope: a client that only acknowledges
+# must see what it recorded, one that only reads its inbox may see what was recorded.
+AcknowledgementReader = Annotated[
+    Caller, Depends(require(Scope.MESSAGES_READ, Scope.ACKNOWLEDGEMENTS_WRITE))
+]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
 Operator = Annotated[Caller, Depends(require(Scope.ADMIN))]

@@ -24,6 +24,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "notice-accepted.v1.json": schemas.NoticeAccepted,
     "notice-status.v1.json": schemas.NoticeStatus,
     "message.v1.json": schemas.MessageOut,
+    "acknowledgement.v1.json": schemas.AcknowledgementOut,
     "subscription.v1.json": schemas.SubscriptionCreated,
     "consent.v1.json": schemas.ConsentOut,
     "consent-withdrawal.v1.json": schemas.WithdrawalOut,

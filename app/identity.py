@@ -14,6 +14,7 @@ class Scope(StrEnum):
     CONSENTS_WRITE = "consents:write"
     MESSAGES_READ = "messages:read"
     SUBSCRIPTIONS_WRITE = "subscriptions:write"
+    ACKNOWLEDGEMENTS_WRITE = "acknowledgements:write"
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
 
@@ -28,9 +29,16 @@ ORGANISATION_KINDS = (
 
 KIND_SCOPES: dict[str, frozenset[Scope]] = {
     "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE}),
-    "probation_provider": frozenset({Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}),
+    "probation_provider": frozenset(
+        {Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE, Scope.ACKNOWLEDGEMENTS_WRITE}
+    ),
     "substance_misuse_service": frozenset(
-        {Scope.CONSENTS_WRITE, Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE}
+        {
+            Scope.CONSENTS_WRITE,
+            Scope.MESSAGES_READ,
+            Scope.SUBSCRIPTIONS_WRITE,
+            Scope.ACKNOWLEDGEMENTS_WRITE,
+        }
     ),
     "auditor": frozenset({Scope.AUDIT_READ}),
     "operator": frozenset({Scope.ADMIN}),

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from app import intake, problems
 from app.api import (
+    acknowledgements,
     audit,
     consents,
     health,
@@ -41,6 +42,7 @@ ROUTER_MODULES = (
     consents,
     subscriptions,
     messages,
+    acknowledgements,
     audit,
 )
 

@@ -2,10 +2,11 @@
 
 A notice is purged once it, and every message it caused, is older than the retention period (a
 cancellation or consent withdrawal sent late keeps it until that message's period is over).
-Purging removes the sealed notice body and the sealed payload of every message it caused, and
-the idempotency keys that would replay its answer; rows keep their ids, hashes and states, so
-the exchange log and each notice's status still tell what happened. A delivery still pending
-then can never be made: it becomes dead. Each purged notice is a log entry (an erasure).
+Purging removes the sealed notice body, the sealed payload of every message it caused, the
+notes of their acknowledgements, and the idempotency keys that would replay its answer; rows
+keep their ids, hashes, states and acknowledgement codes, so the exchange log and each notice's
+status still tell what happened. A delivery still pending then can never be made: it becomes
+dead. Each purged notice is a log entry (an erasure).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
-from app.models import Delivery, IdempotencyKey, Message, ReleaseNotice
+from app.models import Acknowledgement, Delivery, IdempotencyKey, Message, ReleaseNotice
 from app.outbox import DEAD, PENDING
 
 
@@ -64,6 +65,17 @@ async def purge(
             .execution_options(synchronize_session=False)
         )
     ).all()
+    await session.execute(
+        update(Acknowledgement)
+        .where(
+            Acknowledgement.message_id.in_(
+                select(Message.id).where(Message.notice_id.in_(notice_ids))
+            ),
+            Acknowledgement.note_sealed.is_not(None),
+        )
+        .values(note_sealed=None, note_key_id=None)
+        .execution_options(synchronize_session=False)
+    )
     await session.execute(
         update(Delivery)
         .where(Delivery.message_id.in_([m for m, _ in messages]), Delivery.state == PENDING)

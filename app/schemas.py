@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -69,9 +78,71 @@ class DeliveryStatus(Wire):
     delivered_at: datetime | None
 
 
+# --- acknowledgements: what a recipient says became of a message -----------------------------
+
+AcknowledgementStatus = Literal[
+    "received", "accepted", "appointment_booked", "attended", "did_not_attend", "declined"
+]
+NOTE_MAX = 500
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _plain_text(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("must be plain text: no control characters but tab and line breaks")
+    return value
+
+
+Note = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=NOTE_MAX),
+    AfterValidator(_plain_text),
+]
+
+
+class AcknowledgementIn(Wire):
+    status: AcknowledgementStatus = Field(
+        description="`received`: the message reached your case system (any kind of message). "
+        "For a disclosure only: `accepted` (you take the referral or case on), "
+        "`appointment_booked`, `attended`, `did_not_attend`, `declined` (the referral was "
+        "declined, by you or by the person). Any order; each is added to the record."
+    )
+    note: Note | None = Field(
+        default=None,
+        description="Optional plain text, at most 500 characters. The prison that posted the "
+        "notice reads it: write only what it may know. Kept sealed, and purged with the "
+        "notice's data after the retention period; never in the exchange log.",
+    )
+
+
+class AcknowledgementOut(Wire):
+    id: uuid.UUID
+    message_id: uuid.UUID
+    status: AcknowledgementStatus
+    note: str | None = Field(description="Null when none was given, or once purged.")
+    recorded_at: datetime
+
+
+class AcknowledgementPage(Wire):
+    items: list[AcknowledgementOut] = Field(description="Oldest first.")
+    next_cursor: str | None
+
+
+class RecipientAcknowledgement(Wire):
+    status: AcknowledgementStatus
+    note: str | None = Field(description="The recipient's note, written for you; null if none.")
+    recorded_at: datetime
+
+
 class RecipientStatus(RoutedRecipient):
     supersedes: uuid.UUID | None = Field(description="The earlier message this one replaces.")
     deliveries: list[DeliveryStatus]
+    acknowledgement: AcknowledgementStatus | None = Field(
+        description="The latest status the recipient gave this message; null when none."
+    )
+    acknowledgements: list[RecipientAcknowledgement] = Field(
+        description="Every acknowledgement of this message, oldest first."
+    )
 
 
 class NoticeVersion(Wire):

@@ -1,20 +1,32 @@
-"""What became of a prison's notice: every version, and per recipient its message and deliveries.
+"""What became of a prison's notice: every version, and per recipient its message, deliveries
+and acknowledgements.
 
-Read only; never a payload value, only ids, codes and states.
+Read only; never a payload value, only ids, codes and states, and the notes recipients wrote
+for the prison with their acknowledgements.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import acknowledgements
 from app.dispatch import CANCELLATION, DISCLOSURE
 from app.errors import Problem
 from app.identity import Caller
 from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
+from app.sealing import DataKeys
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    status: str
+    note: str | None
+    recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,12 @@ class RecipientTracking:
     message_id: uuid.UUID | None
     supersedes: uuid.UUID | None
     deliveries: list[Delivery]
+    acknowledgements: list[Acknowledged]  # oldest first
+
+    @property
+    def acknowledgement(self) -> str | None:
+        """The latest status the recipient gave."""
+        return self.acknowledgements[-1].status if self.acknowledgements else None
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,9 @@ class Tracking:
         return next((v.id for v in self.versions if v.supersedes_id == self.notice.id), None)
 
 
-async def track(session: AsyncSession, notice_id: uuid.UUID, caller: Caller) -> Tracking:
+async def track(
+    session: AsyncSession, notice_id: uuid.UUID, caller: Caller, data_keys: DataKeys
+) -> Tracking:
     """A notice of the caller's own with its history and recipients; else 404."""
     notice = await session.get(ReleaseNotice, notice_id)
     if notice is None or notice.organisation_id != caller.organisation_id:
@@ -74,6 +94,7 @@ async def track(session: AsyncSession, notice_id: uuid.UUID, caller: Caller) -> 
             .order_by(Delivery.created_at, Delivery.id)
         )
     ).all()
+    acknowledged = await acknowledgements.of_messages(session, (m.id for m, _, _ in messages))
 
     def row(kind: str, code: str, role: str, message: Message | None) -> RecipientTracking:
         return RecipientTracking(
@@ -83,6 +104,10 @@ async def track(session: AsyncSession, notice_id: uuid.UUID, caller: Caller) -> 
             message_id=message.id if message else None,
             supersedes=message.supersedes_id if message else None,
             deliveries=[d for d in deliveries if message and d.message_id == message.id],
+            acknowledgements=[
+                Acknowledged(a.status, acknowledgements.note_of(data_keys, a), a.recorded_at)
+                for a in (acknowledged[message.id] if message else [])
+            ],
         )
 
     by_disclosure = {m.disclosure_id: m for m, _, _ in messages if m.disclosure_id}

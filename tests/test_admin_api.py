@@ -16,8 +16,13 @@ PROBLEM = "application/problem+json"
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
 DEFAULT_SCOPES = {
     "prison": {"release-notices:write", "consents:write"},
-    "probation_provider": {"messages:read", "subscriptions:write"},
-    "substance_misuse_service": {"consents:write", "messages:read", "subscriptions:write"},
+    "probation_provider": {"messages:read", "subscriptions:write", "acknowledgements:write"},
+    "substance_misuse_service": {
+        "consents:write",
+        "messages:read",
+        "subscriptions:write",
+        "acknowledgements:write",
+    },
     "auditor": {"audit:read"},
     "operator": {"admin"},
 }

@@ -30,8 +30,13 @@ ACCESS_TYP = "at+jwt"
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
 KIND_SCOPES = {
     "MDI": {"release-notices:write", "consents:write"},
-    "N07": {"messages:read", "subscriptions:write"},
-    "SMS-LEEDS": {"consents:write", "messages:read", "subscriptions:write"},
+    "N07": {"messages:read", "subscriptions:write", "acknowledgements:write"},
+    "SMS-LEEDS": {
+        "consents:write",
+        "messages:read",
+        "subscriptions:write",
+        "acknowledgements:write",
+    },
     "AUDIT": {"audit:read"},
     "OPS": {"admin"},
 }

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from app import disclosures, idempotency, intake, tracking
-from app.api.deps import IntakeContext, Now
+from app.api.deps import DataKeysDep, IntakeContext, Now
 from app.auth import PrisonCaller
 from app.db import Session
 from app.intake import Accepted
@@ -27,6 +27,7 @@ from app.schemas import (
     NoticeDisclosures,
     NoticeStatus,
     NoticeVersion,
+    RecipientAcknowledgement,
     RecipientDisclosure,
     RecipientStatus,
     RoutedRecipient,
@@ -202,9 +203,12 @@ async def cancel(
 
 
 @router.get("/{notice_id}", name="get", response_model=NoticeStatus, responses=PROBLEMS)
-async def get(notice_id: uuid.UUID, caller: PrisonCaller, session: Session) -> NoticeStatus:
-    """What became of a notice: its history, and per recipient its message and deliveries."""
-    found = await tracking.track(session, notice_id, caller)
+async def get(
+    notice_id: uuid.UUID, caller: PrisonCaller, session: Session, data_keys: DataKeysDep
+) -> NoticeStatus:
+    """What became of a notice: its history, and per recipient its message, deliveries and
+    acknowledgements (with the notes the recipient wrote for you)."""
+    found = await tracking.track(session, notice_id, caller, data_keys)
     notice = found.notice
     return NoticeStatus(
         id=notice.id,
@@ -227,6 +231,13 @@ async def get(notice_id: uuid.UUID, caller: PrisonCaller, session: Session) -> N
                 deliveries=[
                     DeliveryStatus(state=d.state, attempts=d.attempts, delivered_at=d.delivered_at)
                     for d in r.deliveries
+                ],
+                acknowledgement=r.acknowledgement,
+                acknowledgements=[
+                    RecipientAcknowledgement(
+                        status=a.status, note=a.note, recorded_at=a.recorded_at
+                    )
+                    for a in r.acknowledgements
                 ],
             )
             for r in found.recipients
