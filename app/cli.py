@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import admin, examples, logs, migrate
 from app.db import make_engine, make_sessionmaker
-from app.jose import new_signing_key
 from app.sealing import load_data_keys, new_data_key
 from app.settings import Settings
+from app.signing_keys import KeyFileError, current_kid, new_signing_key
 
 T = TypeVar("T")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="The NPS exchange.")
@@ -79,7 +79,12 @@ def serve(
     from app.main import create_app
 
     logs.configure()
-    uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False, log_config=None)
+    try:
+        app = create_app(Settings())
+    except KeyFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
 
 
 @cli.command()
@@ -213,9 +218,21 @@ def _time(value: datetime | None) -> str | None:
 
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
-    """Make a new current signing key; earlier keys stay published. Restart the API to use it."""
-    kid = new_signing_key(Settings().keys_dir)
-    _print({"kid": kid})
+    """Make a new current signing key. The one it replaces stays in the JWKS for
+    EXCHANGE_SIGNING_KEY_GRACE_DAYS, and at /v1/signing-keys for good. Restart every API
+    process to sign with the new key."""
+    settings = Settings()
+    now = datetime.now(UTC)
+    retired = current_kid(settings.keys_dir)
+    kid = new_signing_key(settings.keys_dir, now=now)
+    until = now + timedelta(days=settings.signing_key_grace_days)
+    _print(
+        {
+            "kid": kid,
+            "retired": retired,
+            "retired_published_until": _time(until) if retired else None,
+        }
+    )
 
 
 @keys_cli.command("rotate-data")

@@ -339,3 +339,25 @@ class NoticeDisclosures(Wire):
     notice_id: uuid.UUID
     version: int
     disclosures: list[RecipientDisclosure]
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+class SigningKeyOut(Wire):
+    kid: str
+    status: Literal["current", "grace", "retired"] = Field(
+        description="`current`: it signs now. `grace`: replaced less than "
+        "EXCHANGE_SIGNING_KEY_GRACE_DAYS ago, still in the JWKS. `retired`: only here, to "
+        "verify the messages it signed."
+    )
+    retired_at: datetime | None = Field(
+        description="When a rotation replaced it; null for the current key, and for a key "
+        "retired before retirement times were recorded."
+    )
+    jwk: dict[str, str] = Field(description="Its public JWK (EC P-256, ES256).")
+
+
+class SigningKeyPage(Wire):
+    items: list[SigningKeyOut] = Field(description="Every key, the current one first.")
+    next_cursor: None = Field(default=None, description="Always null: the list is whole.")
