@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import admin, examples, logs, migrate
+from app import admin, encryption_keys, examples, logs, migrate
 from app.db import make_engine, make_sessionmaker
 from app.sealing import load_data_keys, new_data_key
 from app.settings import Settings
@@ -210,6 +210,40 @@ def org_disable(code: Annotated[str, typer.Argument(help="The organisation's cod
     now = datetime.now(UTC)
     organisation = _in_transaction(lambda s: admin.disable_organisation(s, code, now=now))
     _print({"code": organisation.code, "disabled_at": _time(organisation.disabled_at)})
+
+
+@org_cli.command("encryption-key")
+def org_encryption_key(
+    org: Annotated[str, typer.Option(help="The recipient organisation's code.")],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Its RSA public key (PEM or JWK file, 2048 bits or more).",
+        ),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove its key instead.")] = False,
+) -> None:
+    """Set (--key FILE) or remove (--remove) a recipient's encryption key: messages made for it
+    from then on are signed and then encrypted to it. Prints the kept public JWK, or null."""
+    if (key is not None) == remove:
+        typer.echo("error: give either --key FILE or --remove", err=True)
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    if remove:
+        _in_transaction(lambda s: encryption_keys.remove_key(s, org, now=now))
+        _print({"code": org, "encryption_jwk": None})
+        return
+    assert key is not None
+    try:
+        text = key.read_text()
+    except UnicodeDecodeError:
+        typer.echo("error: the key file must be PEM or JWK text", err=True)
+        raise typer.Exit(2) from None
+    public_jwk = _in_transaction(lambda s: encryption_keys.set_key(s, org, text, now=now))
+    _print({"code": org, "encryption_jwk": public_jwk})
 
 
 def _time(value: datetime | None) -> str | None:

@@ -14,6 +14,7 @@ from app import intake, problems
 from app.api import (
     audit,
     consents,
+    encryption_key,
     health,
     messages,
     notices,
@@ -45,6 +46,7 @@ ROUTER_MODULES = (
     messages,
     audit,
     signing_keys,
+    encryption_key,
 )
 
 
