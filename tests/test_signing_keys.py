@@ -177,3 +177,26 @@ def test_a_group_readable_key_file_stops_start_up_naming_it(tmp_path) -> None:
     (settings.keys_dir / f"{kid}.pem").chmod(0o640)
     with pytest.raises(signing_keys.KeyFileError, match=f"{kid}.pem"):
         create_app(settings)
+
+
+def test_exchange_serve_refuses_a_group_readable_key_file_naming_it(tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from app import logs
+    from app.cli import cli
+
+    settings = settings_for(tmp_path)
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("EXCHANGE_DATABASE_URL", settings.database_url)
+    kid = jose.load_keyring(settings.keys_dir).current.kid
+    (settings.keys_dir / f"{kid}.pem").chmod(0o644)
+
+    def never(*args, **kwargs):  # the server must not start, let alone with this key
+        raise AssertionError("served with a key file others may read")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setattr(logs, "configure", lambda: None)  # leave the test run's logging alone
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2, result.output
+    assert f"{kid}.pem" in result.stderr and "chmod 600" in result.stderr
