@@ -239,7 +239,7 @@ async def current_caller(
     own, trusted = state.settings.issuer, state.trusted_issuer
     claimed = jose.unverified_claims(credentials.credentials) or {}
     if claimed.get("iss") == own:
-        keys, issuer = state.keyring.verifiers, own
+        keys, issuer = state.keyring.verifiers(), own  # the current key and those in grace
     elif trusted is not None and claimed.get("iss") == trusted.issuer:
         keys, issuer = trusted.keys, trusted.issuer
     else:

@@ -14,11 +14,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import admin, examples, logs, migrate
+from app import admin, encryption_keys, examples, logs, migrate
 from app.db import make_engine, make_sessionmaker
-from app.jose import new_signing_key
 from app.sealing import load_data_keys, new_data_key
 from app.settings import Settings
+from app.signing_keys import KeyFileError, current_kid, new_signing_key
 
 T = TypeVar("T")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="The NPS exchange.")
@@ -79,7 +79,12 @@ def serve(
     from app.main import create_app
 
     logs.configure()
-    uvicorn.run(create_app(Settings()), host=host, port=port, access_log=False, log_config=None)
+    try:
+        app = create_app(Settings())
+    except KeyFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
 
 
 @cli.command()
@@ -207,15 +212,61 @@ def org_disable(code: Annotated[str, typer.Argument(help="The organisation's cod
     _print({"code": organisation.code, "disabled_at": _time(organisation.disabled_at)})
 
 
+@org_cli.command("encryption-key")
+def org_encryption_key(
+    org: Annotated[str, typer.Option(help="The recipient organisation's code.")],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Its RSA public key (PEM or JWK file, 2048 bits or more).",
+        ),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove its key instead.")] = False,
+) -> None:
+    """Set (--key FILE) or remove (--remove) a recipient's encryption key: messages made for it
+    from then on are signed and then encrypted to it. Prints the kept public JWK, or null."""
+    if (key is not None) == remove:
+        typer.echo("error: give either --key FILE or --remove", err=True)
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    if remove:
+        _in_transaction(lambda s: encryption_keys.remove_key(s, org, now=now))
+        _print({"code": org, "encryption_jwk": None})
+        return
+    assert key is not None
+    try:
+        text = key.read_text()
+    except UnicodeDecodeError:
+        typer.echo("error: the key file must be PEM or JWK text", err=True)
+        raise typer.Exit(2) from None
+    public_jwk = _in_transaction(lambda s: encryption_keys.set_key(s, org, text, now=now))
+    _print({"code": org, "encryption_jwk": public_jwk})
+
+
 def _time(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
-    """Make a new current signing key; earlier keys stay published. Restart the API to use it."""
-    kid = new_signing_key(Settings().keys_dir)
-    _print({"kid": kid})
+    """Make a new current signing key. The one it replaces stays in the JWKS for
+    EXCHANGE_SIGNING_KEY_GRACE_DAYS, and at /v1/signing-keys for good. Restart every API
+    process to sign with the new key."""
+    settings = Settings()
+    now = datetime.now(UTC)
+    retired = current_kid(settings.keys_dir)
+    kid = new_signing_key(settings.keys_dir, now=now)
+    until = now + timedelta(days=settings.signing_key_grace_days)
+    _print(
+        {
+            "kid": kid,
+            "retired": retired,
+            "retired_published_until": _time(until) if retired else None,
+        }
+    )
 
 
 @keys_cli.command("rotate-data")

@@ -70,14 +70,19 @@ def webhook_body(
     jws: str,
     created_at: datetime,
 ) -> bytes:
-    """The delivered JSON. Built from stored values only, so every retry sends the same bytes."""
+    """The delivered JSON. Built from stored values only, so every retry sends the same bytes.
+
+    `jws` is the stored message: a compact JWS, sent as `jws`, or (for a recipient with an
+    encryption key) that JWS encrypted to it, a compact JWE of five parts, sent as `jwe`.
+    """
     data: dict[str, object] = {"message_id": message_id, "notice_id": notice_id}
     if supersedes:
         data["supersedes"] = supersedes
+    form = "jwe" if jws.count(".") == 4 else "jws"
     event = {
         "type": EVENT_TYPES[kind],
         "timestamp": created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {**data, "sequence": sequence, "jws": jws},
+        "data": {**data, "sequence": sequence, form: jws},
     }
     return json.dumps(event, separators=(",", ":")).encode()
 

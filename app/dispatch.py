@@ -2,16 +2,16 @@
 
 A message is a disclosure (what the policy lets one recipient see of one notice version), a
 cancellation (a disclosure it held no longer stands), or a consent withdrawal (a disclosure it
-holds relied on a consent the person has withdrawn). Both are JWS signed with the exchange's
-current key, sealed at rest, numbered in the recipient's inbox and queued in the caller's
-transaction.
+holds relied on a consent the person has withdrawn). Each is a JWS signed with the exchange's
+current key (and then a JWE encrypted to the recipient's key, if it registered one), sealed at
+rest, numbered in the recipient's inbox and queued in the caller's transaction.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,8 @@ class Context:
     keyring: jose.KeyRing
     data_keys: DataKeys
     issuer: str
+    # Recipients' encryption keys, each parsed once (on first use, never at import time).
+    recipient_keys: jose.RecipientKeys = field(default_factory=jose.RecipientKeys)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,8 @@ async def queue(
     disclosure_id: uuid.UUID | None = None,
     supersedes: uuid.UUID | None = None,
 ) -> Message:
-    """Sign a message for one recipient, seal and store it, and queue its deliveries."""
+    """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
+    key now), seal and store it, and queue its deliveries."""
     message_id = uuid.uuid4()
     signed = {
         "iss": context.issuer,
@@ -166,7 +169,9 @@ async def queue(
         **claims,
     }
     jws = jose.sign(context.keyring, signed, typ=TYP[kind])
-    sealed = context.data_keys.seal(jws.encode(), place("message", "jws_sealed", message_id))
+    recipient_key = organisation.encryption_jwk
+    sent = jose.encrypt(context.recipient_keys, jws, recipient_key) if recipient_key else jws
+    sealed = context.data_keys.seal(sent.encode(), place("message", "jws_sealed", message_id))
     message = Message(
         id=message_id,
         kind=kind,
@@ -193,6 +198,11 @@ async def queue(
             "jws_sha256": audit.sha256_hex(jws),
             "sequence": message.sequence,
             "supersedes": str(supersedes) if supersedes else None,
+            **(
+                {"encrypted_to": recipient_key["kid"], "jwe_sha256": audit.sha256_hex(sent)}
+                if recipient_key
+                else {}
+            ),
         },
     )
     await session.flush()  # deliveries reference the message

@@ -1,34 +1,38 @@
-"""The one module that touches python-jose: the exchange's keys, signing and verification.
+"""The one module that touches python-jose: the exchange's keys, signing, verification, and
+encryption to a recipient's key.
 
-Algorithms are pinned (ES256 only), keys are chosen by `kid` from the exchange's own key ring,
-`typ` is checked, and token sizes are capped before anything is parsed. Keys live in
-`<data_dir>/keys` as owner-only PEM files named by their RFC 7638 thumbprint; they are read once
-at start-up into a KeyRing that is then passed to whoever signs or verifies.
+Algorithms are pinned (ES256 to sign; RSA-OAEP-256 with A256GCM to encrypt), keys are chosen by
+`kid` from the exchange's own key ring, `typ` is checked, and token sizes are capped before
+anything is parsed. The key files are app/signing_keys.py's; they are read once, at start-up,
+into a KeyRing that is then passed to whoever signs or verifies.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import hashlib
+import binascii
 import json
-import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jose import jwk, jws, jwt
+from jose import jwe, jwk, jws, jwt
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
-ALGORITHM = "ES256"
+from app.signing_keys import ALGORITHM, b64url, read_keys, thumbprint
+
 MAX_TOKEN_BYTES = 256 * 1024
 CLOCK_SKEW_SECONDS = 60
+DEFAULT_GRACE = timedelta(days=30)
+CURRENT, GRACE, RETIRED = "current", "grace", "retired"
 
 
 # What a crafted token can make a JSON or number parser raise, besides python-jose's own errors.
@@ -59,88 +63,60 @@ class SigningKey:
     key: Key  # the private key, for signing
     verifier: Key  # its public half: python-jose's EC verify fails with a private key
     public_jwk: Mapping[str, str]
+    retired_at: datetime | None = None  # when a rotation replaced it; None if it never was
 
 
 @dataclass(frozen=True)
 class KeyRing:
+    """Every key the exchange ever signed with. The current one signs; it and those retired
+    less than `grace` ago are published in the JWKS and verify access tokens; every one of
+    them verifies the messages it signed, for good."""
+
     current: SigningKey
     by_kid: Mapping[str, SigningKey]
+    grace: timedelta = DEFAULT_GRACE
 
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [dict(k.public_jwk) for k in self.by_kid.values()]}
+    def status(self, kid: str, now: datetime) -> str:
+        if kid == self.current.kid:
+            return CURRENT
+        retired_at = self.by_kid[kid].retired_at
+        return GRACE if retired_at is not None and now < retired_at + self.grace else RETIRED
+
+    def history(self) -> list[str]:
+        """Every kid: the current one, then the others, most recently retired first."""
+        others = [k for k in self.by_kid.values() if k.kid != self.current.kid]
+        others.sort(key=lambda k: (k.retired_at is not None, k.retired_at or 0, k.kid))
+        return [self.current.kid, *(k.kid for k in reversed(others))]
+
+    def published(self, now: datetime | None = None) -> list[SigningKey]:
+        """The current key, then the keys still in their grace period, newest first."""
+        now = now or datetime.now(UTC)
+        return [self.by_kid[kid] for kid in self.history() if self.status(kid, now) != RETIRED]
+
+    def jwks(self, now: datetime | None = None) -> dict[str, Any]:
+        return {"keys": [dict(k.public_jwk) for k in self.published(now)]}
+
+    def verifiers(self, now: datetime | None = None) -> dict[str, Verifier]:
+        """What verifies the exchange's own access tokens: the published keys only."""
+        return {k.kid: Verifier(k.kid, ALGORITHM, k.verifier) for k in self.published(now)}
 
     @cached_property
-    def verifiers(self) -> dict[str, Verifier]:
+    def archive(self) -> dict[str, Verifier]:
+        """What verifies the exchange's signed messages: every key it ever signed with."""
         return {kid: Verifier(kid, ALGORITHM, k.verifier) for kid, k in self.by_kid.items()}
 
 
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes(32, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _public_jwk(private: ec.EllipticCurvePrivateKey) -> dict[str, str]:
-    numbers = private.public_key().public_numbers()
-    members = {
-        "crv": "P-256",
-        "kty": "EC",
-        "x": _b64url_uint(numbers.x),
-        "y": _b64url_uint(numbers.y),
-    }
-    # RFC 7638: SHA-256 over the required members, lexicographic order, no whitespace.
-    canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
-    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
-    return {**members, "kid": kid, "alg": ALGORITHM, "use": "sig"}
-
-
-def _load_key(pem: bytes) -> SigningKey:
-    private = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
-        raise ValueError("signing keys must be EC P-256")
-    public = _public_jwk(private)
-    key = jwk.construct(pem.decode(), ALGORITHM)
-    return SigningKey(kid=public["kid"], key=key, verifier=key.public_key(), public_jwk=public)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
-def new_signing_key(keys_dir: Path) -> str:
-    """Create a key, make it the current one, and return its kid. Older keys stay published."""
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private = ec.generate_private_key(ec.SECP256R1())
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    kid = _public_jwk(private)["kid"]
-    _write_private(keys_dir / f"{kid}.pem", pem)
-    pointer = keys_dir / f"current.{kid}.tmp"  # unique: two processes never share it
-    pointer.write_text(kid)
-    pointer.replace(keys_dir / "current")
-    return kid
-
-
-def load_keyring(keys_dir: Path, *, create: bool = True) -> KeyRing:
-    """Read every key in keys_dir once. With create, a first key is made when there is none."""
-    current_file = keys_dir / "current"
-    if not current_file.exists():
-        if not create:
-            raise FileNotFoundError(f"no signing key in {keys_dir}")
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            new_signing_key(keys_dir)
+def load_keyring(
+    keys_dir: Path, *, create: bool = True, grace: timedelta = DEFAULT_GRACE
+) -> KeyRing:
+    """Read every key in keys_dir once. With create, a first key is made when there is none.
+    A key file that group or others may read or write stops the load (signing_keys.KeyFileError)."""
+    current_kid, stored = read_keys(keys_dir, create=create)
     by_kid = {}
-    for path in sorted(keys_dir.glob("*.pem")):
-        key = _load_key(path.read_bytes())
-        by_kid[key.kid] = key
-    current_kid = current_file.read_text().strip()
-    if current_kid not in by_kid:
-        raise ValueError(f"current key {current_kid!r} has no key file in {keys_dir}")
-    return KeyRing(current=by_kid[current_kid], by_kid=by_kid)
+    for s in stored:
+        key = jwk.construct(s.private, ALGORITHM)
+        by_kid[s.kid] = SigningKey(s.kid, key, key.public_key(), s.public_jwk, s.retired_at)
+    return KeyRing(current=by_kid[current_kid], by_kid=by_kid, grace=grace)
 
 
 def sign(ring: KeyRing, claims: Mapping[str, Any], *, typ: str) -> str:
@@ -176,6 +152,30 @@ def verify_jwt(
 
     With kid_optional (a client's one registered key), a token without a kid uses that key.
     """
+    verifier = _chosen_verifier(keys, token, typ=typ, kid_optional=kid_optional)
+    claims = _decoded(verifier, token, audience, issuer, ("exp", *require))
+    if type(claims["exp"]) is not int:  # not bool, str, float
+        raise TokenError("exp and iat must be whole seconds")
+    if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
+        raise TokenError("token lives too long")
+    return claims
+
+
+def verify_message(
+    ring: KeyRing, token: str, *, typ: str, audience: str, issuer: str
+) -> dict[str, Any]:
+    """Verify a message the exchange signed (a compact JWS: a disclosure, a cancellation, ...)
+    with whichever of its keys the kid names, current, in grace or long retired; check typ,
+    aud, iss, iat and jti. Messages carry no exp: what was sent stays verifiable."""
+    verifier = _chosen_verifier(ring.archive, token, typ=typ, kid_optional=False)
+    return _decoded(verifier, token, audience, issuer, ("jti",))
+
+
+def _chosen_verifier(
+    keys: Mapping[str, Verifier], token: str, *, typ: str | None, kid_optional: bool
+) -> Verifier:
+    """The key a token's header names, once the header is held to that key's algorithm and
+    the expected typ; nothing of the token is trusted yet."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenError("token too large")
     try:
@@ -191,6 +191,12 @@ def verify_jwt(
         raise TokenError("algorithm not allowed")
     if typ is not None and _media_type(header.get("typ")) != _media_type(typ):
         raise TokenError("wrong token type")
+    return verifier
+
+
+def _decoded(
+    verifier: Verifier, token: str, audience: str, issuer: str, require: tuple[str, ...]
+) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,
@@ -203,19 +209,16 @@ def verify_jwt(
                 # python-jose skips the audience check when `aud` is absent unless required.
                 "require_aud": True,
                 "require_iss": True,
-                "require_exp": True,
                 "require_iat": True,
-                **{f"require_{claim}": True for claim in require if claim in ("sub", "jti")},
+                **{f"require_{c}": True for c in require if c in ("exp", "sub", "jti")},
             },
         )
     except (JOSEError, *HOSTILE_INPUT) as exc:
         raise TokenError("invalid token") from exc
-    if type(claims["exp"]) is not int or type(claims["iat"]) is not int:  # not bool, str, float
+    if type(claims["iat"]) is not int:  # not bool, str, float
         raise TokenError("exp and iat must be whole seconds")
     if claims["iat"] > time.time() + CLOCK_SKEW_SECONDS:
         raise TokenError("issued in the future")  # python-jose checks iat's type, not its time
-    if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
-        raise TokenError("token lives too long")
     return claims
 
 
@@ -277,8 +280,7 @@ def _verifier_for(
     key = jwk.construct(pem, alg)
     document = {k: str(v) for k, v in key.to_dict().items()}
     members = {k: document[k] for k in ("crv", "e", "kty", "n", "x", "y") if k in document}
-    canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
-    kid = kid or base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    kid = kid or thumbprint(members)
     public_jwk = {**members, "kid": kid, "alg": alg, "use": "sig"}
     return public_jwk, Verifier(kid, alg, key)
 
@@ -301,3 +303,114 @@ def load_jwks(path: Path) -> dict[str, Verifier]:
     if not verifiers:
         raise ValueError(f"{path}: no signing keys with a kid")
     return verifiers
+
+
+# --- encryption to a recipient's key --------------------------------------------------------
+
+ENCRYPTION_ALGORITHM, CONTENT_ENCRYPTION = "RSA-OAEP-256", "A256GCM"
+RSA_BITS = (2048, 16384)  # the least we accept, and the most OpenSSL will encrypt with
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def encryption_jwk(document: str) -> dict[str, str]:
+    """A recipient's encryption key, from PEM or a JWK, as the public JWK the exchange keeps:
+    kty RSA, n, e, kid (the one given, or else the RFC 7638 thumbprint), alg RSA-OAEP-256, use
+    enc. Raises ValueError saying why for a private key, a key that is not RSA of 2048 bits or
+    more, or a JWK whose alg, use or key_ops says it is meant for something else."""
+    text = document.strip()
+    kid = None
+    if text.startswith("{"):
+        try:
+            given = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ValueError("the JWK is not valid JSON") from None
+        if not isinstance(given, dict):
+            raise ValueError("the JWK must be a JSON object")
+        public, kid = _rsa_from_jwk(given), given.get("kid")
+    elif "PRIVATE KEY" in text:
+        raise ValueError("give the public key only, never the private one")
+    else:
+        try:
+            public = serialization.load_pem_public_key(text.encode())
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise ValueError("neither a PEM public key nor a JWK") from None
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError("an encryption key must be RSA (RSA-OAEP-256), not EC or another kind")
+    if not RSA_BITS[0] <= public.key_size <= RSA_BITS[1]:
+        raise ValueError(f"an RSA key of {public.key_size} bits; 2048 to 16384 are accepted")
+    if kid is not None and not (isinstance(kid, str) and 0 < len(kid) <= 128):
+        raise ValueError("kid must be a string of 1 to 128 characters")
+    numbers = public.public_numbers()
+    members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
+    return {**members, "kid": kid or thumbprint(members), "alg": ENCRYPTION_ALGORITHM, "use": "enc"}
+
+
+def _rsa_from_jwk(given: dict[str, Any]) -> rsa.RSAPublicKey:
+    if any(m in given for m in PRIVATE_MEMBERS):
+        raise ValueError("give the public key only, never the private one")
+    if given.get("kty") != "RSA":
+        raise ValueError(f"an encryption key must be RSA (RSA-OAEP-256), not {given.get('kty')}")
+    if given.get("alg", ENCRYPTION_ALGORITHM) != ENCRYPTION_ALGORITHM:
+        raise ValueError(f"its alg is {given.get('alg')}; only RSA-OAEP-256 is accepted")
+    if given.get("use", "enc") != "enc":
+        raise ValueError(f"its use is {given.get('use')}, not enc")
+    operations = given.get("key_ops", ["wrapKey"])
+    if not isinstance(operations, list) or not {"wrapKey", "encrypt"} & set(map(str, operations)):
+        raise ValueError("its key_ops do not allow wrapKey")
+    try:
+        numbers = rsa.RSAPublicNumbers(_from_uint(given.get("e")), _from_uint(given.get("n")))
+        return numbers.public_key()
+    except (ValueError, TypeError):
+        raise ValueError("its n and e do not make an RSA public key") from None
+
+
+def _uint(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _from_uint(value: object) -> int:
+    if not isinstance(value, str) or not value:
+        raise ValueError("not a base64url number")
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+    except binascii.Error:
+        raise ValueError("not a base64url number") from None
+    return int.from_bytes(raw, "big")
+
+
+@dataclass
+class RecipientKeys:
+    """Recipients' encryption keys, each parsed from its JWK once and kept by kid, n and e: a
+    kid is the recipient's own choice, and two recipients may well choose the same one."""
+
+    limit: int = 256
+    parsed: dict[tuple[str, str, str], rsa.RSAPublicKey] = field(default_factory=dict)
+
+    def key(self, public_jwk: Mapping[str, str]) -> rsa.RSAPublicKey:
+        if public_jwk.get("alg") != ENCRYPTION_ALGORITHM or public_jwk.get("use") != "enc":
+            raise ValueError("not an encryption key that encryption_jwk() made")
+        name = (public_jwk["kid"], public_jwk["n"], public_jwk["e"])
+        if name not in self.parsed:
+            if len(self.parsed) >= self.limit:
+                self.parsed.clear()  # keys are few and rarely change: no need to be clever
+            self.parsed[name] = _rsa_from_jwk(dict(public_jwk))
+        return self.parsed[name]
+
+
+def encrypt(keys: RecipientKeys, signed: str, recipient_jwk: Mapping[str, str]) -> str:
+    """A signed message (a compact JWS) as a compact JWE to the recipient's key: a nested JWT
+    (RFC 7519 section 5.2: alg RSA-OAEP-256, enc A256GCM, cty JWT, the recipient key's kid)."""
+    token = jwe.encrypt(
+        signed.encode(),
+        keys.key(recipient_jwk),
+        encryption=CONTENT_ENCRYPTION,
+        algorithm=ENCRYPTION_ALGORITHM,
+        cty="JWT",
+        kid=recipient_jwk["kid"],
+    )
+    return token.decode()
+
+
+def is_encrypted(token: str) -> bool:
+    """A compact JWE has five dot-separated parts; a compact JWS three."""
+    return token.count(".") == 4

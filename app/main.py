@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -14,11 +15,13 @@ from app.api import (
     acknowledgements,
     audit,
     consents,
+    encryption_key,
     health,
     messages,
     notices,
     oauth,
     organisations,
+    signing_keys,
     subscriptions,
 )
 from app.api.bodies import BodyRules
@@ -44,6 +47,8 @@ ROUTER_MODULES = (
     messages,
     acknowledgements,
     audit,
+    signing_keys,
+    encryption_key,
 )
 
 
@@ -54,7 +59,8 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> FastAPI:
     """Build the app. Keys and policies are read here, once; a bad policy stops start-up."""
     settings = settings or Settings()
-    keyring = load_keyring(settings.keys_dir)
+    grace = timedelta(days=settings.signing_key_grace_days)
+    keyring = load_keyring(settings.keys_dir, grace=grace)
     data_keys = load_data_keys(settings.sealing_keys_dir)
     policy = load_policy(settings.policy_dir, ReleaseNotice)
     trusted = None

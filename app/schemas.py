@@ -180,8 +180,15 @@ class MessageOut(Wire):
     created_at: datetime
     jws: str | None = Field(
         description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt or "
-        "consent-withdrawn+jwt); verify with the JWKS. Null once purged after the retention "
-        "period, or revoked before delivery because its consent was withdrawn."
+        "consent-withdrawn+jwt); verify with the JWKS (or /v1/signing-keys for a key no longer "
+        "in it). Null when the message is encrypted (see `jwe`), once purged after the "
+        "retention period, or revoked before delivery because its consent was withdrawn."
+    )
+    jwe: str | None = Field(
+        description="When your organisation had registered an encryption key as the message "
+        "was made: the same signed message encrypted to that key, a compact JWE (RSA-OAEP-256, "
+        "A256GCM, cty JWT, kid your key's). Decrypt it with your private key, then verify the "
+        "JWS inside as above. Null otherwise, and once purged or revoked."
     )
     purged_at: datetime | None
     revoked_at: datetime | None
@@ -410,3 +417,45 @@ class NoticeDisclosures(Wire):
     notice_id: uuid.UUID
     version: int
     disclosures: list[RecipientDisclosure]
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+class SigningKeyOut(Wire):
+    kid: str
+    status: Literal["current", "grace", "retired"] = Field(
+        description="`current`: it signs now. `grace`: replaced less than "
+        "EXCHANGE_SIGNING_KEY_GRACE_DAYS ago, still in the JWKS. `retired`: only here, to "
+        "verify the messages it signed."
+    )
+    retired_at: datetime | None = Field(
+        description="When a rotation replaced it; null for the current key, and for a key "
+        "retired before retirement times were recorded."
+    )
+    jwk: dict[str, str] = Field(description="Its public JWK (EC P-256, ES256).")
+
+
+class SigningKeyPage(Wire):
+    items: list[SigningKeyOut] = Field(description="Every key, the current one first.")
+    next_cursor: None = Field(default=None, description="Always null: the list is whole.")
+
+
+class EncryptionKeyIn(Wire):
+    key: str = Field(
+        min_length=1,
+        max_length=8192,
+        description="Your RSA public key (2048 bits or more) as PEM, or as a JWK in a string; "
+        "a JWK's alg, if given, must be RSA-OAEP-256 and its use enc. Never the private key.",
+    )
+
+
+class EncryptionKeyOut(Wire):
+    """The public JWK kept: each message to you is encrypted to it."""
+
+    kty: Literal["RSA"]
+    n: str
+    e: str
+    kid: str = Field(description="The kid your JWK gave, or else its RFC 7638 thumbprint.")
+    alg: Literal["RSA-OAEP-256"]
+    use: Literal["enc"]

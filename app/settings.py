@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1)
     retention_purge_interval_seconds: float = Field(default=3600, gt=0)
 
+    # After `exchange keys rotate`, the key it replaced stays in the JWKS (and verifies access
+    # tokens) this long; /v1/signing-keys publishes every key ever used, for good.
+    signing_key_grace_days: int = Field(default=30, ge=1)
+
     policy_dir: Path = PROJECT_ROOT / "consent"
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
     # On PostgreSQL a new delivery wakes the workers at once (LISTEN/NOTIFY); the poll is the

@@ -42,13 +42,21 @@ def test_refusals_exit_2_with_a_reason_and_no_output(run, args, says) -> None:
     assert says in result.stderr
 
 
-def test_keys_rotate_keeps_the_old_key_published(run, tmp_path: Path) -> None:
+def test_keys_rotate_keeps_the_old_key_published(run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EXCHANGE_SIGNING_KEY_GRACE_DAYS", "7")
     keys = tmp_path / "var" / "keys"
     first = load_keyring(keys).current.kid
-    rotated = json.loads(run("keys", "rotate").stdout)["kid"]
+    printed = json.loads(run("keys", "rotate").stdout)
+    rotated = printed["kid"]
     ring = load_keyring(keys)
     assert ring.current.kid == rotated != first
     assert {k["kid"] for k in ring.jwks()["keys"]} == {first, rotated}
+    retired_at = ring.by_kid[first].retired_at
+    assert retired_at is not None
+    assert abs(retired_at - datetime.now(UTC)) < timedelta(minutes=1)
+    until = datetime.strptime(printed["retired_published_until"], "%Y-%m-%dT%H:%M:%S%z")
+    assert until - retired_at == timedelta(days=7)
+    assert printed["retired"] == first
 
 
 def test_notice_example_prints_the_example_moved_to_today(run) -> None:

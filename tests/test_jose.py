@@ -10,6 +10,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
-from app import jose
+from app import jose, signing_keys
 
 TYP = "at+jwt"
 ISSUER = "http://exchange.test"
@@ -75,6 +76,28 @@ def claims(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+MESSAGE_TYP = "disclosure+jwt"
+RECIPIENT = "N07"
+
+
+def message_claims(**changes: Any) -> dict[str, Any]:
+    """What the exchange signs for a recipient: no exp, since a message never expires."""
+    values = {
+        "iss": ISSUER,
+        "aud": RECIPIENT,
+        "iat": int(time.time()),
+        "jti": "message-1",
+        "notice_id": "notice-1",
+        "disclosure": {"safeguarding": {"children_contact": "yes"}},
+    }
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def verify_message(ring: jose.KeyRing, token: str, typ: str = MESSAGE_TYP) -> dict[str, Any]:
+    return jose.verify_message(ring, token, typ=typ, audience=RECIPIENT, issuer=ISSUER)
+
+
 @dataclass
 class Keys:
     dir: Path
@@ -91,9 +114,17 @@ class Keys:
             del head["kid"]
         return jwt.encode(claims(**changes), key or self.pem, algorithm="ES256", headers=head)
 
+    def message(
+        self, key: Any = None, headers: dict[str, Any] | None = None, **changes: Any
+    ) -> str:
+        """A signed message made by PyJWT, as the exchange would sign it unless told otherwise."""
+        head = {"kid": self.ring.current.kid, "typ": MESSAGE_TYP, **(headers or {})}
+        head = {k: v for k, v in head.items() if v is not None}  # None: leave it out
+        return jwt.encode(message_claims(**changes), key or self.pem, "ES256", headers=head)
+
     def verify(self, token: str) -> dict[str, Any]:
         return jose.verify_jwt(
-            self.ring.verifiers, token, typ=TYP, audience=AUDIENCE, issuer=ISSUER
+            self.ring.verifiers(), token, typ=TYP, audience=AUDIENCE, issuer=ISSUER
         )
 
 
@@ -151,7 +182,7 @@ def test_rotation_keeps_old_keys_published_and_verifying(keys: Keys) -> None:
     old_kid = keys.ring.current.kid
     old_token = jose.sign(keys.ring, claims(), typ=TYP)
 
-    new_kid = jose.new_signing_key(keys.dir)
+    new_kid = signing_keys.new_signing_key(keys.dir)
     rotated = jose.load_keyring(keys.dir)
 
     assert new_kid != old_kid
@@ -160,8 +191,106 @@ def test_rotation_keeps_old_keys_published_and_verifying(keys: Keys) -> None:
     assert stat.S_IMODE((keys.dir / f"{new_kid}.pem").stat().st_mode) == 0o600
     assert jwt.get_unverified_header(jose.sign(rotated, claims(), typ=TYP))["kid"] == new_kid
     # Signed before rotation, still verifiable after it: by the exchange and by PyJWT.
-    assert jose.verify_jwt(rotated.verifiers, old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER)
+    assert jose.verify_jwt(
+        rotated.verifiers(), old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER
+    )
     assert pyjwt_verify(rotated, old_token, audience=AUDIENCE, issuer=ISSUER)["sub"] == "client-1"
+
+
+def rotate(keys: Keys, retired_at: datetime, grace_days: int = 30) -> jose.KeyRing:
+    """Rotate, record the old key as retired at retired_at, and load the ring as a restart would."""
+    signing_keys.new_signing_key(keys.dir, now=retired_at)
+    return jose.load_keyring(keys.dir, grace=timedelta(days=grace_days))
+
+
+def test_rotation_records_when_the_old_key_was_retired_owner_only(keys: Keys) -> None:
+    old_kid = keys.ring.current.kid
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    rotated = rotate(keys, at)
+    marker = keys.dir / f"{old_kid}.retired"
+    assert marker.read_text().strip() == "2026-12-01T09:30:00Z"
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o600
+    assert rotated.by_kid[old_kid].retired_at == at
+    assert rotated.current.retired_at is None
+    assert not list(keys.dir.glob("*.tmp"))  # written whole, then renamed into place
+
+
+def test_the_old_key_is_published_within_its_grace_and_kept_for_good(keys: Keys) -> None:
+    old_kid = keys.ring.current.kid
+    old_token = jose.sign(keys.ring, claims(), typ=TYP)
+    retired_at = datetime.now(UTC) - timedelta(days=10)
+    ring = rotate(keys, retired_at, grace_days=10)
+    new_kid = ring.current.kid
+    within, after = retired_at + timedelta(days=10, seconds=-1), retired_at + timedelta(days=10)
+
+    assert [k["kid"] for k in ring.jwks(within)["keys"]] == [new_kid, old_kid]
+    assert ring.status(old_kid, within) == jose.GRACE
+    assert [k["kid"] for k in ring.jwks(after)["keys"]] == [new_kid]
+    assert ring.status(old_kid, after) == jose.RETIRED
+    assert ring.status(new_kid, after) == jose.CURRENT
+    assert ring.history() == [new_kid, old_kid]  # every key, always
+    # An access token of the old key verifies while the key is in grace, and not after.
+    verify = lambda now: jose.verify_jwt(  # noqa: E731
+        ring.verifiers(now), old_token, typ=TYP, audience=AUDIENCE, issuer=ISSUER
+    )
+    assert verify(within)["sub"] == "client-1"
+    with pytest.raises(jose.TokenError, match="unknown key"):
+        verify(after)
+    with pytest.raises(jose.TokenError, match="unknown key"):
+        verify(None)  # now: ten days after the rotation, the grace is over
+
+
+def test_a_message_signed_before_rotation_verifies_with_the_archived_key(keys: Keys) -> None:
+    old_kid = keys.ring.current.kid
+    signed = jose.sign(keys.ring, message_claims(), typ=MESSAGE_TYP)
+    ring = rotate(keys, datetime.now(UTC) - timedelta(days=400), grace_days=1)
+    assert old_kid not in {k["kid"] for k in ring.jwks()["keys"]}
+    assert verify_message(ring, signed)["jti"] == "message-1"
+    # And independently, with the public key the exchange keeps for it.
+    archived = jwt.PyJWK(dict(ring.by_kid[old_kid].public_jwk)).key
+    assert jwt.decode(signed, archived, algorithms=["ES256"], audience=RECIPIENT)["jti"] == (
+        "message-1"
+    )
+
+
+def test_a_key_retired_before_retirement_was_recorded_is_kept_but_not_published(
+    keys: Keys,
+) -> None:
+    old_kid = keys.ring.current.kid
+    signing_keys.new_signing_key(keys.dir)
+    (keys.dir / f"{old_kid}.retired").unlink()
+    ring = jose.load_keyring(keys.dir)
+    assert ring.status(old_kid, datetime.now(UTC)) == jose.RETIRED
+    assert old_kid not in ring.verifiers() and old_kid in ring.archive
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o620, 0o604, 0o602, 0o644, 0o610])
+def test_a_key_file_that_group_or_others_may_use_refuses_to_load(keys: Keys, mode: int) -> None:
+    path = keys.dir / f"{keys.ring.current.kid}.pem"
+    path.chmod(mode)
+    with pytest.raises(signing_keys.KeyFileError) as refused:
+        jose.load_keyring(keys.dir)
+    assert str(path) in str(refused.value)
+    assert "owner-only" in str(refused.value)
+    path.chmod(0o400)  # read-only for its owner is fine
+    assert jose.load_keyring(keys.dir).current.kid == keys.ring.current.kid
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda d, kid: (d / f"{kid}.retired").write_text("last tuesday"), "not an RFC 3339"),
+        (lambda d, kid: (d / f"{kid}.retired").write_text("2026-12-01T09:00:00"), "offset"),
+        (lambda d, kid: (d / f"{kid}.pem").rename(d / "renamed.pem"), "thumbprint"),
+        (lambda d, kid: (d / "current").write_text("nope"), "has no key file"),
+    ],
+)
+def test_a_damaged_key_directory_refuses_to_load_naming_the_file(
+    keys: Keys, damage: Callable[[Path, str], object], says: str
+) -> None:
+    damage(keys.dir, keys.ring.current.kid)
+    with pytest.raises(signing_keys.KeyFileError, match=says):
+        jose.load_keyring(keys.dir)
 
 
 # --- signing -----------------------------------------------------------------------------------
@@ -195,38 +324,39 @@ def hand_made(header: dict[str, Any], payload: dict[str, Any], sign: Callable[[b
     return f"{signing_input.decode()}.{b64url(sign(signing_input))}"
 
 
-def alg_none(k: Keys) -> str:
-    header = {"alg": "none", "kid": k.ring.current.kid, "typ": TYP}
-    return hand_made(header, claims(), lambda _: b"")
+def alg_none(k: Keys, typ: str = TYP, payload: dict[str, Any] | None = None) -> str:
+    header = {"alg": "none", "kid": k.ring.current.kid, "typ": typ}
+    return hand_made(header, payload or claims(), lambda _: b"")
 
 
-def hs256_with_public_pem(k: Keys) -> str:
+def hs256_with_public_pem(k: Keys, typ: str = TYP, payload: dict[str, Any] | None = None) -> str:
     private = serialization.load_pem_private_key(k.pem, password=None)
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    header = {"alg": "HS256", "kid": k.ring.current.kid, "typ": TYP}
-    return hand_made(header, claims(), lambda m: hmac.new(public_pem, m, hashlib.sha256).digest())
+    header = {"alg": "HS256", "kid": k.ring.current.kid, "typ": typ}
+    mac = lambda m: hmac.new(public_pem, m, hashlib.sha256).digest()  # noqa: E731
+    return hand_made(header, payload or claims(), mac)
 
 
 def foreign_key(k: Keys) -> str:
     return k.token(key=ec.generate_private_key(ec.SECP256R1()))
 
 
-def tampered_payload(k: Keys) -> str:
-    header, _, signature = k.token().split(".")
-    return f"{header}.{b64json(claims(sub='someone-else'))}.{signature}"
+def tampered_payload(k: Keys, token: str | None = None, payload: dict | None = None) -> str:
+    header, _, signature = (token or k.token()).split(".")
+    return f"{header}.{b64json(payload or claims(sub='someone-else'))}.{signature}"
 
 
-def tampered_signature(k: Keys) -> str:
-    header, payload, signature = k.token().split(".")
+def tampered_signature(k: Keys, token: str | None = None) -> str:
+    header, payload, signature = (token or k.token()).split(".")
     flipped = bytearray(base64.urlsafe_b64decode(signature + "=="))
     flipped[0] ^= 1
     return f"{header}.{payload}.{b64url(bytes(flipped))}"
 
 
-def oversized(k: Keys) -> str:
-    token = k.token(pad="x" * jose.MAX_TOKEN_BYTES)
+def oversized(k: Keys, make: Callable[..., str] | None = None) -> str:
+    token = (make or k.token)(pad="x" * jose.MAX_TOKEN_BYTES)
     assert len(token) > jose.MAX_TOKEN_BYTES
     return token
 
@@ -282,6 +412,69 @@ def test_verify_jwt_accepts(keys: Keys, make: Callable[[Keys], str]) -> None:
     verified = keys.verify(token)
     assert verified == jwt.decode(token, options={"verify_signature": False})
     assert verified["sub"] == "client-1"
+
+
+# The same attacks on a signed message, refused by verify_message, which the exchange's messages
+# are checked with (any key it ever signed with, typ per kind of message, aud the recipient).
+MESSAGE_REFUSED: dict[str, tuple[Callable[[Keys], str], str]] = {
+    "alg-none": (lambda k: alg_none(k, MESSAGE_TYP, message_claims()), "algorithm not allowed"),
+    "hs256-keyed-with-public-pem": (
+        lambda k: hs256_with_public_pem(k, MESSAGE_TYP, message_claims()),
+        "algorithm not allowed",
+    ),
+    "foreign-key-real-kid": (
+        lambda k: k.message(key=ec.generate_private_key(ec.SECP256R1())),
+        "invalid token",
+    ),
+    "unknown-kid": (lambda k: k.message(headers={"kid": "not-a-key"}), "unknown key"),
+    "no-kid": (lambda k: k.message(headers={"kid": None}), "unknown key"),
+    "tampered-payload": (
+        lambda k: tampered_payload(
+            k, k.message(), message_claims(disclosure={"safeguarding": {"children_contact": "no"}})
+        ),
+        "invalid token",
+    ),
+    "tampered-signature": (lambda k: tampered_signature(k, k.message()), "invalid token"),
+    "oversized": (lambda k: oversized(k, k.message), "too large"),
+    "wrong-typ-an-access-token": (lambda k: k.message(headers={"typ": TYP}), "wrong token type"),
+    "wrong-typ-a-cancellation": (
+        lambda k: k.message(headers={"typ": "cancellation+jwt"}),
+        "wrong token type",
+    ),
+    "no-typ": (lambda k: k.message(headers={"typ": None}), "wrong token type"),
+    "another-recipient": (lambda k: k.message(aud="SMS-LEEDS"), "invalid token"),
+    "no-audience": (lambda k: k.message(aud=None), "invalid token"),
+    "wrong-issuer": (lambda k: k.message(iss="http://elsewhere.test"), "invalid token"),
+    "no-jti": (lambda k: k.message(jti=None), "invalid token"),
+    "no-iat": (lambda k: k.message(iat=None), "invalid token"),
+    "iat-as-text": (lambda k: k.message(iat=str(int(time.time()))), "whole seconds"),
+    "issued-in-the-future": (lambda k: k.message(iat=int(time.time()) + 3600), "future"),
+    "expired-if-it-says-so": (lambda k: k.message(exp=int(time.time()) - 3600), "invalid token"),
+    "an-encrypted-message-is-not-a-jws": (lambda k: "a.b.c.d.e", "malformed"),
+    "empty": (lambda k: "", "malformed"),
+}
+
+
+@pytest.mark.parametrize(("make", "reason"), MESSAGE_REFUSED.values(), ids=MESSAGE_REFUSED.keys())
+def test_verify_message_refuses(keys: Keys, make: Callable[[Keys], str], reason: str) -> None:
+    token = make(keys)
+    with pytest.raises(jose.TokenError, match=reason):
+        verify_message(keys.ring, token)
+
+
+@pytest.mark.parametrize("typ", ["disclosure+jwt", "cancellation+jwt", "consent-withdrawn+jwt"])
+def test_verify_message_accepts_what_the_exchange_signed(keys: Keys, typ: str) -> None:
+    payload = message_claims()
+    signed = jose.sign(keys.ring, payload, typ=typ)
+    assert verify_message(keys.ring, signed, typ=typ) == payload
+    assert pyjwt_verify(keys.ring, signed, audience=RECIPIENT, issuer=ISSUER) == payload
+
+
+def test_verify_message_accepts_pyjwt_made_without_exp(keys: Keys) -> None:
+    token = keys.message()
+    assert verify_message(keys.ring, token) == jwt.decode(
+        token, options={"verify_signature": False}
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,7 +13,16 @@ from fastapi.routing import APIRoute
 from app.identity import KIND_SCOPES, Scope
 from app.main import ROUTER_MODULES
 
-OPEN = {"/healthz", "/readyz", "/metrics", "/oauth/token", "/.well-known/jwks.json"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/oauth/token",
+    "/.well-known/jwks.json",
+    # Public keys, for anyone to verify any message the exchange ever signed.
+    "/v1/signing-keys",
+    "/v1/signing-keys/{kid}",
+}
 # One organisation of each kind, as tests/conftest.py registers them.
 OF_KIND = {
     "prison": "MDI",
@@ -59,7 +68,7 @@ def _routes() -> list[APIRoute]:
 def _required() -> dict[tuple[str, str], frozenset[Scope] | None]:
     found = {}
     for route in _routes():
-        if route.path.startswith("/v1/"):
+        if route.path.startswith("/v1/") and route.path not in OPEN:
             rules = _scope_of(route)
             rule = rules.pop() if len(rules) == 1 else None
             for method in route.methods:
@@ -72,6 +81,12 @@ def test_every_v1_route_requires_exactly_one_scope(app) -> None:
     required = _required()
     assert set(required) == set(_operations(app)), "every served /v1 operation is walked"
     assert [operation for operation, scope in required.items() if scope is None] == []
+
+
+def test_the_open_v1_routes_ask_for_no_scope_and_only_read() -> None:
+    open_routes = [r for r in _routes() if r.path.startswith("/v1/") and r.path in OPEN]
+    assert {r.path for r in open_routes} == {p for p in OPEN if p.startswith("/v1/")}
+    assert all(r.methods == {"GET"} and not _scope_of(r) for r in open_routes)
 
 
 async def test_every_non_public_operation_refuses_a_caller_without_a_token(app, api) -> None:

@@ -12,6 +12,7 @@ from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
 from app.auth import RecipientReader
 from app.db import Session
 from app.errors import Problem
+from app.jose import is_encrypted
 from app.models import Message
 from app.outbox import jws_of
 from app.problems import PROBLEMS
@@ -22,6 +23,8 @@ router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 
 def _out(m: Message, data_keys: DataKeys) -> MessageOut:
+    token = jws_of(data_keys, m)  # signed, or signed and then encrypted to the recipient
+    encrypted = token is not None and is_encrypted(token)
     return MessageOut(
         id=m.id,
         kind=m.kind,
@@ -29,7 +32,8 @@ def _out(m: Message, data_keys: DataKeys) -> MessageOut:
         supersedes=m.supersedes_id,
         sequence=m.sequence,
         created_at=m.created_at,
-        jws=jws_of(data_keys, m),
+        jws=None if encrypted else token,
+        jwe=token if encrypted else None,
         purged_at=m.purged_at,
         revoked_at=m.revoked_at,
     )

@@ -107,6 +107,8 @@ async def token(
 
 
 @router.get("/.well-known/jwks.json", name="jwks")
-async def jwks(keyring: KeyRingDep) -> dict[str, list[dict[str, str]]]:
-    """The public keys that verify signed messages and access tokens, selected by `kid`."""
-    return keyring.jwks()
+async def jwks(keyring: KeyRingDep, now: Now) -> dict[str, list[dict[str, str]]]:
+    """The public keys that verify signed messages and access tokens, selected by `kid`: the
+    current key and those retired less than the grace period ago. Every key ever used, for
+    older messages, is at /v1/signing-keys."""
+    return keyring.jwks(now)
