@@ -5,6 +5,7 @@ Against a real loopback receiver, with the worker run by hand on its injected cl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,6 +212,19 @@ async def test_only_the_named_subscription_gets_it_again(world, example):
     assert {str(d.subscription_id) for d in before} == {named["id"], other["id"]}
 
 
+async def test_concurrent_redeliveries_queue_one_delivery_not_one_each(world, example, settings):
+    with running_receiver() as receiver:
+        await subscribe(world, url=receiver.url)
+        message_id = await post(world, example)
+        assert await deliver(world, settings) == 1
+        await world.headers("N07")
+        answers = await asyncio.gather(*(redeliver(world, message_id) for _ in range(5)))
+        assert [a.status_code for a in answers] == [202] * 5, [a.text for a in answers]
+        assert len({tuple(a.json()["deliveries"]) for a in answers}) == 1
+        assert [d.state for d in await stored_deliveries(world)] == ["delivered", "pending"]
+        assert receiver.wait_for(1)
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [({"revoked_at": True}, "revoked"), ({"withdrawn_at": True}, "withdrawn"), ({}, "purged")],
@@ -287,6 +301,19 @@ async def test_recover_sends_exactly_the_window_again(world, example, settings):
         again = receiver.wait_for(7)[5:]
     assert sorted(r.headers["webhook-id"] for r in again) == sorted([first, second])
     assert before not in {r.headers["webhook-id"] for r in again}
+    async with world.sessions() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "subscription.recovery_requested")
+        )
+    assert entry.details == {
+        "subscription_id": subscription["id"],
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "messages": 2,
+        "made_due": 0,
+        "added": 2,
+        "complete": True,
+    }
 
     open_ended = await recover(world, subscription["id"], since=since.isoformat())
     assert open_ended.json()["queued"] == 3  # first, second, after
