@@ -88,7 +88,8 @@ async def change(
 ) -> Subscription:
     """Re-enable or disable a subscription, or move it to a new (vetted) URL.
 
-    Re-enabling clears whatever disabled it, a 410 included; its pending deliveries then go out.
+    Re-enabling clears whatever disabled it, a 410 included; its pending deliveries are due at
+    once (their attempts kept).
     A deleted subscription cannot be changed (409).
     """
     if status is None and url is None:
@@ -105,7 +106,26 @@ async def change(
         was = subscription.disabled_reason
         subscription.status, subscription.disabled_reason = ACTIVE, None
         subscription.disabled_at = None
-        _log(session, "subscription.enabled", caller, subscription, now, was_disabled_by=was)
+        # What waited goes out now, not at the next step of a back-off the recipient has fixed.
+        due = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscription_id == subscription.id,
+                Delivery.state == PENDING,
+                Delivery.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        _log(
+            session,
+            "subscription.enabled",
+            caller,
+            subscription,
+            now,
+            was_disabled_by=was,
+            made_due=due.rowcount,
+        )
     elif status == DISABLED and subscription.status == ACTIVE:
         subscription.status, subscription.disabled_reason = DISABLED, BY_RECIPIENT
         subscription.disabled_at = now

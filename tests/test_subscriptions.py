@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -220,9 +220,11 @@ async def change(world, subscription_id: str, code: str = "N07", **body: Any) ->
     )
 
 
-async def deliver(world, settings) -> int:
+async def deliver(world, settings, at: datetime | None = None) -> int:
     async with http_client() as client:
-        return await run_once(world.sessions, client, settings, world.data_keys)
+        return await run_once(
+            world.sessions, client, settings, world.data_keys, clock=lambda: at or datetime.now(UTC)
+        )
 
 
 async def delivery_states(world) -> list[tuple[str, int, str | None]]:
@@ -231,24 +233,25 @@ async def delivery_states(world) -> list[tuple[str, int, str | None]]:
 
 
 async def test_re_enabling_lets_the_deliveries_that_waited_go_out(world, example, settings):
-    with running_receiver() as receiver:
+    with running_receiver(script=[503]) as receiver:
         created = await subscribe(world, url=receiver.url)
         message_id = (await world.post_notice(example)).json()["recipients"][0]["message_id"]
+        assert await deliver(world, settings) == 1  # failed: retried in 5 s
         disabled = await change(world, created["id"], status="disabled")
         assert disabled.status_code == 200, disabled.text
         assert disabled.json()["status"] == "disabled"
         assert disabled.json()["disabled_reason"] == "recipient"
         assert disabled.json()["disabled_at"] is not None
-        assert await deliver(world, settings) == 0
-        assert await delivery_states(world) == [("pending", 0, None)]
+        assert await deliver(world, settings, datetime.now(UTC) + timedelta(hours=1)) == 0
+        assert await delivery_states(world) == [("pending", 1, "non-2xx response")]
 
         enabled = await change(world, created["id"], status="active")
         assert enabled.status_code == 200, enabled.text
         assert (enabled.json()["status"], enabled.json()["disabled_reason"]) == ("active", None)
-        assert await deliver(world, settings) == 1
-        [request] = receiver.wait_for(1)
-    assert request.headers["webhook-id"] == message_id
-    assert await delivery_states(world) == [("delivered", 1, None)]
+        assert await deliver(world, settings) == 1  # at once, not in 5 s
+        requests = receiver.wait_for(2)
+    assert [r.headers["webhook-id"] for r in requests] == [message_id] * 2
+    assert await delivery_states(world) == [("delivered", 2, None)]
     actions = await world.sql(
         "SELECT action FROM audit_entry WHERE action LIKE 'subscription.%' ORDER BY id"
     )
@@ -281,7 +284,7 @@ async def test_a_subscription_whose_endpoint_was_gone_can_be_re_enabled(world):
         "SELECT details FROM audit_entry WHERE action = 'subscription.enabled'"
     )
     details = json.loads(details) if isinstance(details, str) else details
-    assert details == {"subscription_id": created["id"], "was_disabled_by": "gone"}
+    assert details == {"subscription_id": created["id"], "was_disabled_by": "gone", "made_due": 0}
 
 
 async def test_a_new_url_is_vetted_as_at_creation_and_then_used(
