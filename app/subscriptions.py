@@ -1,18 +1,30 @@
-"""The use cases of a recipient's webhook subscriptions. Never commits."""
+"""The use cases of a recipient's webhook subscriptions. Never commits.
+
+A subscription is active (delivered to), disabled (by its recipient, or because its endpoint
+answered 410 Gone: its pending deliveries wait until it is active again) or deleted (for good:
+its pending deliveries are dead). Its signing secret can be rotated with an overlap, during
+which deliveries are signed with both secrets.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.delivery import DestinationRefused, IPNetwork, new_secret, resolve_destination
 from app.errors import Problem, invalid
 from app.identity import Caller
-from app.models import Subscription
+from app.models import Delivery, Subscription
+from app.outbox import DEAD, PENDING
+
+ACTIVE, DISABLED, DELETED = "active", "disabled", "deleted"
+BY_RECIPIENT = "recipient"  # a disabled_reason; the worker sets "gone" on a 410
+DELETED_ERROR = "subscription deleted"
 
 
 async def subscribe(
@@ -24,16 +36,13 @@ async def subscribe(
     now: datetime,
 ) -> Subscription:
     """A new active subscription with a fresh whsec_ secret, if the URL may be called at all."""
-    try:
-        await resolve_destination(url, allowed)
-    except DestinationRefused as exc:
-        raise invalid([{"pointer": "/url", "detail": str(exc)}]) from None
+    await _vet(url, allowed)
     subscription = Subscription(
         id=uuid.uuid4(),
         organisation_id=caller.organisation_id,
         url=url,
         secret=new_secret(),
-        status="active",
+        status=ACTIVE,
         created_at=now,
     )
     session.add(subscription)
@@ -41,26 +50,171 @@ async def subscribe(
     return subscription
 
 
-async def own(session: AsyncSession, caller: Caller, subscription_id: uuid.UUID) -> Subscription:
-    """The caller's subscription; another organisation's answers 404, as if it did not exist."""
-    subscription = await session.get(Subscription, subscription_id)
+async def own(
+    session: AsyncSession, caller: Caller, subscription_id: uuid.UUID, *, lock: bool = False
+) -> Subscription:
+    """The caller's subscription; another organisation's answers 404, as if it did not exist.
+
+    With `lock`, its row is locked to the end of the transaction and read afresh, so changes to
+    it and to its deliveries (a deletion, a redelivery) happen one after the other.
+    """
+    query = select(Subscription).where(Subscription.id == subscription_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    subscription = await session.scalar(query)
     if subscription is None or subscription.organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such subscription.")
     return subscription
 
 
-async def disable(
+def not_active(subscription: Subscription) -> Problem:
+    return Problem(
+        409,
+        "Subscription not active",
+        f"This subscription is {subscription.status}: nothing is delivered to it.",
+        extra={"subscription_status": subscription.status},
+    )
+
+
+async def change(
+    session: AsyncSession,
+    caller: Caller,
+    subscription_id: uuid.UUID,
+    *,
+    status: str | None,
+    url: str | None,
+    allowed: Sequence[IPNetwork],
+    now: datetime,
+) -> Subscription:
+    """Re-enable or disable a subscription, or move it to a new (vetted) URL.
+
+    Re-enabling clears whatever disabled it, a 410 included; its pending deliveries are due at
+    once (their attempts kept).
+    A deleted subscription cannot be changed (409).
+    """
+    if status is None and url is None:
+        raise invalid([{"pointer": "", "detail": "give a status, a url, or both"}])
+    if url is not None:
+        await _vet(url, allowed)  # before the row is locked: resolving may take a while
+    subscription = await own(session, caller, subscription_id, lock=True)
+    if subscription.status == DELETED:
+        raise Problem(409, "Subscription deleted", "A deleted subscription cannot be changed.")
+    if url is not None and url != subscription.url:
+        subscription.url = url
+        _log(session, "subscription.url_changed", caller, subscription, now)
+    if status == ACTIVE and subscription.status != ACTIVE:
+        was = subscription.disabled_reason
+        subscription.status, subscription.disabled_reason = ACTIVE, None
+        subscription.disabled_at = None
+        # What waited goes out now, not at the next step of a back-off the recipient has fixed.
+        due = await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.subscription_id == subscription.id,
+                Delivery.state == PENDING,
+                Delivery.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        _log(
+            session,
+            "subscription.enabled",
+            caller,
+            subscription,
+            now,
+            was_disabled_by=was,
+            made_due=due.rowcount,
+        )
+    elif status == DISABLED and subscription.status == ACTIVE:
+        subscription.status, subscription.disabled_reason = DISABLED, BY_RECIPIENT
+        subscription.disabled_at = now
+        _log(session, "subscription.disabled", caller, subscription, now, reason=BY_RECIPIENT)
+    return subscription
+
+
+async def delete(
     session: AsyncSession, caller: Caller, subscription_id: uuid.UUID, now: datetime
-) -> None:
-    """Stop delivering to it; its messages stay in the inbox."""
-    subscription = await own(session, caller, subscription_id)
-    if subscription.status != "disabled":
-        subscription.status, subscription.disabled_at = "disabled", now
-        _log(session, "subscription.disabled", caller, subscription, now)
+) -> Subscription:
+    """Stop delivering to it for good; its messages stay in the inbox. Its pending deliveries,
+    one being sent included (its outcome is then not recorded), are dead."""
+    subscription = await own(session, caller, subscription_id, lock=True)
+    if subscription.status == DELETED:
+        return subscription
+    subscription.status = DELETED
+    subscription.disabled_at = subscription.disabled_at or now
+    settled = await session.execute(
+        update(Delivery)
+        .where(Delivery.subscription_id == subscription.id, Delivery.state == PENDING)
+        .values(state=DEAD, leased_until=None, lease_token=None, last_error=DELETED_ERROR)
+        .execution_options(synchronize_session=False)
+    )
+    _log(session, "subscription.deleted", caller, subscription, now, dead=settled.rowcount)
+    return subscription
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    caller: Caller,
+    subscription_id: uuid.UUID,
+    *,
+    overlap: timedelta,
+    now: datetime,
+) -> Subscription:
+    """A new signing secret. The current one becomes the previous secret, which signs beside
+    the new one until now + overlap (overlap 0: not at all); a previous secret still in its
+    overlap is dropped."""
+    subscription = await own(session, caller, subscription_id, lock=True)
+    if subscription.status == DELETED:
+        raise Problem(
+            409, "Subscription deleted", "A deleted subscription has no secret to rotate."
+        )
+    keep = overlap > timedelta(0)
+    subscription.previous_secret = subscription.secret if keep else None
+    subscription.previous_secret_expires_at = now + overlap if keep else None
+    subscription.secret = new_secret()
+    _log(
+        session,
+        "subscription.secret_rotated",
+        caller,
+        subscription,
+        now,
+        overlap_seconds=int(overlap.total_seconds()),
+    )
+    return subscription
+
+
+def previous_secret_until(subscription: Subscription, now: datetime) -> datetime | None:
+    """Until when the previous secret still signs; None if it does not (any more)."""
+    until = subscription.previous_secret_expires_at
+    if subscription.previous_secret and until is not None and until > now:
+        return until
+    return None
+
+
+def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the current one first, then the previous one
+    while its overlap lasts. Each gives one `v1,` entry of the webhook-signature header."""
+    if previous_secret_until(subscription, now) is None:
+        return (subscription.secret,)
+    assert subscription.previous_secret is not None
+    return (subscription.secret, subscription.previous_secret)
+
+
+async def _vet(url: str, allowed: Sequence[IPNetwork]) -> None:
+    try:
+        await resolve_destination(url, allowed)
+    except DestinationRefused as exc:
+        raise invalid([{"pointer": "/url", "detail": str(exc)}]) from None
 
 
 def _log(
-    session: AsyncSession, action: str, caller: Caller, subscription: Subscription, now: datetime
+    session: AsyncSession,
+    action: str,
+    caller: Caller,
+    subscription: Subscription,
+    now: datetime,
+    **details: object,
 ) -> None:
     audit.append(
         session,
@@ -68,5 +222,5 @@ def _log(
         at=now,
         actor_organisation_id=caller.organisation_id,
         actor_client_id=caller.client_id,
-        details={"subscription_id": str(subscription.id)},
+        details={"subscription_id": str(subscription.id), **details},
     )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from app.main import create_app
+from app.models import Subscription
+from app.worker import http_client, run_once
+from tests.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"
@@ -41,6 +47,8 @@ async def test_a_subscription_shows_its_secret_once(world):
     created = await subscribe(world)
     assert created["secret"].startswith("whsec_")
     assert created["url"] == HOOK and created["status"] == "active"
+    assert created["disabled_reason"] is created["disabled_at"] is None
+    assert created["previous_secret_expires_at"] is None
     secret = created["secret"].removeprefix("whsec_")
 
     listed = await get(world, "/v1/subscriptions")
@@ -49,17 +57,32 @@ async def test_a_subscription_shows_its_secret_once(world):
     assert [s["id"] for s in listed.json()["items"]] == [created["id"]]
     assert one.json()["id"] == created["id"] and one.json()["url"] == HOOK
     for response in (listed, one):
-        assert secret not in response.text
-        assert "secret" not in response.text
+        assert secret not in response.text and "whsec_" not in response.text
+    for shown in (listed.json()["items"][0], one.json()):
+        assert "secret" not in shown and "previous_secret" not in shown
 
 
-@pytest.mark.parametrize("method", ["GET", "DELETE"])
-async def test_another_organisation_cannot_see_or_delete_it(world, method):
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("PATCH", "", {"status": "disabled"}),
+        ("POST", "/secret-rotation", {}),
+    ],
+)
+async def test_another_organisation_cannot_see_or_change_it(world, method, path, body):
     created = await subscribe(world)
+    await world.headers("N99")
+    before = await world.counts()
     response = await world.api.request(
-        method, f"/v1/subscriptions/{created['id']}", headers=await world.headers("N99")
+        method,
+        f"/v1/subscriptions/{created['id']}{path}",
+        json=body,
+        headers=await world.headers("N99"),
     )
     assert_problem(response, 404)
+    assert await world.counts() == before
     assert (await get(world, "/v1/subscriptions", "N99")).json()["items"] == []
     still = await get(world, f"/v1/subscriptions/{created['id']}")
     assert still.json()["status"] == "active"
@@ -157,7 +180,7 @@ async def test_a_deleted_subscription_gets_no_more_deliveries(world, example):
     response = await world.api.delete(f"/v1/subscriptions/{deleted['id']}", headers=headers)
     assert response.status_code == 204 and response.content == b""
     shown = await get(world, f"/v1/subscriptions/{deleted['id']}")
-    assert shown.json()["status"] == "disabled"
+    assert shown.json()["status"] == "deleted"
     assert (await get(world, f"/v1/subscriptions/{kept['id']}")).json()["status"] == "active"
     again = await world.api.delete(f"/v1/subscriptions/{deleted['id']}", headers=headers)
     assert again.status_code == 204
@@ -169,7 +192,7 @@ async def test_a_deleted_subscription_gets_no_more_deliveries(world, example):
     assert await _deliveries(world, posted.json()["id"]) == {"N07": [kept["id"]], "SMS-LEEDS": []}
     rows = await world.sql(
         "SELECT count(*) FROM delivery d JOIN subscription s ON s.id = d.subscription_id "
-        "WHERE s.status = 'disabled'"
+        "WHERE s.status = 'deleted'"
     )
     assert rows[0][0] == 0
 
@@ -186,3 +209,141 @@ async def test_deleting_every_subscription_stops_all_deliveries(world, example):
     after = await world.counts()
     assert after["delivery"] == before["delivery"] == 0
     assert after["message"] == before["message"] + 2  # the inbox still gets the message
+
+
+# --- disabling, re-enabling, deleting --------------------------------------------------------
+
+
+async def change(world, subscription_id: str, code: str = "N07", **body: Any) -> httpx.Response:
+    return await world.api.patch(
+        f"/v1/subscriptions/{subscription_id}", json=body, headers=await world.headers(code)
+    )
+
+
+async def deliver(world, settings, at: datetime | None = None) -> int:
+    async with http_client() as client:
+        return await run_once(
+            world.sessions, client, settings, world.data_keys, clock=lambda: at or datetime.now(UTC)
+        )
+
+
+async def delivery_states(world) -> list[tuple[str, int, str | None]]:
+    rows = await world.sql("SELECT state, attempts, last_error FROM delivery ORDER BY created_at")
+    return [tuple(r) for r in rows]
+
+
+async def test_re_enabling_lets_the_deliveries_that_waited_go_out(world, example, settings):
+    with running_receiver(script=[503]) as receiver:
+        created = await subscribe(world, url=receiver.url)
+        message_id = (await world.post_notice(example)).json()["recipients"][0]["message_id"]
+        assert await deliver(world, settings) == 1  # failed: retried in 5 s
+        disabled = await change(world, created["id"], status="disabled")
+        assert disabled.status_code == 200, disabled.text
+        assert disabled.json()["status"] == "disabled"
+        assert disabled.json()["disabled_reason"] == "recipient"
+        assert disabled.json()["disabled_at"] is not None
+        assert await deliver(world, settings, datetime.now(UTC) + timedelta(hours=1)) == 0
+        assert await delivery_states(world) == [("pending", 1, "non-2xx response")]
+
+        enabled = await change(world, created["id"], status="active")
+        assert enabled.status_code == 200, enabled.text
+        assert (enabled.json()["status"], enabled.json()["disabled_reason"]) == ("active", None)
+        assert await deliver(world, settings) == 1  # at once, not in 5 s
+        requests = receiver.wait_for(2)
+    assert [r.headers["webhook-id"] for r in requests] == [message_id] * 2
+    assert await delivery_states(world) == [("delivered", 2, None)]
+    actions = await world.sql(
+        "SELECT action FROM audit_entry WHERE action LIKE 'subscription.%' ORDER BY id"
+    )
+    assert [a for (a,) in actions] == [
+        "subscription.created",
+        "subscription.disabled",
+        "subscription.enabled",
+    ]
+
+
+async def test_a_subscription_whose_endpoint_was_gone_can_be_re_enabled(world):
+    created = await subscribe(world)
+    async with world.sessions() as session, session.begin():  # as the worker leaves it on a 410
+        await session.execute(
+            update(Subscription)
+            .where(Subscription.id == uuid.UUID(created["id"]))
+            .values(status="disabled", disabled_reason="gone", disabled_at=datetime.now(UTC))
+        )
+    shown = (await get(world, f"/v1/subscriptions/{created['id']}")).json()
+    assert (shown["status"], shown["disabled_reason"]) == ("disabled", "gone")
+    # Disabling it again changes nothing: it stays disabled for the reason it was.
+    assert (await change(world, created["id"], status="disabled")).json() == shown
+    enabled = (await change(world, created["id"], status="active")).json()
+    assert (enabled["status"], enabled["disabled_reason"], enabled["disabled_at"]) == (
+        "active",
+        None,
+        None,
+    )
+    [(details,)] = await world.sql(
+        "SELECT details FROM audit_entry WHERE action = 'subscription.enabled'"
+    )
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details == {"subscription_id": created["id"], "was_disabled_by": "gone", "made_due": 0}
+
+
+async def test_a_new_url_is_vetted_as_at_creation_and_then_used(
+    world, strict_api, example, settings
+):
+    created = await subscribe(world, url="http://127.0.0.1:9/old")
+    headers = await world.headers("N07")
+    before = await world.counts()
+    refused = await strict_api.patch(
+        f"/v1/subscriptions/{created['id']}", json={"url": HOOK}, headers=headers
+    )
+    assert [e["pointer"] for e in assert_problem(refused, 422)["errors"]] == ["/url"]
+    assert await world.counts() == before
+
+    with running_receiver() as receiver:
+        await world.post_notice(example)
+        moved = await change(world, created["id"], url=receiver.url)
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["url"], moved.json()["status"]) == (receiver.url, "active")
+        assert await deliver(world, settings) == 1
+        assert [r.path for r in receiver.wait_for(1)] == ["/hooks"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"status": "deleted"}, {"status": "gone"}, {"status": "active", "secret": "x"}],
+)
+async def test_a_change_that_is_not_one_is_refused(world, body):
+    created = await subscribe(world)
+    await world.headers("MDI")
+    before = await world.counts()
+    assert_problem(await change(world, created["id"], **body), 422)
+    assert_problem(await change(world, created["id"], "MDI", status="active"), 403)
+    assert await world.counts() == before
+
+
+async def test_deleting_kills_the_pending_deliveries_and_is_final(world, example):
+    created = await subscribe(world)
+    await world.post_notice(example)
+    headers = await world.headers("N07")
+    assert (
+        await world.api.delete(f"/v1/subscriptions/{created['id']}", headers=headers)
+    ).status_code == 204
+    shown = (await get(world, f"/v1/subscriptions/{created['id']}")).json()
+    assert shown["status"] == "deleted" and shown["disabled_at"] is not None
+    assert await delivery_states(world) == [("dead", 0, "subscription deleted")]
+    [(details,)] = await world.sql(
+        "SELECT details FROM audit_entry WHERE action = 'subscription.deleted'"
+    )
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details == {"subscription_id": created["id"], "dead": 1}
+
+    before = await world.counts()
+    for status in ("active", "disabled"):
+        assert_problem(await change(world, created["id"], status=status), 409)
+    rotation = await world.api.post(
+        f"/v1/subscriptions/{created['id']}/secret-rotation", headers=headers
+    )
+    assert_problem(rotation, 409)
+    again = await world.api.delete(f"/v1/subscriptions/{created['id']}", headers=headers)
+    assert again.status_code == 204
+    assert await world.counts() == before

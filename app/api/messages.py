@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from sqlalchemy import select
 
-from app.api.deps import DataKeysDep
+from app import recovery
+from app.api.deps import DataKeysDep, Now
 from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
-from app.auth import RecipientReader
+from app.auth import RecipientReader, SubscriptionWriter
 from app.db import Session
 from app.errors import Problem
 from app.jose import is_encrypted
 from app.models import Message
 from app.outbox import jws_of
-from app.problems import PROBLEMS
-from app.schemas import MessageOut, MessagePage
+from app.problems import PROBLEMS, documented
+from app.schemas import MessageOut, MessagePage, Redelivery, RedeliveryIn
 from app.sealing import DataKeys
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -76,3 +78,35 @@ async def get_message(
     if message is None or message.recipient_organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
     return _out(message, data_keys)
+
+
+@router.post(
+    "/{message_id}/redeliver",
+    name="redeliver",
+    status_code=202,
+    response_model=Redelivery,
+    responses={
+        **PROBLEMS,
+        409: documented(
+            "The message may no longer be sent (`reason`: revoked, withdrawn or purged), or "
+            "there is no active subscription to send it to."
+        ),
+    },
+)
+async def redeliver(
+    message_id: uuid.UUID,
+    caller: SubscriptionWriter,
+    session: Session,
+    now: Now,
+    body: Annotated[RedeliveryIn | None, Body()] = None,
+) -> Redelivery:
+    """Send a message again, now, to each of your active subscriptions (or only the one named),
+    with the same webhook-id: a pending delivery is made due now, else a new one is queued."""
+    ids = await recovery.redeliver(
+        session,
+        caller,
+        message_id,
+        subscription_id=body.subscription_id if body else None,
+        now=now,
+    )
+    return Redelivery(deliveries=ids)
