@@ -6,8 +6,17 @@ import logging
 import sys
 
 # These log SQL parameters or request and response content at DEBUG level: notices, tokens and
-# secrets. They are held at WARNING whatever level the rest of the process logs at.
-VALUE_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "httpcore", "hpack", "multipart")
+# secrets; httpx logs every request's whole URL at INFO, and a subscriber's URL may carry a
+# credential in its query. They are held at WARNING whatever level the rest logs at.
+VALUE_LOGGERS = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy.engine",
+    "httpx",
+    "httpcore",
+    "hpack",
+    "multipart",
+)
 
 
 def quiet_value_loggers() -> None:

@@ -179,7 +179,10 @@ class Message(Base):
     """
 
     __tablename__ = "message"
-    __table_args__ = (UniqueConstraint("recipient_organisation_id", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("recipient_organisation_id", "sequence"),
+        Index("ix_message_recipient_created", "recipient_organisation_id", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), server_default="disclosure")
@@ -245,7 +248,10 @@ class Delivery(Base):
     """One message to one subscription: pending until delivered, or dead when retries are spent."""
 
     __tablename__ = "delivery"
-    __table_args__ = (Index("ix_delivery_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_subscription_created", "subscription_id", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)

@@ -233,13 +233,20 @@ def _candidates(
     return candidates
 
 
+def previous_secret_until(subscription: Subscription, now: datetime) -> datetime | None:
+    """Until when the previous secret still signs; None if it does not (any more)."""
+    until = subscription.previous_secret_expires_at
+    if subscription.previous_secret and until is not None and until > now:
+        return until
+    return None
+
+
 def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...]:
-    """The secrets a webhook is signed with: the current one, then a rotated-out one while its
-    overlap lasts."""
-    previous, until = subscription.previous_secret, subscription.previous_secret_expires_at
-    if previous and until and until > now:
-        return (subscription.secret, previous)
-    return (subscription.secret,)
+    """The secrets a delivery is signed with now: the current one first, then the previous one
+    while its overlap lasts. Each gives one `v1,` entry of the webhook-signature header."""
+    if previous_secret_until(subscription, now) is None or not subscription.previous_secret:
+        return (subscription.secret,)
+    return (subscription.secret, subscription.previous_secret)
 
 
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:

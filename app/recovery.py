@@ -21,7 +21,7 @@ from app import audit, subscriptions
 from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Delivery, DeliveryAttempt, Message, Subscription, UTCDateTime
-from app.outbox import PENDING
+from app.outbox import PENDING, wake_workers
 
 RECOVERY_LIMIT = 10_000  # messages per recover call
 CHUNK = 500  # ids per statement: well under every driver's parameter limit
@@ -324,6 +324,8 @@ async def _queue(
             await session.execute(insert(Delivery), new)
         ids += [d for d, _, _ in pending] + [row["id"] for row in new]
         made_due, added = made_due + len(pending), added + len(new)
+    if ids:
+        await wake_workers(session)
     return Queued(ids, made_due, added)
 
 

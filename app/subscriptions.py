@@ -20,7 +20,7 @@ from app.delivery import DestinationRefused, IPNetwork, new_secret, resolve_dest
 from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Delivery, Subscription
-from app.outbox import DEAD, PENDING
+from app.outbox import DEAD, PENDING, wake_workers
 
 ACTIVE, DISABLED, DELETED = "active", "disabled", "deleted"
 BY_RECIPIENT = "recipient"  # a disabled_reason; the worker sets "gone" on a 410
@@ -117,6 +117,7 @@ async def change(
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
+        await wake_workers(session)
         _log(
             session,
             "subscription.enabled",
@@ -182,23 +183,6 @@ async def rotate_secret(
         overlap_seconds=int(overlap.total_seconds()),
     )
     return subscription
-
-
-def previous_secret_until(subscription: Subscription, now: datetime) -> datetime | None:
-    """Until when the previous secret still signs; None if it does not (any more)."""
-    until = subscription.previous_secret_expires_at
-    if subscription.previous_secret and until is not None and until > now:
-        return until
-    return None
-
-
-def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...]:
-    """The secrets a delivery is signed with now: the current one first, then the previous one
-    while its overlap lasts. Each gives one `v1,` entry of the webhook-signature header."""
-    if previous_secret_until(subscription, now) is None:
-        return (subscription.secret,)
-    assert subscription.previous_secret is not None
-    return (subscription.secret, subscription.previous_secret)
 
 
 async def _vet(url: str, allowed: Sequence[IPNetwork]) -> None:

@@ -47,8 +47,9 @@ async def run_once(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Claim what is due now, deliver it all, and return how many were attempted."""
-    claimed = await _claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, {})
+    """Claim what is due now (a batch), deliver it all, and return how many were attempted.
+    One pass, for tests and tools: run_forever is the worker, and shares itself out."""
+    claimed = await _claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
     await asyncio.gather(*(deliver(sessions, client, settings, item, clock) for item in claimed))
     return len(claimed)
 
@@ -59,8 +60,10 @@ async def _claim(
     data_keys: DataKeys,
     now: datetime,
     limit: int,
-    in_flight: Mapping[uuid.UUID, int],
+    in_flight: Mapping[uuid.UUID, int] | None,
 ) -> list[outbox.Claimed]:
+    """A claim in a transaction of its own. With in_flight (the pool's count per subscription),
+    no subscription gets more than worker_subscription_concurrency at once."""
     async with sessions() as session, session.begin():
         return await outbox.claim_due(
             session,
@@ -69,7 +72,9 @@ async def _claim(
             limit=limit,
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             in_flight=in_flight,
-            per_subscription=settings.worker_subscription_concurrency,
+            per_subscription=None
+            if in_flight is None
+            else settings.worker_subscription_concurrency,
         )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from app.models import Subscription
-from app.subscriptions import signing_secrets
+from app.outbox import signing_secrets
 from app.worker import http_client, run_once
 from tests.receiver import running_receiver
 from tests.test_subscriptions import assert_problem, get, subscribe

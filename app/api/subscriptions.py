@@ -15,6 +15,7 @@ from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import SubscriptionWriter
 from app.db import Session
 from app.models import Subscription
+from app.outbox import previous_secret_until
 from app.problems import PROBLEMS, documented
 from app.schemas import (
     DeliveryAttemptOut,
@@ -42,7 +43,7 @@ def _out(s: Subscription, now: datetime) -> SubscriptionOut:
         status=s.status,
         disabled_reason=s.disabled_reason,
         disabled_at=s.disabled_at,
-        previous_secret_expires_at=subscriptions.previous_secret_until(s, now),
+        previous_secret_expires_at=previous_secret_until(s, now),
         created_at=s.created_at,
     )
 

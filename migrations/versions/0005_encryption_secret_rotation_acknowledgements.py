@@ -25,6 +25,20 @@ def upgrade() -> None:
             sa.Column('previous_secret_expires_at', sa.DateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column('disabled_reason', sa.String(length=32), nullable=True))
+    # Until now DELETE set "disabled": every such row was deleted by its owner, for good.
+    op.execute("UPDATE subscription SET status = 'deleted' WHERE status = 'disabled'")
+
+    # Recovery reads a recipient's messages by time, and a subscription's deliveries newest first.
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index(
+            'ix_message_recipient_created', ['recipient_organisation_id', 'created_at'],
+            unique=False,
+        )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index(
+            'ix_delivery_subscription_created', ['subscription_id', 'created_at', 'id'],
+            unique=False,
+        )
 
     op.create_table('acknowledgement',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -51,13 +65,18 @@ def downgrade() -> None:
         "SELECT (SELECT count(*) FROM acknowledgement)"
         " + (SELECT count(*) FROM organisation WHERE encryption_jwk IS NOT NULL)"
         " + (SELECT count(*) FROM subscription WHERE previous_secret IS NOT NULL"
-        " OR status = 'deleted')"
+        " OR disabled_reason IS NOT NULL)"
     )).scalar()
     if lost:
         raise RuntimeError(
-            "0005 cannot be undone with acknowledgements, encryption keys, deleted subscriptions"
-            " or a secret rotation stored"
+            "0005 cannot be undone with acknowledgements, encryption keys, subscriptions disabled"
+            " (not deleted) or a secret rotation stored"
         )
+    op.execute("UPDATE subscription SET status = 'disabled' WHERE status = 'deleted'")
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_delivery_subscription_created')
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_recipient_created')
     with op.batch_alter_table('acknowledgement', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_acknowledgement_message_id'))
     op.drop_table('acknowledgement')
