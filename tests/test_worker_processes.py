@@ -254,12 +254,6 @@ async def test_a_receiver_that_fails_three_times_gets_the_same_message_then_take
     assert person["noms_number"] not in log and person["family_name"] not in log  # ids only
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logs.configure() leaves the httpx logger at INFO, and httpx logs every request's "
-    "full URL ('HTTP Request: POST http://.../hooks?token=...'): a subscriber's URL, query "
-    "credentials and all, lands in the worker's log, which should carry ids only",
-)
 async def test_the_worker_process_does_not_log_a_subscribers_url(
     world, example, settings, tmp_path
 ):
