@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app import schemas
+from app import schemas, schemas_subscriptions
 from app.notice import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
 
@@ -25,7 +25,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "notice-status.v1.json": schemas.NoticeStatus,
     "message.v1.json": schemas.MessageOut,
     "acknowledgement.v1.json": schemas.AcknowledgementOut,
-    "subscription.v1.json": schemas.SubscriptionCreated,
+    "subscription.v1.json": schemas_subscriptions.SubscriptionCreated,
     "consent.v1.json": schemas.ConsentOut,
     "consent-withdrawal.v1.json": schemas.WithdrawalOut,
     "notice-disclosures.v1.json": schemas.NoticeDisclosures,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, jose, outbox
 from app.models import Delivery, Message, Organisation, ReleaseNotice
 from app.policy import Policy
+from app.recipient_keys import RecipientKeys
 from app.sealing import DataKeys, place
 
 DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
@@ -40,7 +41,7 @@ class Context:
     data_keys: DataKeys
     issuer: str
     # Recipients' encryption keys, each parsed once (on first use, never at import time).
-    recipient_keys: jose.RecipientKeys = field(default_factory=jose.RecipientKeys)
+    recipient_keys: RecipientKeys = field(default_factory=RecipientKeys)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, jose
+from app import audit
 from app.admin import AdminError, organisation_by_code
 from app.identity import Caller
 from app.models import Organisation
 from app.policy import RECIPIENT_KINDS
+from app.recipient_keys import encryption_jwk
 
 
 class KeyRefused(AdminError):
@@ -47,7 +48,7 @@ async def set_key(
     JWK. Messages already made stay as they were."""
     organisation = await _recipient(session, organisation_code)
     try:
-        public_jwk = jose.encryption_jwk(document)
+        public_jwk = encryption_jwk(document)
     except ValueError as exc:
         raise KeyRefused(f"not a usable encryption key: {exc}") from None
     if organisation.encryption_jwk != public_jwk:

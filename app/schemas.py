@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -197,117 +196,6 @@ class MessageOut(Wire):
 class MessagePage(Wire):
     items: list[MessageOut]
     next_cursor: str | None
-
-
-class SubscriptionIn(Wire):
-    url: AnyHttpUrl = Field(
-        description="Where messages are POSTed; must resolve to a public address."
-    )
-
-
-class SubscriptionOut(Wire):
-    id: uuid.UUID
-    url: str
-    status: Literal["active", "disabled", "deleted"] = Field(
-        description="`active`: delivered to. `disabled`: not delivered to for now; its pending "
-        "deliveries wait and go out once it is active again. `deleted`: for good."
-    )
-    disabled_reason: Literal["recipient", "gone"] | None = Field(
-        description="Why it is disabled: `recipient` (you asked), `gone` (the endpoint answered "
-        "410 Gone)."
-    )
-    disabled_at: datetime | None
-    previous_secret_expires_at: datetime | None = Field(
-        description="After a secret rotation, deliveries are signed with the previous secret "
-        "too until then; null when only the current secret signs."
-    )
-    created_at: datetime
-
-
-class SubscriptionCreated(SubscriptionOut):
-    secret: str = Field(description="The whsec_ signing secret. Shown once; store it now.")
-
-
-class SubscriptionPage(Wire):
-    items: list[SubscriptionOut]
-    next_cursor: str | None
-
-
-class SubscriptionChange(Wire):
-    status: Literal["active", "disabled"] | None = Field(
-        default=None,
-        description="`active` re-enables a disabled subscription, whatever disabled it; "
-        "`disabled` stops deliveries to it until then.",
-    )
-    url: AnyHttpUrl | None = Field(
-        default=None, description="A new endpoint; must resolve to a public address."
-    )
-
-
-class SubscriptionSecretRotationIn(Wire):
-    overlap_seconds: int = Field(
-        default=86400,
-        ge=0,
-        le=7 * 86400,
-        description="How long deliveries are signed with the old secret too (0: not at all).",
-    )
-
-
-class SubscriptionSecretRotated(SubscriptionOut):
-    secret: str = Field(description="The new whsec_ signing secret. Shown once; store it now.")
-
-
-class DeliveryAttemptOut(Wire):
-    attempted_at: datetime
-    status_code: int | None = Field(description="The endpoint's answer; null if none came.")
-    latency_ms: int
-    error: str | None = Field(description="Why it failed, e.g. `timed out`; null on success.")
-
-
-class DeliveryOut(Wire):
-    id: uuid.UUID
-    message_id: uuid.UUID
-    sequence: int = Field(description="The message's number in your inbox.")
-    kind: MessageKind
-    state: Literal["pending", "delivered", "dead", "revoked"] = Field(
-        description="`pending`: to be attempted at next_attempt_at. `delivered`. `dead`: retries "
-        "spent, or the subscription deleted. `revoked`: the message may no longer be sent."
-    )
-    attempt_count: int
-    next_attempt_at: datetime | None = Field(description="When pending: the next attempt.")
-    delivered_at: datetime | None
-    last_error: str | None
-    attempts: list[DeliveryAttemptOut] = Field(description="Every attempt, oldest first.")
-
-
-class DeliveryPage(Wire):
-    items: list[DeliveryOut] = Field(description="Newest first.")
-    next_cursor: str | None
-
-
-class RedeliveryIn(Wire):
-    subscription_id: uuid.UUID | None = Field(
-        default=None, description="Only to this subscription; default: every active one."
-    )
-
-
-class Redelivery(Wire):
-    deliveries: list[uuid.UUID] = Field(
-        description="The deliveries that will send it now: a pending one made due, or a new one."
-    )
-
-
-class RecoveryIn(Wire):
-    since: UtcInstant = Field(description="Messages created at or after this time ...")
-    until: UtcInstant | None = Field(default=None, description="... and before this one.")
-
-
-class Recovery(Wire):
-    queued: int = Field(description="How many messages will be sent again.")
-    complete: bool = Field(description="Whether every message of the window was queued.")
-    next_since: datetime | None = Field(
-        description="When not complete: call again with this as `since` for the rest."
-    )
 
 
 class AuditEntryOut(Wire):
@@ -506,45 +394,3 @@ class NoticeDisclosures(Wire):
     notice_id: uuid.UUID
     version: int
     disclosures: list[RecipientDisclosure]
-
-
-# --- keys ------------------------------------------------------------------------------------
-
-
-class SigningKeyOut(Wire):
-    kid: str
-    status: Literal["current", "grace", "retired"] = Field(
-        description="`current`: it signs now. `grace`: replaced less than "
-        "EXCHANGE_SIGNING_KEY_GRACE_DAYS ago, still in the JWKS. `retired`: only here, to "
-        "verify the messages it signed."
-    )
-    retired_at: datetime | None = Field(
-        description="When a rotation replaced it; null for the current key, and for a key "
-        "retired before retirement times were recorded."
-    )
-    jwk: dict[str, str] = Field(description="Its public JWK (EC P-256, ES256).")
-
-
-class SigningKeyPage(Wire):
-    items: list[SigningKeyOut] = Field(description="Every key, the current one first.")
-    next_cursor: None = Field(default=None, description="Always null: the list is whole.")
-
-
-class EncryptionKeyIn(Wire):
-    key: str = Field(
-        min_length=1,
-        max_length=8192,
-        description="Your RSA public key (2048 bits or more) as PEM, or as a JWK in a string; "
-        "a JWK's alg, if given, must be RSA-OAEP-256 and its use enc. Never the private key.",
-    )
-
-
-class EncryptionKeyOut(Wire):
-    """The public JWK kept: each message to you is encrypted to it."""
-
-    kty: Literal["RSA"]
-    n: str
-    e: str
-    kid: str = Field(description="The kid your JWK gave, or else its RFC 7638 thumbprint.")
-    alg: Literal["RSA-OAEP-256"]
-    use: Literal["enc"]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import acknowledgements
-from app.dispatch import CANCELLATION, DISCLOSURE
+from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.errors import Problem
 from app.identity import Caller
 from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
@@ -114,5 +114,9 @@ async def track(
     recipients = [
         row(DISCLOSURE, code, role, by_disclosure.get(disclosure_id))
         for disclosure_id, role, code in decided
-    ] + [row(CANCELLATION, code, kind, m) for m, code, kind in messages if m.kind == CANCELLATION]
+    ] + [
+        row(m.kind, code, kind, m)
+        for m, code, kind in messages
+        if m.kind in (CANCELLATION, CONSENT_WITHDRAWN)
+    ]
     return Tracking(notice, list(versions), recipients)

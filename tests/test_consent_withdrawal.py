@@ -247,6 +247,14 @@ async def test_a_recipient_that_may_hold_the_message_is_sent_consent_withdrawn(
         assert event["data"]["jws"] == item["jws"]
     assert sorted(r.path for r in events) == sorted(f"/hooks/{p}" for p in secrets)
     assert await log(world, "message.revoked") == []
+    # The prison sees the withdrawal message among the notice's recipients.
+    status = await api.get(
+        f"/v1/release-notices/{original['notice_id']}", headers=await world.headers("MDI")
+    )
+    rows = [(r["organisation_code"], r["kind"]) for r in status.json()["recipients"]]
+    assert ("SMS-LEEDS", "consent_withdrawn") in rows
+    [row] = [r for r in status.json()["recipients"] if r["kind"] == "consent_withdrawn"]
+    assert (row["message_id"], row["supersedes"]) == (told, sent)
 
 
 # --- what is left alone ----------------------------------------------------------------------

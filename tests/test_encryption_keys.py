@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwcrypto import jwk as jwcrypto_jwk
 
-from app import jose
+from app.recipient_keys import encryption_jwk
 
 PROBLEM = "application/problem+json"
 
@@ -82,7 +82,7 @@ def refused_keys(rsa_key) -> dict[str, tuple[str, str]]:
 
 
 def test_a_pem_key_is_kept_as_a_public_jwk_named_by_its_thumbprint(rsa_key) -> None:
-    kept = jose.encryption_jwk(pem_public(rsa_key))
+    kept = encryption_jwk(pem_public(rsa_key))
     independent = jwcrypto_jwk.JWK.from_pem(pem_public(rsa_key).encode())
     assert set(kept) == {"kty", "n", "e", "kid", "alg", "use"}
     assert (kept["kty"], kept["alg"], kept["use"]) == ("RSA", "RSA-OAEP-256", "enc")
@@ -96,8 +96,8 @@ def test_a_pem_key_is_kept_as_a_public_jwk_named_by_its_thumbprint(rsa_key) -> N
     ids=["bare", "own-kid", "all-said"],
 )
 def test_a_jwk_keeps_its_own_kid_or_gets_the_thumbprint(rsa_key, members) -> None:
-    kept = jose.encryption_jwk(jwk_of(rsa_key, **members))
-    assert kept == jose.encryption_jwk(pem_public(rsa_key)) | {
+    kept = encryption_jwk(jwk_of(rsa_key, **members))
+    assert kept == encryption_jwk(pem_public(rsa_key)) | {
         "kid": members.get("kid")
         or jwcrypto_jwk.JWK.from_pem(pem_public(rsa_key).encode()).thumbprint()
     }
@@ -129,7 +129,7 @@ def test_a_refused_key_says_why(refused_keys, name: str) -> None:
     assert sorted(refused_keys) == sorted(REFUSED)
     text, says = refused_keys[name]
     with pytest.raises(ValueError, match=says):
-        jose.encryption_jwk(text)
+        encryption_jwk(text)
 
 
 # --- the recipient, through the API ---------------------------------------------------------
@@ -151,7 +151,7 @@ async def test_a_recipient_sets_reads_and_removes_its_key(world, rsa_key) -> Non
         "/v1/encryption-key", json={"key": pem_public(rsa_key)}, headers=headers
     )
     assert put.status_code == 200, put.text
-    assert put.json() == jose.encryption_jwk(pem_public(rsa_key))
+    assert put.json() == encryption_jwk(pem_public(rsa_key))
     got = await world.api.get("/v1/encryption-key", headers=headers)
     assert got.status_code == 200 and got.json() == put.json()
     # The same key again is no change; another organisation's key is its own.
@@ -222,7 +222,7 @@ def test_the_operator_sets_and_removes_a_recipients_key(run, tmp_path: Path, rsa
     key_file.write_text(jwk_of(rsa_key, kid="n07-enc-1"))
 
     printed = ok(run("org", "encryption-key", "--org", "N07", "--key", str(key_file)))
-    assert printed == {"code": "N07", "encryption_jwk": jose.encryption_jwk(key_file.read_text())}
+    assert printed == {"code": "N07", "encryption_jwk": encryption_jwk(key_file.read_text())}
     assert printed["encryption_jwk"]["kid"] == "n07-enc-1"
     assert ok(run("org", "encryption-key", "--org", "N07", "--remove")) == {
         "code": "N07",

@@ -84,7 +84,9 @@ async def test_the_deliveries_show_every_attempt_of_a_failing_then_succeeding_de
         now = datetime.now(UTC)
         assert await deliver(world, settings, now) == 1
         pending = (await deliveries(world, subscription["id"])).json()["items"]
-        assert await deliver(world, settings, now + timedelta(seconds=6)) == 1  # 5 s, give or take 10%
+        assert (
+            await deliver(world, settings, now + timedelta(seconds=6)) == 1
+        )  # 5 s, give or take 10%
         assert [r.answered for r in receiver.wait_for(2)] == [503, 204]
 
     [waiting] = pending

@@ -10,7 +10,7 @@ from app.auth import SubscriptionWriter
 from app.db import Session
 from app.errors import Problem, invalid
 from app.problems import PROBLEMS
-from app.schemas import EncryptionKeyIn, EncryptionKeyOut
+from app.schemas_keys import EncryptionKeyIn, EncryptionKeyOut
 
 router = APIRouter(prefix="/v1/encryption-key", tags=["encryption-key"])
 

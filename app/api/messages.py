@@ -18,7 +18,8 @@ from app.jose import is_encrypted
 from app.models import Message
 from app.outbox import jws_of
 from app.problems import PROBLEMS, documented
-from app.schemas import MessageOut, MessagePage, Redelivery, RedeliveryIn
+from app.schemas import MessageOut, MessagePage
+from app.schemas_subscriptions import Redelivery, RedeliveryIn
 from app.sealing import DataKeys
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])

@@ -10,7 +10,7 @@ from app import jose
 from app.api.deps import KeyRingDep, Now
 from app.errors import Problem
 from app.problems import PROBLEMS
-from app.schemas import SigningKeyOut, SigningKeyPage
+from app.schemas_keys import SigningKeyOut, SigningKeyPage
 
 router = APIRouter(prefix="/v1/signing-keys", tags=["signing-keys"])
 ANSWERS = {s: PROBLEMS[s] for s in (404, 422)}

@@ -17,7 +17,7 @@ from app.db import Session
 from app.models import Subscription
 from app.outbox import previous_secret_until
 from app.problems import PROBLEMS, documented
-from app.schemas import (
+from app.schemas_subscriptions import (
     DeliveryAttemptOut,
     DeliveryOut,
     DeliveryPage,
