@@ -241,6 +241,8 @@ async def send(
         return Outcome(False, None, _ms(started), "timed out")
     except httpx.HTTPError as exc:
         return Outcome(False, None, _ms(started), type(exc).__name__)
+    except Exception as exc:  # anything else the receiver's answer provokes is a failed attempt
+        return Outcome(False, None, _ms(started), f"unexpected {type(exc).__name__}")
     ok = 200 <= status < 300
     error = None if ok else "redirect (not followed)" if 300 <= status < 400 else "non-2xx response"
     return Outcome(ok, status, _ms(started), error, None if ok else retry_after)

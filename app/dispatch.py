@@ -103,12 +103,14 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
         await session.execute(
             update(Delivery)
             .where(Delivery.id.in_(stop))
-            .values(state=outbox.REVOKED, leased_until=None, lease_token=None, last_error=why)
+            .values(state=outbox.REVOKED, lease_token=None, last_error=why)  # leased_until stays
             .execution_options(synchronize_session=False)
         )
     # Any attempt may have reached the receiver, even one recorded as failed (a timeout after
-    # the request went out): only a message never attempted anywhere is certainly unseen.
-    if not rows or in_flight or any(r.attempts > 0 for r in rows):
+    # the request went out), and so may one claimed but never settled (its worker died, perhaps
+    # after sending: its lease is left behind): only a message never claimed is certainly unseen.
+    claimed = [r for r in rows if r.leased_until is not None]
+    if not rows or claimed or any(r.attempts > 0 for r in rows):
         return False
     message.revoked_at = now
     audit.append(

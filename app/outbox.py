@@ -47,10 +47,13 @@ async def enqueue(session: AsyncSession, message: Message, now: datetime) -> lis
     """
     subscription_ids = (
         await session.scalars(
-            select(Subscription.id).where(
+            select(Subscription.id)
+            .where(
                 Subscription.organisation_id == message.recipient_organisation_id,
                 Subscription.status.in_(QUEUEING),
             )
+            # FOR SHARE: a DELETE waits for this transaction, then kills what it queued
+            .with_for_update(read=True)
         )
     ).all()
     for subscription_id in subscription_ids:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, case, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, subscriptions
@@ -283,7 +283,8 @@ async def _queue(
     now: datetime,
 ) -> Queued:
     """Each message due now at each subscription: a pending delivery of it made due (one
-    already overdue keeps its place), else a new one. A statement per CHUNK messages."""
+    already overdue keeps its place), else a new one (also when the pending one is being
+    attempted right now). A statement per CHUNK messages."""
     ids: list[uuid.UUID] = []
     made_due = added = 0
     at = literal(now, UTCDateTime())
@@ -295,6 +296,9 @@ async def _queue(
                     Delivery.message_id.in_(chunk),
                     Delivery.subscription_id.in_(subscription_ids),
                     Delivery.state == PENDING,
+                    # One being attempted now is left to its worker, whose outcome would set
+                    # its next attempt anew: a new delivery sends the message again instead.
+                    or_(Delivery.leased_until.is_(None), Delivery.leased_until <= at),
                 )
                 .values(
                     next_attempt_at=case(

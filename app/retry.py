@@ -56,7 +56,7 @@ def retry_after_delay(value: str | None, now: datetime) -> timedelta | None:
     if not value or len(value) > 64:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also takes "²" and other digits
         return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds()) + 1))
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -140,17 +140,18 @@ async def delete(
     """Stop delivering to it for good; its messages stay in the inbox. Its pending deliveries,
     one being sent included (its outcome is then not recorded), are dead."""
     subscription = await own(session, caller, subscription_id, lock=True)
-    if subscription.status == DELETED:
-        return subscription
+    already = subscription.status == DELETED
     subscription.status = DELETED
     subscription.disabled_at = subscription.disabled_at or now
+    # leased_until stays: a delivery claimed and never settled may have been sent (dispatch.retract)
     settled = await session.execute(
         update(Delivery)
         .where(Delivery.subscription_id == subscription.id, Delivery.state == PENDING)
-        .values(state=DEAD, leased_until=None, lease_token=None, last_error=DELETED_ERROR)
+        .values(state=DEAD, lease_token=None, last_error=DELETED_ERROR)
         .execution_options(synchronize_session=False)
     )
-    _log(session, "subscription.deleted", caller, subscription, now, dead=settled.rowcount)
+    if not already or settled.rowcount:
+        _log(session, "subscription.deleted", caller, subscription, now, dead=settled.rowcount)
     return subscription
 
 

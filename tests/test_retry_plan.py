@@ -132,6 +132,8 @@ def test_a_shorter_schedule_is_followed_and_spent_sooner() -> None:
         (None, None),
         ("", None),
         ("1.5", None),
+        ("\u00b2", None),  # str.isdigit() says yes to "²"; int() does not
+        ("\u0663", None),  # an Arabic-Indic three
         ("Tue, 01 Dec 2026 09:00:30", None),  # no zone: not an HTTP-date
         ("x" * 100, None),
     ],

@@ -27,6 +27,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('disabled_reason', sa.String(length=32), nullable=True))
     # Until now DELETE set "disabled": every such row was deleted by its owner, for good.
     op.execute("UPDATE subscription SET status = 'deleted' WHERE status = 'disabled'")
+    # ... and a deleted subscription's pending deliveries are dead, as DELETE now makes them.
+    op.execute(
+        "UPDATE delivery SET state = 'dead', last_error = 'subscription deleted',"
+        " leased_until = NULL, lease_token = NULL WHERE state = 'pending' AND subscription_id IN"
+        " (SELECT id FROM subscription WHERE status = 'deleted')"
+    )
 
     # Recovery reads a recipient's messages by time, and a subscription's deliveries newest first.
     with op.batch_alter_table('message', schema=None) as batch_op:
