@@ -75,9 +75,8 @@ def _check_key_name(key_name: str) -> None:
 
 def key_id(key_name: str, public_key: Ed25519PublicKey) -> bytes:
     """The 4-byte signed-note key ID of an Ed25519 key under a name."""
-    return hashlib.sha256(key_name.encode() + b"\n" + ED25519 + _public_bytes(public_key)).digest()[
-        :4
-    ]
+    named_key = key_name.encode() + b"\n" + ED25519 + _public_bytes(public_key)
+    return hashlib.sha256(named_key).digest()[:4]
 
 
 def verifier_key(key_name: str, public_key: Ed25519PublicKey) -> str:

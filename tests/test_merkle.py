@@ -8,7 +8,10 @@ names a..l used below.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -381,3 +384,15 @@ def test_a_rewritten_history_is_not_consistent(tree: list[bytes], data: st.DataO
         verify_consistency(
             first, second, root_hash(tree[:first]), root_hash(rewritten[:second]), proof
         )
+
+
+def test_the_logs_pure_core_imports_no_database_or_web_framework() -> None:
+    code = (
+        "import sys, app.canonical, app.merkle, app.checkpoint; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'fastapi', 'jose'}))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert run.stdout.strip() == "[]"
