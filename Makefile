@@ -24,7 +24,7 @@ run: $(STAMP)
 test: $(STAMP) postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # PostgreSQL is the production database: the suite runs every database test on it.
 # If the local cluster is not answering, start it (this machine's way; see README).
