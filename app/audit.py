@@ -26,9 +26,13 @@ def append(
     notice_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     subject_organisation_id: uuid.UUID | None = None,
+    person_ref: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add a log entry to the caller's transaction: it lands with the event or not at all."""
+    """Add a log entry to the caller's transaction: it lands with the event or not at all.
+
+    person_ref (a keyed hash of the NOMS number) names the person the event concerns, where it
+    is at hand; an entry about a notice concerns that notice's person in any case."""
     session.add(
         AuditEntry(
             recorded_at=at,
@@ -38,6 +42,7 @@ def append(
             notice_id=notice_id,
             message_id=message_id,
             subject_organisation_id=subject_organisation_id,
+            person_ref=person_ref,
             details=details or {},
         )
     )

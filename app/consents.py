@@ -117,6 +117,7 @@ async def record(
     audit.append(
         session,
         "consent.recorded",
+        person_ref=person_ref,
         at=now,
         actor_organisation_id=caller.organisation_id,
         actor_client_id=caller.client_id,
@@ -200,6 +201,7 @@ async def withdraw(
     audit.append(
         session,
         "consent.withdrawn",
+        person_ref=person_ref,
         at=now,
         actor_organisation_id=caller.organisation_id,
         actor_client_id=caller.client_id,
@@ -244,6 +246,7 @@ async def void_carried(
         audit.append(
             session,
             "consent.voided",
+            person_ref=person_ref,
             at=now,
             actor_organisation_id=caller.organisation_id,
             actor_client_id=caller.client_id,

@@ -120,7 +120,11 @@ async def accept_notice(
     )
     session.add(row)
     await session.flush()  # tables have no relationship(): flush in foreign-key order by hand
-    actor = {"actor_organisation_id": caller.organisation_id, "actor_client_id": caller.client_id}
+    actor = {
+        "actor_organisation_id": caller.organisation_id,
+        "actor_client_id": caller.client_id,
+        "person_ref": person_ref,
+    }
     audit.append(
         session,
         "notice.amended" if previous else "notice.received",
@@ -204,6 +208,7 @@ async def cancel_notice(
         notice_id=row.id,
         actor_organisation_id=caller.organisation_id,
         actor_client_id=caller.client_id,
+        person_ref=row.person_ref,
         details={"reason": reason, "version": row.version},
     )
     holders = await held(session, row.series_id)

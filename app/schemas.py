@@ -207,6 +207,10 @@ class AuditEntryOut(Wire):
     notice_id: uuid.UUID | None
     message_id: uuid.UUID | None
     subject_organisation_id: uuid.UUID | None
+    person_ref: str | None = Field(
+        description="The person the entry concerns, as a keyed hash of the NOMS number (never "
+        "the number); null where it is not recorded on the entry itself."
+    )
     details: dict[str, object]
 
 

@@ -1,0 +1,76 @@
+"""An auditor asks the log about a person by NOMS number while the log names nobody, and every
+question an auditor asks is itself in the log (issue 7, items 1, 6 and 7)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.test_consents import assert_problem
+
+OTHER_NOMS = "B7654DE"
+
+
+async def entries(world, **params: Any) -> Any:
+    return await world.api.get(
+        "/v1/audit/entries", params={"limit": 200, **params}, headers=await world.headers("AUDIT")
+    )
+
+
+async def posted(world, body: dict[str, Any]) -> str:
+    response = await world.post_notice(body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+async def test_entries_about_a_person_are_found_by_noms_number_and_no_others(world, example):
+    other = copy.deepcopy(example)
+    other["person"]["noms_number"] = OTHER_NOMS
+    mine, theirs = await posted(world, example), await posted(world, other)
+
+    response = await entries(world, noms_number=example["person"]["noms_number"])
+    assert response.status_code == 200, response.text
+    found = response.json()["items"]
+    notices = {e["notice_id"] for e in found if e["action"] != "audit.consulted"}
+    assert notices == {mine}  # every entry of my notice's, none of theirs
+    assert {"notice.received", "disclosure.decided", "consent.recorded"} <= {
+        e["action"] for e in found
+    }
+    everything = (await entries(world)).json()["items"]
+    about_mine = [e["id"] for e in everything if e["notice_id"] == mine]
+    assert set(about_mine) <= {e["id"] for e in found}
+    assert theirs not in {e["notice_id"] for e in found}
+
+
+async def test_the_log_names_nobody_not_even_in_an_auditors_query(world, example):
+    await posted(world, example)
+    noms = example["person"]["noms_number"]
+    assert (await entries(world, noms_number=noms)).status_code == 200
+    stored = await world.sql("SELECT action, person_ref, details FROM audit_entry")
+    assert noms not in repr(stored)
+    refs = {ref for action, ref, _ in stored if action == "notice.received"}
+    [consulted] = [row for row in stored if row[0] == "audit.consulted"]
+    assert consulted[1] in refs  # the query is logged with the person's keyed hash
+
+
+async def test_every_auditor_query_is_logged_as_a_consultation(world, example):
+    notice_id = await posted(world, example)
+    await entries(world, action="notice.received")
+    answer = await world.api.get(
+        f"/v1/audit/notices/{notice_id}/disclosures", headers=await world.headers("AUDIT")
+    )
+    assert answer.status_code == 200, answer.text
+    found = (await entries(world, action="audit.consulted")).json()["items"]
+    # (the query that reads them is logged in its own transaction, after its read)
+    assert [e["details"]["query"] for e in found] == ["entries", "notice_disclosures"]
+    assert found[0]["details"]["action"] == "notice.received"
+    assert found[1]["notice_id"] == notice_id
+    assert {e["actor_organisation_id"] for e in found} == {str(world.ids["AUDIT"])}
+
+
+async def test_a_malformed_noms_number_is_a_problem_and_is_not_logged(world):
+    await world.headers("AUDIT")
+    before = await world.counts()
+    body = assert_problem(await entries(world, noms_number="not-a-number"), 422)
+    assert [e["pointer"] for e in body["errors"]] == ["/noms_number"]
+    assert await world.counts() == before
