@@ -269,7 +269,11 @@ async def test_inclusion_and_consistency_proofs_verify(world):
         proof = (await get(world, "/v1/audit/proofs/consistency", first=3, second=size)).json()
         with pytest.raises(merkle.ProofError):  # a tree that is not the prefix is caught
             merkle.verify_consistency(
-                3, size, merkle.root_hash(hashes[1:4]), merkle.root_hash(hashes), proof["hashes"]
+                3,
+                size,
+                merkle.root_hash(hashes[1:4]),
+                merkle.root_hash(hashes),
+                [b64(h) for h in proof["hashes"]],
             )
 
 
