@@ -28,6 +28,7 @@ from app.api.bodies import BodyRules
 from app.auth import TrustedIssuer
 from app.db import make_engine, make_sessionmaker
 from app.jose import load_jwks, load_keyring
+from app.log_key import load_log_signer
 from app.metrics import make_metrics
 from app.notice import ReleaseNotice
 from app.policy_load import load_policy
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     grace = timedelta(days=settings.signing_key_grace_days)
     keyring = load_keyring(settings.keys_dir, grace=grace)
     data_keys = load_data_keys(settings.sealing_keys_dir)
+    log_signer = load_log_signer(settings)
     policy = load_policy(settings.policy_dir, ReleaseNotice)
     trusted = None
     if settings.trusted_issuer and settings.trusted_issuer_jwks:
@@ -82,7 +84,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         async with http_client(settings.webhook_timeout_seconds) as client:
             if run_worker:
                 worker = asyncio.create_task(
-                    run_forever(app.state.sessions, client, settings, data_keys, stop)
+                    run_forever(app.state.sessions, client, settings, data_keys, stop, log_signer)
                 )
             try:
                 yield
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.keyring = keyring
     app.state.policy = policy
     app.state.data_keys = data_keys
+    app.state.log_signer = log_signer
     app.state.intake = intake.Context(policy, keyring, data_keys, settings.issuer)
     app.state.trusted_issuer = trusted
     app.state.metrics = make_metrics()

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # tokens) this long; /v1/signing-keys publishes every key ever used, for good.
     signing_key_grace_days: int = Field(default=30, ge=1)
 
+    # The exchange log's checkpoints: their origin line and key name (default: the issuer's host
+    # followed by /log), and how often one is signed: after this many new entries, or this long
+    # after the last one when the log grew at all.
+    log_origin: str | None = Field(default=None, min_length=1, pattern=r"^[^\s+]+$")
+    checkpoint_every_entries: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=60, gt=0)
+
     policy_dir: Path = PROJECT_ROOT / "consent"
     access_token_ttl_seconds: int = Field(default=300, ge=30, le=300)
     # On PostgreSQL a new delivery wakes the workers at once (LISTEN/NOTIFY); the poll is the

@@ -2,7 +2,9 @@
 
 The worker owns its transactions: one to claim (short), then one per settled delivery, so a
 slow receiver never holds a database transaction open. It also purges data past its retention
-period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own.
+period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and
+each pass sequences new log entries into the log's tree and signs a checkpoint when one is due
+(app/log_tree.py), in another.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import outbox, retention
+from app import log_tree, outbox, retention
 from app.delivery import CONNECT_TIMEOUT_SECONDS, TOTAL_TIMEOUT_SECONDS, send, webhook_body
+from app.log_key import LogSigner, load_log_signer
 from app.sealing import DataKeys
 from app.settings import Settings
 from app.wakeup import Listener
 
 log = logging.getLogger("exchange.worker")
+LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
 
 
 @functools.cache
@@ -154,6 +158,7 @@ async def run_forever(
     settings: Settings,
     data_keys: DataKeys,
     stop: asyncio.Event,
+    log_signer: LogSigner | None = None,
 ) -> None:
     """Deliver until `stop` is set, then finish the attempts under way (graceful drain).
 
@@ -163,6 +168,7 @@ async def run_forever(
     notifies that deliveries were queued, or after worker_poll_seconds.
     """
     loop = asyncio.get_running_loop()
+    log_signer = log_signer or load_log_signer(settings)
     kick = asyncio.Event()
     stop_waiter = asyncio.ensure_future(stop.wait())
     stop_waiter.add_done_callback(lambda _: kick.set())
@@ -179,7 +185,7 @@ async def run_forever(
             log.error("delivery attempt failed (%s)", type(task.exception()).__name__)
         kick.set()
 
-    next_purge = loop.time()
+    next_purge = next_log = loop.time()
     try:
         while not stop.is_set():
             kick.clear()
@@ -187,6 +193,9 @@ async def run_forever(
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
                 await _purge(sessions, settings)
+            if loop.time() >= next_log:  # at most once a second: the sequencer's scan is bounded
+                next_log = loop.time() + LOG_INTERVAL_SECONDS
+                await _advance_log(sessions, settings, log_signer)
             room = min(settings.worker_concurrency - len(in_flight), settings.worker_batch_size)
             claimed: list[outbox.Claimed] = []
             if room > 0:
@@ -221,3 +230,35 @@ async def _purge(sessions: async_sessionmaker[AsyncSession], settings: Settings)
             log.info("purged %d notices past retention", purged.notices)
     except Exception as exc:
         log.error("retention purge failed (%s)", type(exc).__name__)
+
+
+async def advance_log(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    signer: LogSigner,
+    *,
+    now: datetime | None = None,
+) -> tuple[int, bool]:
+    """Sequence what was logged since the last pass and sign a checkpoint if one is due, in a
+    transaction of its own: how many entries it sequenced, and whether it signed. Cheap when
+    there is nothing to do (a few index lookups)."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        sequenced = await log_tree.sequence(session, now)
+        signed = await log_tree.checkpoint(
+            session,
+            signer,
+            now,
+            every_entries=settings.checkpoint_every_entries,
+            every_seconds=settings.checkpoint_every_seconds,
+        )
+    return sequenced, signed
+
+
+async def _advance_log(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, signer: LogSigner
+) -> None:
+    try:
+        await advance_log(sessions, settings, signer)
+    except Exception as exc:  # a traceback could carry SQL parameters: type only
+        log.error("sequencing the log failed (%s)", type(exc).__name__)

@@ -4,8 +4,10 @@ question an auditor asks is itself in the log (issue 7, items 1, 6 and 7)."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
+from app import log_tree
 from tests.test_consents import assert_problem
 
 OTHER_NOMS = "B7654DE"
@@ -74,3 +76,36 @@ async def test_a_malformed_noms_number_is_a_problem_and_is_not_logged(world):
     body = assert_problem(await entries(world, noms_number="not-a-number"), 422)
     assert [e["pointer"] for e in body["errors"]] == ["/noms_number"]
     assert await world.counts() == before
+
+
+async def test_a_proof_query_is_logged_as_a_consultation_of_the_entry_it_proves(world, example):
+    notice_id = await posted(world, example)
+    async with world.sessions() as session, session.begin():
+        size = await log_tree.sequence(session, datetime.now(UTC))
+    notice_leaf = next(
+        i
+        for i, row in enumerate(
+            await world.sql(
+                "SELECT e.notice_id FROM audit_leaf l JOIN"
+                " audit_entry e ON e.id = l.entry_id"
+                " ORDER BY l.leaf_index"
+            )
+        )
+        if row[0] is not None
+    )
+    proof = await world.api.get(
+        "/v1/audit/proofs/inclusion",
+        params={"leaf_index": notice_leaf, "tree_size": size},
+        headers=await world.headers("AUDIT"),
+    )
+    assert proof.status_code == 200, proof.text
+    consistency = await world.api.get(
+        "/v1/audit/proofs/consistency",
+        params={"first": 1, "second": size},
+        headers=await world.headers("AUDIT"),
+    )
+    assert consistency.status_code == 200, consistency.text
+    found = (await entries(world, action="audit.consulted")).json()["items"]
+    assert [e["details"]["query"] for e in found] == ["inclusion_proof", "consistency_proof"]
+    assert found[0]["notice_id"] == notice_id
+    assert found[0]["details"]["leaf_index"] == notice_leaf

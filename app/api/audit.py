@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -10,12 +11,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, disclosures
-from app.api.deps import DataKeysDep, Now
+from app import audit, disclosures, log_tree
+from app.api.deps import DataKeysDep, LogSignerDep, Now
 from app.api.notices import disclosures_out
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
 from app.db import Session
+from app.errors import Problem
 from app.identity import Caller
 from app.models import AuditEntry, ReleaseNotice
 from app.problems import PROBLEMS
@@ -25,6 +27,7 @@ from app.schemas import (
     NoticeDisclosures,
     UtcInstant,
 )
+from app.schemas_log import CheckpointOut, ConsistencyProofOut, InclusionProofOut
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -141,3 +144,79 @@ async def notice_disclosures(
     answer = disclosures_out(*await disclosures.of_notice(session, notice_id, None))
     consulted(session, caller, now, "notice_disclosures", notice_id=notice_id)
     return answer
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+TreeIndex = Annotated[int, Query(ge=0, le=2**53)]
+
+
+@router.get(
+    "/checkpoint", name="latest-checkpoint", response_model=CheckpointOut, responses=PROBLEMS
+)
+async def latest_checkpoint(
+    _: AuditReader, session: Session, signer: LogSignerDep
+) -> CheckpointOut:
+    """The latest signed checkpoint of the log's tree (c2sp.org/tlog-checkpoint). Not logged
+    as a consultation: it names no entry, and monitors poll it."""
+    row = await log_tree.latest_checkpoint(session)
+    if row is None:
+        raise Problem(404, "Not found", "The log has no checkpoint yet.")
+    return CheckpointOut(
+        tree_size=row.tree_size,
+        root_hash=_b64(row.root_hash),
+        signed_at=row.signed_at,
+        note=row.note,
+        verifier_key=signer.verifier_key,
+    )
+
+
+@router.get(
+    "/proofs/inclusion",
+    name="inclusion-proof",
+    response_model=InclusionProofOut,
+    responses=PROBLEMS,
+)
+async def inclusion_proof(
+    caller: AuditReader,
+    session: Session,
+    now: Now,
+    leaf_index: TreeIndex,
+    tree_size: TreeIndex,
+) -> InclusionProofOut:
+    """The audit path of leaf leaf_index in the tree of tree_size leaves (RFC 9162 2.1.3), with
+    the entry it proves. The query is itself logged (`audit.consulted`)."""
+    entry, leaf_hash, path = await log_tree.inclusion(session, leaf_index, tree_size)
+    consulted(
+        session,
+        caller,
+        now,
+        "inclusion_proof",
+        notice_id=entry.notice_id,
+        filters={"leaf_index": leaf_index, "tree_size": tree_size},
+    )
+    return InclusionProofOut(
+        leaf_index=leaf_index,
+        tree_size=tree_size,
+        leaf_hash=_b64(leaf_hash),
+        entry=log_tree.entry_document(entry),
+        hashes=[_b64(h) for h in path],
+    )
+
+
+@router.get(
+    "/proofs/consistency",
+    name="consistency-proof",
+    response_model=ConsistencyProofOut,
+    responses=PROBLEMS,
+)
+async def consistency_proof(
+    caller: AuditReader, session: Session, now: Now, first: TreeIndex, second: TreeIndex
+) -> ConsistencyProofOut:
+    """That the tree of first leaves is a prefix of the tree of second (RFC 9162 2.1.4). The
+    query is itself logged (`audit.consulted`)."""
+    path = await log_tree.consistency(session, first, second)
+    consulted(session, caller, now, "consistency_proof", filters={"first": first, "second": second})
+    return ConsistencyProofOut(first=first, second=second, hashes=[_b64(h) for h in path])

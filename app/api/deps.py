@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from app.intake import Context
 from app.jose import KeyRing
+from app.log_key import LogSigner
 from app.sealing import DataKeys
 from app.settings import Settings
 
@@ -25,6 +26,10 @@ def _data_keys(request: Request) -> DataKeys:
     return request.app.state.data_keys
 
 
+def _log_signer(request: Request) -> LogSigner:
+    return request.app.state.log_signer
+
+
 def _intake(request: Request) -> Context:
     return request.app.state.intake
 
@@ -36,5 +41,6 @@ def _now() -> datetime:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 DataKeysDep = Annotated[DataKeys, Depends(_data_keys)]
+LogSignerDep = Annotated[LogSigner, Depends(_log_signer)]
 IntakeContext = Annotated[Context, Depends(_intake)]
 Now = Annotated[datetime, Depends(_now)]

@@ -1,0 +1,240 @@
+"""The exchange log's Merkle tree in storage (RFC 9162): sequencer, checkpoints and proofs.
+
+Entries are written by whoever acts (app/audit.py), concurrently, with no chain head to wait on.
+One sequencer at a time (`sequence`, run by the worker) gives the committed entries that have no
+leaf yet the next leaf indexes, gap-free, in entry-id order, and stores the hash of every full
+subtree each new leaf completes (AuditNode; level 0 is the leaf itself, in AuditLeaf). Any root
+or proof is then O(log n) stored hashes (merkle.subtree_hash_from_nodes), fetched in one query.
+Every table here is insert-only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import merkle
+from app.canonical import canonical_json
+from app.errors import invalid
+from app.log_key import LogSigner
+from app.models import AuditCheckpoint, AuditEntry, AuditLeaf, AuditNode
+
+# The PostgreSQL advisory lock the sequencer and checkpointer hold for their transaction.
+SEQUENCER_LOCK = 0x6E70_735F_6C6F_67  # "nps_log"
+# How far below the highest sequenced entry id the sequencer still looks for unsequenced
+# entries. On PostgreSQL ids come from a sequence when a transaction inserts, not when it
+# commits, so an entry with a lower id may commit after one with a higher id was sequenced; it
+# is then still found as long as fewer than this many ids were drawn in between (transactions
+# stay short, so in practice a few hundred at most). The bound keeps the anti-join on an index
+# range instead of the whole log, which grows to millions.
+LATE_COMMIT_WINDOW = 100_000
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def entry_document(entry: AuditEntry) -> dict[str, Any]:
+    """What a leaf commits to: the entry, ids as strings, the time RFC 3339 in UTC to the µs."""
+    return {
+        "id": str(entry.id),
+        "recorded_at": _stamp(entry.recorded_at),
+        "action": entry.action,
+        "actor_organisation_id": _id(entry.actor_organisation_id),
+        "actor_client_id": entry.actor_client_id,
+        "notice_id": _id(entry.notice_id),
+        "message_id": _id(entry.message_id),
+        "subject_organisation_id": _id(entry.subject_organisation_id),
+        "person_ref": entry.person_ref,
+        "details": entry.details,
+    }
+
+
+def entry_leaf_hash(entry: AuditEntry) -> bytes:
+    return merkle.leaf_hash(canonical_json(entry_document(entry)))
+
+
+async def _lock(session: AsyncSession) -> bool:
+    """Whether this transaction may sequence. SQLite serialises writers itself."""
+    if session.bind.dialect.name != "postgresql":
+        return True
+    query = text("SELECT pg_try_advisory_xact_lock(:key)")
+    return bool(await session.scalar(query, {"key": SEQUENCER_LOCK}))
+
+
+async def tree_size(session: AsyncSession) -> int:
+    highest = await session.scalar(select(func.max(AuditLeaf.leaf_index)))
+    return 0 if highest is None else highest + 1
+
+
+async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> merkle.StoredNode:
+    """A StoredNode answering from the full-subtree hashes in wanted, all read in two queries."""
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [index for level, index in wanted if level == 0]
+    if leaves:
+        rows = await session.execute(
+            select(AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
+                AuditLeaf.leaf_index.in_(leaves)
+            )
+        )
+        found |= {(0, index): value for index, value in rows}
+    nodes = [and_(AuditNode.level == lv, AuditNode.position == p) for lv, p in wanted if lv]
+    if nodes:
+        rows = await session.execute(
+            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(or_(*nodes))
+        )
+        found |= {(level, position): value for level, position, value in rows}
+    missing = wanted - found.keys()
+    if missing:  # the tree's invariant is broken: never answer with a made-up hash
+        raise RuntimeError(f"the log's tree lacks stored nodes {sorted(missing)[:4]}")
+    return lambda level, index: found[(level, index)]
+
+
+async def _over_storage(session: AsyncSession, compute: Any) -> Any:
+    """Run compute(subtree_hash) over stored hashes: once to learn which it needs, once for real."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, index: int) -> bytes:
+        wanted.add((level, index))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(lambda start, end: merkle.subtree_hash_from_nodes(start, end, record))
+    stored = await _stored_nodes(session, wanted)
+    return compute(lambda start, end: merkle.subtree_hash_from_nodes(start, end, stored))
+
+
+async def root(session: AsyncSession, size: int) -> bytes:
+    return await _over_storage(session, lambda subtree: merkle.tree_root(size, subtree))
+
+
+async def sequence(session: AsyncSession, now: datetime, limit: int = 1000) -> int:
+    """Give up to limit committed, unsequenced entries the next leaf indexes; how many it gave.
+
+    0 when another sequencer holds the lock. In the caller's transaction."""
+    if not await _lock(session):
+        return 0
+    size = await tree_size(session)
+    highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
+    floor = (highest or 0) - LATE_COMMIT_WINDOW
+    entries = (
+        await session.scalars(
+            select(AuditEntry)
+            .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+            .where(AuditLeaf.leaf_index.is_(None), AuditEntry.id > floor)
+            .order_by(AuditEntry.id)
+            .limit(limit)
+        )
+    ).all()
+    if not entries:
+        return 0
+    frontier = await _frontier(session, size)
+    for index, entry in enumerate(entries, start=size):
+        leaf = entry_leaf_hash(entry)
+        session.add(
+            AuditLeaf(leaf_index=index, entry_id=entry.id, leaf_hash=leaf, sequenced_at=now)
+        )
+        level, value = 0, leaf
+        while frontier and frontier[-1][0] == level:  # leaf index completes a full subtree
+            _, left = frontier.pop()
+            level, value = level + 1, merkle.node_hash(left, value)
+            session.add(AuditNode(level=level, position=index >> level, hash=value))
+        frontier.append((level, value))
+    await session.flush()
+    return len(entries)
+
+
+async def _frontier(session: AsyncSession, size: int) -> list[tuple[int, bytes]]:
+    """The full subtrees the tree of this size ends with, largest first: (level, hash)."""
+    levels: list[tuple[int, int]] = []
+    offset = 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            levels.append((level, offset >> level))
+            offset += 1 << level
+    stored = await _stored_nodes(session, set(levels))
+    return [(level, stored(level, index)) for level, index in levels]
+
+
+def _out_of_range(pointer: str, detail: str) -> Exception:
+    return invalid([{"pointer": pointer, "detail": detail}])
+
+
+async def _check_size(session: AsyncSession, pointer: str, size: int) -> None:
+    current = await tree_size(session)
+    if not 0 <= size <= current:
+        raise _out_of_range(pointer, f"the log's tree has {current} leaves")
+
+
+async def inclusion(
+    session: AsyncSession, leaf_index: int, size: int
+) -> tuple[AuditEntry, bytes, list[bytes]]:
+    """The entry at leaf_index, its leaf hash and its audit path in the tree of this size."""
+    await _check_size(session, "/tree_size", size)
+    if not 0 <= leaf_index < size:
+        raise _out_of_range("/leaf_index", "a leaf index is at least 0 and below the tree size")
+    leaf = await session.get_one(AuditLeaf, leaf_index)
+    entry = await session.get_one(AuditEntry, leaf.entry_id)
+    path = await _over_storage(
+        session, lambda subtree: merkle.inclusion_proof(leaf_index, size, subtree)
+    )
+    return entry, leaf.leaf_hash, path
+
+
+async def consistency(session: AsyncSession, first: int, second: int) -> list[bytes]:
+    """That the tree of size first is a prefix of the tree of size second (RFC 9162 2.1.4)."""
+    await _check_size(session, "/second", second)
+    if not 0 <= first <= second:
+        raise _out_of_range("/first", "first is at least 0 and at most second")
+    return await _over_storage(
+        session, lambda subtree: merkle.consistency_proof(first, second, subtree)
+    )
+
+
+async def latest_checkpoint(session: AsyncSession) -> AuditCheckpoint | None:
+    query = select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+    return await session.scalar(query)
+
+
+async def checkpoint(
+    session: AsyncSession,
+    signer: LogSigner,
+    now: datetime,
+    *,
+    every_entries: int,
+    every_seconds: float,
+) -> bool:
+    """Sign a checkpoint of the tree as it is, if one is due: the tree grew by every_entries
+    since the last one, or every_seconds have passed since then (since the first leaf, before
+    any) and it grew at all. Whether it signed. In the caller's transaction."""
+    if not await _lock(session):
+        return False
+    size = await tree_size(session)
+    last = await latest_checkpoint(session)
+    grown = size - (last.tree_size if last else 0)
+    if grown <= 0:
+        return False
+    if grown < every_entries:
+        since = (
+            last.signed_at
+            if last
+            else await session.scalar(
+                select(AuditLeaf.sequenced_at).where(AuditLeaf.leaf_index == 0)
+            )
+        )
+        if since is not None and now - since < timedelta(seconds=every_seconds):
+            return False
+    signed_at = now.astimezone(UTC).replace(microsecond=0)  # the note's time has whole seconds
+    root_hash = await root(session, size)
+    note = signer.sign(size, root_hash, signed_at)
+    session.add(
+        AuditCheckpoint(tree_size=size, root_hash=root_hash, signed_at=signed_at, note=note)
+    )
+    await session.flush()
+    return True
