@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import admin, encryption_keys, examples, logs, migrate
+from app.cli_audit import audit_cli
 from app.db import make_engine, make_sessionmaker
 from app.sealing import load_data_keys, new_data_key
 from app.settings import Settings
@@ -36,6 +37,7 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(retention_cli, name="retention")
 cli.add_typer(notice_cli, name="notice")
 cli.add_typer(policy_cli, name="policy")
+cli.add_typer(audit_cli, name="audit")
 
 
 def _print(document: dict[str, Any]) -> None:

@@ -1,0 +1,177 @@
+"""`exchange audit verify` finds what was changed behind the service's back (issue 7 item 5).
+
+Tampering needs the triggers out of the way, as an attacker with the database's owner rights
+would have them: PostgreSQL's replica role skips triggers and foreign keys; on SQLite a plain
+connection drops the triggers first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app import log_tree
+from app.db import is_sqlite
+from app.log_key import load_log_signer
+from app.models import AuditEntry, AuditLeaf
+from app.worker import advance_log
+
+TRIGGERS = [
+    f"{table}_no_{event}"
+    for table in ("audit_entry", "audit_leaf", "audit_node", "audit_checkpoint")
+    for event in ("update", "delete")
+]
+
+
+async def tamper(database_url: str, *statements: str) -> None:
+    url = make_url(database_url)
+    if is_sqlite(database_url):
+
+        def change() -> None:
+            connection = sqlite3.connect(url.database)
+            try:
+                for trigger in TRIGGERS:
+                    connection.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+                for statement in statements:
+                    connection.execute(statement)
+                connection.commit()
+            finally:
+                connection.close()
+
+        await asyncio.to_thread(change)
+        return
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            for statement in statements:
+                await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def log(world, example, settings):
+    """Three notices' worth of entries, sequenced, with a checkpoint after each notice."""
+    settings = settings.model_copy(update={"checkpoint_every_entries": 1})
+    signer = load_log_signer(settings)
+    for _ in range(3):
+        assert (await world.post_notice(example)).status_code == 202
+        await advance_log(world.sessions, settings, signer, now=datetime.now(UTC))
+    return signer
+
+
+async def verified(run, signer) -> tuple[int, str]:
+    result = await asyncio.to_thread(run, "audit", "verify", "--verifier-key", signer.verifier_key)
+    return result.exit_code, result.output
+
+
+async def leaf(world, index: int) -> AuditEntry:
+    async with world.sessions() as session:
+        row = await session.get_one(AuditLeaf, index)
+        return await session.get_one(AuditEntry, row.entry_id)
+
+
+async def size(world) -> int:
+    async with world.sessions() as session:
+        return await log_tree.tree_size(session)
+
+
+async def test_an_untouched_log_verifies(world, log, run):
+    code, output = await verified(run, log)
+    assert code == 0, output
+    assert f"ok: {await size(world)} leaves, 3 checkpoints checked" in output
+
+
+async def test_an_altered_entry_is_named_by_its_leaf(world, log, run, database_url):
+    entry = await leaf(world, 5)
+    await tamper(
+        database_url, f"UPDATE audit_entry SET action = 'nothing.to.see' WHERE id = {entry.id}"
+    )
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 5: its entry was altered or moved" in output
+    assert "do not make its signed root" in output  # and the checkpoints after it fail
+
+
+async def test_a_removed_entry_is_named_by_its_leaf(world, log, run, database_url):
+    entry = await leaf(world, 3)
+    await tamper(database_url, f"DELETE FROM audit_entry WHERE id = {entry.id}")
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 3: its entry was removed" in output
+
+
+async def test_entries_swapped_are_both_named(world, log, run, database_url):
+    first, second = await leaf(world, 2), await leaf(world, 7)
+    await tamper(
+        database_url,
+        "UPDATE audit_leaf SET entry_id = -1 WHERE leaf_index = 2",  # entry_id is unique
+        f"UPDATE audit_leaf SET entry_id = {first.id} WHERE leaf_index = 7",
+        f"UPDATE audit_leaf SET entry_id = {second.id} WHERE leaf_index = 2",
+    )
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 2: its entry was altered or moved" in output
+    assert "leaf 7: its entry was altered or moved" in output
+
+
+async def test_an_entry_rewritten_with_its_leaf_hash_is_caught_by_the_signed_root(
+    world, log, run, database_url
+):
+    entry = await leaf(world, 4)
+    entry.action = "nothing.to.see"
+    forged = log_tree.entry_leaf_hash(entry).hex()
+    leaf_hash = f"X'{forged}'" if is_sqlite(database_url) else f"'\\x{forged}'::bytea"
+    await tamper(
+        database_url,
+        f"UPDATE audit_entry SET action = 'nothing.to.see' WHERE id = {entry.id}",
+        f"UPDATE audit_leaf SET leaf_hash = {leaf_hash} WHERE leaf_index = 4",
+    )
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 4: its entry" not in output  # the leaf matches its (forged) entry ...
+    assert "do not make its signed root" in output  # ... but not what was signed
+
+
+async def test_a_removed_leaf_is_a_gap(world, log, run, database_url):
+    await tamper(database_url, "DELETE FROM audit_leaf WHERE leaf_index = 6")
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 6: leaves 6 to 6 are missing" in output
+
+
+async def test_another_key_does_not_verify_the_checkpoints(world, log, run, settings, tmp_path):
+    other = load_log_signer(settings.model_copy(update={"data_dir": tmp_path / "elsewhere"}))
+    code, output = await verified(run, other)
+    assert code == 1
+    assert "no signature by" in output
+
+
+async def test_a_malformed_verifier_key_is_refused(world, run):
+    result = await asyncio.to_thread(run, "audit", "verify", "--verifier-key", "nonsense")
+    assert result.exit_code == 2
+    assert "verifier key" in result.output
+
+
+async def test_leaves_are_recomputed_from_their_entries(world, log):
+    async with world.sessions() as session:
+        rows = (
+            await session.execute(
+                select(AuditLeaf, AuditEntry).join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
+            )
+        ).all()
+    assert rows and all(log_tree.entry_leaf_hash(e) == leaf.leaf_hash for leaf, e in rows)
+
+
+async def test_without_a_verifier_key_or_a_log_key_it_refuses_rather_than_make_one(world, run):
+    result = await asyncio.to_thread(run, "audit", "verify")
+    assert result.exit_code == 2
+    assert "--verifier-key" in result.output
