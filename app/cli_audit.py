@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.progress import Progress
 
-from app import logs
+from app import audit, log_export, logs
 from app.checkpoint import CheckpointError, parse_verifier_key
 from app.db import make_engine, make_sessionmaker
 from app.log_key import KEY_FILE, load_log_signer
@@ -68,3 +71,40 @@ def audit_verify(
     typer.echo(f"{verdict}: {report.leaves} leaves, {report.checkpoints} checkpoints checked")
     if report.findings:
         raise typer.Exit(1)
+
+
+@audit_cli.command("export")
+def audit_export(
+    path: Annotated[Path, typer.Argument(help="The NDJSON file to write ('-' for stdout).")],
+) -> None:
+    """Write the log up to its latest checkpoint as NDJSON, as GET /v1/audit/export does: the
+    checkpoint (with the verifier key) first, then every leaf it covers with its entry."""
+    logs.configure()
+    settings = Settings()
+    if not (settings.data_dir / "log-key" / KEY_FILE).exists():
+        typer.echo("error: no log key here: run this where the exchange runs", err=True)
+        raise typer.Exit(2)
+    verifier_key = load_log_signer(settings).verifier_key
+
+    async def run(out: BinaryIO) -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            sessions = make_sessionmaker(engine)
+            async with sessions() as session:
+                async for line in log_export.lines(session, verifier_key):
+                    out.write(line)
+            async with sessions() as session, session.begin():  # a consultation, as by the API
+                audit.append(
+                    session,
+                    "audit.consulted",
+                    at=datetime.now(UTC),
+                    details={"query": "export", "via": "command line"},
+                )
+        finally:
+            await engine.dispose()
+
+    if str(path) == "-":
+        asyncio.run(run(sys.stdout.buffer))
+        return
+    with path.open("wb") as out:
+        asyncio.run(run(out))

@@ -29,10 +29,12 @@ from typer.testing import CliRunner
 
 from app import admin, examples, migrate
 from app.cli import cli
+from app.log_key import load_log_signer
 from app.main import create_app
 from app.models import Base
 from app.sealing import DataKeys
 from app.settings import Settings
+from app.worker import advance_log
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "schemas" / "examples" / "release-notice.json"
@@ -220,3 +222,14 @@ async def world(
             )
             result.ids[code] = organisation.id
     return result
+
+
+@pytest.fixture
+async def log(world, example, settings):
+    """Three notices' worth of entries, sequenced, with a checkpoint after each notice."""
+    settings = settings.model_copy(update={"checkpoint_every_entries": 1})
+    signer = load_log_signer(settings)
+    for _ in range(3):
+        assert (await world.post_notice(example)).status_code == 202
+        await advance_log(world.sessions, settings, signer, now=datetime.now(UTC))
+    return signer

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -20,7 +18,6 @@ from app import log_tree
 from app.db import is_sqlite
 from app.log_key import load_log_signer
 from app.models import AuditEntry, AuditLeaf
-from app.worker import advance_log
 
 TRIGGERS = [
     f"{table}_no_{event}"
@@ -55,17 +52,6 @@ async def tamper(database_url: str, *statements: str) -> None:
                 await connection.execute(statement)
     finally:
         await connection.close()
-
-
-@pytest.fixture
-async def log(world, example, settings):
-    """Three notices' worth of entries, sequenced, with a checkpoint after each notice."""
-    settings = settings.model_copy(update={"checkpoint_every_entries": 1})
-    signer = load_log_signer(settings)
-    for _ in range(3):
-        assert (await world.post_notice(example)).status_code == 202
-        await advance_log(world.sessions, settings, signer, now=datetime.now(UTC))
-    return signer
 
 
 async def verified(run, signer) -> tuple[int, str]:

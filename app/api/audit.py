@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, disclosures, log_tree
+from app import audit, disclosures, log_export, log_tree
 from app.api.deps import DataKeysDep, LogSignerDep, Now
 from app.api.notices import disclosures_out
 from app.api.pages import Cursor, Limit, after, next_cursor
@@ -220,3 +222,32 @@ async def consistency_proof(
     path = await log_tree.consistency(session, first, second)
     consulted(session, caller, now, "consistency_proof", filters={"first": first, "second": second})
     return ConsistencyProofOut(first=first, second=second, hashes=[_b64(h) for h in path])
+
+
+@router.get(
+    "/export",
+    name="export",
+    response_class=StreamingResponse,
+    responses={
+        **PROBLEMS,
+        200: {
+            "content": {"application/x-ndjson": {}},
+            "description": "The latest checkpoint, then every leaf it covers with its entry.",
+        },
+    },
+)
+async def export(
+    caller: AuditReader, session: Session, now: Now, request: Request, signer: LogSignerDep
+) -> StreamingResponse:
+    """The log up to its latest checkpoint as NDJSON: a `checkpoint` line (its note and the
+    verifier key), then one line per leaf (`leaf_index`, `leaf_hash`, `entry`), in order. The
+    export is itself logged (`audit.consulted`)."""
+    consulted(session, caller, now, "export")
+    sessions = request.app.state.sessions
+
+    async def body() -> AsyncIterator[bytes]:
+        async with sessions() as reading:  # the request's own session commits before this runs
+            async for line in log_export.lines(reading, signer.verifier_key):
+                yield line
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
