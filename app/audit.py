@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuditEntry
+from app.models import AuditEntry, ReleaseNotice
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -31,8 +32,14 @@ def append(
 ) -> None:
     """Add a log entry to the caller's transaction: it lands with the event or not at all.
 
-    person_ref (a keyed hash of the NOMS number) names the person the event concerns, where it
-    is at hand; an entry about a notice concerns that notice's person in any case."""
+    person_ref (a keyed hash of the NOMS number) names the person the event concerns. An entry
+    about a notice concerns that notice's person: without a person_ref it takes the notice's,
+    read by the INSERT itself (the notice is already stored)."""
+    person: str | ScalarSelect[str | None] | None = person_ref
+    if person is None and notice_id is not None:
+        person = (
+            select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id).scalar_subquery()
+        )
     session.add(
         AuditEntry(
             recorded_at=at,
@@ -42,7 +49,7 @@ def append(
             notice_id=notice_id,
             message_id=message_id,
             subject_organisation_id=subject_organisation_id,
-            person_ref=person_ref,
+            person_ref=person,
             details=details or {},
         )
     )

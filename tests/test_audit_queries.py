@@ -109,3 +109,13 @@ async def test_a_proof_query_is_logged_as_a_consultation_of_the_entry_it_proves(
     assert [e["details"]["query"] for e in found] == ["inclusion_proof", "consistency_proof"]
     assert found[0]["notice_id"] == notice_id
     assert found[0]["details"]["leaf_index"] == notice_leaf
+
+
+async def test_every_entry_about_a_notice_names_its_person_by_the_same_hash(world, example):
+    notice_id = await posted(world, example)
+    [(ref,)] = await world.sql("SELECT person_ref FROM release_notice")
+    rows = await world.sql("SELECT action, person_ref FROM audit_entry WHERE notice_id IS NOT NULL")
+    actions = {action for action, _ in rows}
+    assert {"notice.received", "disclosure.decided", "message.signed"} <= actions
+    assert all(person == ref for _, person in rows), rows
+    assert notice_id
