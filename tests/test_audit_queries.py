@@ -3,11 +3,17 @@ question an auditor asks is itself in the log (issue 7, items 1, 6 and 7)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from app import log_tree
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app import log_tree, migrate
 from tests.test_consents import assert_problem
 
 OTHER_NOMS = "B7654DE"
@@ -119,3 +125,24 @@ async def test_every_entry_about_a_notice_names_its_person_by_the_same_hash(worl
     assert {"notice.received", "disclosure.decided", "message.signed"} <= actions
     assert all(person == ref for _, person in rows), rows
     assert notice_id
+
+
+async def test_0007_gives_entries_written_before_it_their_notices_person(
+    world, example, database_url
+):
+    await posted(world, example)
+    config = migrate.config(database_url)
+    try:
+        await asyncio.to_thread(command.downgrade, config, "0006")  # person_ref goes
+        await asyncio.to_thread(migrate.upgrade, database_url)  # and comes back, filled
+        [(ref,)] = await world.sql("SELECT person_ref FROM release_notice")
+        rows = await world.sql("SELECT person_ref FROM audit_entry WHERE notice_id IS NOT NULL")
+        assert rows and {person for (person,) in rows} == {ref}
+        found = await entries(world, noms_number=example["person"]["noms_number"])
+        assert len([e for e in found.json()["items"] if e["notice_id"]]) == len(rows)
+        # ... and the log refuses change again, as before.
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with world.sessions() as session, session.begin():
+                await session.execute(text("UPDATE audit_entry SET person_ref = NULL"))
+    finally:
+        await asyncio.to_thread(migrate.upgrade, database_url)

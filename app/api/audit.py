@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, disclosures, log_export, log_tree
@@ -21,7 +21,7 @@ from app.auth import AuditReader
 from app.db import Session
 from app.errors import Problem
 from app.identity import Caller
-from app.models import AuditEntry, ReleaseNotice
+from app.models import AuditEntry
 from app.problems import PROBLEMS
 from app.schemas import (
     AuditEntryOut,
@@ -62,16 +62,8 @@ async def list_entries(
     (`audit.consulted`)."""
     person_ref = data_keys.person_ref(noms_number) if noms_number else None
     query = select(AuditEntry).where(AuditEntry.id > after(cursor))
-    if person_ref:
-        # The person's own entries, and every entry about a notice of theirs.
-        query = query.where(
-            or_(
-                AuditEntry.person_ref == person_ref,
-                AuditEntry.notice_id.in_(
-                    select(ReleaseNotice.id).where(ReleaseNotice.person_ref == person_ref)
-                ),
-            )
-        )
+    if person_ref:  # every entry about a notice of theirs holds it too (audit.append)
+        query = query.where(AuditEntry.person_ref == person_ref)
     if notice_id:
         query = query.where(AuditEntry.notice_id == notice_id)
     if action:

@@ -24,6 +24,24 @@ def upgrade() -> None:
     # Plain ALTER TABLE (no batch copy): a copy would drop audit_entry's triggers on SQLite.
     op.add_column('audit_entry', sa.Column('person_ref', sa.String(length=64), nullable=True))
     op.create_index('ix_audit_entry_person_ref', 'audit_entry', ['person_ref'], unique=False)
+    # Entries about a notice concern its person: fill person_ref in those written so far. They
+    # are in no leaf yet (the tree starts here), so 0006's triggers are lifted just for this.
+    postgres = op.get_bind().dialect.name == "postgresql"
+    backfill = (
+        "UPDATE audit_entry SET person_ref = (SELECT n.person_ref FROM release_notice n"
+        " WHERE n.id = audit_entry.notice_id) WHERE notice_id IS NOT NULL AND person_ref IS NULL"
+    )
+    if postgres:
+        op.execute("ALTER TABLE audit_entry DISABLE TRIGGER audit_entry_append_only")
+        op.execute(backfill)
+        op.execute("ALTER TABLE audit_entry ENABLE TRIGGER audit_entry_append_only")
+    else:
+        op.execute("DROP TRIGGER audit_entry_no_update")
+        op.execute(backfill)
+        op.execute(
+            "CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry"
+            f" BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END"
+        )
 
     op.create_table('audit_leaf',
     sa.Column('leaf_index', BIG, autoincrement=False, nullable=False),
@@ -47,7 +65,6 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('tree_size', name=op.f('pk_audit_checkpoint'))
     )
-    postgres = op.get_bind().dialect.name == "postgresql"
     for table in TABLES:
         if postgres:  # the function is 0006's
             op.execute(
