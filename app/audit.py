@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.canonical import canonical_json
 from app.models import AuditEntry, ReleaseNotice
 
 
@@ -35,6 +36,7 @@ def append(
     person_ref (a keyed hash of the NOMS number) names the person the event concerns. An entry
     about a notice concerns that notice's person: without a person_ref it takes the notice's,
     read by the INSERT itself (the notice is already stored)."""
+    canonical_json(details or {})  # what the log cannot hash exactly it refuses now, not later
     person: str | ScalarSelect[str | None] | None = person_ref
     if person is None and notice_id is not None:
         person = (

@@ -66,7 +66,8 @@ def audit_verify(
 
     report = asyncio.run(run())
     for finding in report.findings:
-        typer.echo(f"leaf {finding.leaf_index}: {finding.problem}")
+        where = "" if finding.leaf_index is None else f"leaf {finding.leaf_index}: "
+        typer.echo(where + finding.problem)
     verdict = "FAILED" if report.findings else "ok"
     typer.echo(f"{verdict}: {report.leaves} leaves, {report.checkpoints} checkpoints checked")
     if report.findings:

@@ -10,6 +10,7 @@ Every table here is insert-only.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,9 @@ SEQUENCER_LOCK = 0x6E70_735F_6C6F_67  # "nps_log"
 # is then still found as long as fewer than this many ids were drawn in between (transactions
 # stay short, so in practice a few hundred at most). The bound keeps the anti-join on an index
 # range instead of the whole log, which grows to millions.
+log = logging.getLogger("exchange.log")
 LATE_COMMIT_WINDOW = 100_000
+SWEEP_SECONDS = 600  # how often the worker searches the whole log for entries the window missed
 
 
 def _stamp(at: datetime) -> str:
@@ -114,15 +117,21 @@ async def root(session: AsyncSession, size: int) -> bytes:
     return await _over_storage(session, lambda subtree: merkle.tree_root(size, subtree))
 
 
-async def sequence(session: AsyncSession, now: datetime, limit: int = 1000) -> int:
+async def sequence(
+    session: AsyncSession, now: datetime, limit: int = 1000, *, sweep: bool = False
+) -> int:
     """Give up to limit committed, unsequenced entries the next leaf indexes; how many it gave.
 
+    With sweep, the whole log is searched, not only the window: the worker sweeps every
+    SWEEP_SECONDS, so an entry committed later than the window allows is still sequenced. An
+    entry that cannot be hashed (written outside the service: audit.append refuses such
+    details) is left without a leaf, logged by id, and reported by `exchange audit verify`.
     0 when another sequencer holds the lock. In the caller's transaction."""
     if not await _lock(session):
         return 0
     size = await tree_size(session)
     highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
-    floor = (highest or 0) - LATE_COMMIT_WINDOW
+    floor = -1 if sweep else (highest or 0) - LATE_COMMIT_WINDOW
     entries = (
         await session.scalars(
             select(AuditEntry)
@@ -135,8 +144,13 @@ async def sequence(session: AsyncSession, now: datetime, limit: int = 1000) -> i
     if not entries:
         return 0
     frontier = await _frontier(session, size)
-    for index, entry in enumerate(entries, start=size):
-        leaf = entry_leaf_hash(entry)
+    index = size
+    for entry in entries:
+        try:
+            leaf = entry_leaf_hash(entry)
+        except (ValueError, TypeError):
+            log.error("log entry %s cannot be hashed: it is left without a leaf", entry.id)
+            continue
         session.add(
             AuditLeaf(leaf_index=index, entry_id=entry.id, leaf_hash=leaf, sequenced_at=now)
         )
@@ -146,8 +160,9 @@ async def sequence(session: AsyncSession, now: datetime, limit: int = 1000) -> i
             level, value = level + 1, merkle.node_hash(left, value)
             session.add(AuditNode(level=level, position=index >> level, hash=value))
         frontier.append((level, value))
+        index += 1
     await session.flush()
-    return len(entries)
+    return index - size
 
 
 async def _frontier(session: AsyncSession, size: int) -> list[tuple[int, bytes]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
 from app.checkpoint import CheckpointError, parse_and_verify
-from app.log_tree import entry_leaf_hash
+from app.log_tree import SWEEP_SECONDS, entry_leaf_hash
 from app.models import AuditCheckpoint, AuditEntry, AuditLeaf
 
 BATCH = 5000
@@ -29,7 +30,7 @@ BATCH = 5000
 
 @dataclass(frozen=True)
 class Finding:
-    leaf_index: int
+    leaf_index: int | None  # None: an entry with no leaf, named in the problem
     problem: str
 
 
@@ -70,7 +71,14 @@ async def verify(
     public_key: Ed25519PublicKey,
     origin: str,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    *,
+    unsequenced_before: datetime | None = None,
 ) -> Report:
+    """unsequenced_before: entries older than this must have a leaf (default: twice the
+    sequencer's sweep period ago; it otherwise runs once a second)."""
+    unsequenced_before = unsequenced_before or datetime.now(UTC) - 2 * timedelta(
+        seconds=SWEEP_SECONDS
+    )
     total = (await session.scalar(select(func.count()).select_from(AuditLeaf))) or 0
     checkpoints = (
         await session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
@@ -125,11 +133,14 @@ async def verify(
                     )
                 )
                 break
+            recomputed = stored
             if entry is None:
                 findings.append(Finding(leaf_index, "its entry was removed"))
-                recomputed = stored
             else:
-                recomputed = entry_leaf_hash(entry)
+                try:
+                    recomputed = entry_leaf_hash(entry)
+                except (ValueError, TypeError):
+                    findings.append(Finding(leaf_index, "its entry was altered (not JSON)"))
                 if recomputed != stored:
                     findings.append(Finding(leaf_index, "its entry was altered or moved"))
             frontier.add(recomputed)
@@ -141,4 +152,22 @@ async def verify(
         break
     for row in pending:
         findings.append(Finding(row.tree_size, f"checkpoint {row.tree_size}: beyond the leaves"))
+    if frontier.size and not checkpoints:
+        findings.append(Finding(0, "no checkpoint: nothing signed vouches for these leaves"))
+    findings += await _unsequenced(session, unsequenced_before)
     return Report(frontier.size, len(checkpoints), findings)
+
+
+async def _unsequenced(session: AsyncSession, before: datetime) -> list[Finding]:
+    """Entries older than `before` that no leaf commits to: missed by the sequencer, or written
+    outside the service. (Newer ones may simply not have been sequenced yet.)"""
+    ids = (
+        await session.scalars(
+            select(AuditEntry.id)
+            .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+            .where(AuditLeaf.leaf_index.is_(None), AuditEntry.recorded_at < before)
+            .order_by(AuditEntry.id)
+            .limit(1000)
+        )
+    ).all()
+    return [Finding(None, f"entry {entry_id} is in no leaf") for entry_id in ids]

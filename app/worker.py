@@ -185,7 +185,7 @@ async def run_forever(
             log.error("delivery attempt failed (%s)", type(task.exception()).__name__)
         kick.set()
 
-    next_purge = next_log = loop.time()
+    next_purge = next_log = next_sweep = loop.time()
     try:
         while not stop.is_set():
             kick.clear()
@@ -195,7 +195,10 @@ async def run_forever(
                 await _purge(sessions, settings)
             if loop.time() >= next_log:  # at most once a second: the sequencer's scan is bounded
                 next_log = loop.time() + LOG_INTERVAL_SECONDS
-                await _advance_log(sessions, settings, log_signer)
+                sweep = loop.time() >= next_sweep
+                if sweep:
+                    next_sweep = loop.time() + log_tree.SWEEP_SECONDS
+                await _advance_log(sessions, settings, log_signer, sweep=sweep)
             room = min(settings.worker_concurrency - len(in_flight), settings.worker_batch_size)
             claimed: list[outbox.Claimed] = []
             if room > 0:
@@ -238,13 +241,14 @@ async def advance_log(
     signer: LogSigner,
     *,
     now: datetime | None = None,
+    sweep: bool = False,
 ) -> tuple[int, bool]:
     """Sequence what was logged since the last pass and sign a checkpoint if one is due, in a
     transaction of its own: how many entries it sequenced, and whether it signed. Cheap when
     there is nothing to do (a few index lookups)."""
     now = now or datetime.now(UTC)
     async with sessions() as session, session.begin():
-        sequenced = await log_tree.sequence(session, now)
+        sequenced = await log_tree.sequence(session, now, sweep=sweep)
         signed = await log_tree.checkpoint(
             session,
             signer,
@@ -256,9 +260,13 @@ async def advance_log(
 
 
 async def _advance_log(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, signer: LogSigner
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    signer: LogSigner,
+    *,
+    sweep: bool,
 ) -> None:
     try:
-        await advance_log(sessions, settings, signer)
+        await advance_log(sessions, settings, signer, sweep=sweep)
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("sequencing the log failed (%s)", type(exc).__name__)

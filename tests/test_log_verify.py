@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import log_tree
+from app import audit, log_tree
 from app.db import is_sqlite
 from app.log_key import load_log_signer
 from app.models import AuditEntry, AuditLeaf
+from app.worker import advance_log
 
 TRIGGERS = [
     f"{table}_no_{event}"
@@ -161,3 +164,66 @@ async def test_without_a_verifier_key_or_a_log_key_it_refuses_rather_than_make_o
     result = await asyncio.to_thread(run, "audit", "verify")
     assert result.exit_code == 2
     assert "--verifier-key" in result.output
+
+
+# --- what a review found: entries no leaf commits to, unhashable entries, no checkpoint -------
+
+OLD = "2000-01-01 00:00:00"
+
+
+async def test_an_entry_in_no_leaf_is_reported(world, log, run, database_url):
+    await tamper(
+        database_url,
+        f"INSERT INTO audit_entry (recorded_at, action, details) VALUES ('{OLD}', 'x.y', '{{}}')",
+    )
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "is in no leaf" in output
+
+
+async def test_the_sweep_sequences_an_entry_the_window_missed(world, log, settings, monkeypatch):
+    monkeypatch.setattr(log_tree, "LATE_COMMIT_WINDOW", 0)
+    now = datetime.now(UTC)
+    async with world.sessions() as session, session.begin():  # committed late, with a low id
+        session.add(AuditEntry(id=0, recorded_at=now, action="x.y", details={}))
+    assert (await advance_log(world.sessions, settings, log, now=now))[0] == 0
+    assert (await advance_log(world.sessions, settings, log, now=now, sweep=True))[0] == 1
+
+
+async def test_an_unhashable_entry_does_not_stop_the_log_and_is_reported(
+    world, log, example, settings, run, database_url
+):
+    await tamper(
+        database_url,
+        "INSERT INTO audit_entry (recorded_at, action, details)"
+        f" VALUES ('{OLD}', 'x.y', '{{\"n\": 1e999}}')",
+    )
+    before = await size(world)
+    assert (await world.post_notice(example)).status_code == 202
+    await advance_log(world.sessions, settings, log, now=datetime.now(UTC))
+    assert await size(world) > before  # the rest of the log goes on
+    code, output = await verified(run, log)
+    assert code == 1 and "is in no leaf" in output
+
+
+async def test_an_entry_tampered_into_no_json_is_named_not_a_crash(world, log, run, database_url):
+    entry = await leaf(world, 5)
+    await tamper(
+        database_url, f"UPDATE audit_entry SET details = '{{\"n\": 1e999}}' WHERE id = {entry.id}"
+    )
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "leaf 5: its entry was altered (not JSON)" in output
+
+
+async def test_a_log_with_its_checkpoints_deleted_does_not_verify(world, log, run, database_url):
+    await tamper(database_url, "DELETE FROM audit_checkpoint")
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "no checkpoint" in output
+
+
+async def test_the_log_refuses_details_it_could_not_hash_exactly(world):
+    async with world.sessions() as session:
+        with pytest.raises(ValueError):
+            audit.append(session, "x.y", at=datetime.now(UTC), details={"n": float("inf")})
