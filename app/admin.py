@@ -51,7 +51,7 @@ async def add_organisation(
         id=uuid.uuid4(), code=code, kind=kind, name=name.strip(), message_sequence=0, created_at=now
     )
     session.add(organisation)
-    _log(session, "organisation.created", now, organisation, actor, kind=kind)
+    log_change(session, "organisation.created", now, organisation, actor, kind=kind)
     return organisation
 
 
@@ -91,7 +91,9 @@ async def add_client(
     )
     session.add(client)
     method = "private_key_jwt" if public_jwk else "client_secret_basic"
-    _log(session, "client.created", now, organisation, actor, client_id=client_id, method=method)
+    log_change(
+        session, "client.created", now, organisation, actor, client_id=client_id, method=method
+    )
     return client, None if public_jwk else secret
 
 
@@ -125,7 +127,7 @@ async def disable_organisation(
         raise AdminError("an operator cannot disable its own organisation", conflict=True)
     if organisation.disabled_at is None:
         organisation.disabled_at = now
-        _log(session, "organisation.disabled", now, organisation, actor)
+        log_change(session, "organisation.disabled", now, organisation, actor)
     return organisation
 
 
@@ -140,7 +142,7 @@ async def disable_client(
     organisation, client = await client_of(session, organisation_code, client_id)
     if client.disabled_at is None:
         client.disabled_at = now
-        _log(session, "client.disabled", now, organisation, actor, client_id=client_id)
+        log_change(session, "client.disabled", now, organisation, actor, client_id=client_id)
     return client
 
 
@@ -161,7 +163,7 @@ async def rotate_secret(
     client.previous_secret_sha256 = client.secret_sha256 if overlap > timedelta(0) else None
     client.previous_secret_expires_at = now + overlap if overlap > timedelta(0) else None
     client.secret_sha256 = hash_secret(secret)
-    _log(
+    log_change(
         session,
         "client.secret_rotated",
         now,
@@ -173,7 +175,7 @@ async def rotate_secret(
     return client, secret
 
 
-def _log(
+def log_change(
     session: AsyncSession,
     action: str,
     now: datetime,

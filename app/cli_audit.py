@@ -14,7 +14,7 @@ from rich.progress import Progress
 from app import audit, log_export, logs
 from app.checkpoint import CheckpointError, parse_verifier_key
 from app.db import make_engine, make_sessionmaker
-from app.log_key import KEY_FILE, load_log_signer
+from app.log_key import key_path, load_log_signer
 from app.log_verify import Report, verify
 from app.settings import Settings
 
@@ -43,7 +43,7 @@ def audit_verify(
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
     else:
-        if not (settings.data_dir / "log-key" / KEY_FILE).exists():
+        if not key_path(settings).exists():
             typer.echo("error: no log key here: give the log's --verifier-key", err=True)
             raise typer.Exit(2)
         signer = load_log_signer(settings)
@@ -82,7 +82,7 @@ def audit_export(
     checkpoint (with the verifier key) first, then every leaf it covers with its entry."""
     logs.configure()
     settings = Settings()
-    if not (settings.data_dir / "log-key" / KEY_FILE).exists():
+    if not key_path(settings).exists():
         typer.echo("error: no log key here: run this where the exchange runs", err=True)
         raise typer.Exit(2)
     verifier_key = load_log_signer(settings).verifier_key

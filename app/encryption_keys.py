@@ -9,8 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
-from app.admin import AdminError, organisation_by_code
+from app.admin import AdminError, log_change, organisation_by_code
 from app.identity import Caller
 from app.models import Organisation
 from app.policy import RECIPIENT_KINDS
@@ -53,7 +52,14 @@ async def set_key(
         raise KeyRefused(f"not a usable encryption key: {exc}") from None
     if organisation.encryption_jwk != public_jwk:
         organisation.encryption_jwk = public_jwk
-        _log(session, "organisation.encryption_key_set", now, organisation, actor, public_jwk)
+        log_change(
+            session,
+            "organisation.encryption_key_set",
+            now,
+            organisation,
+            actor,
+            kid=public_jwk["kid"],
+        )
     return public_jwk
 
 
@@ -69,27 +75,11 @@ async def remove_key(
     removed = organisation.encryption_jwk
     if removed is not None:
         organisation.encryption_jwk = None
-        _log(session, "organisation.encryption_key_removed", now, organisation, actor, removed)
-
-
-def _log(
-    session: AsyncSession,
-    action: str,
-    now: datetime,
-    organisation: Organisation,
-    actor: Caller | None,
-    public_jwk: dict[str, str],
-) -> None:
-    audit.append(
-        session,
-        action,
-        at=now,
-        actor_organisation_id=actor.organisation_id if actor else None,
-        actor_client_id=actor.client_id if actor else None,
-        subject_organisation_id=organisation.id,
-        details={
-            "code": organisation.code,
-            "via": "api" if actor else "cli",
-            "kid": public_jwk["kid"],
-        },
-    )
+        log_change(
+            session,
+            "organisation.encryption_key_removed",
+            now,
+            organisation,
+            actor,
+            kid=removed["kid"],
+        )

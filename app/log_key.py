@@ -60,8 +60,12 @@ def _create(path: Path) -> None:
         draft.unlink()
 
 
+def key_path(settings: Settings) -> Path:
+    return settings.data_dir / "log-key" / KEY_FILE
+
+
 def load_log_signer(settings: Settings) -> LogSigner:
-    path = settings.data_dir / "log-key" / KEY_FILE
+    path = key_path(settings)
     if not path.exists():
         _create(path)
     data = _read_private(path)  # refuses a file group or others may use
