@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format contract postgres clean
+.PHONY: run test bench lint format contract postgres clean
 
 # The environment is rebuilt whenever the declared or pinned dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +25,10 @@ test: $(STAMP) postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n auto
+
+# The benchmarks (bench/README.md): about half an hour on PostgreSQL; never part of `make test`.
+bench: $(STAMP) postgres
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # PostgreSQL is the production database: the suite runs every database test on it.
 # If the local cluster is not answering, start it (this machine's way; see README).

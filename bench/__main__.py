@@ -1,0 +1,157 @@
+"""`python -m bench [--quick] [--only PHASE ...]`: measure the exchange against its targets.
+
+One run, on PostgreSQL (EXCHANGE_BENCH_POSTGRES_URL, default the local cluster's `test` database,
+used only to create the run's own databases), in this order, each beside its baseline:
+
+1. intake: notices a second under concurrent clients, and a bare FastAPI insert's;
+2. delivery: one worker draining the backlog intake left, and a bare httpx loop;
+3. end to end at a steady 50 notices a second;
+4. growth: intake p50 with the small number of notices stored, then (after the memory phase and a
+   bulk clone up to the large number) again;
+5. memory: the API process's resident size once it has answered the given number of notices;
+6. the log: a million entries, verified, proved and queried.
+
+`--quick` shrinks every size, for trying the harness; its results go to `<date>-quick.json` and
+leave the README alone. The processes' logs are kept in bench/var/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from app.settings import Settings
+from bench import phases, report
+from bench.phases import API_PORT, QUICK, RECEIVER_PORT, Run, Scale
+from bench.world import (
+    BIN,
+    Api,
+    Runner,
+    asyncpg_dsn,
+    exchange,
+    exchange_env,
+    fresh_database,
+    register,
+    until_listening,
+)
+
+HERE = Path(__file__).resolve().parent
+ADMIN_URL = os.environ.get(
+    "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+PHASES = ("intake", "delivery", "e2e", "growth", "memory", "log")
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
+async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
+    results: dict[str, float] = {}
+    runner = Runner(work_dir)
+    try:
+        url = await fresh_database(ADMIN_URL, "exchange_bench")
+        data_dir = work_dir / "data"
+        env = exchange_env(url, data_dir)
+        exchange(env, "db", "upgrade")
+        clients = register(env)
+        receiver = runner.start(
+            "receiver", [phases.PYTHON, "-m", "bench.receiver", str(RECEIVER_PORT)], env
+        )
+        api_process = runner.start(
+            "api", [str(BIN / "exchange"), "serve", "--port", str(API_PORT)], env
+        )
+        await until_listening(receiver, RECEIVER_PORT)
+        await until_listening(api_process, API_PORT)
+        api = Api(API_PORT, clients)
+        await api.subscribe(RECEIVER_PORT)
+        run = Run(scale, runner, url, data_dir, api, api_process)
+        if "intake" in only:
+            say("intake, beside the bare FastAPI insert")
+            results |= await phases.intake(run)
+        if "delivery" in only:
+            fields = Settings.model_fields  # the worker runs with the default pool
+            per_subscription = fields["worker_subscription_concurrency"].default
+            in_flight = min(fields["worker_concurrency"].default, per_subscription * 2)
+            say(f"delivery: one worker, beside a bare httpx loop ({in_flight} in flight)")
+            results |= await phases.delivery(run, in_flight)
+        if "e2e" in only:
+            say(f"end to end at {scale.e2e_rate:g} notices/s")
+            if run.worker is None:
+                run.start_worker()
+            results |= await phases.end_to_end(run)
+        run.stop_worker()
+        if "growth" in only:
+            say(f"growth: {scale.small_notices:,} notices stored")
+            await phases.fill(run, scale.small_notices, clients=scale.clients)
+            small = await phases.sequential_p50(run)
+        if "memory" in only:
+            say(f"memory: posting until the API has answered {scale.memory_notices:,}")
+            results |= await phases.memory(run)
+        if "growth" in only:
+            say(f"growth: cloning up to {scale.large_notices:,} notices")
+            from bench import grow  # only this phase needs it
+
+            stored = await grow.grow(url, scale.large_notices)
+            large = await phases.sequential_p50(run)
+            run.details["growth"] = {"small": small, "large": large, "stored": stored}
+            results["growth_ratio"] = round(large["p50_ms"] / small["p50_ms"], 3)
+        api_process.stop()
+        if "log" in only:
+            say(f"the log: {scale.log_entries:,} entries")
+            from bench import log_phase  # only this phase needs it
+
+            figures, run.details["log"] = await log_phase.log(
+                runner, ADMIN_URL, work_dir, scale.log_entries, scale.log_persons, scale.log_queries
+            )
+            results |= figures
+        return {"results": results, "details": run.details}
+    finally:
+        runner.stop_all()
+
+
+async def postgres_version() -> str:
+    connection = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+    try:
+        return " ".join((await connection.fetchval("SELECT version()")).split()[:2])
+    finally:
+        await connection.close()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness")
+    parser.add_argument("--only", nargs="+", choices=PHASES, default=list(PHASES))
+    arguments = parser.parse_args()
+    scale = QUICK if arguments.quick else Scale()
+    work_dir = HERE / "var"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    started = datetime.now(UTC)
+    measured = asyncio.run(main(scale, set(arguments.only), work_dir))
+    document = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": report.machine(asyncio.run(postgres_version())),
+        "scale": asdict(scale),
+        "phases": arguments.only,
+        "results": measured["results"],
+        "details": measured["details"],
+        "minutes": round((datetime.now(UTC) - started).total_seconds() / 60, 1),
+    }
+    path = report.write(
+        document, f"{started:%Y-%m-%d}", arguments.quick or arguments.only != list(PHASES)
+    )
+    print(json.dumps(document["results"], indent=2))
+    say(f"written to {path}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,269 @@
+"""The measurements, one function each, every one beside its baseline in the same run.
+
+Each takes the Run (the processes and the world) and returns the figures it measured. Rates
+count only successful answers; latencies are nearest-rank percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from bench.httpload import Connection, Sample, closed_loop, open_loop, percentile
+from bench.world import (
+    BIN,
+    HOST,
+    Api,
+    Notices,
+    Process,
+    Runner,
+    asyncpg_dsn,
+    exchange_env,
+    until_listening,
+)
+
+PYTHON = sys.executable
+API_PORT, BASELINE_PORT, RECEIVER_PORT = 8310, 8311, 8312
+
+
+@dataclass(frozen=True)
+class Scale:
+    clients: int = 16  # concurrent intake clients
+    warmup_seconds: float = 5
+    intake_seconds: float = 30
+    e2e_rate: float = 50
+    e2e_seconds: float = 60
+    small_notices: int = 10_000  # growth: the first size ...
+    large_notices: int = 1_000_000  # ... and the second
+    growth_requests: int = 500  # sequential notices timed at each size
+    memory_notices: int = 100_000  # notices the API process has handled when its RSS is read
+    log_entries: int = 1_000_000
+    log_persons: int = 100_000
+    log_queries: int = 200
+
+
+QUICK = Scale(
+    warmup_seconds=2,
+    intake_seconds=10,
+    e2e_seconds=15,
+    small_notices=2_000,
+    large_notices=20_000,
+    growth_requests=200,
+    memory_notices=5_000,
+    log_entries=50_000,
+    log_persons=5_000,
+    log_queries=100,
+)
+
+
+@dataclass
+class Run:
+    scale: Scale
+    runner: Runner
+    database_url: str
+    data_dir: Path
+    api: Api
+    api_process: Process
+    worker: Process | None = None
+    handled: int = 0  # notices the API process has answered
+    details: dict = field(default_factory=dict)
+
+    def env(self, **settings: str) -> dict[str, str]:
+        return exchange_env(self.database_url, self.data_dir, **settings)
+
+    async def sql(self, query: str) -> object:
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            return await connection.fetchval(query)
+        finally:
+            await connection.close()
+
+    async def notices(self) -> Notices:
+        return Notices(await self.api.token("MDI"), first=self.handled)
+
+    async def post(
+        self, *, clients: int, seconds: float | None = None, requests: int | None = None
+    ):
+        notices = await self.notices()
+        samples, elapsed = await closed_loop(
+            HOST, API_PORT, notices.make, clients=clients, seconds=seconds, requests=requests
+        )
+        self.handled += len(samples)
+        return samples, elapsed
+
+    def start_worker(self) -> None:
+        self.worker = self.runner.start("worker", [str(BIN / "exchange"), "worker"], self.env())
+
+    def stop_worker(self) -> None:
+        if self.worker:
+            self.worker.stop()
+            self.worker = None
+
+
+def summary(samples: list[Sample], elapsed: float, accepted: int = 202) -> dict:
+    ok = [s for s in samples if s.status == accepted]
+    latencies = [s.latency_ms for s in ok]
+    return {
+        "requests": len(samples),
+        "failed": len(samples) - len(ok),
+        "rps": round(len(ok) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+    }
+
+
+async def intake(run: Run) -> dict:
+    """Notices a second through the whole path, and a bare FastAPI insert's, same load."""
+    scale = run.scale
+    baseline = run.runner.start(
+        "baseline",
+        [PYTHON, "-m", "bench.baseline", run.database_url, str(BASELINE_PORT)],
+        run.env(),
+    )
+    try:
+        await until_listening(baseline, BASELINE_PORT)
+        notices = await run.notices()
+        await closed_loop(
+            HOST,
+            BASELINE_PORT,
+            notices.baseline,
+            clients=scale.clients,
+            seconds=scale.warmup_seconds,
+        )
+        base = summary(
+            *await closed_loop(
+                HOST,
+                BASELINE_PORT,
+                notices.baseline,
+                clients=scale.clients,
+                seconds=scale.intake_seconds,
+            )
+        )
+    finally:
+        baseline.stop()
+    await run.post(clients=scale.clients, seconds=scale.warmup_seconds)
+    exchange = summary(*await run.post(clients=scale.clients, seconds=scale.intake_seconds))
+    run.details["intake"] = {"clients": scale.clients, "exchange": exchange, "baseline": base}
+    return {
+        "intake_rps": exchange["rps"],
+        "baseline_rps": base["rps"],
+        "intake_ratio": round(exchange["rps"] / base["rps"], 3),
+        "intake_p50_ms": exchange["p50_ms"],
+        "intake_p99_ms": exchange["p99_ms"],
+        "baseline_p99_ms": base["p99_ms"],
+    }
+
+
+async def receiver(method: str, path: str) -> object:
+    _, body = await Connection(HOST, RECEIVER_PORT).request(method, path, {}, b"")
+    return json.loads(body)
+
+
+async def until_received(count: int, within: float) -> int:
+    deadline = time.monotonic() + within
+    while (got := (await receiver("GET", "/_stats"))["count"]) < count:
+        if time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+    return got
+
+
+def rate(arrivals: list) -> float:
+    """Arrivals a second, from the first arrival to the last (start-up excluded)."""
+    times = sorted(ns for _, ns in arrivals)
+    return (len(times) - 1) / ((times[-1] - times[0]) / 1e9) if len(times) > 1 else 0.0
+
+
+async def delivery(run: Run, concurrency: int) -> dict:
+    """One worker draining the backlog intake left, then a bare httpx loop sending the same
+    requests to the same receiver, with as many in flight as the worker may have."""
+    pending = await run.sql("SELECT count(*) FROM delivery WHERE state = 'pending'")
+    await receiver("POST", "/_reset")
+    run.start_worker()
+    got = await until_received(pending, within=max(120, pending / 20))
+    worker_rate = rate(await receiver("GET", "/_arrivals"))
+    captured = await receiver("GET", "/_captured")
+    replay = run.data_dir.parent / "captured.json"
+    replay.write_text(json.dumps(captured))
+    await receiver("POST", "/_reset")
+    base_url = f"http://{HOST}:{RECEIVER_PORT}"
+    done = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "bench.bare_loop", base_url, str(replay), str(concurrency)
+    )
+    await done.wait()
+    bare_rate = rate(await receiver("GET", "/_arrivals"))
+    run.details["delivery"] = {
+        "pending": pending,
+        "delivered": got,
+        "replayed": len(captured),
+        "in_flight": concurrency,
+    }
+    return {
+        "delivery_rps": round(worker_rate, 1),
+        "delivery_baseline_rps": round(bare_rate, 1),
+        "delivery_ratio": round(worker_rate / bare_rate, 3),
+    }
+
+
+async def end_to_end(run: Run) -> dict:
+    """A steady rate of notices; for each, from its 202 to both recipients' webhooks received."""
+    scale = run.scale
+    await until_received(0, 0)
+    await receiver("POST", "/_reset")
+    notices = await run.notices()
+    samples = await open_loop(
+        HOST, API_PORT, notices.make, rate=scale.e2e_rate, seconds=scale.e2e_seconds
+    )
+    run.handled += len(samples)
+    accepted = [s for s in samples if s.status == 202]
+    wanted = {
+        s: [r["message_id"] for r in json.loads(s.body)["recipients"] if r["message_id"]]
+        for s in accepted
+    }
+    await until_received(sum(map(len, wanted.values())), within=120)
+    arrived = dict(await receiver("GET", "/_arrivals"))  # webhook-id is the message id
+    spans = [
+        (max(arrived[m] for m in ids) - s.done_ns) / 1e6
+        for s, ids in wanted.items()
+        if ids and all(m in arrived for m in ids)
+    ]
+    run.details["end_to_end"] = {
+        "rate": scale.e2e_rate,
+        "notices": len(samples),
+        "accepted": len(accepted),
+        "complete": len(spans),
+        "intake_p50_ms": round(percentile([s.latency_ms for s in accepted], 50), 2),
+    }
+    return {
+        "e2e_p50_ms": round(percentile(spans, 50), 2),
+        "e2e_p99_ms": round(percentile(spans, 99), 2),
+    }
+
+
+async def sequential_p50(run: Run) -> dict:
+    """Intake latency with one client, so that only the work done for a notice is timed."""
+    samples, elapsed = await run.post(clients=1, requests=run.scale.growth_requests)
+    return summary(samples, elapsed)
+
+
+async def fill(run: Run, total: int, *, clients: int) -> None:
+    """Post notices until the database holds `total` (a minute at a time, for fresh tokens)."""
+    while (stored := await run.sql("SELECT count(*) FROM release_notice")) < total:
+        await run.post(clients=clients, requests=min(total - stored, 6000))
+
+
+async def memory(run: Run) -> dict:
+    """The API process's resident memory once it has answered memory_notices notices."""
+    series = []
+    while run.handled < run.scale.memory_notices:
+        left = run.scale.memory_notices - run.handled
+        await run.post(clients=run.scale.clients, requests=min(left, 6000))
+        series.append((run.handled, round(run.api_process.rss_mb(), 1)))
+    run.details["memory"] = {"rss_mb_by_notices_handled": series}
+    return {"rss_mb": round(run.api_process.rss_mb(), 1)}

@@ -1,0 +1,89 @@
+"""The results file (`bench/results/<date>.json`) and the table in bench/README.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE / "README.md"
+START, END = "<!-- results: written by `make bench` -->", "<!-- /results -->"
+
+# The issue's targets: key -> (comparison, bound, what it measures).
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "intake_ratio": (">=", 0.6, "intake rate over the bare FastAPI insert's"),
+    "intake_p99_ms": ("report", 0, "intake p99 latency under the same load (ms)"),
+    "e2e_p50_ms": ("<=", 50, "202 to both webhooks received, p50, 50 notices/s (ms)"),
+    "e2e_p99_ms": ("<=", 250, "the same, p99 (ms)"),
+    "delivery_ratio": (">=", 0.7, "one worker's deliveries/s over a bare httpx loop's"),
+    "audit_verify_1m_s": ("<=", 10, "`exchange audit verify` of the whole log (s)"),
+    "inclusion_proof_ms": ("<=", 10, "an inclusion proof over HTTP at that size, p95 (ms)"),
+    "person_query_p95_ms": ("<=", 20, "entries about one person over HTTP, p95 (ms)"),
+    "growth_ratio": ("<=", 1.2, "intake p50 at the large size over that at the small"),
+    "rss_mb": ("<", 200, "API resident memory after the notices below (MB)"),
+}
+
+
+def met(key: str, value: float) -> str:
+    comparison, bound, _ = TARGETS[key]
+    if comparison == "report" or not isinstance(value, int | float) or math.isnan(value):
+        return ""
+    ok = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[comparison]
+    return "yes" if ok else "**no**"
+
+
+def machine(postgres_version: str) -> dict[str, object]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": postgres_version,
+    }
+
+
+def table(results: dict, scale: dict) -> str:
+    rows = ["| measure | target | measured | met |", "|---|---|---|---|"]
+    for key, (comparison, bound, what) in TARGETS.items():
+        value = results.get(key, float("nan"))
+        target = "reported" if comparison == "report" else f"{comparison} {bound:g}"
+        rows.append(f"| {what} (`{key}`) | {target} | {value} | {met(key, value)} |")
+    facts = (
+        f"Intake {results.get('intake_rps')} notices/s against the baseline's "
+        f"{results.get('baseline_rps')}, {scale['clients']} clients; delivery "
+        f"{results.get('delivery_rps')}/s against the bare loop's "
+        f"{results.get('delivery_baseline_rps')}/s; log of {scale['log_entries']:,} entries; "
+        f"growth from {scale['small_notices']:,} to {scale['large_notices']:,} stored notices; "
+        f"memory after {scale['memory_notices']:,} notices."
+    )
+    return "\n".join(rows) + "\n\n" + facts
+
+
+def write(document: dict, day: str, quick: bool) -> Path:
+    """The results file; for a full run, the README's table too."""
+    results_dir = HERE / "results"
+    results_dir.mkdir(exist_ok=True)
+    path = results_dir / f"{day}{'-quick' if quick else ''}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    if not quick:
+        m = document["machine"]
+        described = (
+            f"Run of {day} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Linux "
+            f"{m['kernel']}, Python {m['python']}, {m['postgresql']} (`bench/results/{path.name}`)."
+        )
+        section = f"{START}\n{described}\n\n{table(document['results'], document['scale'])}\n{END}"
+        text = README.read_text()
+        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+        README.write_text(pattern.sub(lambda _: section, text) if START in text else text + section)
+    return path
