@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from app.canonical import canonical_json
 from app.models import AuditEntry, ReleaseNotice
@@ -16,6 +17,16 @@ from app.models import AuditEntry, ReleaseNotice
 
 def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def _person_in_session(session: AsyncSession, notice_id: uuid.UUID) -> str | None:
+    """The person_ref of the notice, if the session holds it (loaded or added), without a query."""
+    notice = session.identity_map.get(identity_key(ReleaseNotice, notice_id))
+    if notice is None:
+        notice = next(
+            (o for o in session.new if isinstance(o, ReleaseNotice) and o.id == notice_id), None
+        )
+    return notice.person_ref if isinstance(notice, ReleaseNotice) else None
 
 
 def append(
@@ -35,11 +46,12 @@ def append(
 
     person_ref (a keyed hash of the NOMS number) names the person the event concerns. An entry
     about a notice concerns that notice's person: without a person_ref it takes the notice's,
-    read by the INSERT itself (the notice is already stored)."""
+    read from the notice in the session if it is there, else by the INSERT itself (the notice is
+    already stored). A plain value lets one flush write all its entries in one statement."""
     canonical_json(details or {})  # what the log cannot hash exactly it refuses now, not later
     person: str | ScalarSelect[str | None] | None = person_ref
     if person is None and notice_id is not None:
-        person = (
+        person = _person_in_session(session, notice_id) or (
             select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id).scalar_subquery()
         )
     session.add(

@@ -39,8 +39,11 @@ async def disclose(
     context: Context,
     now: datetime,
     holders: dict[uuid.UUID, Message],
+    *,
+    flush: bool = True,
 ) -> uuid.UUID | None:
-    """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
+    """Decide what one recipient gets; sign and queue it if anything at all is allowed. With
+    flush=False what it adds waits for the caller's next flush (see dispatch.queue)."""
     policy = context.policy
     decision = decide(policy, body, role, standing)
     told = explanation(policy, decision)  # the same account disclosures.py gives back
@@ -78,7 +81,6 @@ async def disclose(
     )
     if not decision.discloses_anything:
         return None  # nothing allowed: not even the fact of the notice leaves the exchange
-    await session.flush()  # the disclosure, before the message that references it
     claims: dict[str, Any] = {
         "disclosure": decision.disclosure,
         "manifest": manifest,
@@ -100,5 +102,6 @@ async def disclose(
         now,
         disclosure_id=disclosure.id,
         supersedes=previous.id if previous else None,
+        flush=flush,
     )
     return message.id

@@ -158,9 +158,14 @@ async def queue(
     *,
     disclosure_id: uuid.UUID | None = None,
     supersedes: uuid.UUID | None = None,
+    flush: bool = True,
 ) -> Message:
     """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
-    key now), seal and store it, and queue its deliveries."""
+    key now), seal and store it, and queue its deliveries.
+
+    flush=False leaves the message and its deliveries to the caller's next flush (the commit's,
+    at the latest), so that one flush writes several recipients' rows, a statement per table;
+    the caller then must not query for them before it flushes."""
     message_id = uuid.uuid4()
     signed = {
         "iss": context.issuer,
@@ -208,6 +213,7 @@ async def queue(
             ),
         },
     )
-    await session.flush()  # deliveries reference the message
+    if flush:
+        await session.flush()
     await outbox.enqueue(session, message, now)
     return message

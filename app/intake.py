@@ -168,8 +168,8 @@ async def accept_notice(
     standing = await consents.standing(session, person_ref, now)
     sent = []
     for organisation, role in recipients:
-        message_id = await disclose(
-            session, row, body, organisation, role, standing, context, now, holders
+        message_id = await disclose(  # flushed together, with the commit or a cancellation
+            session, row, body, organisation, role, standing, context, now, holders, flush=False
         )
         sent.append(Sent(organisation, role, message_id))
     # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever

@@ -1,4 +1,10 @@
-"""ORM tables. Typed columns, no behaviour; relationships, if any are ever added, lazy="raise"."""
+"""ORM tables. Typed columns, no behaviour.
+
+The few relationships are there for the unit of work's sake only: each tells a flush to insert
+the row a foreign key points at before the row that points at it, so that one flush can write a
+notice and everything it causes, each table in one statement. They are never set or loaded
+(lazy="raise"); the foreign-key columns are what the code reads and writes.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite has no BIGINT rowid alias: only INTEGER PRIMARY KEY autoincrements there.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -158,6 +164,7 @@ class Disclosure(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"), index=True)
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
     recipient_role: Mapped[str] = mapped_column(String(32))
     fields_sent: Mapped[list[str]] = mapped_column(JSON)
     manifest: Mapped[list[dict[str, str]]] = mapped_column(JSON)
@@ -190,6 +197,8 @@ class Message(Base):
     disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosure.id"))
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
+    _disclosure: Mapped[Disclosure | None] = relationship(lazy="raise")  # flush order only
     sequence: Mapped[int] = mapped_column(BigInteger)
     jws_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     jws_key_id: Mapped[str | None] = mapped_column(String(64))
@@ -216,6 +225,7 @@ class Consent(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
     notice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("release_notice.id"))
+    _notice: Mapped[ReleaseNotice | None] = relationship(lazy="raise")  # flush order only
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Carried by a notice entered in error, or dropped by its amendment: as if never made.
@@ -256,6 +266,7 @@ class Delivery(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription.id"), index=True)
+    _message: Mapped[Message] = relationship(lazy="raise")  # flush order only
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -273,6 +284,7 @@ class DeliveryAttempt(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery.id"), index=True)
+    _delivery: Mapped[Delivery] = relationship(lazy="raise")  # flush order only
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer)
@@ -287,6 +299,7 @@ class Acknowledgement(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    _message: Mapped[Message] = relationship(lazy="raise")  # flush order only
     client_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     # The free-text note may name the person: sealed like a notice body, purged with it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ SETTLED = {
 }
 QUEUEING = ("active", "disabled")  # subscriptions that get new deliveries (not deleted ones)
 CHANNEL = "exchange_deliveries"  # PostgreSQL NOTIFY channel: deliveries are due
+_woken: weakref.WeakSet = weakref.WeakSet()  # transactions that have notified already
 log = logging.getLogger("exchange.outbox")
 
 
@@ -84,9 +86,12 @@ async def enqueue(session: AsyncSession, message: Message, now: datetime) -> lis
 
 async def wake_workers(session: AsyncSession) -> None:
     """On PostgreSQL, tell listening workers that deliveries are due, when this transaction
-    commits (a rolled-back one tells nobody; several in one transaction fold into one)."""
-    if session.bind.dialect.name == "postgresql":
+    commits (a rolled-back one tells nobody). Once per transaction is enough: PostgreSQL folds
+    the same notification sent twice in one transaction into one anyway."""
+    transaction = session.sync_session.get_transaction()
+    if session.bind.dialect.name == "postgresql" and transaction not in _woken:
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        _woken.add(transaction)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,84 @@
+"""What one notice costs the database: each table written in one statement, however many
+recipients (issue 8). Statements are counted on the real engine, on both databases; a count is
+not a timing, so it is the same on any machine."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from app.db import is_sqlite
+from app.models import AuditEntry
+
+RECIPIENTS = ("N07", "SMS-LEEDS")
+INSERT = re.compile(r"^\s*INSERT INTO (\w+)", re.I)
+
+
+@contextmanager
+def statements(app) -> Iterator[list[str]]:
+    """Every statement the app's engine sends while the block runs."""
+    engine = app.state.sessions.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def test_one_notice_writes_each_table_once(app, world, example, database_url):
+    for code in RECIPIENTS:
+        response = await world.api.post(
+            "/v1/subscriptions",
+            json={"url": f"http://127.0.0.1:9/{code}"},
+            headers=await world.headers(code),
+        )
+        assert response.status_code == 201, response.text
+    await world.token("MDI")  # the token is fetched before counting
+    with statements(app) as seen:
+        response = await world.post_notice(example)
+    assert response.status_code == 202, response.text
+    assert [r["message_id"] is not None for r in response.json()["recipients"]] == [True, True]
+    inserts = Counter(m.group(1) for s in seen if (m := INSERT.match(s)))
+    # Both recipients' disclosures, messages and deliveries go in one statement per table ...
+    assert inserts["disclosure"] == inserts["message"] == inserts["delivery"] == 1, inserts
+    assert inserts["release_notice"] == 1, inserts
+    # ... and on PostgreSQL the log's entries too, in the flushes that write what they are
+    # about (SQLite cannot return the ids of several rows in order, so it inserts them singly).
+    if not is_sqlite(database_url):
+        assert inserts["audit_entry"] <= 2, inserts
+    notified = [s for s in seen if "pg_notify" in s]
+    assert len(notified) == (0 if is_sqlite(database_url) else 1)
+    # Each sequence number is still the recipient's own, gap-free.
+    rows = await world.sql(
+        "SELECT o.code, m.sequence FROM message m JOIN organisation o"
+        " ON o.id = m.recipient_organisation_id"
+    )
+    assert sorted(rows) == [("N07", 1), ("SMS-LEEDS", 1)]
+
+
+async def test_every_entry_about_the_notice_names_its_person(world, example):
+    """Entries written without a person_ref take the notice's, now read from the session."""
+    response = await world.post_notice(example)
+    assert response.status_code == 202, response.text
+    notice_id = response.json()["id"]
+    expected = world.data_keys.person_ref(example["person"]["noms_number"])
+    async with world.sessions() as session:
+        rows = (
+            await session.execute(
+                select(AuditEntry.action, AuditEntry.person_ref).where(
+                    AuditEntry.notice_id == uuid.UUID(notice_id)
+                )
+            )
+        ).all()
+    assert len(rows) >= 5, rows  # received, consent, per recipient decided and signed
+    assert {person for _, person in rows} == {expected}, rows
