@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.disclosures import explanation
-from app.dispatch import DISCLOSURE, Context, queue
+from app.dispatch import DISCLOSURE, Context, Draft, draft, store
 from app.models import Disclosure, Message, Organisation, ReleaseNotice
 from app.policy import decide
 from app.sealing import DataKeys, Sealed, place
@@ -29,7 +29,7 @@ def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None
     return json.loads(data_keys.open(sealed, place("release_notice", "body_sealed", notice.id)))
 
 
-async def disclose(
+def decided(
     session: AsyncSession,
     notice: ReleaseNotice,
     body: dict[str, Any],
@@ -39,11 +39,10 @@ async def disclose(
     context: Context,
     now: datetime,
     holders: dict[uuid.UUID, Message],
-    *,
-    flush: bool = True,
-) -> uuid.UUID | None:
-    """Decide what one recipient gets; sign and queue it if anything at all is allowed. With
-    flush=False what it adds waits for the caller's next flush (see dispatch.queue)."""
+) -> Draft | None:
+    """Decide what one recipient gets, record the decision, and draft the signed message if
+    anything at all is allowed (dispatch.store numbers and queues it). No query: the recipient's
+    inbox counter is locked only once the slow part, deciding and signing, is done."""
     policy = context.policy
     decision = decide(policy, body, role, standing)
     told = explanation(policy, decision)  # the same account disclosures.py gives back
@@ -92,8 +91,7 @@ async def disclose(
     if noms_number:  # the subject is named only where the policy lets the recipient see it
         claims["sub"] = noms_number
     previous = holders.get(organisation.id)
-    message = await queue(
-        session,
+    return draft(
         DISCLOSURE,
         notice,
         organisation,
@@ -102,6 +100,22 @@ async def disclose(
         now,
         disclosure_id=disclosure.id,
         supersedes=previous.id if previous else None,
-        flush=flush,
     )
-    return message.id
+
+
+async def disclose(
+    session: AsyncSession,
+    notice: ReleaseNotice,
+    body: dict[str, Any],
+    organisation: Organisation,
+    role: str,
+    standing: dict[str, bool],
+    context: Context,
+    now: datetime,
+    holders: dict[uuid.UUID, Message],
+) -> uuid.UUID | None:
+    """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
+    drafted = decided(session, notice, body, organisation, role, standing, context, now, holders)
+    if drafted is None:
+        return None
+    return (await store(session, [drafted], now))[0].id

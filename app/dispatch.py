@@ -147,8 +147,19 @@ async def cancel(
     return Sent(organisation, organisation.kind, message.id, CANCELLATION)
 
 
-async def queue(
-    session: AsyncSession,
+@dataclass(frozen=True)
+class Draft:
+    """A message signed (and encrypted and sealed), not yet numbered, stored or queued."""
+
+    message: Message  # its sequence is given by store()
+    organisation: Organisation
+    jws: str
+    sent: str  # the JWS, or the JWE of it the recipient gets
+    kid: str
+    encrypted_to: str | None
+
+
+def draft(
     kind: str,
     notice: ReleaseNotice,
     organisation: Organisation,
@@ -158,14 +169,9 @@ async def queue(
     *,
     disclosure_id: uuid.UUID | None = None,
     supersedes: uuid.UUID | None = None,
-    flush: bool = True,
-) -> Message:
+) -> Draft:
     """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
-    key now), seal and store it, and queue its deliveries.
-
-    flush=False leaves the message and its deliveries to the caller's next flush (the commit's,
-    at the latest), so that one flush writes several recipients' rows, a statement per table;
-    the caller then must not query for them before it flushes."""
+    key now) and seal it: the slow part, done before the recipient's inbox counter is locked."""
     message_id = uuid.uuid4()
     signed = {
         "iss": context.issuer,
@@ -187,33 +193,82 @@ async def queue(
         disclosure_id=disclosure_id,
         supersedes_id=supersedes,
         recipient_organisation_id=organisation.id,
-        sequence=await outbox.next_sequence(session, organisation.id),
         jws_sealed=sealed.blob,
         jws_key_id=sealed.key_id,
         created_at=now,
     )
-    session.add(message)
-    audit.append(
-        session,
-        "message.signed",
-        at=now,
-        notice_id=notice.id,
-        message_id=message_id,
-        subject_organisation_id=organisation.id,
-        details={
-            "kind": kind,
-            "kid": context.keyring.current.kid,
-            "jws_sha256": audit.sha256_hex(jws),
-            "sequence": message.sequence,
-            "supersedes": str(supersedes) if supersedes else None,
-            **(
-                {"encrypted_to": recipient_key["kid"], "jwe_sha256": audit.sha256_hex(sent)}
-                if recipient_key
-                else {}
-            ),
-        },
-    )
+    encrypted_to = recipient_key["kid"] if recipient_key else None
+    return Draft(message, organisation, jws, sent, context.keyring.current.kid, encrypted_to)
+
+
+async def store(
+    session: AsyncSession, drafts: Iterable[Draft], now: datetime, *, flush: bool = True
+) -> list[Message]:
+    """Number each drafted message in its recipient's inbox, store it, log it and queue its
+    deliveries. Numbering locks the recipient's counter until the transaction ends: a caller
+    numbering for several recipients locks them all first (lock_recipients).
+
+    flush=False leaves the messages and their deliveries to the caller's next flush (the
+    commit's, at the latest), so that one flush writes several recipients' rows, a statement per
+    table; the caller then must not query for them before it flushes."""
+    drafts = list(drafts)
+    numbers = await outbox.next_sequences(session, [d.organisation.id for d in drafts])
+    messages = []
+    for drafted, number in zip(drafts, numbers, strict=True):
+        message = drafted.message
+        message.sequence = number
+        session.add(message)
+        audit.append(
+            session,
+            "message.signed",
+            at=now,
+            notice_id=message.notice_id,
+            message_id=message.id,
+            subject_organisation_id=drafted.organisation.id,
+            details={
+                "kind": message.kind,
+                "kid": drafted.kid,
+                "jws_sha256": audit.sha256_hex(drafted.jws),
+                "sequence": message.sequence,
+                "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
+                **(
+                    {
+                        "encrypted_to": drafted.encrypted_to,
+                        "jwe_sha256": audit.sha256_hex(drafted.sent),
+                    }
+                    if drafted.encrypted_to
+                    else {}
+                ),
+            },
+        )
+        messages.append(message)
     if flush:
         await session.flush()
-    await outbox.enqueue(session, message, now)
-    return message
+    await outbox.enqueue(session, messages, now)
+    return messages
+
+
+async def queue(
+    session: AsyncSession,
+    kind: str,
+    notice: ReleaseNotice,
+    organisation: Organisation,
+    claims: dict[str, Any],
+    context: Context,
+    now: datetime,
+    *,
+    disclosure_id: uuid.UUID | None = None,
+    supersedes: uuid.UUID | None = None,
+) -> Message:
+    """Sign a message for one recipient, seal and store it, and queue its deliveries."""
+    drafted = draft(
+        kind,
+        notice,
+        organisation,
+        claims,
+        context,
+        now,
+        disclosure_id=disclosure_id,
+        supersedes=supersedes,
+    )
+    return (await store(session, [drafted], now))[0]

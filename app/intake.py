@@ -16,8 +16,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, consents
-from app.decisions import body_of, disclose
-from app.dispatch import DISCLOSURE, Context, Sent, cancel, held, lock_recipients, retract
+from app.decisions import body_of, decided
+from app.dispatch import (
+    DISCLOSURE,
+    Context,
+    Sent,
+    cancel,
+    held,
+    lock_recipients,
+    retract,
+    store,
+)
 from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Organisation, ReleaseNotice
@@ -148,11 +157,15 @@ async def accept_notice(
             details={"reason": row.status_reason},
         )
     holders = await held(session, row.series_id) if previous else {}
-    await lock_recipients(session, [o.id for o, _ in recipients] + list(holders))
+    # Every inbox counter this notice may number, locked in one order (lock_recipients) by the
+    # first step that numbers a message: a lost consent's notices, or else the recipients' own
+    # below, once their messages are decided and signed. The lock is held until commit.
+    counters = [o.id for o, _ in recipients] + list(holders)
     records = await consents.record_carried(
         session, person_ref, notice.consent, caller=caller, notice_id=row.id, now=now
     )
     lost = {r.scope for r in records if r.notice_id == row.id and r.decision != "given"}
+    standing = consents.standing_of(records, now)  # every record of the person, new ones too
     if previous:  # what earlier versions carried and this one does not was entered in error
         carried = {(c.scope, c.decision, c.recorded_at, c.recorded_by) for c in notice.consent}
         earlier = await session.scalars(
@@ -163,15 +176,22 @@ async def accept_notice(
         lost |= await consents.void_carried(
             session, person_ref, earlier, keep=carried, caller=caller, now=now
         )
+        standing = await consents.standing(session, person_ref, now)  # some records voided
     for scope in sorted(lost):  # a consent that no longer stands stops what relied on it
-        await consent_lost(session, person_ref, scope, context, now)
-    standing = await consents.standing(session, person_ref, now)
-    sent = []
-    for organisation, role in recipients:
-        message_id = await disclose(  # flushed together, with the commit or a cancellation
-            session, row, body, organisation, role, standing, context, now, holders, flush=False
+        await consent_lost(
+            session, person_ref, scope, context, now, also_lock=counters, standing=standing
         )
-        sent.append(Sent(organisation, role, message_id))
+    drafts = [
+        decided(session, row, body, organisation, role, standing, context, now, holders)
+        for organisation, role in recipients
+    ]
+    await lock_recipients(session, counters)
+    # Flushed together, with the commit or a cancellation's flush below.
+    await store(session, [d for d in drafts if d], now, flush=False)
+    sent = [
+        Sent(organisation, role, drafted.message.id if drafted else None)
+        for (organisation, role), drafted in zip(recipients, drafts, strict=True)
+    ]
     # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
     # may hold one and gets nothing from this version is told it no longer stands.
     disclosed_to = {s.organisation.id for s in sent if s.message_id}

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, retry
@@ -31,57 +31,80 @@ _woken: weakref.WeakSet = weakref.WeakSet()  # transactions that have notified a
 log = logging.getLogger("exchange.outbox")
 
 
-async def next_sequence(session: AsyncSession, organisation_id: uuid.UUID) -> int:
-    """The recipient's next inbox number. The row lock keeps the sequence gap-free."""
-    result = await session.execute(
+async def next_sequences(session: AsyncSession, organisation_ids: Sequence[uuid.UUID]) -> list[int]:
+    """The next inbox number for each entry of organisation_ids (one organisation may appear
+    more than once), in one statement. The row locks keep each sequence gap-free; for several
+    organisations the caller holds their locks already (dispatch.lock_recipients), so that this
+    UPDATE never takes them in an order of its own."""
+    wanted = Counter(organisation_ids)
+    if not wanted:
+        return []
+    step = case(dict(wanted.items()), value=Organisation.id) if len(wanted) > 1 else wanted.total()
+    rows = await session.execute(
         update(Organisation)
-        .where(Organisation.id == organisation_id)
-        .values(message_sequence=Organisation.message_sequence + 1)
-        .returning(Organisation.message_sequence)
+        .where(Organisation.id.in_(list(wanted)))
+        .values(message_sequence=Organisation.message_sequence + step)
+        .returning(Organisation.id, Organisation.message_sequence)
     )
-    return result.scalar_one()
+    following = {o: last - wanted[o] + 1 for o, last in rows.all()}  # each one's first new number
+    numbers = []
+    for organisation_id in organisation_ids:
+        numbers.append(following[organisation_id])
+        following[organisation_id] += 1
+    return numbers
 
 
-async def enqueue(session: AsyncSession, message: Message, now: datetime) -> list[uuid.UUID]:
-    """One pending delivery per subscription of the message's recipient that is not deleted.
+async def enqueue(
+    session: AsyncSession, messages: Sequence[Message], now: datetime
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """One pending delivery per subscription of each message's recipient that is not deleted;
+    per message, the subscriptions it was queued for.
 
     A disabled subscription gets its deliveries too: they wait, and go out if it is re-enabled.
     """
-    subscription_ids = (
-        await session.scalars(
-            select(Subscription.id)
+    recipients = {m.recipient_organisation_id for m in messages}
+    if not recipients:
+        return {}
+    rows = (
+        await session.execute(
+            select(Subscription.organisation_id, Subscription.id)
             .where(
-                Subscription.organisation_id == message.recipient_organisation_id,
+                Subscription.organisation_id.in_(recipients),
                 Subscription.status.in_(QUEUEING),
             )
+            .order_by(Subscription.id)
             # FOR SHARE: a DELETE waits for this transaction, then kills what it queued
             .with_for_update(read=True)
         )
     ).all()
-    for subscription_id in subscription_ids:
-        session.add(
-            Delivery(
-                id=uuid.uuid4(),
-                message_id=message.id,
-                subscription_id=subscription_id,
-                state=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
+    queued: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for message in messages:
+        subscription_ids = [s for o, s in rows if o == message.recipient_organisation_id]
+        queued[message.id] = subscription_ids
+        for subscription_id in subscription_ids:
+            session.add(
+                Delivery(
+                    id=uuid.uuid4(),
+                    message_id=message.id,
+                    subscription_id=subscription_id,
+                    state=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
             )
-        )
-        audit.append(
-            session,
-            "delivery.queued",
-            at=now,
-            notice_id=message.notice_id,
-            message_id=message.id,
-            subject_organisation_id=message.recipient_organisation_id,
-            details={"subscription_id": str(subscription_id)},
-        )
-    if subscription_ids:
+            audit.append(
+                session,
+                "delivery.queued",
+                at=now,
+                notice_id=message.notice_id,
+                message_id=message.id,
+                subject_organisation_id=message.recipient_organisation_id,
+                details={"subscription_id": str(subscription_id)},
+            )
+    if rows:
         await wake_workers(session)
-    return list(subscription_ids)
+    return queued
 
 
 async def wake_workers(session: AsyncSession) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -107,16 +108,30 @@ async def record_decision(
 
 
 async def consent_lost(
-    session: AsyncSession, person_ref: str, scope: str, context: Context, now: datetime
+    session: AsyncSession,
+    person_ref: str,
+    scope: str,
+    context: Context,
+    now: datetime,
+    *,
+    also_lock: Iterable[uuid.UUID] = (),
+    standing: dict[str, bool] | None = None,
 ) -> Effects:
     """Deal with every message that relied on `scope`, if the person's consent to it does not
-    stand now (another record may still give it)."""
+    stand now (another record may still give it). Numbering messages for those recipients locks
+    their inbox counters, and with them `also_lock`, the ones the caller will number next: in one
+    statement, so in one order. `standing` is the person's standing consent now, if the caller
+    has read it since the last change to their records."""
     effects = Effects()
-    standing = await consents.standing(session, person_ref, now)
+    if standing is None:
+        standing = await consents.standing(session, person_ref, now)
     if standing.get(scope):
         return effects
     relying = await _relying(session, person_ref, scope)
-    await lock_recipients(session, (m.recipient_organisation_id for m, *_ in relying))
+    if relying:
+        await lock_recipients(
+            session, [*(m.recipient_organisation_id for m, *_ in relying), *also_lock]
+        )
     for message, disclosure, notice, stands in relying:
         if await retract(session, message, now, "consent_withdrawn"):
             effects.revoked.append(message.id)

@@ -1,7 +1,8 @@
 """The delivery worker: claim due deliveries, send them, record the outcomes, commit.
 
-The worker owns its transactions: one to claim (short), then one per settled delivery, so a
-slow receiver never holds a database transaction open. It also purges data past its retention
+The worker owns its transactions: one to claim (short), then one to record the outcomes of the
+attempts that ended meanwhile (as many as there are: one commit for them all), so a slow
+receiver never holds a database transaction open. It also purges data past its retention
 period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and
 each pass sequences new log entries into the log's tree and signs a checkpoint when one is due
 (app/log_tree.py), in another.
@@ -24,7 +25,13 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import log_tree, outbox, retention
-from app.delivery import CONNECT_TIMEOUT_SECONDS, TOTAL_TIMEOUT_SECONDS, send, webhook_body
+from app.delivery import (
+    CONNECT_TIMEOUT_SECONDS,
+    TOTAL_TIMEOUT_SECONDS,
+    Outcome,
+    send,
+    webhook_body,
+)
 from app.log_key import LogSigner, load_log_signer
 from app.sealing import DataKeys
 from app.settings import Settings
@@ -92,15 +99,8 @@ async def _claim(
         )
 
 
-async def deliver(
-    sessions: async_sessionmaker[AsyncSession],
-    client: httpx.AsyncClient,
-    settings: Settings,
-    item: outbox.Claimed,
-    clock: Callable[[], datetime],
-) -> str | None:
-    """One attempt at one claimed delivery, then its outcome recorded in a transaction of its
-    own: a slow receiver never holds a database transaction open."""
+async def attempt(client: httpx.AsyncClient, settings: Settings, item: outbox.Claimed) -> Outcome:
+    """One attempt at one claimed delivery; no database."""
     body = webhook_body(
         kind=item.kind,
         message_id=str(item.message_id),
@@ -110,7 +110,7 @@ async def deliver(
         jws=item.jws,
         created_at=item.created_at,
     )
-    outcome = await send(
+    return await send(
         client,
         url=item.url,
         signing_secrets=item.secrets,
@@ -119,19 +119,62 @@ async def deliver(
         allowed=settings.webhook_allowed_cidrs,
         deadline_seconds=settings.webhook_timeout_seconds,
     )
-    draw = random.random()  # noqa: S311 - jitter, not a secret
-    async with sessions() as session, session.begin():
-        state = await outbox.settle(
-            session, item, outcome, clock(), draw=draw, schedule=settings.retry_schedule
+
+
+async def record(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    ended: list[tuple[outbox.Claimed, Outcome]],
+    clock: Callable[[], datetime],
+) -> list[str | None]:
+    """The outcomes of attempts that have ended, settled in one transaction: each delivery's
+    state (None where its lease was lost). Should that transaction fail, each is settled again
+    in one of its own, so that one outcome's fault costs no other its record."""
+    draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
+    try:
+        async with sessions() as session, session.begin():
+            now = clock()
+            states = [
+                await outbox.settle(
+                    session, item, outcome, now, draw=draw, schedule=settings.retry_schedule
+                )
+                for (item, outcome), draw in zip(ended, draws, strict=True)
+            ]
+    except Exception:
+        if len(ended) == 1:
+            raise
+        states = []
+        for one in ended:
+            try:
+                states += await record(sessions, settings, [one], clock)
+            except Exception as exc:  # its lease runs out and it is sent again: at least once
+                log.error(
+                    "recording delivery %s failed (%s)", one[0].delivery_id, type(exc).__name__
+                )
+                states.append(None)
+        return states
+    for (item, outcome), state in zip(ended, states, strict=True):
+        log.info(
+            "delivery %s attempt %d: %s (%s)",
+            item.delivery_id,
+            item.attempts + 1,
+            state,
+            outcome.status_code or outcome.error,
         )
-    log.info(
-        "delivery %s attempt %d: %s (%s)",
-        item.delivery_id,
-        item.attempts + 1,
-        state,
-        outcome.status_code or outcome.error,
-    )
-    return state
+    return states
+
+
+async def deliver(
+    sessions: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    settings: Settings,
+    item: outbox.Claimed,
+    clock: Callable[[], datetime],
+) -> str | None:
+    """One attempt at one claimed delivery, then its outcome recorded in a transaction of its
+    own: a slow receiver never holds a database transaction open."""
+    outcome = await attempt(client, settings, item)
+    return (await record(sessions, settings, [(item, outcome)], clock))[0]
 
 
 async def purge_expired(
@@ -173,22 +216,36 @@ async def run_forever(
     stop_waiter = asyncio.ensure_future(stop.wait())
     stop_waiter.add_done_callback(lambda _: kick.set())
     listener = Listener(settings.database_url, kick)
-    in_flight: dict[asyncio.Task[str | None], uuid.UUID] = {}
+    in_flight: dict[asyncio.Task[Outcome], outbox.Claimed] = {}
     per_subscription: Counter[uuid.UUID] = Counter()
+    ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
 
-    def finished(task: asyncio.Task[str | None]) -> None:
-        subscription_id = in_flight.pop(task)
-        per_subscription[subscription_id] -= 1
-        if per_subscription[subscription_id] <= 0:
-            del per_subscription[subscription_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery attempt failed (%s)", type(task.exception()).__name__)
+    def finished(task: asyncio.Task[Outcome]) -> None:
+        item = in_flight.pop(task)
+        per_subscription[item.subscription_id] -= 1
+        if per_subscription[item.subscription_id] <= 0:
+            del per_subscription[item.subscription_id]
+        if task.cancelled() or task.exception() is not None:
+            failure = "cancelled" if task.cancelled() else type(task.exception()).__name__
+            log.error("delivery attempt failed (%s)", failure)  # its lease runs out: sent again
+        else:
+            ended.append((item, task.result()))
         kick.set()
+
+    async def record_ended() -> None:
+        if ended:
+            batch = ended[:]
+            del ended[:]
+            try:
+                await record(sessions, settings, batch, lambda: datetime.now(UTC))
+            except Exception as exc:  # a traceback could carry SQL parameters: type only
+                log.error("recording deliveries failed (%s)", type(exc).__name__)
 
     next_purge = next_log = next_sweep = loop.time()
     try:
         while not stop.is_set():
             kick.clear()
+            await record_ended()
             await listener.ensure()
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
@@ -209,10 +266,8 @@ async def run_forever(
                 except Exception as exc:  # a traceback could carry SQL parameters: type only
                     log.error("claiming deliveries failed (%s)", type(exc).__name__)
             for item in claimed:
-                task = asyncio.create_task(
-                    deliver(sessions, client, settings, item, lambda: datetime.now(UTC))
-                )
-                in_flight[task] = item.subscription_id
+                task = asyncio.create_task(attempt(client, settings, item))
+                in_flight[task] = item
                 per_subscription[item.subscription_id] += 1
                 task.add_done_callback(finished)
             if claimed and len(claimed) == room:
@@ -221,6 +276,7 @@ async def run_forever(
                 await asyncio.wait_for(kick.wait(), timeout=settings.worker_poll_seconds)
         if in_flight:
             await asyncio.wait(list(in_flight))
+        await record_ended()
     finally:
         stop_waiter.cancel()
         await listener.close()

@@ -85,7 +85,7 @@ async def test_a_delivery_queued_while_its_subscription_is_deleted_dies_with_it(
             message = await session.scalar(
                 select(Message).where(Message.recipient_organisation_id == world.ids["N07"])
             )
-            await outbox.enqueue(session, message, datetime.now(UTC))  # reads it active ...
+            await outbox.enqueue(session, [message], datetime.now(UTC))  # reads it active ...
             if deleting is not None:
                 await asyncio.sleep(0.5)  # ... while a DELETE is under way
 

@@ -463,9 +463,9 @@ async def test_cancelling_after_an_amendment_tells_only_current_holders_and_logs
         for e in entries
     ] == [
         ("notice.received", None, None),
-        ("disclosure.decided", "N07", None),
-        ("message.signed", "N07", "disclosure"),
+        ("disclosure.decided", "N07", None),  # every recipient decided and signed for ...
         ("disclosure.decided", "SMS-LEEDS", None),
+        ("message.signed", "N07", "disclosure"),  # ... before any inbox is numbered
         ("message.signed", "SMS-LEEDS", "disclosure"),
         ("notice.amended", None, None),
         ("disclosure.decided", "N07", None),
