@@ -10,7 +10,7 @@ rest, numbered in the recipient's inbox and queued in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -202,7 +202,12 @@ def draft(
 
 
 async def store(
-    session: AsyncSession, drafts: Iterable[Draft], now: datetime, *, flush: bool = True
+    session: AsyncSession,
+    drafts: Iterable[Draft],
+    now: datetime,
+    *,
+    flush: bool = True,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> list[Message]:
     """Number each drafted message in its recipient's inbox, store it, log it and queue its
     deliveries. Numbering locks the recipient's counter until the transaction ends: a caller
@@ -210,7 +215,8 @@ async def store(
 
     flush=False leaves the messages and their deliveries to the caller's next flush (the
     commit's, at the latest), so that one flush writes several recipients' rows, a statement per
-    table; the caller then must not query for them before it flushes."""
+    table; the caller then must not query for them before it flushes. `subscribed` is what
+    outbox.subscribers found for the recipients, if the caller has read it already."""
     drafts = list(drafts)
     numbers = await outbox.next_sequences(session, [d.organisation.id for d in drafts])
     messages = []
@@ -244,7 +250,7 @@ async def store(
         messages.append(message)
     if flush:
         await session.flush()
-    await outbox.enqueue(session, messages, now)
+    await outbox.enqueue(session, messages, now, subscribed)
     return messages
 
 

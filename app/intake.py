@@ -32,6 +32,7 @@ from app.identity import Caller
 from app.models import Organisation, ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody
 from app.notice import implausible
+from app.outbox import subscribers
 from app.sealing import place
 from app.withdrawal import consent_lost
 
@@ -185,9 +186,14 @@ async def accept_notice(
         decided(session, row, body, organisation, role, standing, context, now, holders)
         for organisation, role in recipients
     ]
-    await lock_recipients(session, counters)
-    # Flushed together, with the commit or a cancellation's flush below.
-    await store(session, [d for d in drafts if d], now, flush=False)
+    # Whatever needs no number is written before the counters are locked: the decisions, and
+    # the subscriptions read. Numbering locks the recipients' counters in one order (with the
+    # holders' first, if a cancellation below will number for them too) until commit.
+    await session.flush()
+    subscribed = await subscribers(session, [d.organisation.id for d in drafts if d])
+    if holders:
+        await lock_recipients(session, counters)
+    await store(session, [d for d in drafts if d], now, flush=False, subscribed=subscribed)
     sent = [
         Sent(organisation, role, drafted.message.id if drafted else None)
         for (organisation, role), drafted in zip(recipients, drafts, strict=True)

@@ -6,7 +6,7 @@ import logging
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,18 +33,26 @@ log = logging.getLogger("exchange.outbox")
 
 async def next_sequences(session: AsyncSession, organisation_ids: Sequence[uuid.UUID]) -> list[int]:
     """The next inbox number for each entry of organisation_ids (one organisation may appear
-    more than once), in one statement. The row locks keep each sequence gap-free; for several
-    organisations the caller holds their locks already (dispatch.lock_recipients), so that this
-    UPDATE never takes them in an order of its own."""
+    more than once), in one statement. The row locks, held until commit, keep each sequence
+    gap-free; the statement takes them in one order (by id), as lock_recipients does, so two
+    transactions numbering for the same recipients never wait on each other in a circle."""
     wanted = Counter(organisation_ids)
     if not wanted:
         return []
     step = case(dict(wanted.items()), value=Organisation.id) if len(wanted) > 1 else wanted.total()
+    locked = (
+        select(Organisation.id)
+        .where(Organisation.id.in_(list(wanted)))
+        .order_by(Organisation.id)
+        .with_for_update()
+        .subquery()
+    )
     rows = await session.execute(
         update(Organisation)
-        .where(Organisation.id.in_(list(wanted)))
+        .where(Organisation.id == locked.c.id)
         .values(message_sequence=Organisation.message_sequence + step)
         .returning(Organisation.id, Organisation.message_sequence)
+        .execution_options(synchronize_session=False)
     )
     following = {o: last - wanted[o] + 1 for o, last in rows.all()}  # each one's first new number
     numbers = []
@@ -54,17 +62,16 @@ async def next_sequences(session: AsyncSession, organisation_ids: Sequence[uuid.
     return numbers
 
 
-async def enqueue(
-    session: AsyncSession, messages: Sequence[Message], now: datetime
+async def subscribers(
+    session: AsyncSession, recipient_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """One pending delivery per subscription of each message's recipient that is not deleted;
-    per message, the subscriptions it was queued for.
-
-    A disabled subscription gets its deliveries too: they wait, and go out if it is re-enabled.
-    """
-    recipients = {m.recipient_organisation_id for m in messages}
+    """Per recipient, its subscriptions that get new deliveries (not deleted ones: a disabled
+    one's wait, and go out if it is re-enabled), read FOR SHARE: a DELETE waits for this
+    transaction, then kills what it queued. Workers are told (at commit) if there are any."""
+    recipients = set(recipient_ids)
+    found: dict[uuid.UUID, list[uuid.UUID]] = {r: [] for r in recipients}
     if not recipients:
-        return {}
+        return found
     rows = (
         await session.execute(
             select(Subscription.organisation_id, Subscription.id)
@@ -73,15 +80,31 @@ async def enqueue(
                 Subscription.status.in_(QUEUEING),
             )
             .order_by(Subscription.id)
-            # FOR SHARE: a DELETE waits for this transaction, then kills what it queued
             .with_for_update(read=True)
         )
     ).all()
+    for organisation_id, subscription_id in rows:
+        found[organisation_id].append(subscription_id)
+    if rows:
+        await wake_workers(session)
+    return found
+
+
+async def enqueue(
+    session: AsyncSession,
+    messages: Sequence[Message],
+    now: datetime,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """One pending delivery per subscription of each message's recipient (as `subscribers`
+    finds them, or has found them in this transaction: `subscribed`); per message, the
+    subscriptions it was queued for."""
+    if subscribed is None:
+        subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
     queued: dict[uuid.UUID, list[uuid.UUID]] = {}
     for message in messages:
-        subscription_ids = [s for o, s in rows if o == message.recipient_organisation_id]
-        queued[message.id] = subscription_ids
-        for subscription_id in subscription_ids:
+        queued[message.id] = subscribed[message.recipient_organisation_id]
+        for subscription_id in queued[message.id]:
             session.add(
                 Delivery(
                     id=uuid.uuid4(),
@@ -102,8 +125,6 @@ async def enqueue(
                 subject_organisation_id=message.recipient_organisation_id,
                 details={"subscription_id": str(subscription_id)},
             )
-    if rows:
-        await wake_workers(session)
     return queued
 
 
