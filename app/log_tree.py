@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import Row, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -44,7 +44,7 @@ def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def entry_document(entry: AuditEntry) -> dict[str, Any]:
+def entry_document(entry: AuditEntry | Row[Any]) -> dict[str, Any]:
     """What a leaf commits to: the entry, ids as strings, the time RFC 3339 in UTC to the µs."""
     return {
         "id": str(entry.id),
@@ -60,7 +60,7 @@ def entry_document(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def entry_leaf_hash(entry: AuditEntry) -> bytes:
+def entry_leaf_hash(entry: AuditEntry | Row[Any]) -> bytes:
     return merkle.leaf_hash(canonical_json(entry_document(entry)))
 
 
