@@ -11,10 +11,11 @@ Every table here is insert-only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -37,30 +38,59 @@ SWEEP_SECONDS = 600  # how often the worker searches the whole log for entries t
 
 
 def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = at.astimezone(UTC)
+    if at.year < 1000:  # strftime writes such a year in fewer than four digits
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"  # the same, twice as fast
 
 
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def entry_document(entry: AuditEntry | Row[Any]) -> dict[str, Any]:
-    """What a leaf commits to: the entry, ids as strings, the time RFC 3339 in UTC to the µs."""
+# The columns a leaf commits to, in the order `document` takes their values.
+ENTRY_COLUMNS = (
+    AuditEntry.id,
+    AuditEntry.recorded_at,
+    AuditEntry.action,
+    AuditEntry.actor_organisation_id,
+    AuditEntry.actor_client_id,
+    AuditEntry.notice_id,
+    AuditEntry.message_id,
+    AuditEntry.subject_organisation_id,
+    AuditEntry.person_ref,
+    AuditEntry.details,
+)
+
+
+def document(values: Sequence[Any]) -> dict[str, Any]:
+    """What a leaf commits to, from the values of ENTRY_COLUMNS (a row of them reads faster
+    than an ORM object): ids as strings, the time RFC 3339 in UTC to the µs."""
+    entry_id, at, action, actor, client, notice, message, subject, person, details = values
     return {
-        "id": str(entry.id),
-        "recorded_at": _stamp(entry.recorded_at),
-        "action": entry.action,
-        "actor_organisation_id": _id(entry.actor_organisation_id),
-        "actor_client_id": entry.actor_client_id,
-        "notice_id": _id(entry.notice_id),
-        "message_id": _id(entry.message_id),
-        "subject_organisation_id": _id(entry.subject_organisation_id),
-        "person_ref": entry.person_ref,
-        "details": entry.details,
+        "id": str(entry_id),
+        "recorded_at": _stamp(at),
+        "action": action,
+        "actor_organisation_id": _id(actor),
+        "actor_client_id": client,
+        "notice_id": _id(notice),
+        "message_id": _id(message),
+        "subject_organisation_id": _id(subject),
+        "person_ref": person,
+        "details": details,
     }
 
 
-def entry_leaf_hash(entry: AuditEntry | Row[Any]) -> bytes:
+def entry_document(entry: AuditEntry) -> dict[str, Any]:
+    return document([getattr(entry, column.key) for column in ENTRY_COLUMNS])
+
+
+def leaf_hash(values: Sequence[Any]) -> bytes:
+    """An entry's leaf hash, from the values of ENTRY_COLUMNS."""
+    return merkle.leaf_hash(canonical_json(document(values)))
+
+
+def entry_leaf_hash(entry: AuditEntry) -> bytes:
     return merkle.leaf_hash(canonical_json(entry_document(entry)))
 
 
@@ -88,10 +118,12 @@ async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> 
             )
         )
         found |= {(0, index): value for index, value in rows}
-    nodes = [and_(AuditNode.level == lv, AuditNode.position == p) for lv, p in wanted if lv]
-    if nodes:
+    nodes = [(level, position) for level, position in wanted if level]
+    if nodes:  # one IN over pairs: an OR of ANDs took longer to build than to run
         rows = await session.execute(
-            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(or_(*nodes))
+            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.position).in_(nodes)
+            )
         )
         found |= {(level, position): value for level, position, value in rows}
     missing = wanted - found.keys()
