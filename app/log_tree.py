@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -164,11 +164,15 @@ async def sequence(
     size = await tree_size(session)
     highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
     floor = -1 if sweep else (highest or 0) - LATE_COMMIT_WINDOW
+    # NOT EXISTS over the same range of leaves: PostgreSQL then merges two index ranges; as an
+    # outer join it hashed every leaf of the log, each pass (0.7 s at a million leaves).
+    sequenced = select(AuditLeaf.leaf_index).where(
+        AuditLeaf.entry_id == AuditEntry.id, AuditLeaf.entry_id > floor
+    )
     entries = (
-        await session.scalars(
-            select(AuditEntry)
-            .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
-            .where(AuditLeaf.leaf_index.is_(None), AuditEntry.id > floor)
+        await session.execute(
+            select(*ENTRY_COLUMNS)
+            .where(AuditEntry.id > floor, ~sequenced.exists())
             .order_by(AuditEntry.id)
             .limit(limit)
         )
@@ -177,23 +181,28 @@ async def sequence(
         return 0
     frontier = await _frontier(session, size)
     index = size
+    leaves: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
     for entry in entries:
         try:
-            leaf = entry_leaf_hash(entry)
+            leaf = leaf_hash(entry)
         except (ValueError, TypeError):
-            log.error("log entry %s cannot be hashed: it is left without a leaf", entry.id)
+            log.error("log entry %s cannot be hashed: it is left without a leaf", entry[0])
             continue
-        session.add(
-            AuditLeaf(leaf_index=index, entry_id=entry.id, leaf_hash=leaf, sequenced_at=now)
+        leaves.append(
+            {"leaf_index": index, "entry_id": entry[0], "leaf_hash": leaf, "sequenced_at": now}
         )
         level, value = 0, leaf
         while frontier and frontier[-1][0] == level:  # leaf index completes a full subtree
             _, left = frontier.pop()
             level, value = level + 1, merkle.node_hash(left, value)
-            session.add(AuditNode(level=level, position=index >> level, hash=value))
+            nodes.append({"level": level, "position": index >> level, "hash": value})
         frontier.append((level, value))
         index += 1
-    await session.flush()
+    # Bulk INSERTs, a few statements for the lot: the unit of work took longer than the hashing
+    for table, rows in ((AuditLeaf, leaves), (AuditNode, nodes)):
+        if rows:
+            await session.execute(insert(table), rows)
     return index - size
 
 
