@@ -16,6 +16,7 @@ booleans, null, integers and floats are canonicalised; anything else is refused.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -42,9 +43,42 @@ def canonical_json(value: Any) -> bytes:
     Raises ValueError for a value JSON cannot carry exactly (NaN, an infinity, an integer
     beyond 2**53, a lone surrogate) and TypeError for a type that is not JSON.
     """
+    if _plain(value):
+        try:
+            return _DUMPS(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: refused below, with its reason
+            pass
     parts: list[str] = []
     _write(value, parts.append)
     return "".join(parts).encode("utf-8")
+
+
+# For a plain value (see _plain) json.dumps writes exactly these bytes, many times faster: its
+# escapes are JSON.stringify's, and names in ASCII sort the same by code point as by UTF-16.
+_DUMPS = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+def _plain(value: Any) -> bool:
+    """Whether value holds only what json.dumps writes as RFC 8785 does: dicts with ASCII
+    names, lists, strings, integers a double holds exactly, booleans and null (exact types:
+    no float, no subclass). Anything else takes the long way."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER
+    if kind is dict:
+        for name, item in value.items():
+            if type(name) is not str or not name.isascii():
+                return False
+            if type(item) is not str and not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) is str or _plain(item) for item in value)
+    return False
 
 
 def _write(value: Any, out: Callable[[str], None]) -> None:

@@ -11,10 +11,11 @@ Every table here is insert-only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -37,27 +38,56 @@ SWEEP_SECONDS = 600  # how often the worker searches the whole log for entries t
 
 
 def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = at.astimezone(UTC)
+    if at.year < 1000:  # strftime writes such a year in fewer than four digits
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"  # the same, twice as fast
 
 
 def _id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def entry_document(entry: AuditEntry) -> dict[str, Any]:
-    """What a leaf commits to: the entry, ids as strings, the time RFC 3339 in UTC to the µs."""
+# The columns a leaf commits to, in the order `document` takes their values.
+ENTRY_COLUMNS = (
+    AuditEntry.id,
+    AuditEntry.recorded_at,
+    AuditEntry.action,
+    AuditEntry.actor_organisation_id,
+    AuditEntry.actor_client_id,
+    AuditEntry.notice_id,
+    AuditEntry.message_id,
+    AuditEntry.subject_organisation_id,
+    AuditEntry.person_ref,
+    AuditEntry.details,
+)
+
+
+def document(values: Sequence[Any]) -> dict[str, Any]:
+    """What a leaf commits to, from the values of ENTRY_COLUMNS (a row of them reads faster
+    than an ORM object): ids as strings, the time RFC 3339 in UTC to the µs."""
+    entry_id, at, action, actor, client, notice, message, subject, person, details = values
     return {
-        "id": str(entry.id),
-        "recorded_at": _stamp(entry.recorded_at),
-        "action": entry.action,
-        "actor_organisation_id": _id(entry.actor_organisation_id),
-        "actor_client_id": entry.actor_client_id,
-        "notice_id": _id(entry.notice_id),
-        "message_id": _id(entry.message_id),
-        "subject_organisation_id": _id(entry.subject_organisation_id),
-        "person_ref": entry.person_ref,
-        "details": entry.details,
+        "id": str(entry_id),
+        "recorded_at": _stamp(at),
+        "action": action,
+        "actor_organisation_id": _id(actor),
+        "actor_client_id": client,
+        "notice_id": _id(notice),
+        "message_id": _id(message),
+        "subject_organisation_id": _id(subject),
+        "person_ref": person,
+        "details": details,
     }
+
+
+def entry_document(entry: AuditEntry) -> dict[str, Any]:
+    return document([getattr(entry, column.key) for column in ENTRY_COLUMNS])
+
+
+def leaf_hash(values: Sequence[Any]) -> bytes:
+    """An entry's leaf hash, from the values of ENTRY_COLUMNS."""
+    return merkle.leaf_hash(canonical_json(document(values)))
 
 
 def entry_leaf_hash(entry: AuditEntry) -> bytes:
@@ -88,10 +118,12 @@ async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> 
             )
         )
         found |= {(0, index): value for index, value in rows}
-    nodes = [and_(AuditNode.level == lv, AuditNode.position == p) for lv, p in wanted if lv]
-    if nodes:
+    nodes = [(level, position) for level, position in wanted if level]
+    if nodes:  # one IN over pairs: an OR of ANDs took longer to build than to run
         rows = await session.execute(
-            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(or_(*nodes))
+            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.position).in_(nodes)
+            )
         )
         found |= {(level, position): value for level, position, value in rows}
     missing = wanted - found.keys()
@@ -132,11 +164,15 @@ async def sequence(
     size = await tree_size(session)
     highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
     floor = -1 if sweep else (highest or 0) - LATE_COMMIT_WINDOW
+    # NOT EXISTS over the same range of leaves: PostgreSQL then merges two index ranges; as an
+    # outer join it hashed every leaf of the log, each pass (0.7 s at a million leaves).
+    sequenced = select(AuditLeaf.leaf_index).where(
+        AuditLeaf.entry_id == AuditEntry.id, AuditLeaf.entry_id > floor
+    )
     entries = (
-        await session.scalars(
-            select(AuditEntry)
-            .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
-            .where(AuditLeaf.leaf_index.is_(None), AuditEntry.id > floor)
+        await session.execute(
+            select(*ENTRY_COLUMNS)
+            .where(AuditEntry.id > floor, ~sequenced.exists())
             .order_by(AuditEntry.id)
             .limit(limit)
         )
@@ -145,23 +181,28 @@ async def sequence(
         return 0
     frontier = await _frontier(session, size)
     index = size
+    leaves: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
     for entry in entries:
         try:
-            leaf = entry_leaf_hash(entry)
+            leaf = leaf_hash(entry)
         except (ValueError, TypeError):
-            log.error("log entry %s cannot be hashed: it is left without a leaf", entry.id)
+            log.error("log entry %s cannot be hashed: it is left without a leaf", entry[0])
             continue
-        session.add(
-            AuditLeaf(leaf_index=index, entry_id=entry.id, leaf_hash=leaf, sequenced_at=now)
+        leaves.append(
+            {"leaf_index": index, "entry_id": entry[0], "leaf_hash": leaf, "sequenced_at": now}
         )
         level, value = 0, leaf
         while frontier and frontier[-1][0] == level:  # leaf index completes a full subtree
             _, left = frontier.pop()
             level, value = level + 1, merkle.node_hash(left, value)
-            session.add(AuditNode(level=level, position=index >> level, hash=value))
+            nodes.append({"level": level, "position": index >> level, "hash": value})
         frontier.append((level, value))
         index += 1
-    await session.flush()
+    # Bulk INSERTs, a few statements for the lot: the unit of work took longer than the hashing
+    for table, rows in ((AuditLeaf, leaves), (AuditNode, nodes)):
+        if rows:
+            await session.execute(insert(table), rows)
     return index - size
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
 from app.checkpoint import CheckpointError, parse_and_verify
-from app.log_tree import SWEEP_SECONDS, entry_leaf_hash
+from app.log_tree import ENTRY_COLUMNS, SWEEP_SECONDS, leaf_hash
 from app.models import AuditCheckpoint, AuditEntry, AuditLeaf
 
 BATCH = 5000
@@ -112,11 +112,15 @@ async def verify(
                 last_good = row.tree_size
 
     check_checkpoints()  # a checkpoint of the empty tree
+    if session.bind.dialect.name == "postgresql":
+        # Each batch is a short index range: workers of a parallel plan cost more to start
+        # than the batch takes to read (25 ms against 12 ms for 5000 entries).
+        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     after = -1
     while True:
         rows = (
             await session.execute(
-                select(AuditLeaf.leaf_index, AuditLeaf.leaf_hash, AuditEntry)
+                select(AuditLeaf.leaf_index, AuditLeaf.leaf_hash, *ENTRY_COLUMNS)
                 .outerjoin(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
                 .where(AuditLeaf.leaf_index > after)
                 .order_by(AuditLeaf.leaf_index)
@@ -125,7 +129,7 @@ async def verify(
         ).all()
         if not rows:
             break
-        for leaf_index, stored, entry in rows:
+        for leaf_index, stored, *entry in rows:  # values, not ORM objects: a third of the time
             if leaf_index != frontier.size:
                 findings.append(
                     Finding(
@@ -134,11 +138,11 @@ async def verify(
                 )
                 break
             recomputed = stored
-            if entry is None:
+            if entry[0] is None:  # no entry has this leaf's entry id
                 findings.append(Finding(leaf_index, "its entry was removed"))
             else:
                 try:
-                    recomputed = entry_leaf_hash(entry)
+                    recomputed = leaf_hash(entry)
                 except (ValueError, TypeError):
                     findings.append(Finding(leaf_index, "its entry was altered (not JSON)"))
                 if recomputed != stored:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.canonical import canonical_json
+from app.canonical import _write, canonical_json
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
@@ -213,3 +213,12 @@ def test_without_floats_or_non_ascii_names_it_is_plain_json_dumps(value: Any) ->
     # What the README tells auditors: for the log's entries, json.dumps gives the same bytes.
     dumped = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == dumped.encode()
+
+
+@PROPERTY
+@given(values)
+def test_the_quick_way_writes_what_the_long_way_does(value: Any) -> None:
+    # canonical_json hands plain values to json.dumps; every value must come out the same.
+    parts: list[str] = []
+    _write(value, parts.append)
+    assert canonical_json(value) == "".join(parts).encode()

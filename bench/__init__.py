@@ -1,0 +1,1 @@
+"""The benchmark harness (issue 8): run as `python -m bench`."""
