@@ -71,14 +71,17 @@ async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, M
 
 async def lock_recipients(session: AsyncSession, organisation_ids: Iterable[uuid.UUID]) -> None:
     """Lock the recipients' inbox counters in one order (by id) before numbering messages for
-    several of them, so that two transactions never wait on each other in opposite orders."""
+    several of them, so that two transactions never wait on each other in opposite orders. FOR
+    NO KEY UPDATE, as the numbering UPDATE itself: it does not conflict with the share locks
+    that rows referencing the organisation (disclosures, messages) take on it, which FOR UPDATE
+    would, and two notices holding those would then wait on each other in a circle."""
     ids = sorted(set(organisation_ids))
     if ids and session.bind.dialect.name == "postgresql":
         await session.execute(
             select(Organisation.id)
             .where(Organisation.id.in_(ids))
             .order_by(Organisation.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
 
 

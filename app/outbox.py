@@ -44,7 +44,7 @@ async def next_sequences(session: AsyncSession, organisation_ids: Sequence[uuid.
         select(Organisation.id)
         .where(Organisation.id.in_(list(wanted)))
         .order_by(Organisation.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign keys' share locks pass
         .subquery()
     )
     rows = await session.execute(

@@ -8,6 +8,7 @@ transactions overlap for real (on PostgreSQL; SQLite lets one writer in at a tim
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +53,24 @@ async def test_concurrent_notices_number_each_inbox_without_gaps_or_repeats(worl
         assert last == NOTICES, code
     # Nobody else's inbox moved.
     assert await sequences(world, "N99") == []
+
+
+async def test_concurrent_notices_about_different_people_neither_wait_in_a_circle_nor_fail(
+    world, example
+):
+    """Distinct people: nothing serialises these notices but the recipients' inbox counters,
+    which each locks only to number its messages, after its disclosures are written (and with
+    them the foreign keys' share locks on the same organisation rows: the counter lock must not
+    conflict with those, or two notices deadlock)."""
+    await world.headers("MDI")
+    people = [copy.deepcopy(example) for _ in range(NOTICES)]
+    for n, body in enumerate(people):
+        body["person"]["noms_number"] = f"B{n:04d}CD"
+    for _ in range(3):
+        responses = await asyncio.gather(*(world.post_notice(body) for body in people))
+        assert [r.status_code for r in responses] == [202] * NOTICES, [r.text for r in responses]
+    for code in ("N07", "SMS-LEEDS"):
+        assert await sequences(world, code) == list(range(1, 3 * NOTICES + 1)), code
 
 
 async def test_concurrent_claims_take_disjoint_batches_that_cover_every_due_delivery(
