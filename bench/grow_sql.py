@@ -5,10 +5,124 @@ clone's new id and what its rows need (the person's time shift, whether it is pu
 temporary and dropped when the round's transaction ends.
 """
 
+# Every foreign key of the tables a round inserts into. Rounds run without the per-row checks
+# (session_replication_role = replica): these are checked once, set-wise, after them.
+FOREIGN_KEYS = """
+SELECT c.conname, c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text, f.attname,
+       cardinality(c.conkey)
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute f ON f.attrelid = c.confrelid AND f.attnum = c.confkey[1]
+WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1::text[])
+ORDER BY 1
+"""
+
+
+def orphans(table: str, column: str, parent: str, key: str) -> str:
+    """How many rows of `table` name in `column` a `parent` row that does not exist."""
+    return (
+        f'SELECT count(*) FROM "{table}" c WHERE c."{column}" IS NOT NULL'  # noqa: S608 - catalog names
+        f' AND NOT EXISTS (SELECT 1 FROM "{parent}" p WHERE p."{key}" = c."{column}")'
+    )
+
+
+# The people to clone, and every row of theirs, copied once: each round reads these, never the
+# tables it is growing. At most 50,000 notices (or the first person's).
 SOURCES = """
 CREATE TEMP TABLE source_person AS
 SELECT person_ref, sum(count(*)) OVER (ORDER BY person_ref) AS upto
-FROM release_notice WHERE person_ref IS NOT NULL GROUP BY person_ref
+FROM release_notice WHERE person_ref IS NOT NULL GROUP BY person_ref;
+DELETE FROM source_person
+WHERE upto > greatest(50000, (SELECT min(upto) FROM source_person));
+CREATE TEMP TABLE source_notice AS
+SELECT n.* FROM release_notice n JOIN source_person p ON p.person_ref = n.person_ref;
+CREATE TEMP TABLE source_consent AS
+SELECT c.* FROM consent c JOIN source_person p ON p.person_ref = c.person_ref;
+CREATE TEMP TABLE source_disclosure AS
+SELECT d.* FROM disclosure d JOIN source_notice n ON n.id = d.notice_id;
+CREATE TEMP TABLE source_message AS
+SELECT m.* FROM message m JOIN source_notice n ON n.id = m.notice_id;
+CREATE TEMP TABLE source_delivery AS
+SELECT d.* FROM delivery d JOIN source_message m ON m.id = d.message_id;
+CREATE TEMP TABLE source_attempt AS
+SELECT a.* FROM delivery_attempt a JOIN source_delivery d ON d.id = a.delivery_id;
+CREATE TEMP TABLE source_acknowledgement AS
+SELECT a.* FROM acknowledgement a JOIN source_message m ON m.id = a.message_id;
+CREATE TEMP TABLE source_key AS
+SELECT k.* FROM idempotency_key k JOIN source_notice n ON n.id = k.notice_id;
+CREATE TEMP TABLE source_entry AS
+SELECT e.* FROM audit_entry e JOIN source_person p ON p.person_ref = e.person_ref;
+ALTER TABLE source_entry
+    ADD COLUMN consent_id uuid, ADD COLUMN disclosure_id uuid, ADD COLUMN delivery_id uuid,
+    ADD COLUMN acknowledgement_id uuid, ADD COLUMN supersedes uuid, ADD COLUMN template text;
+UPDATE source_entry SET
+    consent_id = (details ->> 'consent_id')::uuid,
+    disclosure_id = (details ->> 'disclosure_id')::uuid,
+    delivery_id = (details ->> 'delivery_id')::uuid,
+    acknowledgement_id = (details ->> 'acknowledgement_id')::uuid,
+    supersedes = (details ->> 'supersedes')::uuid
+WHERE action IN (
+    'consent.recorded', 'consent.withdrawn', 'consent.voided', 'disclosure.decided',
+    'message.signed', 'notice.received', 'notice.amended', 'delivery.succeeded',
+    'delivery.failed', 'delivery.dead', 'acknowledgement.recorded');
+UPDATE source_entry SET template = replace(replace(replace(replace(replace(replace(
+    CASE WHEN action = 'message.signed'
+         THEN regexp_replace(replace(details::text, '%', '%%'), '"sequence": [0-9]+',
+                             '"sequence": %7$s')
+         ELSE replace(details::text, '%', '%%') END,
+    person_ref, '%1$s'), coalesce(consent_id::text, ''), '%2$s'),
+    coalesce(disclosure_id::text, ''), '%3$s'), coalesce(delivery_id::text, ''), '%4$s'),
+    coalesce(acknowledgement_id::text, ''), '%5$s'), coalesce(supersedes::text, ''), '%6$s');
+UPDATE source_entry SET template = NULL WHERE template = replace(details::text, '%', '%%');
+CREATE FUNCTION pg_temp.templated(doc text, ids uuid[]) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    doc := replace(doc, '%', '%%');
+    FOR at IN 1 .. coalesce(cardinality(ids), 0) LOOP
+        doc := replace(doc, ids[at]::text, format('%%%s$s', at));
+    END LOOP;
+    RETURN doc;
+END $$;
+ALTER TABLE source_key
+    ADD COLUMN olds uuid[], ADD COLUMN response_template text, ADD COLUMN location_template text;
+UPDATE source_key SET olds = ARRAY(
+    SELECT DISTINCT found[1]::uuid FROM regexp_matches(
+        coalesce(response::text, '') || ' ' || coalesce(location, ''),
+        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', 'g') AS found);
+UPDATE source_key SET response_template = pg_temp.templated(response::text, olds),
+                      location_template = pg_temp.templated(location, olds);
+CREATE INDEX ON source_person (upto);
+CREATE INDEX ON source_notice (id);
+CREATE INDEX ON source_message (id);
+CREATE INDEX ON source_delivery (id);
+ANALYZE source_person, source_notice, source_consent, source_disclosure, source_message,
+    source_delivery, source_attempt, source_acknowledgement, source_key, source_entry
+"""
+DROP_SOURCES = """
+DROP FUNCTION pg_temp.templated;
+DROP TABLE source_person, source_notice, source_consent, source_disclosure, source_message,
+    source_delivery, source_attempt, source_acknowledgement, source_key, source_entry
+"""
+
+# The indexes that no constraint needs, of the tables a round inserts into: dropped while the
+# rounds run and built again after, which is much quicker than keeping them up row by row.
+CLONED = [
+    "release_notice",
+    "idempotency_key",
+    "consent",
+    "disclosure",
+    "message",
+    "delivery",
+    "delivery_attempt",
+    "acknowledgement",
+    "audit_entry",
+]
+SECONDARY_INDEXES = """
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+WHERE t.relname = ANY($1::text[]) AND t.relnamespace = current_schema()::regnamespace
+  AND NOT i.indisunique
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+ORDER BY 1
 """
 
 MAPS = """
@@ -33,24 +147,10 @@ CREATE TEMP TABLE delivery_map (
     PRIMARY KEY (old_id, copy)) ON COMMIT DROP;
 CREATE TEMP TABLE acknowledgement_map (
     old_id uuid, copy int, new_id uuid NOT NULL, PRIMARY KEY (old_id, copy)) ON COMMIT DROP;
-CREATE TEMP TABLE id_map (old_id uuid, copy int, new_id uuid NOT NULL) ON COMMIT DROP;
+CREATE TEMP TABLE id_map (
+    old_id uuid, copy int, new_id uuid NOT NULL, PRIMARY KEY (old_id, copy)) ON COMMIT DROP;
 CREATE TEMP TABLE sealed (id uuid PRIMARY KEY, key_id text NOT NULL, blob bytea NOT NULL)
-    ON COMMIT DROP;
-CREATE OR REPLACE FUNCTION pg_temp.remapped(doc text, k int) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    hit record;
-BEGIN
-    FOR hit IN
-        SELECT DISTINCT m.old_id::text AS old, m.new_id::text AS new
-        FROM regexp_matches(
-            doc, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', 'g'
-        ) AS r(found)
-        JOIN id_map m ON m.old_id = r.found[1]::uuid AND m.copy = k
-    LOOP
-        doc := replace(doc, hit.old, hit.new);
-    END LOOP;
-    RETURN doc;
-END $$
+    ON COMMIT DROP
 """
 
 # $1: notices wanted, $2: days to spread over, $3: copies, $4: the source people's notices.
@@ -71,23 +171,24 @@ SELECT n.id, p.copy, gen_random_uuid(), p.new_ref, p.shift,
                  AND latest.at + p.shift < $1::timestamptz - $2::int * interval '1 day'
             THEN least(latest.at + p.shift + $2::int * interval '1 day'
                        + random() * interval '1 hour', $1::timestamptz) END
-FROM release_notice n
+FROM source_notice n
 JOIN person_map p ON p.old_ref = n.person_ref
-CROSS JOIN LATERAL (
-    SELECT greatest(n.received_at, max(m.created_at)) AS at FROM message m WHERE m.notice_id = n.id
-) latest
+LEFT JOIN (
+    SELECT notice_id, max(created_at) AS at FROM source_message GROUP BY notice_id
+) sent ON sent.notice_id = n.id
+CROSS JOIN LATERAL (SELECT greatest(n.received_at, sent.at) AS at) latest
 """
 
 CONSENTS = """
 INSERT INTO consent_map
 SELECT c.id, p.copy, gen_random_uuid()
-FROM consent c JOIN person_map p ON p.old_ref = c.person_ref
+FROM source_consent c JOIN person_map p ON p.old_ref = c.person_ref
 """
 
 DISCLOSURES = """
 INSERT INTO disclosure_map
 SELECT d.id, nm.copy, gen_random_uuid()
-FROM disclosure d JOIN notice_map nm ON nm.old_id = d.notice_id
+FROM source_disclosure d JOIN notice_map nm ON nm.old_id = d.notice_id
 """
 
 # Each recipient's inbox numbers go on from its counter, in the clones' time order.
@@ -98,7 +199,7 @@ SELECT m.id, nm.copy, gen_random_uuid(), nm.new_id, nm.new_ref, m.recipient_orga
            PARTITION BY m.recipient_organisation_id ORDER BY m.created_at + nm.shift, m.sequence
        ),
        nm.shift, nm.purged_at, m.revoked_at IS NOT NULL OR m.withdrawn_at IS NOT NULL
-FROM message m
+FROM source_message m
 JOIN notice_map nm ON nm.old_id = m.notice_id
 JOIN organisation o ON o.id = m.recipient_organisation_id
 """
@@ -114,13 +215,13 @@ SELECT d.id, mm.copy, gen_random_uuid(), mm.new_id, mm.notice_id, mm.new_ref, mm
        d.state = 'pending' AND NOT mm.withheld,
        d.created_at + mm.shift + (0.05 + random() * 2) * interval '1 second',
        20 + floor(random() * 300)::int
-FROM delivery d JOIN message_map mm ON mm.old_id = d.message_id
+FROM source_delivery d JOIN message_map mm ON mm.old_id = d.message_id
 """
 
 ACKNOWLEDGEMENTS = """
 INSERT INTO acknowledgement_map
 SELECT a.id, mm.copy, gen_random_uuid()
-FROM acknowledgement a JOIN message_map mm ON mm.old_id = a.message_id
+FROM source_acknowledgement a JOIN message_map mm ON mm.old_id = a.message_id
 """
 
 IDS = """
@@ -130,13 +231,14 @@ UNION ALL SELECT old_id, copy, new_id FROM message_map
 UNION ALL SELECT old_id, copy, new_id FROM acknowledgement_map
 """
 
+# (the map a statement fills after the one before it is analysed, the statement)
 ROW_MAPS = [
-    (CONSENTS, "consent_map"),
-    (DISCLOSURES, "disclosure_map"),
-    (MESSAGES, "message_map"),
-    (DELIVERIES, "delivery_map"),
-    (ACKNOWLEDGEMENTS, "acknowledgement_map"),
-    (IDS, "id_map"),
+    ("notice_map", CONSENTS),
+    ("consent_map", DISCLOSURES),
+    ("disclosure_map", MESSAGES),
+    ("message_map", DELIVERIES),
+    ("delivery_map", ACKNOWLEDGEMENTS),
+    ("acknowledgement_map", IDS),
 ]
 
 # What stays sealed in a clone that is not purged: (old id, new id, key id, sealed value).
@@ -145,14 +247,14 @@ KEPT_SEALED = [
         "release_notice",
         "body_sealed",
         """SELECT nm.old_id, nm.new_id, n.body_key_id, n.body_sealed
-        FROM notice_map nm JOIN release_notice n ON n.id = nm.old_id
+        FROM notice_map nm JOIN source_notice n ON n.id = nm.old_id
         WHERE nm.purged_at IS NULL AND n.body_sealed IS NOT NULL""",
     ),
     (
         "message",
         "jws_sealed",
         """SELECT mm.old_id, mm.new_id, m.jws_key_id, m.jws_sealed
-        FROM message_map mm JOIN message m ON m.id = mm.old_id
+        FROM message_map mm JOIN source_message m ON m.id = mm.old_id
         WHERE mm.purged_at IS NULL AND m.jws_sealed IS NOT NULL""",
     ),
     (
@@ -160,7 +262,7 @@ KEPT_SEALED = [
         "note_sealed",
         """SELECT am.old_id, am.new_id, a.note_key_id, a.note_sealed
         FROM acknowledgement_map am
-        JOIN acknowledgement a ON a.id = am.old_id
+        JOIN source_acknowledgement a ON a.id = am.old_id
         JOIN message_map mm ON mm.old_id = a.message_id AND mm.copy = am.copy
         WHERE mm.purged_at IS NULL AND a.note_sealed IS NOT NULL""",
     ),
@@ -176,21 +278,31 @@ SELECT nm.new_id, n.organisation_id, nm.new_ref, series.new_id, n.version, earli
        n.body_sha256, n.status, n.status_reason, n.received_at + nm.shift,
        n.cancelled_at + nm.shift, coalesce(nm.purged_at, n.purged_at + nm.shift)
 FROM notice_map nm
-JOIN release_notice n ON n.id = nm.old_id
+JOIN source_notice n ON n.id = nm.old_id
 JOIN notice_map series ON series.old_id = n.series_id AND series.copy = nm.copy
 LEFT JOIN notice_map earlier ON earlier.old_id = n.supersedes_id AND earlier.copy = nm.copy
 LEFT JOIN sealed s ON s.id = nm.new_id
 """
 
-# A purged notice's keys are deleted; the others answer with the clone's ids and times.
+# A purged notice's keys are deleted; the others answer with the clone's ids (source_key's
+# templates hold a format() argument in place of each id they name).
 INSERT_IDEMPOTENCY_KEYS = """
 INSERT INTO idempotency_key (
     organisation_id, key_sha256, request_sha256, status_code, response, location, notice_id,
     created_at)
 SELECT k.organisation_id, encode(sha256(uuid_send(gen_random_uuid())), 'hex'), k.request_sha256,
-       k.status_code, pg_temp.remapped(k.response::text, nm.copy)::json,
-       pg_temp.remapped(k.location, nm.copy), nm.new_id, k.created_at + nm.shift
-FROM idempotency_key k JOIN notice_map nm ON nm.old_id = k.notice_id
+       k.status_code, format(k.response_template, VARIADIC ids.new)::json,
+       format(k.location_template, VARIADIC ids.new), nm.new_id, k.created_at + nm.shift
+FROM source_key k
+JOIN notice_map nm ON nm.old_id = k.notice_id
+CROSS JOIN LATERAL (
+    SELECT ARRAY(
+        SELECT coalesce(m.new_id, o.old)::text
+        FROM unnest(k.olds) WITH ORDINALITY AS o(old, at)
+        LEFT JOIN id_map m ON m.old_id = o.old AND m.copy = nm.copy
+        ORDER BY o.at
+    ) AS new
+) ids
 WHERE nm.purged_at IS NULL
 """
 
@@ -202,7 +314,7 @@ SELECT cm.new_id, p.new_ref, c.scope, c.decision, c.recorded_at + p.shift, c.rec
        c.expires_at + p.shift, c.organisation_id, nm.new_id, c.created_at + p.shift,
        c.withdrawn_at + p.shift, c.voided_at + p.shift, c.withdrawn_by_organisation_id
 FROM consent_map cm
-JOIN consent c ON c.id = cm.old_id
+JOIN source_consent c ON c.id = cm.old_id
 JOIN person_map p ON p.old_ref = c.person_ref AND p.copy = cm.copy
 LEFT JOIN notice_map nm ON nm.old_id = c.notice_id AND nm.copy = cm.copy
 """
@@ -215,7 +327,7 @@ SELECT dm.new_id, nm.new_id, d.recipient_organisation_id, d.recipient_role, d.fi
        d.manifest, d.allowed, d.bases, d.consents_relied, d.policy_version, d.policy_hash,
        d.decided_at + nm.shift
 FROM disclosure_map dm
-JOIN disclosure d ON d.id = dm.old_id
+JOIN source_disclosure d ON d.id = dm.old_id
 JOIN notice_map nm ON nm.old_id = d.notice_id AND nm.copy = dm.copy
 """
 
@@ -229,7 +341,7 @@ SELECT mm.new_id, m.kind, mm.notice_id, dm.new_id, earlier.new_id, mm.recipient,
        m.created_at + mm.shift, coalesce(mm.purged_at, m.purged_at + mm.shift),
        m.revoked_at + mm.shift, m.withdrawn_at + mm.shift
 FROM message_map mm
-JOIN message m ON m.id = mm.old_id
+JOIN source_message m ON m.id = mm.old_id
 LEFT JOIN disclosure_map dm ON dm.old_id = m.disclosure_id AND dm.copy = mm.copy
 LEFT JOIN message_map earlier ON earlier.old_id = m.supersedes_id AND earlier.copy = mm.copy
 LEFT JOIN sealed s ON s.id = mm.new_id
@@ -254,13 +366,13 @@ SELECT x.new_id, x.message_id, d.subscription_id, x.state, d.attempts + x.delive
             ELSE d.last_error END,
        d.created_at + x.shift,
        CASE WHEN x.delivered THEN x.done_at ELSE d.delivered_at + x.shift END
-FROM delivery_map x JOIN delivery d ON d.id = x.old_id
+FROM delivery_map x JOIN source_delivery d ON d.id = x.old_id
 """
 
 INSERT_ATTEMPTS = """
 INSERT INTO delivery_attempt (delivery_id, attempted_at, status_code, latency_ms, error)
 SELECT x.new_id, a.attempted_at + x.shift, a.status_code, a.latency_ms, a.error
-FROM delivery_map x JOIN delivery_attempt a ON a.delivery_id = x.old_id
+FROM delivery_map x JOIN source_attempt a ON a.delivery_id = x.old_id
 UNION ALL
 SELECT x.new_id, x.done_at, 200, x.latency_ms, NULL FROM delivery_map x WHERE x.delivered
 """
@@ -273,50 +385,37 @@ SELECT am.new_id, mm.new_id, a.organisation_id, a.client_id, a.status,
        CASE WHEN mm.purged_at IS NULL THEN coalesce(s.key_id, a.note_key_id) END,
        a.recorded_at + mm.shift
 FROM acknowledgement_map am
-JOIN acknowledgement a ON a.id = am.old_id
+JOIN source_acknowledgement a ON a.id = am.old_id
 JOIN message_map mm ON mm.old_id = a.message_id AND mm.copy = am.copy
 LEFT JOIN sealed s ON s.id = am.new_id
 """
 
 # Every entry about the person, with the clone's ids: in the columns, and in the details that
-# name a row of the clone (and a message's inbox number).
+# name the person, a row of the clone, or a message's inbox number (source_entry.template holds
+# the details with a format() argument in place of each).
 INSERT_ENTRIES = """
 INSERT INTO audit_entry (
     recorded_at, action, actor_organisation_id, actor_client_id, notice_id, message_id,
     subject_organisation_id, details, person_ref)
 SELECT e.recorded_at + p.shift, e.action, e.actor_organisation_id, e.actor_client_id,
        nm.new_id, mm.new_id, e.subject_organisation_id,
-       CASE WHEN named.j IS NULL THEN e.details ELSE (named.j || jsonb_strip_nulls(
-           jsonb_build_object(
-               'person_ref', CASE WHEN named.j ? 'person_ref' THEN p.new_ref END,
-               'consent_id', cm.new_id,
-               'disclosure_id', dm.new_id,
-               'delivery_id', xm.new_id,
-               'acknowledgement_id', am.new_id,
-               'supersedes', coalesce(sn.new_id, sm.new_id),
-               'sequence', CASE WHEN e.action = 'message.signed' THEN mm.sequence END
-           )))::json END,
+       CASE WHEN e.template IS NULL THEN e.details ELSE format(
+           e.template, p.new_ref, coalesce(cm.new_id, e.consent_id),
+           coalesce(dm.new_id, e.disclosure_id), coalesce(xm.new_id, e.delivery_id),
+           coalesce(am.new_id, e.acknowledgement_id), coalesce(sn.new_id, sm.new_id, e.supersedes),
+           mm.sequence
+       )::json END,
        p.new_ref
-FROM audit_entry e
+FROM source_entry e
 JOIN person_map p ON p.old_ref = e.person_ref
 LEFT JOIN notice_map nm ON nm.old_id = e.notice_id AND nm.copy = p.copy
 LEFT JOIN message_map mm ON mm.old_id = e.message_id AND mm.copy = p.copy
-LEFT JOIN LATERAL (
-    SELECT e.details::jsonb AS j WHERE e.action IN (
-        'consent.recorded', 'consent.withdrawn', 'consent.voided', 'disclosure.decided',
-        'message.signed', 'notice.received', 'notice.amended', 'delivery.succeeded',
-        'delivery.failed', 'delivery.dead', 'acknowledgement.recorded')
-) named ON true
-LEFT JOIN consent_map cm ON cm.old_id = (named.j ->> 'consent_id')::uuid AND cm.copy = p.copy
-LEFT JOIN disclosure_map dm
-    ON dm.old_id = (named.j ->> 'disclosure_id')::uuid AND dm.copy = p.copy
-LEFT JOIN delivery_map xm ON xm.old_id = (named.j ->> 'delivery_id')::uuid AND xm.copy = p.copy
-LEFT JOIN acknowledgement_map am
-    ON am.old_id = (named.j ->> 'acknowledgement_id')::uuid AND am.copy = p.copy
-LEFT JOIN notice_map sn ON e.action LIKE 'notice.%'
-    AND sn.old_id = (named.j ->> 'supersedes')::uuid AND sn.copy = p.copy
-LEFT JOIN message_map sm ON e.action = 'message.signed'
-    AND sm.old_id = (named.j ->> 'supersedes')::uuid AND sm.copy = p.copy
+LEFT JOIN consent_map cm ON cm.old_id = e.consent_id AND cm.copy = p.copy
+LEFT JOIN disclosure_map dm ON dm.old_id = e.disclosure_id AND dm.copy = p.copy
+LEFT JOIN delivery_map xm ON xm.old_id = e.delivery_id AND xm.copy = p.copy
+LEFT JOIN acknowledgement_map am ON am.old_id = e.acknowledgement_id AND am.copy = p.copy
+LEFT JOIN notice_map sn ON sn.old_id = e.supersedes AND sn.copy = p.copy
+LEFT JOIN message_map sm ON sm.old_id = e.supersedes AND sm.copy = p.copy
 """
 
 # What the worker would have logged for each delivery settled here.
@@ -327,7 +426,7 @@ SELECT x.done_at, 'delivery.succeeded', x.notice_id, x.message_id, x.recipient,
        json_build_object(
            'delivery_id', x.new_id, 'attempt', d.attempts + 1, 'status_code', 200, 'error', NULL),
        x.new_ref
-FROM delivery_map x JOIN delivery d ON d.id = x.old_id
+FROM delivery_map x JOIN source_delivery d ON d.id = x.old_id
 WHERE x.delivered
 """
 
@@ -346,15 +445,15 @@ WHERE nm.purged_at IS NOT NULL
 """
 
 INSERTS = [
-    INSERT_NOTICES,
-    INSERT_IDEMPOTENCY_KEYS,
-    INSERT_CONSENTS,
-    INSERT_DISCLOSURES,
-    INSERT_SEQUENCES,
-    INSERT_MESSAGES,
-    INSERT_DELIVERIES,
-    INSERT_ATTEMPTS,
-    INSERT_ACKNOWLEDGEMENTS,
-    INSERT_ENTRIES,
-    INSERT_DELIVERED_ENTRIES,
+    ("release_notice", INSERT_NOTICES),
+    ("idempotency_key", INSERT_IDEMPOTENCY_KEYS),
+    ("consent", INSERT_CONSENTS),
+    ("disclosure", INSERT_DISCLOSURES),
+    ("organisation", INSERT_SEQUENCES),
+    ("message", INSERT_MESSAGES),
+    ("delivery", INSERT_DELIVERIES),
+    ("delivery_attempt", INSERT_ATTEMPTS),
+    ("acknowledgement", INSERT_ACKNOWLEDGEMENTS),
+    ("audit_entry", INSERT_ENTRIES),
+    ("audit_entry", INSERT_DELIVERED_ENTRIES),
 ]

@@ -4,10 +4,11 @@ A bench world: the example's organisations (prison MDI, probation N07, treatment
 a webhook subscription for each recipient (nothing is sent: the app runs without its worker),
 and notices that are the canonical example about a different person each time.
 
-    python -m bench.posting DATABASE_URL DATA_DIR COUNT
+    python -m bench.posting DATABASE_URL DATA_DIR COUNT [again]
 
 migrates the database, sets the world up if it is not there yet, posts COUNT notices one after
-the other and prints the p50 and p90 of their latencies.
+the other and prints the p50 and p90 of their latencies; with "again", then COUNT more about
+the same people, released again with their consent recorded anew.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,13 @@ def noms_number(n: int) -> str:
     return f"{letters[first]}{digits:04d}{letters[tail // 26]}{letters[tail % 26]}"
 
 
-def notice(n: int) -> dict[str, Any]:
+def notice(n: int, *, again: bool = False) -> dict[str, Any]:
+    """The example about person n; `again`: released again, their consent recorded anew."""
     body = examples.release_notice(datetime.now(UTC).date())
     body["person"]["noms_number"] = noms_number(n)
+    if again:
+        for consent in body["consent"]:
+            consent["recorded_at"] = examples.moved(consent["recorded_at"], timedelta(hours=1))
     return body
 
 
@@ -118,14 +123,17 @@ async def bench(database_url: str, data_dir: Path) -> AsyncIterator[Bench]:
             yield Bench(api, await _credentials(app, api))
 
 
-async def post_notices(bench: Bench, count: int, *, first: int | None = None) -> list[float]:
+async def post_notices(
+    bench: Bench, count: int, *, first: int | None = None, again: bool = False
+) -> list[float]:
     """Post `count` notices one after another, each about a new person; each one's seconds.
 
-    People are numbered from `first` (default: a random start, so runs do not collide)."""
+    People are numbered from `first` (default: a random start, so runs do not collide); with
+    `again`, they were posted before and are released again."""
     start = first if first is not None else uuid.uuid4().int % (26 * 10**4 * 600)
     seconds = []
     for n in range(start, start + count):
-        body, headers = notice(n), await bench.headers()
+        body, headers = notice(n, again=again), await bench.headers()
         headers["idempotency-key"] = str(uuid.uuid4())
         began = time.perf_counter()
         answer = await bench.api.post("/v1/release-notices", json=body, headers=headers)
@@ -140,11 +148,15 @@ def summary(seconds: list[float]) -> str:
     return f"n={len(seconds)} p50={cuts[4] * 1000:.1f} ms p90={cuts[8] * 1000:.1f} ms"
 
 
-async def main(database_url: str, data_dir: str, count: int) -> None:
+async def main(database_url: str, data_dir: str, count: int, again: bool) -> None:
+    first = uuid.uuid4().int % (26 * 10**4 * 600)
     async with bench(database_url, Path(data_dir)) as world:
-        print(summary(await post_notices(world, count)), flush=True)
+        print("new people:", summary(await post_notices(world, count, first=first)), flush=True)
+        if again:
+            seconds = await post_notices(world, count, first=first, again=True)
+            print("released again:", summary(seconds), flush=True)
 
 
 if __name__ == "__main__":
     migrate.upgrade(sys.argv[1])  # runs its own event loop
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["again"]))

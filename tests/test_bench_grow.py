@@ -164,6 +164,18 @@ async def test_clones_keep_every_constraint_and_intake_goes_on(
         "SELECT count(*) FROM release_notice WHERE version = 1 AND purged_at IS NULL"
         " AND status = 'superseded'",
     )
+    # a clone's kept idempotency answer names the clone: its id, series and messages
+    assert (
+        await world.sql(
+            "SELECT k.notice_id FROM idempotency_key k JOIN release_notice n ON n.id = k.notice_id"
+            " CROSS JOIN LATERAL json_array_elements(k.response -> 'recipients') r"
+            " LEFT JOIN message m ON m.id = (r ->> 'message_id')::uuid AND m.notice_id = n.id"
+            " WHERE k.response ->> 'id' <> n.id::text"
+            " OR k.response ->> 'series_id' <> n.series_id::text"
+            " OR k.location <> '/v1/release-notices/' || n.id OR m.id IS NULL"
+        )
+        == []
+    )
     # every cloned log entry names the clone's person
     assert (
         await one(
