@@ -17,7 +17,15 @@ clone's own row (a sealed value names its row); without them they are copied and
 Cloned log entries are not sequenced into the Merkle tree, and their details keep the original's
 values but for the person and the row ids they name.
 
-Nothing else may write to the database meanwhile. Ends with VACUUM ANALYZE.
+How: the people to clone and their rows are copied once into temporary tables (bench/
+grow_setup.py), and each round (bench/grow_sql.py, one transaction of up to BATCH_NOTICES
+notices) reads those, never the tables it grows. While the rounds run, the indexes no constraint
+needs are dropped (and built again after, even if a round fails), and foreign keys are not
+checked row by row (session_replication_role = replica: a superuser's connection); every one of
+them is checked once, set-wise, after the last round. Ends with VACUUM ANALYZE.
+
+Nothing else may use the database meanwhile. Run the app on it afterwards without the embedded
+worker, or its log sequencer will start hashing the millions of cloned entries into the tree.
 
     python -m bench.grow DATABASE_URL TARGET_NOTICES [DATA_KEYS_DIR]
 """
@@ -37,9 +45,10 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.sealing import DataKeys, Sealed, load_data_keys, place
+from bench import grow_setup as setup
 from bench import grow_sql as sql
 
-BATCH_NOTICES = 50_000  # notices cloned per transaction
+BATCH_NOTICES = 100_000  # notices cloned per transaction
 log = logging.getLogger("bench.grow")
 
 
@@ -71,8 +80,8 @@ async def grow(
         stored = await connection.fetchval("SELECT count(*) FROM release_notice")
         if stored >= target_notices:
             return stored
-        await _timed(connection, spent, "sources", sql.SOURCES)
-        indexes = await connection.fetch(sql.SECONDARY_INDEXES, sql.CLONED)
+        await _timed(connection, spent, "sources", setup.SOURCES)
+        indexes = await connection.fetch(setup.SECONDARY_INDEXES, setup.CLONED)
         try:
             for name, _ in indexes:
                 await connection.execute(f"DROP INDEX {name}")
@@ -94,7 +103,7 @@ async def grow(
             await connection.execute("SET maintenance_work_mem = '1GB'")
             for _, definition in indexes:
                 await _timed(connection, spent, "indexes", definition)
-        await connection.execute(sql.DROP_SOURCES)
+        await connection.execute(setup.DROP_SOURCES)
         await _timed(connection, spent, "vacuum analyze", "VACUUM ANALYZE")
         log.info("seconds spent: %s", ", ".join(f"{k} {v:.1f}" for k, v in spent.most_common()))
         return stored
@@ -105,11 +114,11 @@ async def grow(
 async def _check_references(connection: asyncpg.Connection) -> None:
     """Every foreign key of the grown tables holds (the rounds did not check them row by row)."""
     for name, table, column, parent, key, columns in await connection.fetch(
-        sql.FOREIGN_KEYS, sql.CLONED
+        setup.FOREIGN_KEYS, setup.CLONED
     ):
         if columns != 1:
             raise NotImplementedError(f"{name}: a foreign key of {columns} columns")
-        if broken := await connection.fetchval(sql.orphans(table, column, parent, key)):
+        if broken := await connection.fetchval(setup.orphans(table, column, parent, key)):
             raise RuntimeError(f"{name}: {broken} rows of {table} name no {parent}")
 
 
