@@ -195,7 +195,8 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(32), server_default="disclosure")
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"), index=True)
     disclosure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disclosure.id"))
-    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"))
+    # Indexed: whether a newer message replaced one is asked whenever a consent stops standing.
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"), index=True)
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
     _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
     _disclosure: Mapped[Disclosure | None] = relationship(lazy="raise")  # flush order only
