@@ -22,7 +22,7 @@ import asyncio
 import json
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,7 +100,7 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             say(f"growth: cloning up to {scale.large_notices:,} notices")
             from bench import grow  # only this phase needs it
 
-            stored = await grow.grow(url, scale.large_notices)
+            stored = await grow.grow(url, scale.large_notices, data_keys_dir=data_dir / "data-keys")
             large = await phases.sequential_p50(run)
             run.details["growth"] = {"small": small, "large": large, "stored": stored}
             results["growth_ratio"] = round(large["p50_ms"] / small["p50_ms"], 3)
@@ -130,8 +130,13 @@ def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness")
     parser.add_argument("--only", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument(
+        "--memory-notices", type=int, help="notices the API answers before its RSS is read"
+    )
     arguments = parser.parse_args()
     scale = QUICK if arguments.quick else Scale()
+    if arguments.memory_notices:
+        scale = replace(scale, memory_notices=arguments.memory_notices)
     work_dir = HERE / "var"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
@@ -146,9 +151,8 @@ def cli() -> None:
         "details": measured["details"],
         "minutes": round((datetime.now(UTC) - started).total_seconds() / 60, 1),
     }
-    path = report.write(
-        document, f"{started:%Y-%m-%d}", arguments.quick or arguments.only != list(PHASES)
-    )
+    partial = arguments.quick or arguments.only != list(PHASES)
+    path = report.write(document, f"{started:%Y-%m-%d}", partial)
     print(json.dumps(document["results"], indent=2))
     say(f"written to {path}")
 
