@@ -1,0 +1,91 @@
+"""What one notice costs, counted rather than timed: SQL statements, and Python calls.
+
+`python -m bench.profile_intake [COUNT]` builds a fresh PostgreSQL world (as `make bench` does),
+runs the app in process, posts COUNT notices one after another (each a new person, both
+recipients subscribed), and prints per notice: the statements sent (by kind), the Python
+function calls made (under cProfile) and the CPU time. Counts are the same run to run on any
+machine, so they compare two versions of the code where timings on a shared machine cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import event
+
+from app.main import create_app
+from app.settings import Settings
+from bench.world import RECIPIENTS, Notices, exchange, exchange_env, fresh_database, register
+
+ADMIN_URL = os.environ.get(
+    "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def main(count: int) -> None:
+    url = await fresh_database(ADMIN_URL, "exchange_bench_profile")
+    data_dir = Path(tempfile.mkdtemp(prefix="exchange-profile-"))
+    env = exchange_env(url, data_dir)
+    exchange(env, "db", "upgrade")
+    clients = register(env)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("EXCHANGE_")})
+    app = create_app(Settings())  # settings read from the environment just set
+    statements: Counter[str] = Counter()
+    async with app.router.lifespan_context(app):
+        engine = app.state.sessions.kw["bind"].sync_engine
+
+        def note(_conn, _cursor, statement, *_args) -> None:
+            statements[" ".join(statement.split()[:3])] += 1
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+
+            async def token(code: str) -> str:
+                client = clients[code]
+                auth = (client["client_id"], client["client_secret"])
+                answer = await http.post(
+                    "/oauth/token", data={"grant_type": "client_credentials"}, auth=auth
+                )
+                return answer.json()["access_token"]
+
+            for code in RECIPIENTS:
+                await http.post(
+                    "/v1/subscriptions",
+                    json={"url": f"http://127.0.0.1:9/hooks/{code}"},
+                    headers={"authorization": f"Bearer {await token(code)}"},
+                )
+            notices = Notices(await token("MDI"))
+
+            async def post() -> None:
+                (_, path, headers, body), _ = notices.make()
+                answer = await http.post(path, content=body, headers=headers)
+                assert answer.status_code == 202, answer.text
+
+            for _ in range(20):  # warm: caches, prepared statements, pool
+                await post()
+            event.listen(engine, "before_cursor_execute", note)
+            profile = cProfile.Profile(time.process_time)
+            cpu = time.process_time()
+            profile.enable()
+            for _ in range(count):
+                await post()
+            profile.disable()
+            cpu = time.process_time() - cpu
+    calls = pstats.Stats(profile).total_calls
+    print(f"{count} notices, per notice: {sum(statements.values()) / count:.1f} statements,")
+    print(f"{calls / count:,.0f} Python calls, {1000 * cpu / count:.1f} ms CPU under cProfile")
+    for statement, n in statements.most_common():
+        print(f"  {n / count:5.2f}  {statement}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
