@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -138,7 +139,21 @@ class ContainUnexpected:
             route = getattr(scope.get("route"), "path", "(no route)")
             log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], route)
             if not started:
-                response = problem_response(
-                    Problem(500, "Internal error", "The exchange failed to answer.")
-                )
-                await response(scope, receive, send)
+                await problem_response(_unexpected(exc))(scope, receive, send)
+
+
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
+def _unexpected(exc: Exception) -> Problem:
+    """A 503 when every database connection stayed busy past the pool's wait (the exchange is
+    overloaded: nothing of the request was committed, and a retry may well succeed), else 500."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return Problem(
+            503,
+            "Busy",
+            "The exchange is too busy to take this now and stored nothing of it: try again "
+            "shortly (with the same Idempotency-Key a notice is never stored twice).",
+            headers={"retry-after": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
+    return Problem(500, "Internal error", "The exchange failed to answer.")

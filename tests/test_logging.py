@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 
 from app import logs
+from app.problems import ContainUnexpected
 from app.worker import http_client, run_once
 from tests.receiver import running_receiver
 
@@ -66,3 +69,20 @@ async def test_an_unexpected_error_is_a_bare_500_problem_and_logs_no_values(
 async def rename(table: str, to: str, world) -> None:
     async with world.sessions() as session, session.begin():
         await session.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+async def test_a_database_too_busy_to_lend_a_connection_is_a_503_to_retry(caplog) -> None:
+    """When every pooled connection stays busy past the pool's wait (SQLAlchemy's TimeoutError,
+    as under the benchmark's overload), nothing was committed: 503 with Retry-After, not 500."""
+
+    async def overloaded(scope, receive, send) -> None:
+        raise sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached")
+
+    transport = httpx.ASGITransport(app=ContainUnexpected(overloaded))
+    async with httpx.AsyncClient(transport=transport, base_url="http://exchange.test") as client:
+        response = await client.post("/v1/release-notices", json={})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["title"] == "Busy"
+    assert "unhandled TimeoutError" in caplog.text
