@@ -95,16 +95,13 @@ async def enqueue(
     messages: Sequence[Message],
     now: datetime,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
-) -> dict[uuid.UUID, list[uuid.UUID]]:
+) -> None:
     """One pending delivery per subscription of each message's recipient (as `subscribers`
-    finds them, or has found them in this transaction: `subscribed`); per message, the
-    subscriptions it was queued for."""
+    finds them, or has found them in this transaction: `subscribed`)."""
     if subscribed is None:
         subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
-    queued: dict[uuid.UUID, list[uuid.UUID]] = {}
     for message in messages:
-        queued[message.id] = subscribed[message.recipient_organisation_id]
-        for subscription_id in queued[message.id]:
+        for subscription_id in subscribed[message.recipient_organisation_id]:
             session.add(
                 Delivery(
                     id=uuid.uuid4(),
@@ -125,7 +122,6 @@ async def enqueue(
                 subject_organisation_id=message.recipient_organisation_id,
                 details={"subscription_id": str(subscription_id)},
             )
-    return queued
 
 
 async def wake_workers(session: AsyncSession) -> None:

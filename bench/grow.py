@@ -47,17 +47,17 @@ from sqlalchemy.engine import make_url
 from app.sealing import DataKeys, Sealed, load_data_keys, place
 from bench import grow_setup as setup
 from bench import grow_sql as sql
+from bench.world import asyncpg_dsn
 
 BATCH_NOTICES = 100_000  # notices cloned per transaction
 log = logging.getLogger("bench.grow")
 
 
 def dsn(database_url: str) -> str:
-    """An asyncpg DSN from the exchange's SQLAlchemy URL."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
+    """An asyncpg DSN from the exchange's SQLAlchemy URL, which must be PostgreSQL's."""
+    if make_url(database_url).get_backend_name() != "postgresql":
         raise ValueError("bench.grow works on PostgreSQL only")
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return asyncpg_dsn(database_url)
 
 
 async def grow(

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from app import log_tree
 from app.canonical import canonical_json
@@ -35,6 +34,7 @@ from app.log_key import load_log_signer
 from app.sealing import load_data_keys
 from app.settings import Settings
 from app.worker import advance_log
+from bench.world import asyncpg_dsn
 
 COLUMNS = (
     "recorded_at",
@@ -66,12 +66,6 @@ ROLES = {  # what each kind of recipient is sent and what is withheld from it, b
         "not_necessary",
     ),
 }
-
-
-def dsn(database_url: str) -> str:
-    """asyncpg's DSN for a SQLAlchemy URL (postgresql+asyncpg://...)."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 def noms_numbers(rng: random.Random, count: int) -> list[str]:
@@ -314,7 +308,7 @@ async def fill(database_url: str, data_dir: Path, entries: int, persons: int) ->
     numbers = noms_numbers(rng, persons)
     people = [(noms, keys.person_ref(noms)) for noms in numbers]
     notices = Notices(rng, [person for _, person in people], datetime.now(UTC))
-    connection = await asyncpg.connect(dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = notices.entries(entries)
 
@@ -369,7 +363,7 @@ async def sequence_all(database_url: str, data_dir: Path) -> float:
 async def _vacuum(database_url: str) -> None:
     """What autovacuum would have done after such growth (it is off on the bench machine's
     PostgreSQL): planner statistics and visibility maps for the log's tables."""
-    connection = await asyncpg.connect(dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await connection.execute("VACUUM ANALYZE audit_entry, audit_leaf, audit_node")
     finally:

@@ -1,19 +1,16 @@
 """Time what issue 8 item 5 sets targets for, on a log that bench.log_fill made.
 
-- `verify_seconds`: `exchange audit verify` run as the real console script (wall seconds);
 - `inclusion_seconds`: log_tree.inclusion for random leaves in the tree at full size, a fresh
   session each, as a request has;
 - `person_query_seconds`: GET /v1/audit/entries?noms_number=... as its handler runs it (the
   keyed hash, the query, the consultation it logs), committed as the request's session is.
-Each returns one duration a call; `percentile` summarises them. Nothing personal is printed.
+Each returns one duration a call (bench.httpload.percentile summarises them); `exchange audit
+verify` is timed as a command by bench.log_phase. Nothing personal is printed.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,30 +30,6 @@ AUDITOR = Caller(
     kind="auditor",
     scopes=frozenset({"audit:read"}),
 )
-
-
-def percentile(durations: list[float], share: float) -> float:
-    ordered = sorted(durations)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def verify_seconds(database_url: str, data_dir: Path, project: Path) -> tuple[float, str]:
-    """Wall seconds of `exchange audit verify` with project's code, and its last output line."""
-    environment = {
-        **os.environ,
-        "EXCHANGE_DATABASE_URL": database_url,
-        "EXCHANGE_DATA_DIR": str(data_dir),
-        "PYTHONPATH": str(project),
-    }
-    command = [str(Path(sys.executable).with_name("exchange")), "audit", "verify"]
-    started = time.perf_counter()
-    done = subprocess.run(  # noqa: S603 (our own console script)
-        command, env=environment, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"audit verify failed: {done.stdout[-500:]} {done.stderr[-500:]}")
-    return seconds, done.stdout.strip().splitlines()[-1]
 
 
 async def inclusion_seconds(database_url: str, calls: int) -> list[float]:

@@ -33,6 +33,7 @@ from app import admin, examples, migrate
 from app.main import create_app
 from app.models import Organisation
 from app.settings import Settings
+from bench.world import noms_number
 
 ISSUER = "http://exchange.bench"
 HOOK = "http://127.0.0.1:9/hook"  # never called: no worker runs
@@ -59,14 +60,6 @@ class Bench:
             answer.raise_for_status()
             self.token, self.token_at = answer.json()["access_token"], time.monotonic()
         return {"authorization": f"Bearer {self.token}"}
-
-
-def noms_number(n: int) -> str:
-    """A distinct, well-formed NOMS number for each n < 26 * 10**4 * 26**2."""
-    n, tail = divmod(n, 26 * 26)
-    first, digits = divmod(n, 10**4)
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return f"{letters[first]}{digits:04d}{letters[tail // 26]}{letters[tail % 26]}"
 
 
 def notice(n: int, *, again: bool = False) -> dict[str, Any]:

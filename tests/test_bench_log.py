@@ -11,12 +11,13 @@ import asyncpg
 import pytest
 
 from app.db import is_sqlite
-from bench.log_fill import dsn, fill, sequence_all
+from bench.log_fill import fill, sequence_all
 from bench.log_measure import inclusion_seconds, person_query_seconds
+from bench.world import asyncpg_dsn
 
 
 async def actions(database_url: str) -> Counter[str]:
-    connection = await asyncpg.connect(dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await connection.fetch(
             "SELECT action, count(*), count(person_ref) FROM audit_entry GROUP BY action"
