@@ -33,6 +33,7 @@ from bench import phases, report
 from bench.phases import API_PORT, QUICK, RECEIVER_PORT, Run, Scale
 from bench.world import (
     BIN,
+    NAME,
     Api,
     Runner,
     asyncpg_dsn,
@@ -58,7 +59,7 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
     results: dict[str, float] = {}
     runner = Runner(work_dir)
     try:
-        url = await fresh_database(ADMIN_URL, "exchange_bench")
+        url = await fresh_database(ADMIN_URL, NAME)
         data_dir = work_dir / "data"
         env = exchange_env(url, data_dir)
         exchange(env, "db", "upgrade")

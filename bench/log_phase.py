@@ -16,6 +16,8 @@ from bench.httpload import Connection, percentile, send
 from bench.world import (
     BIN,
     HOST,
+    NAME,
+    PORT,
     Api,
     Runner,
     exchange,
@@ -25,7 +27,7 @@ from bench.world import (
     until_listening,
 )
 
-LOG_API_PORT = 8313
+LOG_API_PORT = PORT + 3
 
 
 async def timed_gets(api: Api, paths: list[str]) -> list[float]:
@@ -43,7 +45,7 @@ async def timed_gets(api: Api, paths: list[str]) -> list[float]:
 async def log(
     runner: Runner, admin_url: str, work_dir: Path, entries: int, persons: int, queries: int
 ) -> tuple[dict, dict]:
-    url = await fresh_database(admin_url, "exchange_bench_log")
+    url = await fresh_database(admin_url, f"{NAME}_log")
     data_dir = work_dir / "log-data"
     env = exchange_env(url, data_dir)
     exchange(env, "db", "upgrade")

@@ -19,6 +19,7 @@ from bench.httpload import Connection, Sample, closed_loop, open_loop, percentil
 from bench.world import (
     BIN,
     HOST,
+    PORT,
     Api,
     Notices,
     Process,
@@ -29,7 +30,7 @@ from bench.world import (
 )
 
 PYTHON = sys.executable
-API_PORT, BASELINE_PORT, RECEIVER_PORT = 8310, 8311, 8312
+API_PORT, BASELINE_PORT, RECEIVER_PORT = PORT, PORT + 1, PORT + 2
 
 
 @dataclass(frozen=True)

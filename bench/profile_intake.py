@@ -24,7 +24,7 @@ from sqlalchemy import event
 
 from app.main import create_app
 from app.settings import Settings
-from bench.world import RECIPIENTS, Notices, exchange, exchange_env, fresh_database, register
+from bench.world import NAME, RECIPIENTS, Notices, exchange, exchange_env, fresh_database, register
 
 ADMIN_URL = os.environ.get(
     "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -32,7 +32,7 @@ ADMIN_URL = os.environ.get(
 
 
 async def main(count: int) -> None:
-    url = await fresh_database(ADMIN_URL, "exchange_bench_profile")
+    url = await fresh_database(ADMIN_URL, f"{NAME}_profile")
     data_dir = Path(tempfile.mkdtemp(prefix="exchange-profile-"))
     env = exchange_env(url, data_dir)
     exchange(env, "db", "upgrade")

@@ -27,6 +27,10 @@ from sqlalchemy.engine import make_url
 from app import examples
 from bench.httpload import Connection, Request
 
+# Two runs on one machine (say, two checkouts) keep apart by name and ports.
+NAME = os.environ.get("EXCHANGE_BENCH_NAME", "exchange_bench")  # its databases' name prefix
+PORT = int(os.environ.get("EXCHANGE_BENCH_PORT", "8310"))  # the first of its four ports
+
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 RECIPIENTS = ("N07", "SMS-LEEDS")  # the example notice's recipients
