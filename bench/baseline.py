@@ -47,6 +47,19 @@ def create_app(database_url: str) -> FastAPI:
             )
         return {"id": str(row_id)}
 
+    @app.post("/statements/{count}", status_code=202)
+    async def post_statements(request: Request, count: int) -> dict[str, str]:
+        """The same, then count - 1 more one-row statements in the same transaction: what a
+        transaction of count statements costs through this stack, before any work of its own."""
+        body = json.loads(await request.body())
+        row_id = uuid.uuid4()
+        at = datetime.now(UTC)
+        async with request.app.state.engine.begin() as connection:
+            await connection.execute(INSERT, {"id": row_id, "body": json.dumps(body), "at": at})
+            for _ in range(count - 1):
+                await connection.execute(INSERT, {"id": uuid.uuid4(), "body": "{}", "at": at})
+        return {"id": str(row_id)}
+
     return app
 
 

@@ -30,6 +30,9 @@ from bench.world import (
 )
 
 PYTHON = sys.executable
+# Statements per transaction at which the bare endpoint is measured again: 19 is what the
+# exchange sends per notice (`python -m bench.profile_intake`).
+FLOOR_STATEMENTS = (2, 5, 10, 19)
 API_PORT, BASELINE_PORT, RECEIVER_PORT = PORT, PORT + 1, PORT + 2
 
 
@@ -38,6 +41,7 @@ class Scale:
     clients: int = 16  # concurrent intake clients
     warmup_seconds: float = 5
     intake_seconds: float = 30
+    floor_seconds: float = 10  # each of the statements floor's runs
     e2e_rate: float = 50
     e2e_seconds: float = 60
     small_notices: int = 10_000  # growth: the first size ...
@@ -52,6 +56,7 @@ class Scale:
 QUICK = Scale(
     warmup_seconds=2,
     intake_seconds=10,
+    floor_seconds=4,
     e2e_seconds=15,
     small_notices=2_000,
     large_notices=20_000,
@@ -130,27 +135,36 @@ async def intake(run: Run) -> dict:
     try:
         await until_listening(baseline, BASELINE_PORT)
         notices = await run.notices()
-        await closed_loop(
-            HOST,
-            BASELINE_PORT,
-            notices.baseline,
-            clients=scale.clients,
-            seconds=scale.warmup_seconds,
-        )
-        base = summary(
-            *await closed_loop(
-                HOST,
-                BASELINE_PORT,
-                notices.baseline,
-                clients=scale.clients,
-                seconds=scale.intake_seconds,
+
+        async def bare(path: str, seconds: float) -> dict:
+            def make() -> tuple:
+                (method, _, headers, body), number = notices.baseline()
+                return (method, path, headers, body), number
+
+            await closed_loop(
+                HOST, BASELINE_PORT, make, clients=scale.clients, seconds=scale.warmup_seconds
             )
-        )
+            samples = await closed_loop(
+                HOST, BASELINE_PORT, make, clients=scale.clients, seconds=seconds
+            )
+            return summary(*samples)
+
+        base = await bare("/notices", scale.intake_seconds)
+        # The same endpoint with n one-row statements in its transaction: the most this stack
+        # (uvicorn, FastAPI, SQLAlchemy async, asyncpg) serves at n statements, doing nothing else.
+        floor = {n: await bare(f"/statements/{n}", scale.floor_seconds) for n in FLOOR_STATEMENTS}
     finally:
         baseline.stop()
+    for figures in floor.values():
+        figures["ratio"] = round(figures["rps"] / base["rps"], 3)
     await run.post(clients=scale.clients, seconds=scale.warmup_seconds)
     exchange = summary(*await run.post(clients=scale.clients, seconds=scale.intake_seconds))
-    run.details["intake"] = {"clients": scale.clients, "exchange": exchange, "baseline": base}
+    run.details["intake"] = {
+        "clients": scale.clients,
+        "exchange": exchange,
+        "baseline": base,
+        "statements_floor": floor,
+    }
     return {
         "intake_rps": exchange["rps"],
         "baseline_rps": base["rps"],

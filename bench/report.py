@@ -78,7 +78,20 @@ def table(results: dict, scale: dict, details: dict) -> str:
             f"{e2e['rate']:g}/s were accepted, with intake p50 {e2e['intake_p50_ms']:,} ms"
             " under that load."
         )
+    floor = details.get("intake", {}).get("statements_floor")
+    if floor:
+        measured = "; ".join(
+            f"{n} statements {f['rps']}/s ({f['ratio']})" for n, f in sorted(floor.items(), key=_n)
+        )
+        facts += (
+            " The bare endpoint with n one-row statements in its transaction, doing nothing else"
+            f" (rate, and its ratio to the one-row baseline): {measured}."
+        )
     return "\n".join(rows) + "\n\n" + facts
+
+
+def _n(item: tuple) -> int:
+    return int(item[0])  # JSON made the statement counts strings
 
 
 def write(document: dict, day: str, quick: bool) -> Path:
