@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -26,11 +26,15 @@ from app.policy import consents_from_records
 async def lock_person(session: AsyncSession, person_ref: str) -> None:
     """Serialise everything that reads or changes one person's consents and messages (intake,
     amendment, cancellation, consent records and withdrawals) until the transaction ends. On
-    SQLite the single writer does this already."""
+    SQLite the single writer does this: a transaction becomes the writer at its first write, so
+    a write that changes nothing makes it the writer now, before it reads what another writer
+    may be changing."""
     if session.bind.dialect.name == "postgresql":
         await session.execute(
             select(func.pg_advisory_xact_lock(func.hashtextextended(person_ref, 0)))
         )
+    else:
+        await session.execute(text("UPDATE consent SET id = id WHERE 0"))
 
 
 async def know_person(session: AsyncSession, person_ref: str, caller: Caller) -> None:
@@ -81,6 +85,13 @@ def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
     """Per scope, whether consent stands now, given every record of the person. A voided
     record (carried by a notice entered in error) never happened."""
     return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
+
+
+def ever_given(records: Iterable[Consent]) -> set[str]:
+    """The scopes that any of these records gave, voided or not. A disclosure relies only on a
+    consent that stood when it was decided, so, records never being deleted, nothing can rely
+    on a scope outside this set of the person's records."""
+    return {r.scope for r in records if r.decision == "given"}
 
 
 async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dict[str, bool]:
@@ -143,7 +154,8 @@ async def record_carried(
     now: datetime,
 ) -> list[Consent]:
     """Make a record of each consent a notice carries, unless the same record already counts
-    (a voided one does not); return every record of the person."""
+    (a voided one does not); return every record of the person. The new records are written by
+    the caller's next flush."""
     records = await history(session, person_ref)
     known = {
         (r.scope, r.decision, r.recorded_at, r.recorded_by) for r in records if r.voided_at is None
@@ -166,7 +178,6 @@ async def record_carried(
             notice_id=notice_id,
         )
         records.append(made)
-    await session.flush()
     return records
 
 

@@ -128,8 +128,7 @@ async def accept_notice(
         status_reason=None if community else f"release_reason_{notice.release.reason}",
         received_at=now,
     )
-    session.add(row)
-    await session.flush()  # tables have no relationship(): flush in foreign-key order by hand
+    session.add(row)  # written by the flush before the counters are locked, with its consents
     actor = {
         "actor_organisation_id": caller.organisation_id,
         "actor_client_id": caller.client_id,
@@ -168,6 +167,7 @@ async def accept_notice(
     lost = {r.scope for r in records if r.notice_id == row.id and r.decision != "given"}
     standing = consents.standing_of(records, now)  # every record of the person, new ones too
     if previous:  # what earlier versions carried and this one does not was entered in error
+        await session.flush()  # voiding reads the person's records, these new ones too
         carried = {(c.scope, c.decision, c.recorded_at, c.recorded_by) for c in notice.consent}
         earlier = await session.scalars(
             select(ReleaseNotice.id).where(
@@ -178,7 +178,9 @@ async def accept_notice(
             session, person_ref, earlier, keep=carried, caller=caller, now=now
         )
         standing = await consents.standing(session, person_ref, now)  # some records voided
-    for scope in sorted(lost):  # a consent that no longer stands stops what relied on it
+    # A consent that no longer stands stops what relied on it; one never given (a first
+    # notice's refusal, say) cannot have been relied on, and costs no search.
+    for scope in sorted(lost & consents.ever_given(records)):
         await consent_lost(
             session, person_ref, scope, context, now, also_lock=counters, standing=standing
         )
