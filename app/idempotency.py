@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.errors import Problem
 from app.models import IdempotencyKey
@@ -61,28 +62,27 @@ async def claim(
     """Claim the key (by its keyed hash) for this request, the request's first write, or get the
     earlier answer.
 
-    Returns (the claimed row, None) for a new key, or (None, the answer) for a repeat. Two
-    requests racing with one key: the second's insert waits for the first to commit, then fails
-    on the primary key; its transaction, which holds nothing yet, is rolled back and it reads
-    the first one's answer.
+    Returns (the claimed row, None) for a new key, or (None, the answer) for a repeat. One
+    statement for a new key: the insert does nothing if the key is there. Two requests racing
+    with one key: the second's insert waits for the first to commit, then does nothing, and the
+    second reads the first one's answer (or, if the first rolled back, inserts after all).
     """
-    ident = {
-        "organisation_id": organisation_id,
-        "key_sha256": key_ref,
-    }
-    existing = await session.get(IdempotencyKey, ident)
-    if existing is not None:
+    ident = {"organisation_id": organisation_id, "key_sha256": key_ref}
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    inserted = await session.execute(
+        dialect.insert(IdempotencyKey)
+        .values(**ident, request_sha256=request_sha256, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key_sha256)
+    )
+    if inserted.first() is None:
+        existing = await session.get(IdempotencyKey, ident, populate_existing=True)
+        if existing is None:  # pragma: no cover - a conflicting row is committed, or ours
+            raise RuntimeError("an idempotency key conflicted, then could not be read")
         return None, _answer(existing, request_sha256)
     row = IdempotencyKey(**ident, request_sha256=request_sha256, created_at=now)
+    make_transient_to_detached(row)  # the row as inserted: remember() updates it at the flush
     session.add(row)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        existing = await session.get(IdempotencyKey, ident, populate_existing=True)
-        if existing is None:  # pragma: no cover - the winner's row is committed by now
-            raise
-        return None, _answer(existing, request_sha256)
     return row, None
 
 
