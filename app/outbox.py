@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, retry
@@ -72,9 +72,16 @@ async def subscribers(
     found: dict[uuid.UUID, list[uuid.UUID]] = {r: [] for r in recipients}
     if not recipients:
         return found
+    # On PostgreSQL the same statement tells the workers (at commit; PostgreSQL folds one
+    # notification sent for each row into one), unless this transaction has told them already.
+    transaction = session.sync_session.get_transaction()
+    notify = session.bind.dialect.name == "postgresql" and transaction not in _woken
+    columns = [Subscription.organisation_id, Subscription.id]
+    if notify:
+        columns.append(func.pg_notify(CHANNEL, ""))
     rows = (
         await session.execute(
-            select(Subscription.organisation_id, Subscription.id)
+            select(*columns)
             .where(
                 Subscription.organisation_id.in_(recipients),
                 Subscription.status.in_(QUEUEING),
@@ -83,10 +90,10 @@ async def subscribers(
             .with_for_update(read=True)
         )
     ).all()
-    for organisation_id, subscription_id in rows:
+    for organisation_id, subscription_id, *_ in rows:
         found[organisation_id].append(subscription_id)
-    if rows:
-        await wake_workers(session)
+    if rows and notify:
+        _woken.add(transaction)
     return found
 
 
