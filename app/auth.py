@@ -273,19 +273,30 @@ def _scopes(claims: dict, *allowed: frozenset[str]) -> frozenset[str]:
 
 
 async def _own_client(session: AsyncSession, claims: dict) -> Caller | None:
+    # Columns, not ORM objects: every request with a token asks this first.
     row = (
         await session.execute(
-            select(ApiClient, Organisation)
+            select(
+                ApiClient.client_id,
+                ApiClient.scopes,
+                Organisation.id,
+                Organisation.code,
+                Organisation.kind,
+            )
             .join(Organisation, Organisation.id == ApiClient.organisation_id)
-            .where(ApiClient.client_id == str(claims.get("client_id")))
+            .where(
+                ApiClient.client_id == str(claims.get("client_id")),
+                ApiClient.disabled_at.is_(None),
+                Organisation.disabled_at.is_(None),
+            )
         )
     ).first()
-    if row is None or row[0].disabled_at or row[1].disabled_at:
+    if row is None:
         return None
-    client, organisation = row
+    client_id, client_scopes, organisation_id, code, kind = row
     # Never more than the client holds now, nor than its organisation's kind allows.
-    scopes = _scopes(claims, frozenset(client.scopes.split()), KIND_SCOPES[organisation.kind])
-    return Caller(client.client_id, organisation.id, organisation.code, organisation.kind, scopes)
+    scopes = _scopes(claims, frozenset(client_scopes.split()), KIND_SCOPES[kind])
+    return Caller(client_id, organisation_id, code, kind, scopes)
 
 
 async def _trusted_client(
