@@ -86,14 +86,31 @@ class Rule:
         return self.unless_consent is None or not consents.get(self.unless_consent, False)
 
 
+MATCHES_KEPT = 10_000  # (recipient, pointer) pairs whose matching rules a policy remembers
+
+
 @dataclass(frozen=True)
 class Policy:
     version: str
     sha256: str
     rules: tuple[Rule, ...]
+    # What `matching` has worked out: every notice has the same few dozen pointers, and the
+    # rules never change. Bounded, since a body's keys come from outside.
+    _matches: dict[tuple[str, str], tuple[Rule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def for_recipient(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.recipient == kind)
+
+    def matching(self, kind: str, pointer: str) -> tuple[Rule, ...]:
+        """The recipient kind's rules that cover the pointer, in the policy's order."""
+        found = self._matches.get((kind, pointer))
+        if found is None:
+            found = tuple(r for r in self.for_recipient(kind) if r.covers(pointer))
+            if len(self._matches) < MATCHES_KEPT:
+                self._matches[(kind, pointer)] = found
+        return found
 
     def bases(self, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """What each of these rules rested on, to be recorded with a decision it made."""
@@ -194,12 +211,12 @@ def decide(
     policy: Policy, notice: Mapping[str, Any], recipient: str, consents: Mapping[str, bool]
 ) -> Decision:
     """What one recipient may see of the notice, and what is withheld and why."""
-    rules = policy.for_recipient(recipient)
     outcomes: dict[str, tuple[str, ...]] = {}
     disclosure: dict[str, Any] = {}
     relied: set[str] = set()
     for pointer, value in _leaves(notice, ""):
-        outcome, leaf_relied = _leaf_outcome(rules, pointer, consents, notice)
+        matching = policy.matching(recipient, pointer)
+        outcome, leaf_relied = _leaf_outcome(matching, pointer, consents, notice)
         outcomes[pointer] = outcome
         if outcome[0] == "sent":
             transform = TRANSFORMS.get(outcome[2]) if outcome[2] else None
@@ -212,11 +229,14 @@ def decide(
 
 
 def _leaf_outcome(
-    rules: tuple[Rule, ...], pointer: str, consents: Mapping[str, bool], notice: Mapping[str, Any]
+    matching: tuple[Rule, ...],
+    pointer: str,
+    consents: Mapping[str, bool],
+    notice: Mapping[str, Any],
 ) -> tuple[tuple[str, ...], set[str]]:
-    """(outcome, the consents a sent leaf relied on). A deny in force wins; then the allow rule
-    in force that names the leaf most closely; else withheld, naming why."""
-    matching = [r for r in rules if r.covers(pointer)]
+    """(outcome, the consents a sent leaf relied on), from the rules that cover the leaf. A
+    deny in force wins; then the allow rule in force that names the leaf most closely; else
+    withheld, naming why."""
     for rule in matching:
         if rule.effect == "deny" and rule.in_force(consents, notice):
             return ("withheld", rule.id, rule.reason or REASON_NO_RULE), set()

@@ -338,3 +338,17 @@ def test_property_every_sent_leaf_has_an_allow_rule_in_force(
         covering = [r for r in mine if any(under(pointer, f) for f in r.fields)]
         assert any(r.effect == "allow" for r in covering), pointer
         assert not any(r.effect == "deny" for r in covering), pointer
+
+
+def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatch) -> None:
+    """The rules covering each pointer are worked out once per policy and recipient, and what
+    is remembered is bounded: a body's keys come from outside."""
+    import app.policy as policy_module
+
+    monkeypatch.setattr(policy_module, "MATCHES_KEPT", 3)
+    rules, consents, sent, _ = HAND_TABLE["requires-consent-given"]
+    policy = Policy("test", "0" * 64, tuple(rules))
+    first = decide(policy, SMALL_NOTICE, PROBATION, consents)
+    assert first.fields_sent == sent and sent  # something is sent, by a remembered match
+    assert len(policy._matches) == 3  # SMALL_NOTICE has more leaves than that
+    assert decide(policy, SMALL_NOTICE, PROBATION, consents) == first
