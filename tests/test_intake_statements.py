@@ -4,6 +4,7 @@ not a timing, so it is the same on any machine."""
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections import Counter
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, select
 
 from app.db import is_sqlite
-from app.models import AuditEntry
+from app.models import AuditEntry, Message
 
 RECIPIENTS = ("N07", "SMS-LEEDS")
 INSERT = re.compile(r"^\s*INSERT INTO (\w+)", re.I)
@@ -58,6 +59,12 @@ async def test_one_notice_writes_each_table_once(app, world, example, database_u
         assert inserts["audit_entry"] <= 3, inserts
     notified = [s for s in seen if "pg_notify" in s]
     assert len(notified) == (0 if is_sqlite(database_url) else 1)
+    # The workers are told by the statement that reads the subscriptions, not one of its own;
+    # a new idempotency key is claimed by its insert alone; and the example's refusal of a
+    # consent the person never gave searches for no message relying on it.
+    assert not [s for s in seen if s.lstrip().upper().startswith("SELECT PG_NOTIFY")], seen
+    assert not [s for s in seen if re.match(r"\s*SELECT idempotency_key", s)], seen
+    assert not [s for s in seen if re.match(r"\s*SELECT message", s)], seen
     # Each sequence number is still the recipient's own, gap-free.
     rows = await world.sql(
         "SELECT o.code, m.sequence FROM message m JOIN organisation o"
@@ -82,3 +89,28 @@ async def test_every_entry_about_the_notice_names_its_person(world, example):
         ).all()
     assert len(rows) >= 5, rows  # received, consent, per recipient decided and signed
     assert {person for _, person in rows} == {expected}, rows
+
+
+async def test_a_later_notice_refusing_a_consent_once_given_still_revokes_what_relied_on_it(
+    world, example
+):
+    """The search skipped for a consent never given still runs for one given before."""
+    first = await world.post_notice(example)
+    assert first.status_code == 202, first.text
+    relied = {r["organisation_code"]: r["message_id"] for r in first.json()["recipients"]}
+    assert relied["SMS-LEEDS"] is not None  # sent under the consent given
+    later = copy.deepcopy(example)
+    later["consent"] = [
+        {**example["consent"][0], "decision": "refused", "recorded_at": "2026-11-19T09:00:00Z"}
+    ]
+    second = await world.post_notice(later)
+    assert second.status_code == 202, second.text
+    async with world.sessions() as session:
+        revoked_at, withdrawn_at = (
+            await session.execute(
+                select(Message.revoked_at, Message.withdrawn_at).where(
+                    Message.id == uuid.UUID(relied["SMS-LEEDS"])
+                )
+            )
+        ).one()
+    assert revoked_at is not None or withdrawn_at is not None
