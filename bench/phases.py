@@ -112,6 +112,12 @@ class Run:
             self.worker = None
 
 
+def cpu_per_request(process: Process, before: float, samples: list[Sample]) -> dict:
+    """The process's CPU time per request answered since `before` (its cpu_seconds then)."""
+    spent = process.cpu_seconds() - before
+    return {"cpu_ms_per_request": round(1000 * spent / max(len(samples), 1), 2)}
+
+
 def summary(samples: list[Sample], elapsed: float, accepted: int = 202) -> dict:
     ok = [s for s in samples if s.status == accepted]
     latencies = [s.latency_ms for s in ok]
@@ -144,10 +150,11 @@ async def intake(run: Run) -> dict:
             await closed_loop(
                 HOST, BASELINE_PORT, make, clients=scale.clients, seconds=scale.warmup_seconds
             )
+            cpu = baseline.cpu_seconds()
             samples = await closed_loop(
                 HOST, BASELINE_PORT, make, clients=scale.clients, seconds=seconds
             )
-            return summary(*samples)
+            return summary(*samples) | cpu_per_request(baseline, cpu, samples[0])
 
         base = await bare("/notices", scale.intake_seconds)
         # The same endpoint with n one-row statements in its transaction: the most this stack
@@ -158,7 +165,9 @@ async def intake(run: Run) -> dict:
     for figures in floor.values():
         figures["ratio"] = round(figures["rps"] / base["rps"], 3)
     await run.post(clients=scale.clients, seconds=scale.warmup_seconds)
-    exchange = summary(*await run.post(clients=scale.clients, seconds=scale.intake_seconds))
+    cpu = run.api_process.cpu_seconds()
+    samples = await run.post(clients=scale.clients, seconds=scale.intake_seconds)
+    exchange = summary(*samples) | cpu_per_request(run.api_process, cpu, samples[0])
     run.details["intake"] = {
         "clients": scale.clients,
         "exchange": exchange,

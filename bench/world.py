@@ -70,6 +70,12 @@ class Process:
                 return int(line.split()[1]) / 1024
         raise RuntimeError(f"{self.name} has no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far, user and system (from /proc): unlike a rate, it hardly moves
+        with what else the machine is doing."""
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
