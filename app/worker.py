@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import log_tree, outbox, retention
+from app import log_tree, outbox, outcomes, retention
 from app.delivery import (
     CONNECT_TIMEOUT_SECONDS,
     TOTAL_TIMEOUT_SECONDS,
@@ -133,13 +133,9 @@ async def record(
     draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
     try:
         async with sessions() as session, session.begin():
-            now = clock()
-            states = [
-                await outbox.settle(
-                    session, item, outcome, now, draw=draw, schedule=settings.retry_schedule
-                )
-                for (item, outcome), draw in zip(ended, draws, strict=True)
-            ]
+            states = await outcomes.settle_many(
+                session, ended, clock(), draws, settings.retry_schedule
+            )
     except Exception:
         if len(ended) == 1:
             raise
