@@ -86,17 +86,26 @@ async def _claim(
     """A claim in a transaction of its own. With in_flight (the pool's count per subscription),
     no subscription gets more than worker_subscription_concurrency at once."""
     async with sessions() as session, session.begin():
-        return await outbox.claim_due(
-            session,
-            data_keys,
-            now=now,
-            limit=limit,
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-            in_flight=in_flight,
-            per_subscription=None
-            if in_flight is None
-            else settings.worker_subscription_concurrency,
-        )
+        return await _claim_in(session, settings, data_keys, now, limit, in_flight)
+
+
+async def _claim_in(
+    session: AsyncSession,
+    settings: Settings,
+    data_keys: DataKeys,
+    now: datetime,
+    limit: int,
+    in_flight: Mapping[uuid.UUID, int] | None,
+) -> list[outbox.Claimed]:
+    return await outbox.claim_due(
+        session,
+        data_keys,
+        now=now,
+        limit=limit,
+        lease=timedelta(seconds=settings.delivery_lease_seconds),
+        in_flight=in_flight,
+        per_subscription=None if in_flight is None else settings.worker_subscription_concurrency,
+    )
 
 
 async def attempt(client: httpx.AsyncClient, settings: Settings, item: outbox.Claimed) -> Outcome:
@@ -149,6 +158,11 @@ async def record(
                 )
                 states.append(None)
         return states
+    _log_recorded(ended, states)
+    return states
+
+
+def _log_recorded(ended: list[tuple[outbox.Claimed, Outcome]], states: list[str | None]) -> None:
     for (item, outcome), state in zip(ended, states, strict=True):
         log.info(
             "delivery %s attempt %d: %s (%s)",
@@ -157,7 +171,46 @@ async def record(
             state,
             outcome.status_code or outcome.error,
         )
-    return states
+
+
+async def record_and_claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    data_keys: DataKeys,
+    ended: list[tuple[outbox.Claimed, Outcome]],
+    room: int,
+    in_flight: Mapping[uuid.UUID, int],
+) -> list[outbox.Claimed]:
+    """The outcomes of attempts that have ended, then a claim of as many as there is room for,
+    in one transaction: a pass of the pool costs one commit, not two. Should it fail, each is
+    done again in a transaction of its own (recording then settles one outcome at a time if it
+    must), so that a fault in one costs the other nothing."""
+    if ended and room > 0:
+        draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
+        now = datetime.now(UTC)
+        try:
+            async with sessions() as session, session.begin():
+                states = await outcomes.settle_many(
+                    session, ended, now, draws, settings.retry_schedule
+                )
+                claimed = await _claim_in(session, settings, data_keys, now, room, in_flight)
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.warning("recording and claiming together failed (%s): apart", type(exc).__name__)
+        else:
+            _log_recorded(ended, states)
+            return claimed
+    if ended:
+        try:
+            await record(sessions, settings, ended, lambda: datetime.now(UTC))
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.error("recording deliveries failed (%s)", type(exc).__name__)
+    if room <= 0:
+        return []
+    try:
+        return await _claim(sessions, settings, data_keys, datetime.now(UTC), room, in_flight)
+    except Exception as exc:  # a traceback could carry SQL parameters: type only
+        log.error("claiming deliveries failed (%s)", type(exc).__name__)
+        return []
 
 
 async def deliver(
@@ -241,7 +294,6 @@ async def run_forever(
     try:
         while not stop.is_set():
             kick.clear()
-            await record_ended()
             await listener.ensure()
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
@@ -253,14 +305,11 @@ async def run_forever(
                     next_sweep = loop.time() + log_tree.SWEEP_SECONDS
                 await _advance_log(sessions, settings, log_signer, sweep=sweep)
             room = min(settings.worker_concurrency - len(in_flight), settings.worker_batch_size)
-            claimed: list[outbox.Claimed] = []
-            if room > 0:
-                try:
-                    claimed = await _claim(
-                        sessions, settings, data_keys, datetime.now(UTC), room, per_subscription
-                    )
-                except Exception as exc:  # a traceback could carry SQL parameters: type only
-                    log.error("claiming deliveries failed (%s)", type(exc).__name__)
+            batch = ended[:]
+            del ended[:]
+            claimed = await record_and_claim(
+                sessions, settings, data_keys, batch, room, per_subscription
+            )
             for item in claimed:
                 task = asyncio.create_task(attempt(client, settings, item))
                 in_flight[task] = item
