@@ -93,6 +93,8 @@ _NOTICE_PERSON = (
     .where(ReleaseNotice.id == bindparam("notice_person"))
     .scalar_subquery()
 )
+_INSERT = insert(_entries)
+_INSERT_BY_NOTICE = insert(_entries).values(person_ref=_NOTICE_PERSON)
 
 
 async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
@@ -133,7 +135,4 @@ async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
 
 
 async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]], by_notice: bool) -> None:
-    statement = insert(_entries)
-    if by_notice:
-        statement = statement.values(person_ref=_NOTICE_PERSON)
-    await connection.execute(statement, rows)
+    await connection.execute(_INSERT_BY_NOTICE if by_notice else _INSERT, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 import weakref
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
+from sqlalchemy import Integer, Select, bindparam, case, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -153,31 +154,51 @@ class Claimed:
 
 
 _delivery, _subscription, _message = Delivery.__table__, Subscription.__table__, Message.__table__
-# What a claim reads of each delivery it leased (columns, not ORM objects: a worker claims
-# thousands a minute).
-_CLAIMED = select(
-    _delivery.c.id.label("delivery_id"),
-    _delivery.c.attempts,
-    _subscription.c.id.label("subscription_id"),
-    _subscription.c.url,
-    _subscription.c.secret,
-    _subscription.c.previous_secret,
-    _subscription.c.previous_secret_expires_at,
-    _message.c.id.label("message_id"),
-    _message.c.kind,
-    _message.c.notice_id,
-    _message.c.supersedes_id,
-    _message.c.recipient_organisation_id,
-    _message.c.sequence,
-    _message.c.created_at,
-    _message.c.revoked_at,
-    _message.c.withdrawn_at,
-    _message.c.jws_sealed,
-    _message.c.jws_key_id,
-).select_from(
-    _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
-        _message, _message.c.id == _delivery.c.message_id
+# A claim's statements, built once (a worker claims many times a second). What it reads of
+# each delivery it leased: columns, not ORM objects.
+_CLAIMED = (
+    select(
+        _delivery.c.id.label("delivery_id"),
+        _delivery.c.attempts,
+        _subscription.c.id.label("subscription_id"),
+        _subscription.c.url,
+        _subscription.c.secret,
+        _subscription.c.previous_secret,
+        _subscription.c.previous_secret_expires_at,
+        _message.c.id.label("message_id"),
+        _message.c.kind,
+        _message.c.notice_id,
+        _message.c.supersedes_id,
+        _message.c.recipient_organisation_id,
+        _message.c.sequence,
+        _message.c.created_at,
+        _message.c.revoked_at,
+        _message.c.withdrawn_at,
+        _message.c.jws_sealed,
+        _message.c.jws_key_id,
     )
+    .select_from(
+        _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
+            _message, _message.c.id == _delivery.c.message_id
+        )
+    )
+    .where(_delivery.c.id.in_(bindparam("claimed", expanding=True)))
+)
+_NOW = bindparam("now", type_=_delivery.c.next_attempt_at.type)
+_UNLEASED = or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < _NOW)
+# The claim itself: the chosen rows still pending and unleased, leased until :until.
+_LEASE = (
+    update(_delivery)
+    .where(
+        _delivery.c.id.in_(bindparam("chosen", expanding=True)),
+        _delivery.c.state == PENDING,
+        _UNLEASED,
+    )
+    .values(
+        leased_until=bindparam("until", type_=_delivery.c.leased_until.type),
+        lease_token=bindparam("token", type_=_delivery.c.lease_token.type),
+    )
+    .returning(_delivery.c.id)
 )
 
 
@@ -205,11 +226,23 @@ async def claim_due(
     claimed_ids: list[uuid.UUID] = []
     # On SQLite another claim may take a candidate between this SELECT and the UPDATE (its
     # guard then skips the row): look again, past the rows that are leased now.
+    connection = await session.connection()
+    locking = session.bind.dialect.name == "postgresql"
     for _ in range(5):
-        candidates = _candidates(session, now, limit - len(claimed_ids), taken, per_subscription)
+        wanted = limit - len(claimed_ids)
+        busy = [
+            s for s, n in taken.items() if per_subscription is not None and n >= per_subscription
+        ]
+        candidates = await connection.execute(
+            _candidates(locking, bool(busy)),
+            {
+                "now": now,
+                "limit": wanted if per_subscription is None else min(wanted * 4, 2000),
+                "busy": busy,
+            },
+        )
         chosen: list[uuid.UUID] = []
-        connection = await session.connection()
-        for delivery_id, subscription_id in await connection.execute(candidates):
+        for delivery_id, subscription_id in candidates:
             if per_subscription is not None and taken[subscription_id] >= per_subscription:
                 continue
             taken[subscription_id] += 1
@@ -218,20 +251,14 @@ async def claim_due(
                 break
         if not chosen:
             break
-        claimed_ids += (
-            await connection.execute(
-                update(_delivery)
-                .where(_delivery.c.id.in_(chosen), _delivery.c.state == PENDING, _unleased(now))
-                .values(leased_until=now + lease, lease_token=token)
-                .returning(_delivery.c.id)
-            )
-        ).scalars()
-        if len(claimed_ids) == limit or session.bind.dialect.name == "postgresql":
+        leased = {"chosen": chosen, "now": now, "until": now + lease, "token": token}
+        claimed_ids += (await connection.execute(_LEASE, leased)).scalars()
+        if len(claimed_ids) == limit or locking:
             break  # PostgreSQL's row locks made every chosen row this claim's
     if not claimed_ids:
         return []
     claimed, withheld = [], []
-    for row in await connection.execute(_CLAIMED.where(_delivery.c.id.in_(claimed_ids))):
+    for row in await connection.execute(_CLAIMED, {"claimed": claimed_ids}):
         try:
             jws = _opened(data_keys, row.message_id, row)
         except SealError as exc:  # a missing data key: keep the lease, send the others
@@ -267,38 +294,30 @@ async def claim_due(
     return claimed
 
 
-def _unleased(now: datetime) -> ColumnElement[bool]:
-    return or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < now)
-
-
-def _candidates(
-    session: AsyncSession,
-    now: datetime,
-    limit: int,
-    taken: Mapping[uuid.UUID, int],
-    per_subscription: int | None,
-) -> Select[tuple[uuid.UUID, uuid.UUID]]:
-    """Due, unleased deliveries of active subscriptions, oldest due first; on PostgreSQL locked,
-    skipping rows that other claims hold. With a per-subscription cap, more are read than will
-    be taken, and subscriptions already at the cap are left out."""
+@functools.cache
+def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.UUID]]:
+    """Due, unleased deliveries of active subscriptions, oldest due first (up to :limit); on
+    PostgreSQL locked, skipping rows that other claims hold. With skip_busy, the subscriptions
+    in :busy (already at their cap) are left out. Built once per shape, as every claim's
+    statement is: a worker claims many times a second."""
     candidates = (
         select(_delivery.c.id, _delivery.c.subscription_id)
         .where(
             _delivery.c.state == PENDING,
-            _delivery.c.next_attempt_at <= now,
+            _delivery.c.next_attempt_at <= _NOW,
             _delivery.c.subscription_id.in_(
                 select(_subscription.c.id).where(_subscription.c.status == "active")
             ),
-            _unleased(now),
+            _UNLEASED,
         )
         .order_by(_delivery.c.next_attempt_at)
-        .limit(limit if per_subscription is None else min(limit * 4, 2000))
+        .limit(bindparam("limit", type_=Integer))
     )
-    if per_subscription is not None:
-        busy = [s for s, n in taken.items() if n >= per_subscription]
-        if busy:
-            candidates = candidates.where(_delivery.c.subscription_id.not_in(busy))
-    if session.bind.dialect.name == "postgresql":
+    if skip_busy:
+        candidates = candidates.where(
+            _delivery.c.subscription_id.not_in(bindparam("busy", expanding=True))
+        )
+    if locking:
         candidates = candidates.with_for_update(skip_locked=True)
     return candidates
 

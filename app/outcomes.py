@@ -8,10 +8,11 @@ is one), one INSERT of the attempts and one of their log entries.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, tuple_, update
+from sqlalchemy import Update, bindparam, insert, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, retry
@@ -19,7 +20,25 @@ from app.delivery import Outcome
 from app.models import Delivery, DeliveryAttempt, Subscription
 from app.outbox import DELIVERED, PENDING, SETTLED, Claimed
 
-_delivery, _attempt = Delivery.__table__, DeliveryAttempt.__table__
+_delivery = Delivery.__table__
+_RECORD_ATTEMPT = insert(DeliveryAttempt.__table__)
+
+
+@functools.cache
+def _settling(columns: tuple[str, ...]) -> Update:
+    """The UPDATE that moves the deliveries whose (id, lease token) pairs are :leases, still
+    pending, to the values :new_<column>: built once per set of columns."""
+    return (
+        update(_delivery)
+        .where(
+            tuple_(_delivery.c.id, _delivery.c.lease_token).in_(
+                bindparam("leases", expanding=True)
+            ),
+            _delivery.c.state == PENDING,
+        )
+        .values({c: bindparam(f"new_{c}", type_=_delivery.c[c].type) for c in columns})
+        .returning(_delivery.c.id)
+    )
 
 
 async def settle(
@@ -93,15 +112,11 @@ async def settle_many(
     connection = await session.connection()
     settled = set()
     for key, members in groups.items():
-        leases = [(c.delivery_id, c.lease_token) for c in members]
+        values = dict(key)
         result = await connection.execute(
-            update(_delivery)
-            .where(
-                tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases),
-                _delivery.c.state == PENDING,
-            )
-            .values(dict(key))
-            .returning(_delivery.c.id)
+            _settling(tuple(values)),
+            {"leases": [(c.delivery_id, c.lease_token) for c in members]}
+            | {f"new_{column}": value for column, value in values.items()},
         )
         settled.update(result.scalars())
     done = [
@@ -111,7 +126,7 @@ async def settle_many(
     ]
     if done:
         await connection.execute(
-            insert(_attempt),
+            _RECORD_ATTEMPT,
             [
                 {
                     "delivery_id": claimed.delivery_id,
