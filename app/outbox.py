@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, case, or_, select, text, update
+from sqlalchemy import Integer, Select, bindparam, case, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -151,6 +151,7 @@ class Claimed:
     sequence: int
     jws: str
     created_at: datetime
+    leased_until: datetime | None = None  # the lease this claim holds runs out then
 
 
 _delivery, _subscription, _message = Delivery.__table__, Subscription.__table__, Message.__table__
@@ -283,6 +284,7 @@ async def claim_due(
                 sequence=row.sequence,
                 jws=jws,
                 created_at=row.created_at,
+                leased_until=now + lease,
             )
         )
     if withheld:
@@ -320,6 +322,20 @@ def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.
     if locking:
         candidates = candidates.with_for_update(skip_locked=True)
     return candidates
+
+
+async def release(session: AsyncSession, items: Sequence[Claimed]) -> None:
+    """Give up claims not sent (a worker stopping): each delivery still pending under this
+    lease is due again at once, for any worker, instead of when its lease runs out."""
+    leases = [(c.delivery_id, c.lease_token) for c in items]
+    await (await session.connection()).execute(
+        update(_delivery)
+        .where(
+            tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases),
+            _delivery.c.state == PENDING,
+        )
+        .values(leased_until=None, lease_token=None)
+    )
 
 
 def previous_secret_until(subscription: Any, now: datetime) -> datetime | None:
