@@ -149,18 +149,7 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
         port = parts.port
     except ValueError:
         raise DestinationRefused("the URL's port is not valid") from None
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname,
-            port or (443 if parts.scheme == "https" else 80),
-            type=socket.SOCK_STREAM,
-        )
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DestinationRefused("the host does not resolve") from exc
-    addresses = sorted(
-        {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
-        key=lambda a: (a.version, int(a)),
-    )
+    addresses = await _addresses(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     if not addresses or not all(address_allowed(a, allowed) for a in addresses):
         raise DestinationRefused("the host resolves to an address that is not public")
     if parts.scheme == "http" and not all(any(a in n for n in allowed) for a in addresses):
@@ -172,6 +161,21 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
         url=urlunsplit((parts.scheme, literal + suffix, parts.path or "/", parts.query, "")),
         host=parts.hostname + suffix,
         sni_hostname=None if _is_ip_literal(parts.hostname) else parts.hostname,
+    )
+
+
+async def _addresses(host: str, port: int) -> list[IPAddress]:
+    """The addresses a URL's host stands for, in a fixed order. An IP address written out is
+    its own answer: no resolver, which the event loop would run in a thread."""
+    if "%" not in host and _is_ip_literal(host):
+        return [ipaddress.ip_address(host)]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DestinationRefused("the host does not resolve") from exc
+    return sorted(
+        {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
+        key=lambda a: (a.version, int(a)),
     )
 
 

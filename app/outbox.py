@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 import weakref
@@ -9,13 +10,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select, text, update
+from sqlalchemy import Integer, Select, bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, retry
-from app.delivery import Outcome
-from app.models import Delivery, DeliveryAttempt, Message, Organisation, Subscription
+from app import audit
+from app.models import Delivery, Message, Organisation, Subscription
 from app.sealing import DataKeys, Sealed, SealError, place
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -157,6 +158,56 @@ class Claimed:
     sequence: int
     jws: str
     created_at: datetime
+    leased_until: datetime | None = None  # the lease this claim holds runs out then
+
+
+_delivery, _subscription, _message = Delivery.__table__, Subscription.__table__, Message.__table__
+# A claim's statements, built once (a worker claims many times a second). What it reads of
+# each delivery it leased: columns, not ORM objects.
+_CLAIMED = (
+    select(
+        _delivery.c.id.label("delivery_id"),
+        _delivery.c.attempts,
+        _subscription.c.id.label("subscription_id"),
+        _subscription.c.url,
+        _subscription.c.secret,
+        _subscription.c.previous_secret,
+        _subscription.c.previous_secret_expires_at,
+        _message.c.id.label("message_id"),
+        _message.c.kind,
+        _message.c.notice_id,
+        _message.c.supersedes_id,
+        _message.c.recipient_organisation_id,
+        _message.c.sequence,
+        _message.c.created_at,
+        _message.c.revoked_at,
+        _message.c.withdrawn_at,
+        _message.c.jws_sealed,
+        _message.c.jws_key_id,
+    )
+    .select_from(
+        _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
+            _message, _message.c.id == _delivery.c.message_id
+        )
+    )
+    .where(_delivery.c.id.in_(bindparam("claimed", expanding=True)))
+)
+_NOW = bindparam("now", type_=_delivery.c.next_attempt_at.type)
+_UNLEASED = or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < _NOW)
+# The claim itself: the chosen rows still pending and unleased, leased until :until.
+_LEASE = (
+    update(_delivery)
+    .where(
+        _delivery.c.id.in_(bindparam("chosen", expanding=True)),
+        _delivery.c.state == PENDING,
+        _UNLEASED,
+    )
+    .values(
+        leased_until=bindparam("until", type_=_delivery.c.leased_until.type),
+        lease_token=bindparam("token", type_=_delivery.c.lease_token.type),
+    )
+    .returning(_delivery.c.id)
+)
 
 
 async def claim_due(
@@ -183,10 +234,23 @@ async def claim_due(
     claimed_ids: list[uuid.UUID] = []
     # On SQLite another claim may take a candidate between this SELECT and the UPDATE (its
     # guard then skips the row): look again, past the rows that are leased now.
+    connection = await session.connection()
+    locking = session.bind.dialect.name == "postgresql"
     for _ in range(5):
-        candidates = _candidates(session, now, limit - len(claimed_ids), taken, per_subscription)
+        wanted = limit - len(claimed_ids)
+        busy = [
+            s for s, n in taken.items() if per_subscription is not None and n >= per_subscription
+        ]
+        candidates = await connection.execute(
+            _candidates(locking, bool(busy)),
+            {
+                "now": now,
+                "limit": wanted if per_subscription is None else min(wanted * 4, 2000),
+                "busy": busy,
+            },
+        )
         chosen: list[uuid.UUID] = []
-        for delivery_id, subscription_id in (await session.execute(candidates)).all():
+        for delivery_id, subscription_id in candidates:
             if per_subscription is not None and taken[subscription_id] >= per_subscription:
                 continue
             taken[subscription_id] += 1
@@ -195,100 +259,93 @@ async def claim_due(
                 break
         if not chosen:
             break
-        claimed_ids += (
-            await session.scalars(
-                update(Delivery)
-                .where(Delivery.id.in_(chosen), Delivery.state == PENDING, _unleased(now))
-                .values(leased_until=now + lease, lease_token=token)
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-        if len(claimed_ids) == limit or session.bind.dialect.name == "postgresql":
+        leased = {"chosen": chosen, "now": now, "until": now + lease, "token": token}
+        claimed_ids += (await connection.execute(_LEASE, leased)).scalars()
+        if len(claimed_ids) == limit or locking:
             break  # PostgreSQL's row locks made every chosen row this claim's
     if not claimed_ids:
         return []
-    rows = await session.execute(
-        select(Delivery, Subscription, Message)
-        .join(Subscription, Subscription.id == Delivery.subscription_id)
-        .join(Message, Message.id == Delivery.message_id)
-        .where(Delivery.id.in_(claimed_ids))
-    )
     claimed, withheld = [], []
-    for d, subscription, m in rows:
+    for row in await connection.execute(_CLAIMED, {"claimed": claimed_ids}):
         try:
-            jws = jws_of(data_keys, m)
+            jws = _opened(data_keys, row.message_id, row)
         except SealError as exc:  # a missing data key: keep the lease, send the others
-            log.error("delivery %s: its payload cannot be opened (%s)", d.id, exc)
+            log.error("delivery %s: its payload cannot be opened (%s)", row.delivery_id, exc)
             continue
         if jws is None:  # purged, revoked or withdrawn since it was queued: never to be sent
-            withheld.append(d.id)
+            withheld.append(row.delivery_id)
             continue
         claimed.append(
             Claimed(
-                delivery_id=d.id,
+                delivery_id=row.delivery_id,
                 lease_token=token,
-                attempts=d.attempts,
-                subscription_id=subscription.id,
-                url=subscription.url,
-                secrets=signing_secrets(subscription, now),
-                kind=m.kind,
-                message_id=m.id,
-                notice_id=m.notice_id,
-                supersedes=m.supersedes_id,
-                recipient_organisation_id=m.recipient_organisation_id,
-                sequence=m.sequence,
+                attempts=row.attempts,
+                subscription_id=row.subscription_id,
+                url=row.url,
+                secrets=signing_secrets(row, now),
+                kind=row.kind,
+                message_id=row.message_id,
+                notice_id=row.notice_id,
+                supersedes=row.supersedes_id,
+                recipient_organisation_id=row.recipient_organisation_id,
+                sequence=row.sequence,
                 jws=jws,
-                created_at=m.created_at,
+                created_at=row.created_at,
+                leased_until=now + lease,
             )
         )
     if withheld:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(withheld))
+        await connection.execute(
+            update(_delivery)
+            .where(_delivery.c.id.in_(withheld))
             .values(state=REVOKED, leased_until=None, lease_token=None, last_error="withheld")
-            .execution_options(synchronize_session=False)
         )
     return claimed
 
 
-def _unleased(now: datetime) -> ColumnElement[bool]:
-    return or_(Delivery.leased_until.is_(None), Delivery.leased_until < now)
-
-
-def _candidates(
-    session: AsyncSession,
-    now: datetime,
-    limit: int,
-    taken: Mapping[uuid.UUID, int],
-    per_subscription: int | None,
-) -> Select[tuple[uuid.UUID, uuid.UUID]]:
-    """Due, unleased deliveries of active subscriptions, oldest due first; on PostgreSQL locked,
-    skipping rows that other claims hold. With a per-subscription cap, more are read than will
-    be taken, and subscriptions already at the cap are left out."""
+@functools.cache
+def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.UUID]]:
+    """Due, unleased deliveries of active subscriptions, oldest due first (up to :limit); on
+    PostgreSQL locked, skipping rows that other claims hold. With skip_busy, the subscriptions
+    in :busy (already at their cap) are left out. Built once per shape, as every claim's
+    statement is: a worker claims many times a second."""
     candidates = (
-        select(Delivery.id, Delivery.subscription_id)
+        select(_delivery.c.id, _delivery.c.subscription_id)
         .where(
-            Delivery.state == PENDING,
-            Delivery.next_attempt_at <= now,
-            Delivery.subscription_id.in_(
-                select(Subscription.id).where(Subscription.status == "active")
+            _delivery.c.state == PENDING,
+            _delivery.c.next_attempt_at <= _NOW,
+            _delivery.c.subscription_id.in_(
+                select(_subscription.c.id).where(_subscription.c.status == "active")
             ),
-            _unleased(now),
+            _UNLEASED,
         )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit if per_subscription is None else min(limit * 4, 2000))
+        .order_by(_delivery.c.next_attempt_at)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if per_subscription is not None:
-        busy = [s for s, n in taken.items() if n >= per_subscription]
-        if busy:
-            candidates = candidates.where(Delivery.subscription_id.not_in(busy))
-    if session.bind.dialect.name == "postgresql":
+    if skip_busy:
+        candidates = candidates.where(
+            _delivery.c.subscription_id.not_in(bindparam("busy", expanding=True))
+        )
+    if locking:
         candidates = candidates.with_for_update(skip_locked=True)
     return candidates
 
 
-def previous_secret_until(subscription: Subscription, now: datetime) -> datetime | None:
+async def release(session: AsyncSession, items: Sequence[Claimed]) -> None:
+    """Give up claims not sent (a worker stopping): each delivery still pending under this
+    lease is due again at once, for any worker, instead of when its lease runs out."""
+    leases = [(c.delivery_id, c.lease_token) for c in items]
+    await (await session.connection()).execute(
+        update(_delivery)
+        .where(
+            tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases),
+            _delivery.c.state == PENDING,
+        )
+        .values(leased_until=None, lease_token=None)
+    )
+
+
+def previous_secret_until(subscription: Any, now: datetime) -> datetime | None:
     """Until when the previous secret still signs; None if it does not (any more)."""
     until = subscription.previous_secret_expires_at
     if subscription.previous_secret and until is not None and until > now:
@@ -296,7 +353,7 @@ def previous_secret_until(subscription: Subscription, now: datetime) -> datetime
     return None
 
 
-def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...]:
+def signing_secrets(subscription: Any, now: datetime) -> tuple[str, ...]:
     """The secrets a delivery is signed with now: the current one first, then the previous one
     while its overlap lasts. Each gives one `v1,` entry of the webhook-signature header."""
     if previous_secret_until(subscription, now) is None or not subscription.previous_secret:
@@ -307,107 +364,12 @@ def signing_secrets(subscription: Subscription, now: datetime) -> tuple[str, ...
 def jws_of(data_keys: DataKeys, message: Message) -> str | None:
     """A stored message's compact JWS, opened; None once purged, revoked before delivery, or
     withdrawn with the consent it relied on."""
-    if (
-        message.revoked_at
-        or message.withdrawn_at
-        or not message.jws_sealed
-        or not message.jws_key_id
-    ):
+    return _opened(data_keys, message.id, message)
+
+
+def _opened(data_keys: DataKeys, message_id: uuid.UUID, stored: Any) -> str | None:
+    """jws_of, from the message's stored columns (an ORM object or a row of them)."""
+    if stored.revoked_at or stored.withdrawn_at or not stored.jws_sealed or not stored.jws_key_id:
         return None  # retention.purge and revocation settle its deliveries in their transaction
-    sealed = Sealed(message.jws_key_id, message.jws_sealed)
-    return data_keys.open(sealed, place("message", "jws_sealed", message.id)).decode()
-
-
-async def settle(
-    session: AsyncSession,
-    claimed: Claimed,
-    outcome: Outcome,
-    now: datetime,
-    *,
-    draw: float = 0.5,
-    schedule: Sequence[timedelta] = retry.STANDARD_SCHEDULE,
-) -> str | None:
-    """Record one attempt and move the delivery on as retry.plan says: delivered, pending again
-    (retried later), or dead; a 410 also disables the subscription.
-
-    Only the claim that still holds the lease may do so. A worker whose lease ran out (another
-    worker has claimed the delivery since) records nothing and gets None: the newer claim's
-    outcome stands. `draw` is the jitter's uniform draw (0.5: none).
-    """
-    attempts = claimed.attempts + 1
-    plan = retry.plan(
-        attempts_made=attempts,
-        status_code=outcome.status_code,
-        retry_after=outcome.retry_after,
-        now=now,
-        draw=draw,
-        schedule=schedule,
-    )
-    values: dict[str, object] = {
-        "attempts": attempts,
-        "leased_until": None,
-        "lease_token": None,
-        "last_status_code": outcome.status_code,
-        "last_error": outcome.error,
-    }
-    state, action = plan.state, SETTLED[plan.state]
-    if state == DELIVERED:
-        values["delivered_at"] = now
-    elif state == PENDING:
-        values["next_attempt_at"] = plan.next_attempt_at
-    result = await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == claimed.delivery_id,
-            Delivery.lease_token == claimed.lease_token,
-            Delivery.state == PENDING,
-        )
-        .values(state=state, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return None
-    session.add(
-        DeliveryAttempt(
-            delivery_id=claimed.delivery_id,
-            attempted_at=now,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            error=outcome.error,
-        )
-    )
-    audit.append(
-        session,
-        action,
-        at=now,
-        notice_id=claimed.notice_id,
-        message_id=claimed.message_id,
-        subject_organisation_id=claimed.recipient_organisation_id,
-        details={
-            "delivery_id": str(claimed.delivery_id),
-            "attempt": attempts,
-            "status_code": outcome.status_code,
-            "error": outcome.error,
-        },
-    )
-    if plan.disable_subscription:
-        await _disable_gone(session, claimed, now)
-    return state
-
-
-async def _disable_gone(session: AsyncSession, claimed: Claimed, now: datetime) -> None:
-    """The endpoint answered 410 Gone: stop sending to it until its recipient re-enables it."""
-    result = await session.execute(
-        update(Subscription)
-        .where(Subscription.id == claimed.subscription_id, Subscription.status == "active")
-        .values(status="disabled", disabled_reason="gone", disabled_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:
-        audit.append(
-            session,
-            "subscription.disabled",
-            at=now,
-            subject_organisation_id=claimed.recipient_organisation_id,
-            details={"subscription_id": str(claimed.subscription_id), "reason": "gone"},
-        )
+    sealed = Sealed(stored.jws_key_id, stored.jws_sealed)
+    return data_keys.open(sealed, place("message", "jws_sealed", message_id)).decode()

@@ -1,11 +1,12 @@
 """The delivery worker: claim due deliveries, send them, record the outcomes, commit.
 
-The worker owns its transactions: one to claim (short), then one to record the outcomes of the
-attempts that ended meanwhile (as many as there are: one commit for them all), so a slow
-receiver never holds a database transaction open. It also purges data past its retention
-period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and
-each pass sequences new log entries into the log's tree and signs a checkpoint when one is due
-(app/log_tree.py), in another.
+The worker owns its transactions (app/worker_tx.py): each pass of the pool records the outcomes
+of the attempts that ended meanwhile and claims the next deliveries, in one short transaction
+(one commit for them all), so a slow receiver never holds a database transaction open. Claims
+run a batch ahead of the sends, so sending never waits for the database. It also purges data
+past its retention period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction
+of its own, and once a second sequences new log entries into the log's tree and signs a
+checkpoint when one is due (app/log_tree.py), in another.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import ssl
 import uuid
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -36,6 +36,7 @@ from app.log_key import LogSigner, load_log_signer
 from app.sealing import DataKeys
 from app.settings import Settings
 from app.wakeup import Listener
+from app.worker_tx import claim, record, record_and_claim, release
 
 log = logging.getLogger("exchange.worker")
 LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
@@ -70,33 +71,9 @@ async def run_once(
 ) -> int:
     """Claim what is due now (a batch), deliver it all, and return how many were attempted.
     One pass, for tests and tools: run_forever is the worker, and shares itself out."""
-    claimed = await _claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
+    claimed = await claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
     await asyncio.gather(*(deliver(sessions, client, settings, item, clock) for item in claimed))
     return len(claimed)
-
-
-async def _claim(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    data_keys: DataKeys,
-    now: datetime,
-    limit: int,
-    in_flight: Mapping[uuid.UUID, int] | None,
-) -> list[outbox.Claimed]:
-    """A claim in a transaction of its own. With in_flight (the pool's count per subscription),
-    no subscription gets more than worker_subscription_concurrency at once."""
-    async with sessions() as session, session.begin():
-        return await outbox.claim_due(
-            session,
-            data_keys,
-            now=now,
-            limit=limit,
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-            in_flight=in_flight,
-            per_subscription=None
-            if in_flight is None
-            else settings.worker_subscription_concurrency,
-        )
 
 
 async def attempt(client: httpx.AsyncClient, settings: Settings, item: outbox.Claimed) -> Outcome:
@@ -119,49 +96,6 @@ async def attempt(client: httpx.AsyncClient, settings: Settings, item: outbox.Cl
         allowed=settings.webhook_allowed_cidrs,
         deadline_seconds=settings.webhook_timeout_seconds,
     )
-
-
-async def record(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    ended: list[tuple[outbox.Claimed, Outcome]],
-    clock: Callable[[], datetime],
-) -> list[str | None]:
-    """The outcomes of attempts that have ended, settled in one transaction: each delivery's
-    state (None where its lease was lost). Should that transaction fail, each is settled again
-    in one of its own, so that one outcome's fault costs no other its record."""
-    draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
-    try:
-        async with sessions() as session, session.begin():
-            now = clock()
-            states = [
-                await outbox.settle(
-                    session, item, outcome, now, draw=draw, schedule=settings.retry_schedule
-                )
-                for (item, outcome), draw in zip(ended, draws, strict=True)
-            ]
-    except Exception:
-        if len(ended) == 1:
-            raise
-        states = []
-        for one in ended:
-            try:
-                states += await record(sessions, settings, [one], clock)
-            except Exception as exc:  # its lease runs out and it is sent again: at least once
-                log.error(
-                    "recording delivery %s failed (%s)", one[0].delivery_id, type(exc).__name__
-                )
-                states.append(None)
-        return states
-    for (item, outcome), state in zip(ended, states, strict=True):
-        log.info(
-            "delivery %s attempt %d: %s (%s)",
-            item.delivery_id,
-            item.attempts + 1,
-            state,
-            outcome.status_code or outcome.error,
-        )
-    return states
 
 
 async def deliver(
@@ -195,6 +129,12 @@ async def purge_expired(
             return retention.Purged(notices, messages)
 
 
+def lease_lasts(item: outbox.Claimed, now: datetime, whole_attempt: timedelta) -> bool:
+    """PURE: whether a claimed delivery may start now: its lease must outlast a whole attempt,
+    or another worker could claim and send it while this one still is."""
+    return item.leased_until is None or now + whole_attempt < item.leased_until
+
+
 async def run_forever(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
@@ -206,9 +146,13 @@ async def run_forever(
     """Deliver until `stop` is set, then finish the attempts under way (graceful drain).
 
     Up to worker_concurrency attempts are in flight at once, at most
-    worker_subscription_concurrency of them to any one subscription, and a new claim is made as
-    soon as there is room and something may be due: when an attempt ends, when PostgreSQL
-    notifies that deliveries were queued, or after worker_poll_seconds.
+    worker_subscription_concurrency of them to any one subscription. Claims run one batch ahead:
+    a claimed delivery waits, ready, until its subscription and the pool have room, and starts
+    the moment an attempt ends, so that sending never waits for the database. Each pass records
+    the outcomes that ended meanwhile and claims again (as many ready per subscription as it
+    may have in flight) when there is room and something may be due: when an attempt ends, when
+    PostgreSQL notifies that deliveries were queued, or after worker_poll_seconds. What is still
+    ready when the worker stops is released, due again at once.
     """
     loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
@@ -217,8 +161,29 @@ async def run_forever(
     stop_waiter.add_done_callback(lambda _: kick.set())
     listener = Listener(settings.database_url, kick)
     in_flight: dict[asyncio.Task[Outcome], outbox.Claimed] = {}
-    per_subscription: Counter[uuid.UUID] = Counter()
+    per_subscription: Counter[uuid.UUID] = Counter()  # attempts in flight
+    ready: deque[outbox.Claimed] = deque()  # claimed, waiting for room
     ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
+    cap = settings.worker_subscription_concurrency
+    whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
+
+    def start_ready() -> None:
+        """Start what is ready, oldest first, while the pool and its subscription have room;
+        never with less of its lease left than a whole attempt may take."""
+        for _ in range(len(ready)):
+            item = ready.popleft()
+            if len(in_flight) >= settings.worker_concurrency:
+                ready.appendleft(item)
+                return
+            if per_subscription[item.subscription_id] >= cap:
+                ready.append(item)
+            elif not lease_lasts(item, datetime.now(UTC), whole_attempt):
+                log.warning("delivery %s waited out its lease: not sent", item.delivery_id)
+            else:
+                task = asyncio.create_task(attempt(client, settings, item))
+                in_flight[task] = item
+                per_subscription[item.subscription_id] += 1
+                task.add_done_callback(finished)
 
     def finished(task: asyncio.Task[Outcome]) -> None:
         item = in_flight.pop(task)
@@ -230,6 +195,8 @@ async def run_forever(
             log.error("delivery attempt failed (%s)", failure)  # its lease runs out: sent again
         else:
             ended.append((item, task.result()))
+        if not stop.is_set():
+            start_ready()
         kick.set()
 
     async def record_ended() -> None:
@@ -245,7 +212,6 @@ async def run_forever(
     try:
         while not stop.is_set():
             kick.clear()
-            await record_ended()
             await listener.ensure()
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
@@ -256,27 +222,22 @@ async def run_forever(
                 if sweep:
                     next_sweep = loop.time() + log_tree.SWEEP_SECONDS
                 await _advance_log(sessions, settings, log_signer, sweep=sweep)
-            room = min(settings.worker_concurrency - len(in_flight), settings.worker_batch_size)
-            claimed: list[outbox.Claimed] = []
-            if room > 0:
-                try:
-                    claimed = await _claim(
-                        sessions, settings, data_keys, datetime.now(UTC), room, per_subscription
-                    )
-                except Exception as exc:  # a traceback could carry SQL parameters: type only
-                    log.error("claiming deliveries failed (%s)", type(exc).__name__)
-            for item in claimed:
-                task = asyncio.create_task(attempt(client, settings, item))
-                in_flight[task] = item
-                per_subscription[item.subscription_id] += 1
-                task.add_done_callback(finished)
+            room = min(settings.worker_concurrency - len(ready), settings.worker_batch_size)
+            batch = ended[:]
+            del ended[:]
+            waiting = Counter(item.subscription_id for item in ready)
+            claimed = await record_and_claim(sessions, settings, data_keys, batch, room, waiting)
+            ready.extend(claimed)
+            start_ready()
             if claimed and len(claimed) == room:
                 continue  # there may be more due: claim again while there is room
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(kick.wait(), timeout=settings.worker_poll_seconds)
+                async with asyncio.timeout(settings.worker_poll_seconds):
+                    await kick.wait()
         if in_flight:
             await asyncio.wait(list(in_flight))
         await record_ended()
+        await release(sessions, list(ready))
     finally:
         stop_waiter.cancel()
         await listener.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import outbox
+from app import outbox, outcomes
 from app.delivery import Outcome
 from tests.test_consent_withdrawal import change, log, states, subscribe, work
 from tests.test_consents import SMS, carried, history, inbox, post, recipients, withdraw
@@ -80,7 +80,7 @@ async def test_a_withdrawn_messages_delivery_in_flight_that_fails_is_settled(
         )
     assert (await withdraw(world, (await carried(world, SMS))["id"])).status_code == 200
     async with world.sessions() as session, session.begin():
-        await outbox.settle(session, claimed, Outcome(False, 500, 3), datetime.now(UTC))
+        await outcomes.settle(session, claimed, Outcome(False, 500, 3), datetime.now(UTC))
     for hours in (1, 5, 30, 200):
         await work(world, settings, datetime.now(UTC) + timedelta(hours=hours))
     from tests.test_consents import hexid

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import intake, outbox, withdrawal
+from app import intake, outbox, outcomes, withdrawal
 from app.db import is_sqlite
 from app.delivery import send, webhook_body
 from app.identity import Caller
@@ -310,7 +310,7 @@ async def test_a_worker_claim_racing_a_withdrawal_never_loses_the_notification(
                 allowed=settings.webhook_allowed_cidrs,
             )
         async with world.sessions() as settling, settling.begin():
-            assert await outbox.settle(settling, item, outcome, now()) == "delivered"
+            assert await outcomes.settle(settling, item, outcome, now()) == "delivered"
         assert await work(world, settings) == 1
         events = [json.loads(r.body) for r in receiver.wait_for(2)]
     assert [(e["type"], e["data"]["message_id"]) for e in events] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -233,3 +234,25 @@ async def test_resolve_destination_pins_the_vetted_address_and_keeps_the_host(
     destination = await resolve_destination(url, allowed)
     assert (destination.url, destination.host) == (pinned, host)
     assert destination.sni_hostname == sni
+
+
+@pytest.mark.parametrize(
+    ("url", "pinned"),
+    [
+        ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080/x"),
+        ("https://[2001:4860:4860::8888]/x", "https://[2001:4860:4860::8888]/x"),
+    ],
+)
+async def test_an_ip_address_in_the_url_is_vetted_without_the_resolver(
+    url: str, pinned: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop would run getaddrinfo in a thread for every attempt: a literal needs none."""
+
+    async def no_resolver(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("resolved an IP literal")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_resolver)
+    allowed = (*LOOPBACK, ipaddress.ip_network("::1/128"))
+    assert (await resolve_destination(url, allowed)).url == pinned
+    with pytest.raises(DestinationRefused):
+        await resolve_destination("http://10.1.2.3/x", allowed)

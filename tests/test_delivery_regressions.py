@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select, update
 
-from app import migrate, outbox
+from app import migrate, outbox, outcomes
 from app.db import is_sqlite
 from app.delivery import Outcome
 from app.models import Delivery, Message
@@ -142,7 +142,7 @@ async def test_a_redelivery_asked_for_during_an_attempt_is_not_undone_by_its_out
     )
     assert asked.status_code == 202, asked.text
     async with world.sessions() as session, session.begin():  # the attempt under way fails
-        await outbox.settle(session, item, Outcome(False, 500, 10, "non-2xx response"), now)
+        await outcomes.settle(session, item, Outcome(False, 500, 10, "non-2xx response"), now)
     async with world.sessions() as session:
         due = (
             await session.scalars(

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox
+from app import outbox, outcomes
 from app.delivery import Outcome, new_secret, send
 from app.models import Message
 from app.retry import JITTER, STANDARD_SCHEDULE, max_attempts
@@ -243,7 +243,7 @@ async def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_outcome(
     async def settle(claimed: outbox.Claimed, delivered: bool, at: datetime) -> str | None:
         outcome = Outcome(delivered, 204 if delivered else 500, 5)
         async with world.sessions() as session, session.begin():
-            return await outbox.settle(session, claimed, outcome, at)
+            return await outcomes.settle(session, claimed, outcome, at)
 
     slow = await claim(now)  # worker A: its send outlives its lease
     later = now + lease + timedelta(seconds=1)

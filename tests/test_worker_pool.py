@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from app import outbox
 from app.db import is_sqlite
 from app.delivery import MAX_RESPONSE_BYTES, new_secret
 from app.models import Subscription
-from app.worker import http_client, run_forever, run_once
+from app.worker import http_client, lease_lasts, run_forever, run_once
 from tests.receiver import running_receiver
 
 
@@ -227,3 +228,66 @@ def test_settings_refuse_a_lease_shorter_than_two_attempts(settings) -> None:
         type(settings)(**{**settings.model_dump(), "delivery_lease_seconds": 20})
     with pytest.raises(ValueError, match="7 days"):
         type(settings)(**{**settings.model_dump(), "webhook_retry_schedule": "5,0"})
+
+
+async def test_a_stopping_worker_releases_the_claims_it_had_not_started(world, example, settings):
+    """Claims run ahead of the pool: what is still waiting for room when the worker stops is due
+    again at once (for any worker), not when its lease runs out."""
+    settings = replace_settings(settings, worker_subscription_concurrency=1)
+    with running_receiver(delay=1.0) as slow:
+        await subscribe(world, "N07", slow.url)
+        for _ in range(3):
+            assert (await world.post_notice(example)).status_code == 202
+        async with worker(world, settings):
+            await asyncio.to_thread(slow.wait_for, 1, 20)
+    rows = await world.sql(
+        "SELECT state, leased_until, lease_token FROM delivery d"
+        " JOIN subscription s ON s.id = d.subscription_id WHERE s.url = '" + slow.url + "'"
+    )
+    assert ("delivered", None, None) in rows
+    assert all(leased is None and token is None for _, leased, token in rows), rows
+
+
+async def test_released_claims_are_due_again_at_once(world, example):
+    await subscribe(world, "N07", "http://127.0.0.1:9/hook")
+    for _ in range(2):
+        await world.post_notice(example)
+
+    async def claim() -> list[outbox.Claimed]:
+        async with world.sessions() as session, session.begin():
+            return await outbox.claim_due(
+                session, world.data_keys, now=datetime.now(UTC), limit=10, lease=timedelta(hours=1)
+            )
+
+    first = await claim()
+    assert len(first) == 2 and await claim() == []
+    async with world.sessions() as session, session.begin():
+        await outbox.release(session, first)
+    assert {c.delivery_id for c in await claim()} == {c.delivery_id for c in first}
+
+
+def test_a_claim_starts_only_while_its_lease_outlasts_a_whole_attempt() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    item = replace(CLAIMED, leased_until=now + timedelta(seconds=60))
+    assert lease_lasts(item, now, timedelta(seconds=15))
+    assert lease_lasts(item, now + timedelta(seconds=44), timedelta(seconds=15))
+    assert not lease_lasts(item, now + timedelta(seconds=45), timedelta(seconds=15))
+    assert lease_lasts(replace(item, leased_until=None), now, timedelta(seconds=15))
+
+
+CLAIMED = outbox.Claimed(
+    delivery_id=uuid.uuid4(),
+    lease_token=uuid.uuid4(),
+    attempts=0,
+    subscription_id=uuid.uuid4(),
+    url="https://example.org/hook",
+    secrets=(new_secret(),),
+    kind="disclosure",
+    message_id=uuid.uuid4(),
+    notice_id=uuid.uuid4(),
+    supersedes=None,
+    recipient_organisation_id=uuid.uuid4(),
+    sequence=1,
+    jws="a.b.c",
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+)

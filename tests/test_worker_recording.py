@@ -3,6 +3,8 @@ one commit for many deliveries), and one outcome's fault costs no other its reco
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -87,3 +89,18 @@ async def test_an_outcome_that_cannot_be_recorded_costs_no_other_its_record(
     # The one not recorded stays leased and pending: when its lease runs out it is sent again.
     assert rows.pop(str(first.delivery_id)) == ("pending", 0)
     assert sorted(rows.values()) == [("delivered", 1)] * 3
+
+
+async def test_two_outcomes_of_one_delivery_in_a_batch_record_only_the_lease_holders(
+    world, example, settings
+):
+    """A lease that ran out and was claimed again: both attempts may end before a pass. Only the
+    claim holding the lease records its attempt, as settling them one at a time would."""
+    first, *_ = await claimed_deliveries(world, example, notices=1)
+    stale = replace(first, lease_token=uuid.uuid4())  # the earlier claim, its lease taken since
+    ended = [(stale, Outcome(False, 500, 5, "non-2xx response")), (first, Outcome(True, 204, 5))]
+    assert await record(world.sessions, settings, ended, now) == [None, "delivered"]
+    [(attempts,)] = await world.sql("SELECT count(*) FROM delivery_attempt")
+    [(logged,)] = await world.sql("SELECT count(*) FROM audit_entry WHERE action LIKE 'delivery.%'")
+    assert attempts == 1
+    assert logged == 3  # queued twice (two recipients), succeeded once
