@@ -49,6 +49,12 @@ def timed_verify(env: dict[str, str]) -> tuple[float, float, str]:
     return wall, cpu, report.strip().splitlines()[-1]
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def sample(url: str, data_dir: Path, persons: int) -> list[str]:
     """The NOMS numbers log_fill.fill returned for this log (the same seed)."""
     keys = load_data_keys(Settings(database_url=url, data_dir=data_dir).sealing_keys_dir)
@@ -98,6 +104,7 @@ async def main(arguments: argparse.Namespace) -> dict:
         picks = random.Random(8)
         await timed_gets(api, ["/v1/audit/checkpoint"] * 20)
         queries = arguments.queries
+        cpu = process_cpu(api_process.popen.pid)
         proofs = await timed_gets(
             api,
             [
@@ -105,12 +112,19 @@ async def main(arguments: argparse.Namespace) -> dict:
                 for _ in range(queries)
             ],
         )
+        cpu, proof_cpu = (
+            process_cpu(api_process.popen.pid),
+            process_cpu(api_process.popen.pid) - cpu,
+        )
         people = await timed_gets(
             api,
             [f"/v1/audit/entries?noms_number={picks.choice(noms_numbers)}" for _ in range(queries)],
         )
+        people_cpu = process_cpu(api_process.popen.pid) - cpu
     finally:
         runner.stop_all()
+    result["inclusion_proof_api_cpu_ms"] = round(proof_cpu / queries * 1000, 2)
+    result["person_query_api_cpu_ms"] = round(people_cpu / queries * 1000, 2)
     for name, samples in (("inclusion_proof", proofs), ("person_query", people)):
         result[f"{name}_p50_ms"] = round(percentile(samples, 50), 2)
         result[f"{name}_p95_ms"] = round(percentile(samples, 95), 2)
