@@ -5,10 +5,11 @@ the entry's values as stored (log_tree.leaf_hash), REMOVED when no entry has the
 id, or UNHASHABLE when the entry's values have no canonical form. Nothing here trusts the
 database with a hash: every leaf hash is computed here, from the entry's stored values.
 
-On PostgreSQL the entries are read as text and each entry's canonical document is spliced
-together (`spliced`): the database formats ids and times, the details arrive as the json
-column's own text, which the service writes canonical (models.CanonicalJSON). That skips a
-json.loads and a canonical json.dumps per entry, most of the cost of a verify. When a spliced
+On PostgreSQL each entry's canonical document is spliced together from text (`joined`): the
+database writes the ids, the time and the uuids, the details arrive as the json column's own
+text, which the service writes canonical (models.CanonicalJSON), and the three free strings are
+escaped here. That skips a json.loads and a canonical json.dumps per entry, most of the cost of
+a verify, and the next batch is read while this one is hashed. When a spliced
 document does not hash to the stored leaf, it is spliced again with the details parsed and
 written canonical (details stored before they were stored canonical: the slower way, as
 before); when that misses too (an entry altered, or a time outside years 1000-9999), the entry
