@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import func, insert, literal, select, text, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -108,24 +108,26 @@ async def tree_size(session: AsyncSession) -> int:
 
 
 async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> merkle.StoredNode:
-    """A StoredNode answering from the full-subtree hashes in wanted, all read in two queries."""
-    found: dict[tuple[int, int], bytes] = {}
+    """A StoredNode answering from the full-subtree hashes in wanted, all read in one query."""
     leaves = [index for level, index in wanted if level == 0]
+    nodes = [(level, position) for level, position in wanted if level]
+    parts = []
     if leaves:
-        rows = await session.execute(
-            select(AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
+        parts.append(
+            select(literal(0), AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
                 AuditLeaf.leaf_index.in_(leaves)
             )
         )
-        found |= {(0, index): value for index, value in rows}
-    nodes = [(level, position) for level, position in wanted if level]
     if nodes:  # one IN over pairs: an OR of ANDs took longer to build than to run
-        rows = await session.execute(
+        parts.append(
             select(AuditNode.level, AuditNode.position, AuditNode.hash).where(
                 tuple_(AuditNode.level, AuditNode.position).in_(nodes)
             )
         )
-        found |= {(level, position): value for level, position, value in rows}
+    found: dict[tuple[int, int], bytes] = {}
+    if parts:
+        rows = await session.execute(parts[0] if len(parts) == 1 else union_all(*parts))
+        found = {(level, index): value for level, index, value in rows}
     missing = wanted - found.keys()
     if missing:  # the tree's invariant is broken: never answer with a made-up hash
         raise RuntimeError(f"the log's tree lacks stored nodes {sorted(missing)[:4]}")
@@ -231,16 +233,28 @@ async def _check_size(session: AsyncSession, pointer: str, size: int) -> None:
 async def inclusion(
     session: AsyncSession, leaf_index: int, size: int
 ) -> tuple[AuditEntry, bytes, list[bytes]]:
-    """The entry at leaf_index, its leaf hash and its audit path in the tree of this size."""
-    await _check_size(session, "/tree_size", size)
+    """The entry at leaf_index, its leaf hash and its audit path in the tree of this size.
+    Two queries: the tree's size with the leaf and its entry, then the path's stored hashes."""
+    highest = select(func.max(AuditLeaf.leaf_index)).scalar_subquery()
+    row = (
+        await session.execute(
+            select(highest, AuditLeaf.leaf_hash, AuditEntry)
+            .join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
+            .where(AuditLeaf.leaf_index == leaf_index)
+        )
+    ).first()
+    if row is None:  # out of range, as the checks below tell, or a leaf lost
+        await _check_size(session, "/tree_size", size)
+    elif not 0 <= size <= row[0] + 1:
+        raise _out_of_range("/tree_size", f"the log's tree has {row[0] + 1} leaves")
     if not 0 <= leaf_index < size:
         raise _out_of_range("/leaf_index", "a leaf index is at least 0 and below the tree size")
-    leaf = await session.get_one(AuditLeaf, leaf_index)
-    entry = await session.get_one(AuditEntry, leaf.entry_id)
+    if row is None:
+        raise RuntimeError(f"the log's tree lacks leaf {leaf_index} or its entry")
     path = await _over_storage(
         session, lambda subtree: merkle.inclusion_proof(leaf_index, size, subtree)
     )
-    return entry, leaf.leaf_hash, path
+    return row[2], row[1], path
 
 
 async def consistency(session: AsyncSession, first: int, second: int) -> list[bytes]:

@@ -41,6 +41,20 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def perfect_subtree_hash(leaf_hashes: Sequence[bytes]) -> bytes:
+    """MTH of 2**k leaf hashes, level by level: a pair of nodes at a time, no recursion. (For a
+    power of two the RFC's split is always the middle.)"""
+    level = list(leaf_hashes)
+    if not level or len(level) & (len(level) - 1):
+        raise ValueError(f"{len(level)} leaves do not make a perfect subtree")
+    while len(level) > 1:
+        level = [
+            hashlib.sha256(b"\x01" + left + right).digest()
+            for left, right in zip(level[::2], level[1::2], strict=True)
+        ]
+    return level[0]
+
+
 def _split(size: int) -> int:
     """k: the largest power of two smaller than size (size > 1)."""
     return 1 << ((size - 1).bit_length() - 1)

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from app.canonical import canonical_json
+
 # SQLite has no BIGINT rowid alias: only INTEGER PRIMARY KEY autoincrements there.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -50,6 +52,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """JSON written as its RFC 8785 canonical text (app/canonical.py), read back as any JSON.
+
+    A log entry's details are stored so: PostgreSQL's json type keeps the text as written, so
+    `exchange audit verify` can splice it into the entry's canonical document instead of parsing
+    and writing it again (app/log_rows.py). Rows written before (json.dumps' text) still verify,
+    the slow way. The column stays JSON: only the text written differs."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        # Replaces JSON's json.dumps rather than feeding it (process_bind_param would): the
+        # driver is given the canonical text itself.
+        def process(value: Any) -> str:
+            return canonical_json(value).decode()
+
+        return process
 
 
 NAMING = {
@@ -323,7 +345,7 @@ class AuditEntry(Base):
     message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     subject_organisation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     # the organisation the event concerns: a disclosure's recipient, or the one administered
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON)
     # The person the event concerns, as a keyed hash of the NOMS number (DataKeys.person_ref):
     # an auditor can search by NOMS number while the log names nobody.
     person_ref: Mapped[str | None] = mapped_column(String(64), index=True)

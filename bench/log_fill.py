@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
-import json
 import random
 import string
 import time
@@ -294,10 +293,10 @@ def _hex(rng: random.Random) -> str:
 
 
 def _row(entry: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A COPY row: details as the JSON text SQLAlchemy would store, checked as append() does."""
+    """A COPY row: details as the exchange stores them, their canonical text (CanonicalJSON),
+    which append() also checks."""
     *head, details, person = entry
-    canonical_json(details)
-    return (*head, json.dumps(details), person)
+    return (*head, canonical_json(details).decode(), person)
 
 
 async def fill(database_url: str, data_dir: Path, entries: int, persons: int) -> list[str]:

@@ -10,6 +10,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
+from app import log_rows
 from app.db import is_sqlite
 from bench.log_fill import fill, sequence_all
 from bench.log_measure import inclusion_seconds, person_query_seconds
@@ -28,7 +29,9 @@ async def actions(database_url: str) -> Counter[str]:
     return Counter({action: count for action, count, _ in rows})
 
 
-async def test_a_filled_log_sequences_verifies_and_answers(database_url, tmp_path, run):
+async def test_a_filled_log_sequences_verifies_and_answers(
+    database_url, tmp_path, run, monkeypatch
+):
     if is_sqlite(database_url):
         pytest.skip("the benchmark fills PostgreSQL, by COPY")
     data_dir = tmp_path / "var"  # where `run` points EXCHANGE_DATA_DIR: verify finds the log key
@@ -40,6 +43,11 @@ async def test_a_filled_log_sequences_verifies_and_answers(database_url, tmp_pat
         assert written[action] > 0
 
     await sequence_all(database_url, data_dir)
+
+    async def refused(*_: object) -> None:  # details are filled as the exchange stores them
+        raise AssertionError("a filled entry's spliced document missed")
+
+    monkeypatch.setattr(log_rows, "_again", refused)
     result = await asyncio.to_thread(run, "audit", "verify")
     assert result.exit_code == 0, result.output
     assert "ok: 700 leaves" in result.output

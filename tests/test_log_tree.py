@@ -286,6 +286,7 @@ INCLUSION, CONSISTENCY = "/v1/audit/proofs/inclusion", "/v1/audit/proofs/consist
     ("path", "params", "pointer"),
     [  # n: the size of the tree
         (INCLUSION, lambda n: {"leaf_index": 0, "tree_size": n + 1}, "/tree_size"),
+        (INCLUSION, lambda n: {"leaf_index": n, "tree_size": n + 1}, "/tree_size"),
         (INCLUSION, lambda n: {"leaf_index": n, "tree_size": n}, "/leaf_index"),
         (INCLUSION, lambda n: {"leaf_index": 0, "tree_size": 0}, "/leaf_index"),
         (INCLUSION, lambda n: {"leaf_index": -1, "tree_size": n}, "/leaf_index"),

@@ -24,6 +24,7 @@ from app.merkle import (
     inclusion_proof,
     leaf_hash,
     node_hash,
+    perfect_subtree_hash,
     root_hash,
     subtree_hash_from_nodes,
     subtree_hasher,
@@ -396,3 +397,15 @@ def test_the_logs_pure_core_imports_no_database_or_web_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8, 64])
+def test_a_perfect_subtree_hash_is_the_trees_root(size: int) -> None:
+    leaves = [leaf_hash(bytes([i])) for i in range(size)]
+    assert perfect_subtree_hash(leaves) == root_hash(leaves)
+
+
+@pytest.mark.parametrize("size", [0, 3, 6])
+def test_a_perfect_subtree_has_a_power_of_two_leaves(size: int) -> None:
+    with pytest.raises(ValueError):
+        perfect_subtree_hash([leaf_hash(b"")] * size)

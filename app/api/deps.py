@@ -1,4 +1,7 @@
-"""What handlers need from the running app, as Annotated dependencies (built in create_app)."""
+"""What handlers need from the running app, as Annotated dependencies (built in create_app).
+
+Each is `async def` though none awaits: FastAPI runs a plain `def` dependency in its thread
+pool, a hand-off to a thread and back on every request for what is an attribute read."""
 
 from __future__ import annotations
 
@@ -14,27 +17,27 @@ from app.sealing import DataKeys
 from app.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _keyring(request: Request) -> KeyRing:
+async def _keyring(request: Request) -> KeyRing:
     return request.app.state.keyring
 
 
-def _data_keys(request: Request) -> DataKeys:
+async def _data_keys(request: Request) -> DataKeys:
     return request.app.state.data_keys
 
 
-def _log_signer(request: Request) -> LogSigner:
+async def _log_signer(request: Request) -> LogSigner:
     return request.app.state.log_signer
 
 
-def _intake(request: Request) -> Context:
+async def _intake(request: Request) -> Context:
     return request.app.state.intake
 
 
-def _now() -> datetime:
+async def _now() -> datetime:
     return datetime.now(UTC)
 
 
