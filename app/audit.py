@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, bindparam, insert, select
+from sqlalchemy import Insert, ScalarSelect, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.util import identity_key
 
@@ -86,15 +87,19 @@ class Entry:
     details: dict[str, Any] | None = None
 
 
-_entries = AuditEntry.__table__
-# The person_ref of the notice an entry is about, read by the INSERT itself (executemany).
-_NOTICE_PERSON = (
-    select(ReleaseNotice.person_ref)
-    .where(ReleaseNotice.id == bindparam("notice_person"))
-    .scalar_subquery()
-)
-_INSERT = insert(_entries)
-_INSERT_BY_NOTICE = insert(_entries).values(person_ref=_NOTICE_PERSON)
+@functools.cache
+def _inserting(by_notice: bool) -> Insert:
+    """The entries' INSERT (executemany), built once: by_notice, it reads the person_ref of the
+    notice each entry is about itself."""
+    statement = insert(AuditEntry.__table__)
+    if not by_notice:
+        return statement
+    person = (
+        select(ReleaseNotice.person_ref)
+        .where(ReleaseNotice.id == bindparam("notice_person"))
+        .scalar_subquery()
+    )
+    return statement.values(person_ref=person)
 
 
 async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
@@ -135,4 +140,4 @@ async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
 
 
 async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]], by_notice: bool) -> None:
-    await connection.execute(_INSERT_BY_NOTICE if by_notice else _INSERT, rows)
+    await connection.execute(_inserting(by_notice), rows)

@@ -12,7 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, case, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    Update,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -162,52 +176,63 @@ class Claimed:
 
 
 _delivery, _subscription, _message = Delivery.__table__, Subscription.__table__, Message.__table__
-# A claim's statements, built once (a worker claims many times a second). What it reads of
-# each delivery it leased: columns, not ORM objects.
-_CLAIMED = (
-    select(
-        _delivery.c.id.label("delivery_id"),
-        _delivery.c.attempts,
-        _subscription.c.id.label("subscription_id"),
-        _subscription.c.url,
-        _subscription.c.secret,
-        _subscription.c.previous_secret,
-        _subscription.c.previous_secret_expires_at,
-        _message.c.id.label("message_id"),
-        _message.c.kind,
-        _message.c.notice_id,
-        _message.c.supersedes_id,
-        _message.c.recipient_organisation_id,
-        _message.c.sequence,
-        _message.c.created_at,
-        _message.c.revoked_at,
-        _message.c.withdrawn_at,
-        _message.c.jws_sealed,
-        _message.c.jws_key_id,
-    )
-    .select_from(
-        _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
-            _message, _message.c.id == _delivery.c.message_id
+
+
+def _now() -> BindParameter:
+    return bindparam("now", type_=_delivery.c.next_attempt_at.type)
+
+
+def _unleased() -> ColumnElement[bool]:
+    return or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < _now())
+
+
+@functools.cache
+def _claiming() -> tuple[Update, Select]:
+    """A claim's statements, built once (a worker claims many times a second): the lease of the
+    chosen rows still pending and unleased, until :until; then what it reads of each delivery
+    it leased, as columns, not ORM objects."""
+    lease = (
+        update(_delivery)
+        .where(
+            _delivery.c.id.in_(bindparam("chosen", expanding=True)),
+            _delivery.c.state == PENDING,
+            _unleased(),
         )
+        .values(
+            leased_until=bindparam("until", type_=_delivery.c.leased_until.type),
+            lease_token=bindparam("token", type_=_delivery.c.lease_token.type),
+        )
+        .returning(_delivery.c.id)
     )
-    .where(_delivery.c.id.in_(bindparam("claimed", expanding=True)))
-)
-_NOW = bindparam("now", type_=_delivery.c.next_attempt_at.type)
-_UNLEASED = or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < _NOW)
-# The claim itself: the chosen rows still pending and unleased, leased until :until.
-_LEASE = (
-    update(_delivery)
-    .where(
-        _delivery.c.id.in_(bindparam("chosen", expanding=True)),
-        _delivery.c.state == PENDING,
-        _UNLEASED,
+    claimed = (
+        select(
+            _delivery.c.id.label("delivery_id"),
+            _delivery.c.attempts,
+            _subscription.c.id.label("subscription_id"),
+            _subscription.c.url,
+            _subscription.c.secret,
+            _subscription.c.previous_secret,
+            _subscription.c.previous_secret_expires_at,
+            _message.c.id.label("message_id"),
+            _message.c.kind,
+            _message.c.notice_id,
+            _message.c.supersedes_id,
+            _message.c.recipient_organisation_id,
+            _message.c.sequence,
+            _message.c.created_at,
+            _message.c.revoked_at,
+            _message.c.withdrawn_at,
+            _message.c.jws_sealed,
+            _message.c.jws_key_id,
+        )
+        .select_from(
+            _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
+                _message, _message.c.id == _delivery.c.message_id
+            )
+        )
+        .where(_delivery.c.id.in_(bindparam("claimed", expanding=True)))
     )
-    .values(
-        leased_until=bindparam("until", type_=_delivery.c.leased_until.type),
-        lease_token=bindparam("token", type_=_delivery.c.lease_token.type),
-    )
-    .returning(_delivery.c.id)
-)
+    return lease, claimed
 
 
 async def claim_due(
@@ -260,13 +285,13 @@ async def claim_due(
         if not chosen:
             break
         leased = {"chosen": chosen, "now": now, "until": now + lease, "token": token}
-        claimed_ids += (await connection.execute(_LEASE, leased)).scalars()
+        claimed_ids += (await connection.execute(_claiming()[0], leased)).scalars()
         if len(claimed_ids) == limit or locking:
             break  # PostgreSQL's row locks made every chosen row this claim's
     if not claimed_ids:
         return []
     claimed, withheld = [], []
-    for row in await connection.execute(_CLAIMED, {"claimed": claimed_ids}):
+    for row in await connection.execute(_claiming()[1], {"claimed": claimed_ids}):
         try:
             jws = _opened(data_keys, row.message_id, row)
         except SealError as exc:  # a missing data key: keep the lease, send the others
@@ -313,11 +338,11 @@ def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.
         select(_delivery.c.id, _delivery.c.subscription_id)
         .where(
             _delivery.c.state == PENDING,
-            _delivery.c.next_attempt_at <= _NOW,
+            _delivery.c.next_attempt_at <= _now(),
             _delivery.c.subscription_id.in_(
                 select(_subscription.c.id).where(_subscription.c.status == "active")
             ),
-            _UNLEASED,
+            _unleased(),
         )
         .order_by(_delivery.c.next_attempt_at)
         .limit(bindparam("limit", type_=Integer))

@@ -21,7 +21,6 @@ from app.models import Delivery, DeliveryAttempt, Subscription
 from app.outbox import DELIVERED, PENDING, SETTLED, Claimed
 
 _delivery = Delivery.__table__
-_RECORD_ATTEMPT = insert(DeliveryAttempt.__table__)
 
 
 @functools.cache
@@ -126,7 +125,7 @@ async def settle_many(
     ]
     if done:
         await connection.execute(
-            _RECORD_ATTEMPT,
+            insert(DeliveryAttempt.__table__),
             [
                 {
                     "delivery_id": claimed.delivery_id,
