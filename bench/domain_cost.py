@@ -1,0 +1,99 @@
+"""What a notice's own work costs in CPU, with no database and no HTTP: the floor under intake.
+
+`python -m bench.domain_cost [COUNT]` builds the exchange's real context (policy, signing keys,
+data keys) in a temporary data directory, then repeats, COUNT times, the work intake does for
+the example notice that needs no query: validating the body, sealing it, deciding for both
+recipients and explaining each decision, signing, sealing and hashing a message for each, and
+writing the canonical JSON of the nine log entries a notice makes. It prints CPU ms per notice,
+piece by piece (time.process_time, so the machine's other load moves it little).
+
+Beside the intake baseline's rate this is a bound: at 0.6 of a one-row insert's rate, one API
+process has 1 / (0.6 * baseline_rps) seconds for everything a notice costs, this included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from app import audit, examples
+from app.canonical import canonical_json
+from app.disclosures import explanation
+from app.jose import sign
+from app.main import create_app
+from app.notice import ReleaseNotice as NoticeBody
+from app.policy import decide
+from app.sealing import place
+from app.settings import Settings
+
+ROLES = ("probation_provider", "substance_misuse_service")
+LOG_ENTRIES = 9  # what one notice to two subscribed recipients writes to the log
+
+
+def measure(count: int) -> Counter[str]:
+    data_dir = Path(tempfile.mkdtemp(prefix="exchange-domain-"))
+    os.environ["EXCHANGE_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("EXCHANGE_DATABASE_URL", f"sqlite+aiosqlite:///{data_dir}/x.db")
+    context = create_app(Settings()).state.intake  # the keys are made on first start
+    raw = json.dumps(examples.release_notice(date.today())).encode()
+    spent: Counter[str] = Counter()
+
+    def timed(piece: str, work: Callable[..., Any], *args: Any) -> Any:
+        started = time.process_time()
+        result = work(*args)
+        spent[piece] += time.process_time() - started
+        return result
+
+    def seal_body(body: dict) -> str:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        context.data_keys.seal(canonical.encode(), place("release_notice", "x", uuid.uuid4()))
+        context.data_keys.person_ref(body["person"]["noms_number"])
+        return audit.sha256_hex(canonical)
+
+    def decided(body: dict, role: str) -> dict:
+        decision = decide(context.policy, body, role, {"substance_misuse_service": True})
+        explanation(context.policy, decision)
+        return decision.disclosure
+
+    def message(disclosure: dict, now: datetime) -> None:
+        claims = {"iss": context.issuer, "aud": "N07", "iat": int(now.timestamp())}
+        jws = sign(context.keyring, {**claims, **disclosure}, typ="JWT")
+        context.data_keys.seal(jws.encode(), place("message", "x", uuid.uuid4()))
+        audit.sha256_hex(jws)
+
+    def log_entries(now: datetime) -> None:
+        for n in range(LOG_ENTRIES):
+            canonical_json({"action": "x", "details": {"n": n, "at": now.isoformat()}})
+
+    for _ in range(count):
+        now = datetime.now(UTC)
+        notice = timed("validate the body", NoticeBody.model_validate_json, raw)
+        body = notice.model_dump(mode="json", exclude_unset=True)
+        timed("seal the body, person ref", seal_body, body)
+        for role in ROLES:
+            disclosure = timed("decide and explain, both recipients", decided, body, role)
+            timed("sign, seal and hash a message, both recipients", message, disclosure, now)
+        timed("canonical JSON of the log entries", log_entries, now)
+    return spent
+
+
+def main(count: int) -> None:
+    measure(50)  # warm: imports, caches, the keys' first use
+    spent = measure(count)
+    print(f"{count} notices, CPU per notice, no database, no HTTP:")
+    for piece, seconds in spent.items():
+        print(f"  {1000 * seconds / count:6.3f} ms  {piece}")
+    print(f"  {1000 * sum(spent.values()) / count:6.3f} ms  in all")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
