@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from app.settings import Settings
 from bench import phases, report
 from bench.phases import API_PORT, QUICK, RECEIVER_PORT, Run, Scale
 from bench.world import (
+    ADMIN_URL,
     BIN,
     NAME,
     Api,
@@ -45,9 +45,6 @@ from bench.world import (
 )
 
 HERE = Path(__file__).resolve().parent
-ADMIN_URL = os.environ.get(
-    "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 PHASES = ("intake", "delivery", "e2e", "growth", "memory", "log")
 
 

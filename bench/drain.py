@@ -15,20 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import statistics
 import time
 from pathlib import Path
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from bench import phases
-from bench.__main__ import ADMIN_URL
 from bench.httpload import closed_loop
 from bench.phases import API_PORT, RECEIVER_PORT, receiver
 from bench.world import (
+    ADMIN_URL,
     BIN,
     HOST,
     NAME,
@@ -36,6 +34,7 @@ from bench.world import (
     Notices,
     Runner,
     asyncpg_dsn,
+    cpu_seconds,
     exchange,
     exchange_env,
     fresh_database,
@@ -46,12 +45,6 @@ from bench.world import (
 HERE = Path(__file__).resolve().parent
 TEMPLATE, DRAIN = f"{NAME}_backlog", f"{NAME}_drain"
 IN_FLIGHT = 8  # the pool's default: 4 per subscription, 2 subscriptions
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 async def fill(runner: Runner, work_dir: Path, notices: int) -> None:
@@ -86,13 +79,7 @@ async def sql(url: str, query: str) -> object:
 
 
 async def copy_template() -> str:
-    connection = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{DRAIN}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{DRAIN}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await connection.close()
-    return make_url(ADMIN_URL).set(database=DRAIN).render_as_string(hide_password=False)
+    return await fresh_database(ADMIN_URL, DRAIN, template=TEMPLATE)
 
 
 async def count() -> int:

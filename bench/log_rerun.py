@@ -29,11 +29,21 @@ from sqlalchemy.engine import make_url
 from app.sealing import load_data_keys
 from app.settings import Settings
 from bench import log_fill
-from bench.__main__ import ADMIN_URL
 from bench.httpload import percentile
 from bench.log_phase import LOG_API_PORT, _tree_size, timed_gets
 from bench.phases import Scale
-from bench.world import BIN, NAME, Api, Runner, asyncpg_dsn, exchange, exchange_env, until_listening
+from bench.world import (
+    ADMIN_URL,
+    BIN,
+    NAME,
+    Api,
+    Runner,
+    asyncpg_dsn,
+    cpu_seconds,
+    exchange,
+    exchange_env,
+    until_listening,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,12 +57,6 @@ def timed_verify(env: dict[str, str]) -> tuple[float, float, str]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, report.strip().splitlines()[-1]
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used: /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def sample(url: str, data_dir: Path, persons: int) -> list[str]:
@@ -104,7 +108,7 @@ async def main(arguments: argparse.Namespace) -> dict:
         picks = random.Random(8)
         await timed_gets(api, ["/v1/audit/checkpoint"] * 20)
         queries = arguments.queries
-        cpu = process_cpu(api_process.popen.pid)
+        cpu = cpu_seconds(api_process.popen.pid)
         proofs = await timed_gets(
             api,
             [
@@ -113,14 +117,14 @@ async def main(arguments: argparse.Namespace) -> dict:
             ],
         )
         cpu, proof_cpu = (
-            process_cpu(api_process.popen.pid),
-            process_cpu(api_process.popen.pid) - cpu,
+            cpu_seconds(api_process.popen.pid),
+            cpu_seconds(api_process.popen.pid) - cpu,
         )
         people = await timed_gets(
             api,
             [f"/v1/audit/entries?noms_number={picks.choice(noms_numbers)}" for _ in range(queries)],
         )
-        people_cpu = process_cpu(api_process.popen.pid) - cpu
+        people_cpu = cpu_seconds(api_process.popen.pid) - cpu
     finally:
         runner.stop_all()
     result["inclusion_proof_api_cpu_ms"] = round(proof_cpu / queries * 1000, 2)

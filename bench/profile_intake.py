@@ -24,10 +24,15 @@ from sqlalchemy import event
 
 from app.main import create_app
 from app.settings import Settings
-from bench.world import NAME, RECIPIENTS, Notices, exchange, exchange_env, fresh_database, register
-
-ADMIN_URL = os.environ.get(
-    "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from bench.world import (
+    ADMIN_URL,
+    NAME,
+    RECIPIENTS,
+    Notices,
+    exchange,
+    exchange_env,
+    fresh_database,
+    register,
 )
 
 

@@ -27,6 +27,9 @@ from sqlalchemy.engine import make_url
 from app import examples
 from bench.httpload import Connection, Request
 
+ADMIN_URL = os.environ.get(  # used only to create each run's own databases
+    "EXCHANGE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 # Two runs on one machine (say, two checkouts) keep apart by name and ports.
 NAME = os.environ.get("EXCHANGE_BENCH_NAME", "exchange_bench")  # its databases' name prefix
 PORT = int(os.environ.get("EXCHANGE_BENCH_PORT", "8310"))  # the first of its four ports
@@ -46,12 +49,21 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def fresh_database(admin_url: str, name: str) -> str:
-    """Drop and create database `name` on admin_url's server; its SQLAlchemy URL."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used, user and system (/proc/<pid>/stat): unlike a rate, it
+    hardly moves with what else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def fresh_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Drop and create database `name` on admin_url's server (a copy of `template`, if given);
+    its SQLAlchemy URL."""
     connection = await asyncpg.connect(asyncpg_dsn(admin_url), timeout=5)
+    copy = f' TEMPLATE "{template}"' if template else ""
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await connection.close()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
@@ -71,10 +83,7 @@ class Process:
         raise RuntimeError(f"{self.name} has no VmRSS")
 
     def cpu_seconds(self) -> float:
-        """CPU time used so far, user and system (from /proc): unlike a rate, it hardly moves
-        with what else the machine is doing."""
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.popen.pid)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
