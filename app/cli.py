@@ -74,19 +74,37 @@ def db_upgrade() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes sharing the port: one per core.")
+    ] = 1,
 ) -> None:
-    """Serve the API, with the delivery worker embedded unless EXCHANGE_EMBEDDED_WORKER=false."""
+    """Serve the API, with the delivery worker embedded unless EXCHANGE_EMBEDDED_WORKER=false.
+
+    With --workers N, uvicorn runs N processes, each building the app from the same settings
+    (and each with its own embedded worker, which is safe: workers claim under a lease)."""
     import uvicorn
 
     from app.main import create_app
 
     logs.configure()
     try:
-        app = create_app(Settings())
+        app = create_app(Settings())  # with N workers: only to fail here, once, on a bad key
     except KeyFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": False, "log_config": None}
+    if workers == 1:
+        uvicorn.run(app, **options)
+    else:
+        uvicorn.run("app.cli:serving_app", factory=True, workers=workers, **options)
+
+
+def serving_app() -> Any:
+    """The app as each of `serve --workers N`'s processes builds it, logging configured."""
+    from app.main import create_app
+
+    logs.configure()
+    return create_app(Settings())
 
 
 @cli.command()

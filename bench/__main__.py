@@ -5,7 +5,8 @@ used only to create the run's own databases), in this order, each beside its bas
 
 1. intake: notices a second under concurrent clients, and a bare FastAPI insert's;
 2. delivery: one worker draining the backlog intake left, and a bare httpx loop;
-3. end to end at a steady 50 notices a second;
+3. end to end at a steady 50 notices a second, the API served as on this machine: a process
+   per core (a second API instance, `exchange serve --workers 2`), with one worker;
 4. growth: intake p50 with the small number of notices stored, then (after the memory phase and a
    bulk clone up to the large number) again;
 5. memory: the API process's resident size once it has answered the given number of notices;
@@ -29,7 +30,7 @@ import asyncpg
 
 from app.settings import Settings
 from bench import phases, report
-from bench.phases import API_PORT, QUICK, RECEIVER_PORT, Run, Scale
+from bench.phases import API_PORT, E2E_PORT, QUICK, RECEIVER_PORT, Run, Scale
 from bench.world import (
     ADMIN_URL,
     BIN,
@@ -42,6 +43,7 @@ from bench.world import (
     fresh_database,
     register,
     until_listening,
+    until_ready,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -85,7 +87,13 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             say(f"end to end at {scale.e2e_rate:g} notices/s")
             if run.worker is None:
                 run.start_worker()
+            serve = [str(BIN / "exchange"), "serve", "--port", str(E2E_PORT)]
+            e2e_api = runner.start(
+                "api-e2e", [*serve, "--workers", str(scale.e2e_api_processes)], env
+            )
+            await until_ready(e2e_api, E2E_PORT)
             results |= await phases.end_to_end(run)
+            e2e_api.stop()
         run.stop_worker()
         if "growth" in only:
             say(f"growth: {scale.small_notices:,} notices stored")

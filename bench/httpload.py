@@ -29,6 +29,9 @@ class Sample:
         return (self.done_ns - self.sent_ns) / 1e6
 
 
+KEEP_IDLE = 2.0  # seconds a keep-alive connection is reused after; uvicorn closes at 5
+
+
 class Connection:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -126,16 +129,25 @@ async def open_loop(
     seconds: float,
 ) -> list[Sample]:
     """Requests sent at a steady `rate` a second whatever the answers' pace (no coordinated
-    omission), each on an idle keep-alive connection or a new one."""
+    omission), each on a keep-alive connection idle for less than KEEP_IDLE seconds (the
+    server closes those idle longer) or a new one. A request whose connection fails is a
+    sample with status 0, never lost."""
     loop = asyncio.get_running_loop()
-    idle: list[Connection] = []
+    idle: list[tuple[Connection, float]] = []
     samples: list[Sample] = []
     pending: set[asyncio.Task] = set()
 
     async def one(request: Request, tag: object) -> None:
-        connection = idle.pop() if idle else Connection(host, port)
-        samples.append(await send(connection, request, tag))
-        idle.append(connection)
+        connection, since = idle.pop() if idle else (Connection(host, port), loop.time())
+        if loop.time() - since > KEEP_IDLE:
+            connection.close()  # reconnects on its next request
+        sent = time.monotonic_ns()
+        try:
+            samples.append(await send(connection, request, tag))
+        except (OSError, asyncio.IncompleteReadError):
+            connection.close()
+            samples.append(Sample(sent, time.monotonic_ns(), 0, b"", tag))
+        idle.append((connection, loop.time()))
 
     start = loop.time()
     for i in range(int(rate * seconds)):
@@ -146,7 +158,7 @@ async def open_loop(
         pending.add(task)
         task.add_done_callback(pending.discard)
     await asyncio.gather(*pending)
-    for connection in idle:
+    for connection, _ in idle:
         connection.close()
     return samples
 

@@ -135,6 +135,20 @@ async def until_listening(process: Process, port: int, within: float = 60) -> No
             await asyncio.sleep(0.1)
 
 
+async def until_ready(process: Process, port: int, answers: int = 10) -> None:
+    """Listening, then `answers` successive 200s from /readyz: with several processes behind
+    one port, the socket listens before every process has built its app."""
+    await until_listening(process, port)
+    ready = 0
+    while ready < answers:
+        process.check()
+        connection = Connection(HOST, port)  # a new one each time: any process may take it
+        status, _ = await connection.request("GET", "/readyz", {}, b"")
+        connection.close()
+        ready = ready + 1 if status == 200 else 0
+        await asyncio.sleep(0.05)
+
+
 def exchange_env(database_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
     """The environment of an exchange process; settings without their EXCHANGE_ prefix."""
     root = str(Path(__file__).resolve().parent.parent)

@@ -6,6 +6,7 @@ served JWKS: neither is the code that made them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -181,3 +182,68 @@ def test_a_release_notice_reaches_both_recipients_signed_and_minimised(
             break
         time.sleep(0.05)
     assert states == ["delivered", "delivered"]
+
+
+def test_serve_with_two_workers_runs_two_api_processes_that_all_answer(
+    environment: dict[str, str],
+) -> None:
+    """`exchange serve --workers 2`, as deployed on a 2-core machine: two processes behind one
+    port, each with the app built from the same settings; SIGTERM stops them all."""
+    exchange(environment, "db", "upgrade")
+    for kind, code in [
+        ("prison", "MDI"),
+        ("probation_provider", "N07"),
+        ("substance_misuse_service", "SMS-LEEDS"),
+    ]:
+        exchange(environment, "org", "add", "--kind", kind, "--code", code, "--name", code)
+    prison = exchange(environment, "client", "add", "--org", "MDI")
+    base = environment["EXCHANGE_ISSUER"]
+    process = subprocess.Popen(
+        [EXCHANGE, "serve", "--port", environment["PORT"], "--workers", "2"],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        children: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(children) < 2 or not _answers(f"{base}/readyz", 10):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "two ready API processes did not start"
+            children = _api_processes(process.pid)
+            time.sleep(0.2)
+        # Every connection is a chance for either process: each must accept a notice.
+        for _ in range(6):
+            with httpx.Client(base_url=base) as fresh:  # a new connection each time
+                posted = fresh.post(
+                    "/v1/release-notices",
+                    content=EXAMPLE.read_bytes().replace(b"A1234BC", b"A%04dBC" % _),
+                    headers={**token(base, prison), "content-type": "application/json"},
+                )
+            assert posted.status_code == 202, posted.text
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+    assert len(children) == 2
+    for child in children:  # each stopped by its parent before the parent exited
+        assert not Path(f"/proc/{child}").exists(), "an API process outlived its parent"
+
+
+def _api_processes(parent: int) -> list[str]:
+    """The parent's children that serve (multiprocessing also starts a resource tracker)."""
+    pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    serving = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):  # it may have ended since
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                serving.append(pid)
+    return serving
+
+
+def _answers(url: str, times: int) -> bool:
+    """`times` successive 200s, each on a new connection."""
+    try:
+        return all(httpx.get(url, timeout=1).status_code == 200 for _ in range(times))
+    except httpx.TransportError:
+        return False
