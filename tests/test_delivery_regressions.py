@@ -80,19 +80,15 @@ async def test_a_delivery_queued_while_its_subscription_is_deleted_dies_with_it(
     subscription_id = await subscribe(world, "N07", "http://127.0.0.1:9/hooks")
     n07 = await world.headers("N07")
 
-    async def queue_then_commit(deleting: asyncio.Task | None) -> None:
-        async with world.sessions() as session, session.begin():
-            message = await session.scalar(
-                select(Message).where(Message.recipient_organisation_id == world.ids["N07"])
-            )
-            await outbox.enqueue(session, [message], datetime.now(UTC))  # reads it active ...
-            if deleting is not None:
-                await asyncio.sleep(0.5)  # ... while a DELETE is under way
-
-    deleting = asyncio.create_task(
-        world.api.delete(f"/v1/subscriptions/{subscription_id}", headers=n07)
-    )
-    await queue_then_commit(deleting)
+    async with world.sessions() as session, session.begin():
+        message = await session.scalar(
+            select(Message).where(Message.recipient_organisation_id == world.ids["N07"])
+        )
+        await outbox.enqueue(session, [message], datetime.now(UTC))  # reads it active ...
+        deleting = asyncio.create_task(  # ... and a DELETE starts before this commits
+            world.api.delete(f"/v1/subscriptions/{subscription_id}", headers=n07)
+        )
+        await until_waiting_or_done(world, database_url, deleting)
     assert (await deleting).status_code == 204
     if not is_sqlite(database_url):  # FOR SHARE made the DELETE wait, and kill what was queued
         rows = await world.sql(
@@ -108,6 +104,23 @@ async def test_a_delivery_queued_while_its_subscription_is_deleted_dies_with_it(
         "SELECT s.status, d.state FROM delivery d JOIN subscription s ON s.id = d.subscription_id"
     )
     assert all(row == ("deleted", "dead") for row in rows), rows
+
+
+async def until_waiting_or_done(world, database_url: str, task: asyncio.Task) -> None:
+    """Until another transaction waits on a lock (PostgreSQL: FOR SHARE holds the DELETE back),
+    or the task has ended (it did not wait: the assertions after say whether that was wrong).
+    SQLite shows no waiters: its writer waits on the file lock for a moment given here."""
+    if is_sqlite(database_url):
+        await asyncio.sleep(0.2)
+        return
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while not task.done() and (await world.sql(waiting))[0][0] == 0:
+        assert asyncio.get_running_loop().time() < deadline, "the DELETE never reached its lock"
+        await asyncio.sleep(0.01)
 
 
 async def test_0005_kills_the_pending_deliveries_of_what_delete_disabled(
