@@ -73,11 +73,20 @@ def table(results: dict, scale: dict, details: dict) -> str:
         f"memory after {scale['memory_notices']:,} notices."
     )
     if e2e:
+        processes = e2e.get("api_processes", 1)
         facts += (
-            f" End to end: {e2e['accepted']:,} of {e2e['notices']:,} notices offered at "
-            f"{e2e['rate']:g}/s were accepted, with intake p50 {e2e['intake_p50_ms']:,} ms"
-            " under that load."
+            f" End to end (the API in {processes} process{'es' if processes > 1 else ''}):"
+            f" {e2e['accepted']:,} of {e2e['notices']:,} notices offered at {e2e['rate']:g}/s"
+            f" were accepted, with intake p50 {e2e['intake_p50_ms']:,} ms"
         )
+        if "from_request_p50_ms" in e2e:
+            facts += (
+                f" and p99 {e2e['intake_p99_ms']:,} ms under that load; from each request's"
+                f" sending to both webhooks, p50 {e2e['from_request_p50_ms']:,} ms and p99"
+                f" {e2e['from_request_p99_ms']:,} ms."
+            )
+        else:
+            facts += " under that load."
     floor = details.get("intake", {}).get("statements_floor")
     if floor:
         measured = "; ".join(
