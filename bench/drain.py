@@ -34,6 +34,7 @@ from bench.world import (
     Notices,
     Runner,
     asyncpg_dsn,
+    catch_up_log,
     cpu_seconds,
     exchange,
     exchange_env,
@@ -89,6 +90,8 @@ async def count() -> int:
 async def drain(runner: Runner, work_dir: Path) -> dict:
     url = await copy_template()
     pending = await sql(url, "SELECT count(*) FROM delivery WHERE state = 'pending'")
+    await catch_up_log(url, work_dir / "data")  # as the delivery phase does ...
+    await sql(url, "VACUUM ANALYZE")  # ... and this
     await receiver("POST", "/_reset")
     worker = runner.start(
         "worker", [str(BIN / "exchange"), "worker"], exchange_env(url, work_dir / "data")

@@ -25,6 +25,7 @@ from bench.world import (
     Process,
     Runner,
     asyncpg_dsn,
+    catch_up_log,
     exchange_env,
     until_listening,
 )
@@ -90,6 +91,12 @@ class Run:
             return await connection.fetchval(query)
         finally:
             await connection.close()
+
+    async def vacuum(self) -> None:
+        """VACUUM ANALYZE, as autovacuum would have by now: this machine's cluster runs none, so
+        without it dead rows pile up (the inbox counters are updated twice a notice) and the
+        planner has no statistics for tables that grew from nothing."""
+        await self.sql("VACUUM ANALYZE")
 
     async def notices(self) -> Notices:
         return Notices(await self.api.token("MDI"), first=self.handled)
@@ -207,8 +214,12 @@ def rate(arrivals: list) -> float:
 
 async def delivery(run: Run, concurrency: int) -> dict:
     """One worker draining the backlog intake left, then a bare httpx loop sending the same
-    requests to the same receiver, with as many in flight as the worker may have."""
+    requests to the same receiver, with as many in flight as the worker may have. The log
+    intake wrote is sequenced first (world.catch_up_log), as a worker running all along would
+    have: the worker measured sequences only what its own attempts log."""
     pending = await run.sql("SELECT count(*) FROM delivery WHERE state = 'pending'")
+    sequenced = await catch_up_log(run.database_url, run.data_dir)
+    await run.vacuum()  # after intake's minutes of writes
     await receiver("POST", "/_reset")
     run.start_worker()
     got = await until_received(pending, within=max(120, pending / 20))
@@ -228,6 +239,7 @@ async def delivery(run: Run, concurrency: int) -> dict:
         "delivered": got,
         "replayed": len(captured),
         "in_flight": concurrency,
+        "log_entries_sequenced_before": sequenced,
     }
     return {
         "delivery_rps": round(worker_rate, 1),
@@ -239,6 +251,7 @@ async def delivery(run: Run, concurrency: int) -> dict:
 async def end_to_end(run: Run) -> dict:
     """A steady rate of notices; for each, from its 202 to both recipients' webhooks received."""
     scale = run.scale
+    await run.vacuum()  # after the delivery phase's writes
     await receiver("POST", "/_reset")
     notices = await run.notices()
     samples = await open_loop(
@@ -289,7 +302,7 @@ async def fill(run: Run, total: int, *, clients: int) -> None:
     then VACUUM ANALYZE, as autovacuum would have by then (this machine's cluster runs none)."""
     while (stored := await run.sql("SELECT count(*) FROM release_notice")) < total:
         await run.post(clients=clients, requests=min(total - stored, 6000))
-    await run.sql("VACUUM ANALYZE")
+    await run.vacuum()
 
 
 async def memory(run: Run) -> dict:
@@ -302,6 +315,6 @@ async def memory(run: Run) -> dict:
         samples, elapsed = await run.post(clients=run.scale.clients, requests=min(left, 6000))
         series.append((run.handled, round(run.api_process.rss_mb(), 1)))
         rates.append(round(len(samples) / elapsed, 1))
-        await run.sql("VACUUM ANALYZE")
+        await run.vacuum()
     run.details["memory"] = {"rss_mb_by_notices_handled": series, "notices_per_s": rates}
     return {"rss_mb": round(run.api_process.rss_mb(), 1)}

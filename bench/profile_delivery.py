@@ -27,13 +27,14 @@ from app.worker import http_client, run_forever
 from bench import phases
 from bench.drain import HERE, copy_template, sql
 from bench.phases import RECEIVER_PORT, receiver
-from bench.world import Runner, exchange_env, until_listening
+from bench.world import Runner, catch_up_log, exchange_env, until_listening
 
 
 async def main() -> None:
     work_dir = HERE / "var" / "drain"
     url = await copy_template()
     pending = await sql(url, "SELECT count(*) FROM delivery WHERE state = 'pending'")
+    await catch_up_log(url, work_dir / "data")  # as the delivery phase does
     env = exchange_env(url, work_dir / "data")
     os.environ.update({k: v for k, v in env.items() if k.startswith("EXCHANGE_")})
     runner = Runner(work_dir)
