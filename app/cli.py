@@ -84,11 +84,8 @@ def serve(
     (and each with its own embedded worker, which is safe: workers claim under a lease)."""
     import uvicorn
 
-    from app.main import create_app
-
-    logs.configure()
     try:
-        app = create_app(Settings())  # with N workers: only to fail here, once, on a bad key
+        app = serving_app()  # with N workers: only to fail here, once, on a bad key
     except KeyFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
