@@ -3,7 +3,9 @@
 The worker owns its transactions (app/worker_tx.py): each pass of the pool records the outcomes
 of the attempts that ended meanwhile and claims the next deliveries, in one short transaction
 (one commit for them all), so a slow receiver never holds a database transaction open. Claims
-run a batch ahead of the sends, so sending never waits for the database. It also purges data
+run ahead of the sends (up to claims_ahead per subscription), so sending never waits for the
+database, and a pass waits until most of them have started, so that one pass settles and
+claims many deliveries: a pass costs a few milliseconds whatever its size. It also purges data
 past its retention period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction
 of its own, and once a second sequences new log entries into the log's tree and signs a
 checkpoint when one is due (app/log_tree.py), in another.
@@ -40,6 +42,8 @@ from app.worker_tx import claim, record, record_and_claim, release
 
 log = logging.getLogger("exchange.worker")
 LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
+ROUNDS_AHEAD = 3  # claims_ahead: at most this many rounds of attempts claimed ahead
+RECORD_WITHIN_SECONDS = 0.05  # an ended attempt waits at most this long for its pass
 
 
 @functools.cache
@@ -135,6 +139,15 @@ def lease_lasts(item: outbox.Claimed, now: datetime, whole_attempt: timedelta) -
     return item.leased_until is None or now + whole_attempt < item.leased_until
 
 
+def claims_ahead(settings: Settings) -> int:
+    """PURE: how many claims of one subscription the pool may hold waiting for room. Each waits
+    at most a round of attempts (a whole attempt) per worker_subscription_concurrency ahead of
+    it, and must start with a whole attempt of its lease left: so as many rounds as the lease
+    holds attempts, less the one it makes, and at most ROUNDS_AHEAD."""
+    rounds = int(settings.delivery_lease_seconds // settings.webhook_timeout_seconds) - 1
+    return settings.worker_subscription_concurrency * max(1, min(ROUNDS_AHEAD, rounds))
+
+
 async def run_forever(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
@@ -146,13 +159,15 @@ async def run_forever(
     """Deliver until `stop` is set, then finish the attempts under way (graceful drain).
 
     Up to worker_concurrency attempts are in flight at once, at most
-    worker_subscription_concurrency of them to any one subscription. Claims run one batch ahead:
-    a claimed delivery waits, ready, until its subscription and the pool have room, and starts
+    worker_subscription_concurrency of them to any one subscription. Claims run ahead: a
+    claimed delivery waits, ready, until its subscription and the pool have room, and starts
     the moment an attempt ends, so that sending never waits for the database. Each pass records
-    the outcomes that ended meanwhile and claims again (as many ready per subscription as it
-    may have in flight) when there is room and something may be due: when an attempt ends, when
-    PostgreSQL notifies that deliveries were queued, or after worker_poll_seconds. What is still
-    ready when the worker stops is released, due again at once.
+    the outcomes that ended meanwhile and claims again (up to claims_ahead ready per
+    subscription). A pass runs when three quarters of what the last one left ready has started (so
+    a pass settles and claims many deliveries, not one), when nothing is ready, when PostgreSQL
+    notifies that deliveries were queued, or after worker_poll_seconds; an ended attempt is
+    recorded within RECORD_WITHIN_SECONDS. What is still ready when the worker stops is
+    released, due again at once.
     """
     loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
@@ -164,8 +179,9 @@ async def run_forever(
     per_subscription: Counter[uuid.UUID] = Counter()  # attempts in flight
     ready: deque[outbox.Claimed] = deque()  # claimed, waiting for room
     ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
-    cap = settings.worker_subscription_concurrency
+    cap, ahead = settings.worker_subscription_concurrency, claims_ahead(settings)
     whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
+    pace = Pace()
 
     def start_ready() -> None:
         """Start what is ready, oldest first, while the pool and its subscription have room;
@@ -184,6 +200,7 @@ async def run_forever(
                 in_flight[task] = item
                 per_subscription[item.subscription_id] += 1
                 task.add_done_callback(finished)
+                pace.started += 1
 
     def finished(task: asyncio.Task[Outcome]) -> None:
         item = in_flight.pop(task)
@@ -197,7 +214,10 @@ async def run_forever(
             ended.append((item, task.result()))
         if not stop.is_set():
             start_ready()
-        kick.set()
+        if stop.is_set() or not ready or pace.started >= pace.refill_after:
+            kick.set()
+        elif pace.recording is None:
+            pace.recording = loop.call_later(RECORD_WITHIN_SECONDS, kick.set)
 
     async def record_ended() -> None:
         if ended:
@@ -212,6 +232,7 @@ async def run_forever(
     try:
         while not stop.is_set():
             kick.clear()
+            pace.passing()
             await listener.ensure()
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
@@ -226,9 +247,12 @@ async def run_forever(
             batch = ended[:]
             del ended[:]
             waiting = Counter(item.subscription_id for item in ready)
-            claimed = await record_and_claim(sessions, settings, data_keys, batch, room, waiting)
+            claimed = await record_and_claim(
+                sessions, settings, data_keys, batch, room, waiting, ahead
+            )
             ready.extend(claimed)
             start_ready()
+            pace.passed(len(ready))
             if claimed and len(claimed) == room:
                 continue  # there may be more due: claim again while there is room
             with contextlib.suppress(TimeoutError):
@@ -239,8 +263,28 @@ async def run_forever(
         await record_ended()
         await release(sessions, list(ready))
     finally:
+        pace.passing()
         stop_waiter.cancel()
         await listener.close()
+
+
+class Pace:
+    """When the pool's next pass is due: once `refill_after` attempts have started since the
+    last (three quarters of what it left ready), or on a timer once an attempt has ended."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.refill_after = 1
+        self.recording: asyncio.TimerHandle | None = None
+
+    def passing(self) -> None:
+        if self.recording is not None:
+            self.recording.cancel()
+            self.recording = None
+
+    def passed(self, ready: int) -> None:
+        self.started = 0
+        self.refill_after = max(1, 3 * ready // 4)
 
 
 async def _purge(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:

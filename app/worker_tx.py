@@ -28,12 +28,13 @@ async def claim(
     data_keys: DataKeys,
     now: datetime,
     limit: int,
-    in_flight: Mapping[uuid.UUID, int] | None,
+    waiting: Mapping[uuid.UUID, int] | None,
+    ahead: int | None = None,
 ) -> list[outbox.Claimed]:
-    """A claim in a transaction of its own. With in_flight (the pool's count per subscription),
-    no subscription gets more than worker_subscription_concurrency at once."""
+    """A claim in a transaction of its own. With `waiting` (the pool's claims not yet started,
+    per subscription), no subscription gets more than `ahead` waiting at once."""
     async with sessions() as session, session.begin():
-        return await _claim_in(session, settings, data_keys, now, limit, in_flight)
+        return await _claim_in(session, settings, data_keys, now, limit, waiting, ahead)
 
 
 async def _claim_in(
@@ -42,7 +43,8 @@ async def _claim_in(
     data_keys: DataKeys,
     now: datetime,
     limit: int,
-    in_flight: Mapping[uuid.UUID, int] | None,
+    waiting: Mapping[uuid.UUID, int] | None,
+    ahead: int | None,
 ) -> list[outbox.Claimed]:
     return await outbox.claim_due(
         session,
@@ -50,8 +52,8 @@ async def _claim_in(
         now=now,
         limit=limit,
         lease=timedelta(seconds=settings.delivery_lease_seconds),
-        in_flight=in_flight,
-        per_subscription=None if in_flight is None else settings.worker_subscription_concurrency,
+        in_flight=waiting,
+        per_subscription=ahead,
     )
 
 
@@ -104,7 +106,8 @@ async def record_and_claim(
     data_keys: DataKeys,
     ended: list[tuple[outbox.Claimed, Outcome]],
     room: int,
-    in_flight: Mapping[uuid.UUID, int],
+    waiting: Mapping[uuid.UUID, int],
+    ahead: int,
 ) -> list[outbox.Claimed]:
     """The outcomes of attempts that have ended, then a claim of as many as there is room for,
     in one transaction: a pass of the pool costs one commit, not two. Should it fail, each is
@@ -118,7 +121,7 @@ async def record_and_claim(
                 states = await outcomes.settle_many(
                     session, ended, now, draws, settings.retry_schedule
                 )
-                claimed = await _claim_in(session, settings, data_keys, now, room, in_flight)
+                claimed = await _claim_in(session, settings, data_keys, now, room, waiting, ahead)
         except Exception as exc:  # a traceback could carry SQL parameters: type only
             log.warning("recording and claiming together failed (%s): apart", type(exc).__name__)
         else:
@@ -132,7 +135,7 @@ async def record_and_claim(
     if room <= 0:
         return []
     try:
-        return await claim(sessions, settings, data_keys, datetime.now(UTC), room, in_flight)
+        return await claim(sessions, settings, data_keys, datetime.now(UTC), room, waiting, ahead)
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("claiming deliveries failed (%s)", type(exc).__name__)
         return []

@@ -20,7 +20,14 @@ from app import outbox
 from app.db import is_sqlite
 from app.delivery import MAX_RESPONSE_BYTES, new_secret
 from app.models import Subscription
-from app.worker import http_client, lease_lasts, run_forever, run_once
+from app.worker import (
+    ROUNDS_AHEAD,
+    claims_ahead,
+    http_client,
+    lease_lasts,
+    run_forever,
+    run_once,
+)
 from tests.receiver import running_receiver
 
 
@@ -82,6 +89,52 @@ async def test_a_slow_endpoint_does_not_hold_up_another_recipient(world, example
         " WHERE o.code = 'SMS-LEEDS' AND d.state = 'delivered'"
     )
     assert delivered[0][0] == 4
+
+
+async def test_a_fast_recipients_outcomes_are_recorded_while_a_slow_ones_attempt_runs(
+    world, example, settings
+):
+    """A pass is due once most of what was claimed ahead has started; until then an ended
+    attempt waits at most RECORD_WITHIN_SECONDS. Here the slow endpoint's claims wait, so
+    without that bound the fast one's outcomes (and its next claim) would wait for it."""
+    settings = replace_settings(settings, worker_subscription_concurrency=1, worker_poll_seconds=30)
+    with running_receiver(delay=3.0) as slow, running_receiver() as fast:
+        await subscribe(world, "N07", slow.url)
+        await subscribe(world, "SMS-LEEDS", fast.url)
+        for _ in range(4):
+            assert (await world.post_notice(example)).status_code == 202
+        async with worker(world, settings):
+
+            async def fast_ones_recorded() -> bool:
+                rows = await world.sql(
+                    "SELECT count(*) FROM delivery d"
+                    " JOIN subscription s ON s.id = d.subscription_id"
+                    f" WHERE s.url = '{fast.url}' AND d.state = 'delivered'"
+                )
+                return rows[0][0] == 4
+
+            await wait_until(fast_ones_recorded)
+            assert slow.requests == []  # its first attempt is still under way (3 s)
+
+
+def test_claims_ahead_are_as_many_rounds_as_a_lease_can_wait_out(settings) -> None:
+    def ahead(lease: float, timeout: float, cap: int) -> int:
+        return claims_ahead(
+            replace_settings(
+                settings,
+                delivery_lease_seconds=lease,
+                webhook_timeout_seconds=timeout,
+                worker_subscription_concurrency=cap,
+            )
+        )
+
+    assert ahead(60, 15, 4) == 12  # three rounds of four: the third starts 45 s in
+    assert ahead(30, 15, 4) == 4  # the shortest lease allowed: one round
+    assert ahead(45, 15, 1) == 2
+    assert ahead(600, 15, 4) == 4 * ROUNDS_AHEAD
+    for lease, timeout, cap in [(60, 15, 4), (30, 15, 2), (100, 30, 3), (61, 20, 5)]:
+        rounds = ahead(lease, timeout, cap) // cap
+        assert rounds * timeout + timeout <= lease  # the last one still has a whole attempt
 
 
 def replace_settings(settings, **changes):
