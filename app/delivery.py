@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
@@ -138,8 +139,41 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
     """Resolve the URL's host; refuse it unless every address it resolves to is allowed.
 
     Plain http is only for networks the operator allowed explicitly: anywhere else the signed
-    (but not encrypted) message would cross the network in clear text.
-    """
+    (but not encrypted) message would cross the network in clear text. A host written as an IP
+    address is its own answer, so its verdict is worked out once (_literal_destination)."""
+    known = _literal_destination(url, tuple(allowed))
+    if isinstance(known, str):
+        raise DestinationRefused(known)
+    if known is not None:
+        return known
+    parts, host, port = _split(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DestinationRefused("the host does not resolve") from exc
+    addresses = sorted(
+        {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
+        key=lambda a: (a.version, int(a)),
+    )
+    return _vetted(parts, port, addresses, allowed)
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_destination(url: str, allowed: tuple[IPNetwork, ...]) -> Destination | str | None:
+    """PURE: for a URL whose host is an IP address written out (no resolver: the answer cannot
+    change), its Destination or the reason it is refused; None for a host name."""
+    try:
+        parts, host, port = _split(url)
+        if "%" in host or not _is_ip_literal(host):
+            return None
+        return _vetted(parts, port, [ipaddress.ip_address(host)], allowed)
+    except DestinationRefused as exc:
+        return str(exc)
+
+
+def _split(url: str) -> tuple[SplitResult, str, int]:
+    """The URL's parts, host and port, if it may be called at all: http(s), a host, and no
+    credentials."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise DestinationRefused("the URL must be http(s) with a host")
@@ -149,33 +183,25 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
         port = parts.port
     except ValueError:
         raise DestinationRefused("the URL's port is not valid") from None
-    addresses = await _addresses(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+    return parts, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _vetted(
+    parts: SplitResult, port: int, addresses: list[IPAddress], allowed: Sequence[IPNetwork]
+) -> Destination:
+    """PURE: where to connect, if every address the host stands for may be called."""
     if not addresses or not all(address_allowed(a, allowed) for a in addresses):
         raise DestinationRefused("the host resolves to an address that is not public")
     if parts.scheme == "http" and not all(any(a in n for n in allowed) for a in addresses):
         raise DestinationRefused("use https: plain http is only for allowed networks")
     vetted = addresses[0]
     literal = f"[{vetted}]" if vetted.version == 6 else str(vetted)
-    suffix = f":{port}" if port else ""
+    suffix = f":{parts.port}" if parts.port else ""
+    hostname = parts.hostname or ""
     return Destination(
         url=urlunsplit((parts.scheme, literal + suffix, parts.path or "/", parts.query, "")),
-        host=parts.hostname + suffix,
-        sni_hostname=None if _is_ip_literal(parts.hostname) else parts.hostname,
-    )
-
-
-async def _addresses(host: str, port: int) -> list[IPAddress]:
-    """The addresses a URL's host stands for, in a fixed order. An IP address written out is
-    its own answer: no resolver, which the event loop would run in a thread."""
-    if "%" not in host and _is_ip_literal(host):
-        return [ipaddress.ip_address(host)]
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DestinationRefused("the host does not resolve") from exc
-    return sorted(
-        {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
-        key=lambda a: (a.version, int(a)),
+        host=hostname + suffix,
+        sni_hostname=None if _is_ip_literal(hostname) else hostname,
     )
 
 
