@@ -201,10 +201,12 @@ async def sequence(
             nodes.append({"level": level, "position": index >> level, "hash": value})
         frontier.append((level, value))
         index += 1
-    # Bulk INSERTs, a few statements for the lot: the unit of work took longer than the hashing
+    # Core executemany INSERTs, a statement for each table: the unit of work took longer than
+    # the hashing, and an ORM bulk INSERT is compiled again every time.
+    connection = await session.connection()
     for table, rows in ((AuditLeaf, leaves), (AuditNode, nodes)):
         if rows:
-            await session.execute(insert(table), rows)
+            await connection.execute(insert(table.__table__), rows)
     return index - size
 
 
