@@ -64,14 +64,25 @@ def table(results: dict, scale: dict, details: dict) -> str:
         if key.startswith("e2e_") and overloaded:  # fast from a 202 that came seconds late
             verdict = "**no**: overloaded"
         rows.append(f"| {what} (`{key}`) | {target} | {value} | {verdict} |")
+    stored = details.get("growth", {}).get("stored", scale["large_notices"])  # whole people
     facts = (
         f"Intake {results.get('intake_rps')} notices/s against the baseline's "
         f"{results.get('baseline_rps')}, {scale['clients']} clients; delivery "
         f"{results.get('delivery_rps')}/s against the bare loop's "
         f"{results.get('delivery_baseline_rps')}/s; log of {scale['log_entries']:,} entries; "
-        f"growth from {scale['small_notices']:,} to {scale['large_notices']:,} stored notices; "
+        f"growth from {scale['small_notices']:,} to {stored:,} stored notices; "
         f"memory after {scale['memory_notices']:,} notices."
     )
+    rounds = details.get("delivery", {}).get("rounds")
+    if rounds:
+        pairs = ", ".join(
+            f"{r['worker_rps']}/{r['bare_rps']} ({r['worker_rps'] / r['bare_rps']:.3f})"
+            for r in rounds
+        )
+        facts += (
+            f" Delivery in {len(rounds)} rounds, worker/bare loop deliveries per second (ratio):"
+            f" {pairs}; the rates above are their medians, the ratio the median of theirs."
+        )
     if e2e:
         processes = e2e.get("api_processes", 1)
         facts += (
