@@ -155,7 +155,7 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
         {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
         key=lambda a: (a.version, int(a)),
     )
-    return _vetted(parts, port, addresses, allowed)
+    return _vetted(parts, host, addresses, allowed)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -163,10 +163,10 @@ def _literal_destination(url: str, allowed: tuple[IPNetwork, ...]) -> Destinatio
     """PURE: for a URL whose host is an IP address written out (no resolver: the answer cannot
     change), its Destination or the reason it is refused; None for a host name."""
     try:
-        parts, host, port = _split(url)
+        parts, host, _ = _split(url)
         if "%" in host or not _is_ip_literal(host):
             return None
-        return _vetted(parts, port, [ipaddress.ip_address(host)], allowed)
+        return _vetted(parts, host, [ipaddress.ip_address(host)], allowed)
     except DestinationRefused as exc:
         return str(exc)
 
@@ -187,7 +187,7 @@ def _split(url: str) -> tuple[SplitResult, str, int]:
 
 
 def _vetted(
-    parts: SplitResult, port: int, addresses: list[IPAddress], allowed: Sequence[IPNetwork]
+    parts: SplitResult, host: str, addresses: list[IPAddress], allowed: Sequence[IPNetwork]
 ) -> Destination:
     """PURE: where to connect, if every address the host stands for may be called."""
     if not addresses or not all(address_allowed(a, allowed) for a in addresses):
@@ -196,12 +196,11 @@ def _vetted(
         raise DestinationRefused("use https: plain http is only for allowed networks")
     vetted = addresses[0]
     literal = f"[{vetted}]" if vetted.version == 6 else str(vetted)
-    suffix = f":{parts.port}" if parts.port else ""
-    hostname = parts.hostname or ""
+    suffix = f":{parts.port}" if parts.port else ""  # as written: none for the default port
     return Destination(
         url=urlunsplit((parts.scheme, literal + suffix, parts.path or "/", parts.query, "")),
-        host=hostname + suffix,
-        sni_hostname=None if _is_ip_literal(hostname) else hostname,
+        host=host + suffix,
+        sni_hostname=None if _is_ip_literal(host) else host,
     )
 
 
