@@ -10,10 +10,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from sqlalchemy import event, select
 
 from app.db import is_sqlite
+from app.examples import moved
 from app.models import AuditEntry, Message
 
 RECIPIENTS = ("N07", "SMS-LEEDS")
@@ -100,9 +102,9 @@ async def test_a_later_notice_refusing_a_consent_once_given_still_revokes_what_r
     relied = {r["organisation_code"]: r["message_id"] for r in first.json()["recipients"]}
     assert relied["SMS-LEEDS"] is not None  # sent under the consent given
     later = copy.deepcopy(example)
-    later["consent"] = [
-        {**example["consent"][0], "decision": "refused", "recorded_at": "2026-11-19T09:00:00Z"}
-    ]
+    given = example["consent"][0]["recorded_at"]  # days before today, as the example is moved
+    refused = moved(given, timedelta(days=1))  # after it, and still in the past
+    later["consent"] = [{**example["consent"][0], "decision": "refused", "recorded_at": refused}]
     second = await world.post_notice(later)
     assert second.status_code == 202, second.text
     async with world.sessions() as session:
