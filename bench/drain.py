@@ -45,6 +45,7 @@ from bench.world import (
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE, DRAIN = f"{NAME}_backlog", f"{NAME}_drain"
+COMMITS = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
 IN_FLIGHT = 8  # the pool's default: 4 per subscription, 2 subscriptions
 
 
@@ -101,10 +102,12 @@ async def drain(runner: Runner, work_dir: Path) -> dict:
             worker.check()
             await asyncio.sleep(0.005)
         cpu0 = cpu_seconds(worker.popen.pid)
+        commits0 = await sql(url, COMMITS)
         deadline = time.monotonic() + 300
         while (last := await count()) < pending and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         cpu1 = cpu_seconds(worker.popen.pid)
+        commits1 = await sql(url, COMMITS)
     finally:
         worker.stop()
     worker_rate = phases.rate(await receiver("GET", "/_arrivals"))
@@ -133,6 +136,7 @@ async def drain(runner: Runner, work_dir: Path) -> dict:
         "bare_rps": round(bare_rate, 1),
         "ratio": round(worker_rate / bare_rate, 3),
         "worker_cpu_ms": round(1000 * (cpu1 - cpu0) / max(1, last - first), 3),
+        "commits_per_delivery": round((commits1 - commits0) / max(1, last - first), 3),
         "bare_cpu_ms_with_startup": round(1000 * bare_cpu / max(1, len(captured)), 3),
     }
 
@@ -153,7 +157,7 @@ async def main(notices: int, runs: int, refill: bool) -> None:
         for _ in range(runs):
             results.append(await drain(runner, work_dir))
             print(results[-1], flush=True)
-        for key in ("worker_rps", "bare_rps", "ratio", "worker_cpu_ms"):
+        for key in ("worker_rps", "bare_rps", "ratio", "worker_cpu_ms", "commits_per_delivery"):
             print(f"median {key}: {statistics.median(r[key] for r in results)}")
     finally:
         runner.stop_all()
