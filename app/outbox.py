@@ -356,18 +356,27 @@ def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.
     return candidates
 
 
+def _held(items: Sequence[Claimed]) -> Update:
+    """An UPDATE of the deliveries still pending under these claims' leases."""
+    leases = [(c.delivery_id, c.lease_token) for c in items]
+    return update(_delivery).where(
+        tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases), _delivery.c.state == PENDING
+    )
+
+
 async def release(session: AsyncSession, items: Sequence[Claimed]) -> None:
     """Give up claims not sent (a worker stopping): each delivery still pending under this
     lease is due again at once, for any worker, instead of when its lease runs out."""
-    leases = [(c.delivery_id, c.lease_token) for c in items]
-    await (await session.connection()).execute(
-        update(_delivery)
-        .where(
-            tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases),
-            _delivery.c.state == PENDING,
-        )
-        .values(leased_until=None, lease_token=None)
-    )
+    connection = await session.connection()
+    await connection.execute(_held(items).values(leased_until=None, lease_token=None))
+
+
+async def renew(session: AsyncSession, items: Sequence[Claimed], until: datetime) -> set[uuid.UUID]:
+    """Extend the leases of claims still waiting to be sent to `until`: the deliveries whose
+    lease this worker still held (none has run out and been claimed again since)."""
+    connection = await session.connection()
+    held = _held(items).values(leased_until=until).returning(_delivery.c.id)
+    return set((await connection.execute(held)).scalars())
 
 
 def previous_secret_until(subscription: Any, now: datetime) -> datetime | None:

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # On PostgreSQL a new delivery wakes the workers at once (LISTEN/NOTIFY); the poll is the
     # fallback, and the only way on SQLite.
     worker_poll_seconds: float = Field(default=0.5, gt=0)
-    worker_batch_size: int = Field(default=20, ge=1, le=500)  # claimed at most per claim
+    worker_batch_size: int = Field(default=100, ge=1, le=500)  # claimed at most per claim
     worker_concurrency: int = Field(default=32, ge=1, le=1000)  # attempts in flight per worker
     # Attempts in flight per worker to any one subscription: a slow endpoint holds no more.
     worker_subscription_concurrency: int = Field(default=4, ge=1)

@@ -3,9 +3,10 @@
 The worker owns its transactions (app/worker_tx.py): each pass of the pool records the outcomes
 of the attempts that ended meanwhile and claims the next deliveries, in one short transaction
 (one commit for them all), so a slow receiver never holds a database transaction open. Claims
-run ahead of the sends (up to claims_ahead per subscription), so sending never waits for the
-database, and a pass waits until most of them have started, so that one pass settles and
-claims many deliveries: a pass costs a few milliseconds whatever its size. It also purges data
+run ahead of the sends (up to claims_ahead per subscription, their leases renewed while they
+wait), so sending never waits for the database, and a pass waits until most of them have
+started, so that one pass settles and claims many deliveries: a pass costs a few milliseconds
+whatever its size. It also purges data
 past its retention period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction
 of its own, and once a second sequences new log entries into the log's tree and signs a
 checkpoint when one is due (app/log_tree.py), in another.
@@ -38,11 +39,11 @@ from app.log_key import LogSigner, load_log_signer
 from app.sealing import DataKeys
 from app.settings import Settings
 from app.wakeup import Listener
-from app.worker_tx import claim, record, record_and_claim, release
+from app.worker_tx import claim, record, record_and_claim, release, renew
 
 log = logging.getLogger("exchange.worker")
 LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
-ROUNDS_AHEAD = 3  # claims_ahead: at most this many rounds of attempts claimed ahead
+ROUNDS_AHEAD = 10  # claims_ahead: this many rounds of attempts claimed ahead of the pool
 RECORD_WITHIN_SECONDS = 0.05  # an ended attempt waits at most this long for its pass
 
 
@@ -140,12 +141,20 @@ def lease_lasts(item: outbox.Claimed, now: datetime, whole_attempt: timedelta) -
 
 
 def claims_ahead(settings: Settings) -> int:
-    """PURE: how many claims of one subscription the pool may hold waiting for room. Each waits
-    at most a round of attempts (a whole attempt) per worker_subscription_concurrency ahead of
-    it, and must start with a whole attempt of its lease left: so as many rounds as the lease
-    holds attempts, less the one it makes, and at most ROUNDS_AHEAD."""
-    rounds = int(settings.delivery_lease_seconds // settings.webhook_timeout_seconds) - 1
-    return settings.worker_subscription_concurrency * max(1, min(ROUNDS_AHEAD, rounds))
+    """PURE: how many claims of one subscription the pool may hold waiting for room: ROUNDS_AHEAD
+    rounds of its attempts. Their leases are renewed while they wait (lease_renewal_due)."""
+    return settings.worker_subscription_concurrency * ROUNDS_AHEAD
+
+
+def lease_renewal_due(
+    item: outbox.Claimed, now: datetime, lease: timedelta, whole_attempt: timedelta
+) -> bool:
+    """PURE: whether a claim waiting for room should have its lease renewed now: once it has
+    less left than halfway from a whole lease down to a whole attempt. Passes come at least every
+    worker_poll_seconds, so it is renewed well before it could no longer start."""
+    if item.leased_until is None:
+        return False
+    return item.leased_until - now < whole_attempt + (lease - whole_attempt) / 2
 
 
 async def run_forever(
@@ -163,11 +172,13 @@ async def run_forever(
     claimed delivery waits, ready, until its subscription and the pool have room, and starts
     the moment an attempt ends, so that sending never waits for the database. Each pass records
     the outcomes that ended meanwhile and claims again (up to claims_ahead ready per
-    subscription). A pass runs when three quarters of what the last one left ready has started (so
-    a pass settles and claims many deliveries, not one), when nothing is ready, when PostgreSQL
-    notifies that deliveries were queued, or after worker_poll_seconds; an ended attempt is
-    recorded within RECORD_WITHIN_SECONDS. What is still ready when the worker stops is
-    released, due again at once.
+    subscription, ROUNDS_AHEAD rounds of worker_concurrency in all), and renews the leases of
+    claims that have waited long enough for it (lease_renewal_due), so that none waits its lease
+    out however slow its receiver. A pass runs when three quarters of what the last one left
+    ready has started (so a pass settles and claims many deliveries, not one), when nothing is
+    ready, when PostgreSQL notifies that deliveries were queued, or after worker_poll_seconds; an
+    ended attempt is recorded within RECORD_WITHIN_SECONDS. What is still ready when the worker
+    stops is released, due again at once.
     """
     loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
@@ -181,6 +192,7 @@ async def run_forever(
     ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
     cap, ahead = settings.worker_subscription_concurrency, claims_ahead(settings)
     whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
     pace = Pace()
 
     def start_ready() -> None:
@@ -243,7 +255,13 @@ async def run_forever(
                 if sweep:
                     next_sweep = loop.time() + log_tree.SWEEP_SECONDS
                 await _advance_log(sessions, settings, log_signer, sweep=sweep)
-            room = min(settings.worker_concurrency - len(ready), settings.worker_batch_size)
+            now = datetime.now(UTC)
+            if any(lease_renewal_due(item, now, lease, whole_attempt) for item in ready):
+                kept = await renew(sessions, list(ready), now + lease)
+                ready.clear()
+                ready.extend(kept)
+            most = settings.worker_concurrency * ROUNDS_AHEAD
+            room = min(most - len(ready), settings.worker_batch_size)
             batch = ended[:]
             del ended[:]
             waiting = Counter(item.subscription_id for item in ready)

@@ -10,6 +10,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -149,3 +150,21 @@ async def release(sessions: async_sessionmaker[AsyncSession], items: list[outbox
             await outbox.release(session, items)
     except Exception as exc:  # their leases run out instead
         log.error("releasing deliveries failed (%s)", type(exc).__name__)
+
+
+async def renew(
+    sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed], until: datetime
+) -> list[outbox.Claimed]:
+    """Claims waiting for room, their leases extended to `until`; any whose lease was lost
+    meanwhile is left out (another worker has it). Should the transaction fail, they are
+    returned as they were: a lease that runs out then stops its claim from starting."""
+    try:
+        async with sessions() as session, session.begin():
+            kept = await outbox.renew(session, items, until)
+    except Exception as exc:  # a traceback could carry SQL parameters: type only
+        log.error("renewing leases failed (%s)", type(exc).__name__)
+        return items
+    for item in items:
+        if item.delivery_id not in kept:
+            log.warning("delivery %s: its lease was lost while it waited", item.delivery_id)
+    return [replace(item, leased_until=until) for item in items if item.delivery_id in kept]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox
+from app import outbox, worker_tx
 from app.db import is_sqlite
 from app.delivery import MAX_RESPONSE_BYTES, new_secret
 from app.models import Subscription
@@ -25,6 +26,7 @@ from app.worker import (
     claims_ahead,
     http_client,
     lease_lasts,
+    lease_renewal_due,
     run_forever,
     run_once,
 )
@@ -117,24 +119,81 @@ async def test_a_fast_recipients_outcomes_are_recorded_while_a_slow_ones_attempt
             assert slow.requests == []  # its first attempt is still under way (3 s)
 
 
-def test_claims_ahead_are_as_many_rounds_as_a_lease_can_wait_out(settings) -> None:
-    def ahead(lease: float, timeout: float, cap: int) -> int:
-        return claims_ahead(
-            replace_settings(
-                settings,
-                delivery_lease_seconds=lease,
-                webhook_timeout_seconds=timeout,
-                worker_subscription_concurrency=cap,
-            )
-        )
+def test_claims_ahead_are_rounds_of_attempts_renewed_before_they_could_not_start(settings) -> None:
+    def ahead(lease: float, cap: int) -> int:
+        changes = {"delivery_lease_seconds": lease, "worker_subscription_concurrency": cap}
+        return claims_ahead(replace_settings(settings, **changes))
 
-    assert ahead(60, 15, 4) == 12  # three rounds of four: the third starts 45 s in
-    assert ahead(30, 15, 4) == 4  # the shortest lease allowed: one round
-    assert ahead(45, 15, 1) == 2
-    assert ahead(600, 15, 4) == 4 * ROUNDS_AHEAD
-    for lease, timeout, cap in [(60, 15, 4), (30, 15, 2), (100, 30, 3), (61, 20, 5)]:
-        rounds = ahead(lease, timeout, cap) // cap
-        assert rounds * timeout + timeout <= lease  # the last one still has a whole attempt
+    # Rounds of attempts, however short the lease: the leases are renewed while they wait.
+    assert ahead(60, 4) == ahead(30, 4) == ahead(600, 4) == 4 * ROUNDS_AHEAD
+    assert ahead(60, 1) == ROUNDS_AHEAD
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    lease, attempt = timedelta(seconds=60), timedelta(seconds=15)
+    item = replace(CLAIMED, leased_until=now + lease)
+    assert not lease_renewal_due(item, now, lease, attempt)
+    assert not lease_renewal_due(item, now + timedelta(seconds=22), lease, attempt)  # 38 s left
+    assert lease_renewal_due(item, now + timedelta(seconds=23), lease, attempt)  # 37 s left
+    assert not lease_renewal_due(replace(item, leased_until=None), now, lease, attempt)
+    for lease_s, attempt_s in [(60, 15), (30, 15), (2, 1), (600, 60)]:
+        lease, attempt = timedelta(seconds=lease_s), timedelta(seconds=attempt_s)
+        item = replace(CLAIMED, leased_until=now + lease)
+        due = next(
+            now + timedelta(seconds=t / 10)
+            for t in range(lease_s * 10)
+            if lease_renewal_due(item, now + timedelta(seconds=t / 10), lease, attempt)
+        )
+        # Due with half the way from a whole lease down to a whole attempt still to go.
+        assert lease_lasts(item, due + (lease - attempt) / 2 - timedelta(seconds=0.2), attempt)
+
+
+async def test_claims_waiting_longer_than_a_lease_keep_it_and_are_each_sent_once(
+    world, example, settings, caplog
+):
+    """Claims run further ahead than a lease lasts when a receiver is slow: each pass renews the
+    leases of those still waiting, so none waits its lease out (and none is sent twice)."""
+    settings = replace_settings(
+        settings,
+        worker_subscription_concurrency=1,
+        webhook_timeout_seconds=1,
+        delivery_lease_seconds=2,
+        worker_poll_seconds=0.1,
+    )
+    caplog.set_level(logging.WARNING, logger="exchange.worker")
+    with running_receiver(delay=0.4) as slow:
+        await subscribe(world, "N07", slow.url)
+        for _ in range(8):
+            assert (await world.post_notice(example)).status_code == 202
+        async with worker(world, settings):
+            await asyncio.to_thread(slow.wait_for, 8, 20)  # 3.2 s of sends: past the lease
+    sent = [request.headers["webhook-id"] for request in slow.requests]
+    assert len(sent) == len(set(sent)) == 8
+    assert "lease" not in caplog.text, caplog.text
+    rows = await world.sql("SELECT state, count(*) FROM delivery GROUP BY state")
+    assert rows == [("delivered", 8)]
+
+
+async def test_renewing_extends_only_the_leases_still_held(world, example):
+    await subscribe(world, "N07", "http://127.0.0.1:9/hook")
+    for _ in range(2):
+        await world.post_notice(example)
+    now = datetime.now(UTC)
+
+    async def claim(at: datetime) -> list[outbox.Claimed]:
+        async with world.sessions() as session, session.begin():
+            return await outbox.claim_due(
+                session, world.data_keys, now=at, limit=10, lease=timedelta(hours=1)
+            )
+
+    first = await claim(now)
+    async with world.sessions() as session, session.begin():
+        await outbox.release(session, first[:1])
+    assert [c.delivery_id for c in await claim(now)] == [first[0].delivery_id]  # another's now
+    until = now + timedelta(hours=2)
+    kept = await worker_tx.renew(world.sessions, first, until)
+    assert [(c.delivery_id, c.leased_until) for c in kept] == [(first[1].delivery_id, until)]
+    # At 90 minutes the other claim's lease (one hour) has run out; the renewed one has not.
+    again = await claim(now + timedelta(minutes=90))
+    assert [c.delivery_id for c in again] == [first[0].delivery_id]
 
 
 def replace_settings(settings, **changes):
