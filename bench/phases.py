@@ -215,7 +215,7 @@ def rate(arrivals: list) -> float:
     return (len(times) - 1) / ((times[-1] - times[0]) / 1e9) if len(times) > 1 else 0.0
 
 
-async def delivery(run: Run, concurrency: int, rounds: int = 3) -> dict:
+async def delivery(run: Run, concurrency: int, rounds: int = 5) -> dict:
     """One worker draining the backlog intake left, in `rounds` parts; after each part, a bare
     httpx loop sends that part's requests again to the same receiver, with as many in flight as
     the worker may have. Each pair is measured within seconds of each other, so a shared
