@@ -373,10 +373,19 @@ async def release(session: AsyncSession, items: Sequence[Claimed]) -> None:
 
 async def renew(session: AsyncSession, items: Sequence[Claimed], until: datetime) -> set[uuid.UUID]:
     """Extend the leases of claims still waiting to be sent to `until`: the deliveries whose
-    lease this worker still held (none has run out and been claimed again since)."""
+    lease this worker still holds (none has run out and been claimed again since), of a
+    subscription still active and a message neither revoked nor withdrawn since the claim. The
+    others are not renewed: their claims are given up, and a claim finds them withheld."""
+    live = select(_message.c.id).where(
+        _message.c.revoked_at.is_(None), _message.c.withdrawn_at.is_(None)
+    )
+    active = select(_subscription.c.id).where(_subscription.c.status == "active")
+    held = _held(items).where(
+        _delivery.c.message_id.in_(live), _delivery.c.subscription_id.in_(active)
+    )
     connection = await session.connection()
-    held = _held(items).values(leased_until=until).returning(_delivery.c.id)
-    return set((await connection.execute(held)).scalars())
+    renewed = held.values(leased_until=until).returning(_delivery.c.id)
+    return set((await connection.execute(renewed)).scalars())
 
 
 def previous_secret_until(subscription: Any, now: datetime) -> datetime | None:

@@ -21,7 +21,7 @@ import logging
 import ssl
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -157,6 +157,22 @@ def lease_renewal_due(
     return item.leased_until - now < whole_attempt + (lease - whole_attempt) / 2
 
 
+def still_ready(
+    ready: Iterable[outbox.Claimed], asked: Sequence[outbox.Claimed], kept: Sequence[outbox.Claimed]
+) -> list[outbox.Claimed]:
+    """PURE: what waits once a renewal of `asked` came back `kept`, from what `ready` holds now
+    (attempts that ended while it ran may have started some: they stay started, never queued
+    again): the renewed in their new lease, those asked and not kept given up, the rest as they
+    were. Told apart by lease, not delivery: the same delivery may be claimed again."""
+    renewed = {(c.delivery_id, c.lease_token): c for c in kept}
+    was_asked = {(c.delivery_id, c.lease_token) for c in asked}
+    return [
+        renewed.get(key, item)
+        for item in ready
+        if (key := (item.delivery_id, item.lease_token)) in renewed or key not in was_asked
+    ]
+
+
 async def run_forever(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
@@ -257,9 +273,12 @@ async def run_forever(
                 await _advance_log(sessions, settings, log_signer, sweep=sweep)
             now = datetime.now(UTC)
             if any(lease_renewal_due(item, now, lease, whole_attempt) for item in ready):
-                kept = await renew(sessions, list(ready), now + lease)
-                ready.clear()
-                ready.extend(kept)
+                asked = list(ready)
+                kept = await renew(sessions, asked, now + lease)
+                if kept is not None:  # attempts that ended meanwhile may have started some
+                    left = still_ready(ready, asked, kept)
+                    ready.clear()
+                    ready.extend(left)
             most = settings.worker_concurrency * ROUNDS_AHEAD
             room = min(most - len(ready), settings.worker_batch_size)
             batch = ended[:]

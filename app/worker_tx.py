@@ -154,17 +154,18 @@ async def release(sessions: async_sessionmaker[AsyncSession], items: list[outbox
 
 async def renew(
     sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed], until: datetime
-) -> list[outbox.Claimed]:
+) -> list[outbox.Claimed] | None:
     """Claims waiting for room, their leases extended to `until`; any whose lease was lost
-    meanwhile is left out (another worker has it). Should the transaction fail, they are
-    returned as they were: a lease that runs out then stops its claim from starting."""
+    meanwhile (another worker has it), or whose message or subscription was stopped, is left out.
+    None if the transaction failed: the claims keep their leases as they were, and one that runs
+    out then stops its claim from starting."""
     try:
         async with sessions() as session, session.begin():
             kept = await outbox.renew(session, items, until)
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("renewing leases failed (%s)", type(exc).__name__)
-        return items
+        return None
     for item in items:
         if item.delivery_id not in kept:
-            log.warning("delivery %s: its lease was lost while it waited", item.delivery_id)
+            log.warning("delivery %s: its claim was given up while it waited", item.delivery_id)
     return [replace(item, leased_until=until) for item in items if item.delivery_id in kept]

@@ -15,12 +15,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
 from app import outbox, worker_tx
+from app import worker as worker_module
 from app.db import is_sqlite
 from app.delivery import MAX_RESPONSE_BYTES, new_secret
-from app.models import Subscription
+from app.models import Message, Subscription
 from app.worker import (
     ROUNDS_AHEAD,
     claims_ahead,
@@ -29,6 +31,7 @@ from app.worker import (
     lease_renewal_due,
     run_forever,
     run_once,
+    still_ready,
 )
 from tests.receiver import running_receiver
 
@@ -147,10 +150,26 @@ def test_claims_ahead_are_rounds_of_attempts_renewed_before_they_could_not_start
 
 
 async def test_claims_waiting_longer_than_a_lease_keep_it_and_are_each_sent_once(
-    world, example, settings, caplog
+    world, example, settings, caplog, monkeypatch
 ):
     """Claims run further ahead than a lease lasts when a receiver is slow: each pass renews the
-    leases of those still waiting, so none waits its lease out (and none is sent twice)."""
+    leases of those still waiting, so none waits its lease out. Renewals are slowed here (the
+    real transaction, after a pause), so attempts end and start others while one runs: what
+    started meanwhile must not be queued again, or it is sent twice."""
+    real_renew = worker_module.renew
+
+    async def slow_renew(*args):
+        await asyncio.sleep(0.3)
+        return await real_renew(*args)
+
+    monkeypatch.setattr(worker_module, "renew", slow_renew)
+    renewals: list[tuple[int, int]] = []  # (waiting when a renewal came back, asked about)
+
+    def noted(ready, asked, kept):
+        renewals.append((len(ready), len(asked)))
+        return still_ready(ready, asked, kept)
+
+    monkeypatch.setattr(worker_module, "still_ready", noted)
     settings = replace_settings(
         settings,
         worker_subscription_concurrency=1,
@@ -167,14 +186,17 @@ async def test_claims_waiting_longer_than_a_lease_keep_it_and_are_each_sent_once
             await asyncio.to_thread(slow.wait_for, 8, 20)  # 3.2 s of sends: past the lease
     sent = [request.headers["webhook-id"] for request in slow.requests]
     assert len(sent) == len(set(sent)) == 8
-    assert "lease" not in caplog.text, caplog.text
+    assert "lease" not in caplog.text and "given up" not in caplog.text, caplog.text
+    # Some renewal came back with fewer waiting than it asked about: attempts started meanwhile.
+    assert any(waiting < asked for waiting, asked in renewals), renewals
     rows = await world.sql("SELECT state, count(*) FROM delivery GROUP BY state")
     assert rows == [("delivered", 8)]
 
 
 async def test_renewing_extends_only_the_leases_still_held(world, example):
+    """Not a lease another worker took since, nor one whose message was withdrawn meanwhile."""
     await subscribe(world, "N07", "http://127.0.0.1:9/hook")
-    for _ in range(2):
+    for _ in range(3):
         await world.post_notice(example)
     now = datetime.now(UTC)
 
@@ -188,12 +210,32 @@ async def test_renewing_extends_only_the_leases_still_held(world, example):
     async with world.sessions() as session, session.begin():
         await outbox.release(session, first[:1])
     assert [c.delivery_id for c in await claim(now)] == [first[0].delivery_id]  # another's now
+    async with world.sessions() as session, session.begin():
+        await session.execute(
+            update(Message).where(Message.id == first[2].message_id).values(withdrawn_at=now)
+        )
     until = now + timedelta(hours=2)
     kept = await worker_tx.renew(world.sessions, first, until)
     assert [(c.delivery_id, c.leased_until) for c in kept] == [(first[1].delivery_id, until)]
-    # At 90 minutes the other claim's lease (one hour) has run out; the renewed one has not.
+    # At 90 minutes the other claim's lease (one hour) has run out; the renewed one has not
+    # (and the withdrawn message's delivery is withheld, never claimed).
     again = await claim(now + timedelta(minutes=90))
     assert [c.delivery_id for c in again] == [first[0].delivery_id]
+
+
+def test_what_started_while_a_renewal_ran_is_not_queued_again() -> None:
+    token = uuid.uuid4()
+    started, renewed, lost, claimed_since = (
+        replace(CLAIMED, delivery_id=uuid.uuid4(), lease_token=token) for _ in range(4)
+    )
+    asked = [started, renewed, lost]
+    until = datetime(2026, 1, 1, tzinfo=UTC)
+    kept = [replace(started, leased_until=until), replace(renewed, leased_until=until)]
+    ready = [renewed, lost, claimed_since]  # `started` left for an attempt during the renewal
+    assert still_ready(ready, asked, kept) == [kept[1], claimed_since]
+    # The same delivery claimed again (a new lease) is not the claim that was asked about.
+    again = replace(lost, lease_token=uuid.uuid4())
+    assert still_ready([again], asked, kept) == [again]
 
 
 def replace_settings(settings, **changes):
