@@ -221,6 +221,10 @@ async def test_renewing_extends_only_the_leases_still_held(world, example):
     # (and the withdrawn message's delivery is withheld, never claimed).
     again = await claim(now + timedelta(minutes=90))
     assert [c.delivery_id for c in again] == [first[0].delivery_id]
+    # Nor one whose subscription has stopped since.
+    async with world.sessions() as session, session.begin():
+        await session.execute(update(Subscription).values(status="disabled"))
+    assert await worker_tx.renew(world.sessions, kept, until + timedelta(hours=1)) == []
 
 
 def test_what_started_while_a_renewal_ran_is_not_queued_again() -> None:
