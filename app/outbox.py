@@ -329,6 +329,10 @@ async def claim_due(
 
 
 @functools.cache
+def _active_subscriptions() -> Select[tuple[uuid.UUID]]:
+    return select(_subscription.c.id).where(_subscription.c.status == "active")
+
+
 def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.UUID]]:
     """Due, unleased deliveries of active subscriptions, oldest due first (up to :limit); on
     PostgreSQL locked, skipping rows that other claims hold. With skip_busy, the subscriptions
@@ -339,9 +343,7 @@ def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.
         .where(
             _delivery.c.state == PENDING,
             _delivery.c.next_attempt_at <= _now(),
-            _delivery.c.subscription_id.in_(
-                select(_subscription.c.id).where(_subscription.c.status == "active")
-            ),
+            _delivery.c.subscription_id.in_(_active_subscriptions()),
             _unleased(),
         )
         .order_by(_delivery.c.next_attempt_at)
@@ -371,21 +373,23 @@ async def release(session: AsyncSession, items: Sequence[Claimed]) -> None:
     await connection.execute(_held(items).values(leased_until=None, lease_token=None))
 
 
-async def renew(session: AsyncSession, items: Sequence[Claimed], until: datetime) -> set[uuid.UUID]:
+async def renew(
+    session: AsyncSession, items: Sequence[Claimed], until: datetime
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
     """Extend the leases of claims still waiting to be sent to `until`: the deliveries whose
     lease this worker still holds (none has run out and been claimed again since), of a
     subscription still active and a message neither revoked nor withdrawn since the claim. The
-    others are not renewed: their claims are given up, and a claim finds them withheld."""
+    others are not renewed: their claims are given up, and a claim finds them withheld. The
+    (delivery, lease token) pairs renewed."""
     live = select(_message.c.id).where(
         _message.c.revoked_at.is_(None), _message.c.withdrawn_at.is_(None)
     )
-    active = select(_subscription.c.id).where(_subscription.c.status == "active")
     held = _held(items).where(
-        _delivery.c.message_id.in_(live), _delivery.c.subscription_id.in_(active)
+        _delivery.c.message_id.in_(live), _delivery.c.subscription_id.in_(_active_subscriptions())
     )
     connection = await session.connection()
-    renewed = held.values(leased_until=until).returning(_delivery.c.id)
-    return set((await connection.execute(renewed)).scalars())
+    renewed = held.values(leased_until=until).returning(_delivery.c.id, _delivery.c.lease_token)
+    return {(delivery_id, token) for delivery_id, token in await connection.execute(renewed)}
 
 
 def previous_secret_until(subscription: Any, now: datetime) -> datetime | None:

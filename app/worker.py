@@ -6,10 +6,10 @@ of the attempts that ended meanwhile and claims the next deliveries, in one shor
 run ahead of the sends (up to claims_ahead per subscription, their leases renewed while they
 wait), so sending never waits for the database, and a pass waits until most of them have
 started, so that one pass settles and claims many deliveries: a pass costs a few milliseconds
-whatever its size. It also purges data
-past its retention period, once per EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction
-of its own, and once a second sequences new log entries into the log's tree and signs a
-checkpoint when one is due (app/log_tree.py), in another.
+whatever its size. It also purges data past its retention period, once per
+EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and once a second
+sequences new log entries into the log's tree and signs a checkpoint when one is due
+(app/log_tree.py), in another.
 """
 
 from __future__ import annotations
@@ -207,6 +207,7 @@ async def run_forever(
     ready: deque[outbox.Claimed] = deque()  # claimed, waiting for room
     ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
     cap, ahead = settings.worker_subscription_concurrency, claims_ahead(settings)
+    most_ready = settings.worker_concurrency * ROUNDS_AHEAD
     whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
     lease = timedelta(seconds=settings.delivery_lease_seconds)
     pace = Pace()
@@ -279,8 +280,7 @@ async def run_forever(
                     left = still_ready(ready, asked, kept)
                     ready.clear()
                     ready.extend(left)
-            most = settings.worker_concurrency * ROUNDS_AHEAD
-            room = min(most - len(ready), settings.worker_batch_size)
+            room = min(most_ready - len(ready), settings.worker_batch_size)
             batch = ended[:]
             del ended[:]
             waiting = Counter(item.subscription_id for item in ready)

@@ -165,7 +165,10 @@ async def renew(
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("renewing leases failed (%s)", type(exc).__name__)
         return None
+    renewed = []
     for item in items:
-        if item.delivery_id not in kept:
+        if (item.delivery_id, item.lease_token) in kept:
+            renewed.append(replace(item, leased_until=until))
+        else:
             log.warning("delivery %s: its claim was given up while it waited", item.delivery_id)
-    return [replace(item, leased_until=until) for item in items if item.delivery_id in kept]
+    return renewed

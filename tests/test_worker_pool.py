@@ -76,13 +76,21 @@ async def wait_until(condition) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_slow_endpoint_does_not_hold_up_another_recipient(world, example, settings):
-    settings = replace_settings(settings, worker_subscription_concurrency=1, worker_concurrency=8)
-    with running_receiver(delay=1.5) as slow, running_receiver() as fast:
+@contextlib.asynccontextmanager
+async def slow_and_fast(world, example, delay: float):
+    """N07 subscribed at a receiver answering after `delay`, SMS-LEEDS at one answering at once;
+    four notices posted, so four deliveries wait for each."""
+    with running_receiver(delay=delay) as slow, running_receiver() as fast:
         await subscribe(world, "N07", slow.url)
         await subscribe(world, "SMS-LEEDS", fast.url)
         for _ in range(4):
             assert (await world.post_notice(example)).status_code == 202
+        yield slow, fast
+
+
+async def test_a_slow_endpoint_does_not_hold_up_another_recipient(world, example, settings):
+    settings = replace_settings(settings, worker_subscription_concurrency=1, worker_concurrency=8)
+    async with slow_and_fast(world, example, delay=1.5) as (slow, fast):
         async with worker(world, settings):
             await asyncio.to_thread(fast.wait_for, 4, 20)
             # Every fast delivery is done while the slow endpoint has had one at a time.
@@ -103,23 +111,18 @@ async def test_a_fast_recipients_outcomes_are_recorded_while_a_slow_ones_attempt
     attempt waits at most RECORD_WITHIN_SECONDS. Here the slow endpoint's claims wait, so
     without that bound the fast one's outcomes (and its next claim) would wait for it."""
     settings = replace_settings(settings, worker_subscription_concurrency=1, worker_poll_seconds=30)
-    with running_receiver(delay=3.0) as slow, running_receiver() as fast:
-        await subscribe(world, "N07", slow.url)
-        await subscribe(world, "SMS-LEEDS", fast.url)
-        for _ in range(4):
-            assert (await world.post_notice(example)).status_code == 202
-        async with worker(world, settings):
+    async with slow_and_fast(world, example, delay=3.0) as (slow, fast), worker(world, settings):
 
-            async def fast_ones_recorded() -> bool:
-                rows = await world.sql(
-                    "SELECT count(*) FROM delivery d"
-                    " JOIN subscription s ON s.id = d.subscription_id"
-                    f" WHERE s.url = '{fast.url}' AND d.state = 'delivered'"
-                )
-                return rows[0][0] == 4
+        async def fast_ones_recorded() -> bool:
+            rows = await world.sql(
+                "SELECT count(*) FROM delivery d"
+                " JOIN subscription s ON s.id = d.subscription_id"
+                f" WHERE s.url = '{fast.url}' AND d.state = 'delivered'"
+            )
+            return rows[0][0] == 4
 
-            await wait_until(fast_ones_recorded)
-            assert slow.requests == []  # its first attempt is still under way (3 s)
+        await wait_until(fast_ones_recorded)
+        assert slow.requests == []  # its first attempt is still under way (3 s)
 
 
 def test_claims_ahead_are_rounds_of_attempts_renewed_before_they_could_not_start(settings) -> None:
