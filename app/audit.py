@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from app.canonical import canonical_json
+from app.db import flush_pending
 from app.models import AuditEntry, ReleaseNotice
 
 
@@ -87,6 +88,18 @@ class Entry:
     details: dict[str, Any] | None = None
 
 
+def about_message(message: Any, action: str, at: datetime, details: dict[str, Any]) -> Entry:
+    """A log entry about a message: its notice, and its recipient as the subject."""
+    return Entry(
+        action,
+        at=at,
+        notice_id=message.notice_id,
+        message_id=message.id,
+        subject_organisation_id=message.recipient_organisation_id,
+        details=details,
+    )
+
+
 @functools.cache
 def _inserting(by_notice: bool) -> Insert:
     """The entries' INSERT (executemany), built once: by_notice, it reads the person_ref of the
@@ -109,8 +122,7 @@ async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
     that the entries follow anything appended before them and see the rows it adds."""
     if not entries:
         return
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
+    await flush_pending(session)
     connection = await session.connection()
     run: list[dict[str, Any]] = []
     by_notice = False  # whether the run's entries take their person from their notice's row

@@ -42,6 +42,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+async def flush_pending(session: AsyncSession) -> None:
+    """Write what the session holds pending, if anything: before Core statements that must follow
+    it (rows they refer to, log entries they come after)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

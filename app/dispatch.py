@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, jose, outbox
+from app.db import flush_pending
 from app.models import Delivery, Message, Organisation, ReleaseNotice
 from app.policy import Policy
 from app.recipient_keys import RecipientKeys
@@ -209,52 +210,60 @@ async def store(
     drafts: Iterable[Draft],
     now: datetime,
     *,
-    flush: bool = True,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> list[Message]:
     """Number each drafted message in its recipient's inbox, store it, log it and queue its
-    deliveries. Numbering locks the recipient's counter until the transaction ends: a caller
-    numbering for several recipients locks them all first (lock_recipients).
-
-    flush=False leaves the messages and their deliveries to the caller's next flush (the
-    commit's, at the latest), so that one flush writes several recipients' rows, a statement per
-    table; the caller then must not query for them before it flushes. `subscribed` is what
-    outbox.subscribers found for the recipients, if the caller has read it already."""
+    deliveries, now. Numbering locks the recipients' counters until the transaction ends, so it
+    is done last: what the session holds pending is written first, and after the numbers only
+    the messages, their deliveries and their log entries, a Core statement for each table (a
+    caller numbering for several recipients in turn locks them all first: lock_recipients).
+    `subscribed` is what outbox.subscribers found for the recipients, if the caller has read it.
+    The messages returned are not in the session: a query reads them as stored."""
     drafts = list(drafts)
+    if not drafts:
+        return []
+    if subscribed is None:
+        subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
+    await flush_pending(session)
     numbers = await outbox.next_sequences(session, [d.organisation.id for d in drafts])
-    messages = []
+    messages, entries = [], []
     for drafted, number in zip(drafts, numbers, strict=True):
         message = drafted.message
         message.sequence = number
-        session.add(message)
-        audit.append(
-            session,
-            "message.signed",
-            at=now,
-            notice_id=message.notice_id,
-            message_id=message.id,
-            subject_organisation_id=drafted.organisation.id,
-            details={
-                "kind": message.kind,
-                "kid": drafted.kid,
-                "jws_sha256": audit.sha256_hex(drafted.jws),
-                "sequence": message.sequence,
-                "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
-                **(
-                    {
-                        "encrypted_to": drafted.encrypted_to,
-                        "jwe_sha256": audit.sha256_hex(drafted.sent),
-                    }
-                    if drafted.encrypted_to
-                    else {}
-                ),
-            },
-        )
         messages.append(message)
-    if flush:
-        await session.flush()
-    await outbox.enqueue(session, messages, now, subscribed)
+        entries.append(
+            audit.about_message(
+                message,
+                "message.signed",
+                now,
+                {
+                    "kind": message.kind,
+                    "kid": drafted.kid,
+                    "jws_sha256": audit.sha256_hex(drafted.jws),
+                    "sequence": message.sequence,
+                    "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
+                    **(
+                        {
+                            "encrypted_to": drafted.encrypted_to,
+                            "jwe_sha256": audit.sha256_hex(drafted.sent),
+                        }
+                        if drafted.encrypted_to
+                        else {}
+                    ),
+                },
+            )
+        )
+    connection = await session.connection()
+    await connection.execute(insert(Message.__table__), [_columns(m) for m in messages])
+    rows, queued = outbox.deliveries(messages, now, subscribed)
+    if rows:
+        await connection.execute(insert(Delivery.__table__), rows)
+    await audit.append_many(session, entries + queued)
     return messages
+
+
+def _columns(message: Message) -> dict[str, Any]:
+    return {column.key: getattr(message, column.key) for column in Message.__table__.columns}
 
 
 async def queue(

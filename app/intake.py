@@ -16,10 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, consents
+from app.db import flush_pending
 from app.decisions import body_of, decided
 from app.dispatch import (
     DISCLOSURE,
     Context,
+    Draft,
     Sent,
     cancel,
     held,
@@ -47,9 +49,29 @@ ROUTES = (
 
 
 @dataclass(frozen=True)
+class Unnumbered:
+    """Messages signed, their deliveries' subscriptions read, but not yet numbered or stored."""
+
+    drafts: list[Draft]
+    subscribed: dict[uuid.UUID, list[uuid.UUID]]
+    now: datetime
+
+
+@dataclass(frozen=True)
 class Accepted:
     notice: ReleaseNotice
     recipients: list[Sent]
+    # A first version's messages, left for finish(): numbering locks the recipients' inbox
+    # counters until commit, so it is the transaction's last step.
+    unnumbered: Unnumbered | None = None
+
+
+async def finish(session: AsyncSession, accepted: Accepted) -> None:
+    """Number and store the messages accept_notice left unnumbered, if any: the caller's last
+    writes before it commits, since the recipients' counters stay locked until then."""
+    if accepted.unnumbered:
+        job = accepted.unnumbered
+        await store(session, job.drafts, job.now, subscribed=job.subscribed)
 
 
 async def route(
@@ -188,18 +210,19 @@ async def accept_notice(
         decided(session, row, body, organisation, role, standing, context, now, holders)
         for organisation, role in recipients
     ]
-    # Whatever needs no number is written before the counters are locked: the decisions, and
-    # the subscriptions read. Numbering locks the recipients' counters in one order (with the
-    # holders' first, if a cancellation below will number for them too) until commit.
-    await session.flush()
-    subscribed = await subscribers(session, [d.organisation.id for d in drafts if d])
-    if holders:
-        await lock_recipients(session, counters)
-    await store(session, [d for d in drafts if d], now, flush=False, subscribed=subscribed)
     sent = [
         Sent(organisation, role, drafted.message.id if drafted else None)
         for (organisation, role), drafted in zip(recipients, drafts, strict=True)
     ]
+    signed = [d for d in drafts if d]
+    subscribed = await subscribers(session, [d.organisation.id for d in signed])
+    if not holders:  # numbered last, by finish(): nothing below needs the numbers
+        return Accepted(row, sent, Unnumbered(signed, subscribed, now))
+    # Numbering locks the recipients' counters in one order (the holders' with them, as a
+    # cancellation below numbers for them too) until commit: what needs no number goes first.
+    await flush_pending(session)
+    await lock_recipients(session, counters)
+    await store(session, signed, now, subscribed=subscribed)
     # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
     # may hold one and gets nothing from this version is told it no longer stands.
     disclosed_to = {s.organisation.id for s in sent if s.message_id}

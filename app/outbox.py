@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     or_,
     select,
     text,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.db import flush_pending
 from app.models import Delivery, Message, Organisation, Subscription
 from app.sealing import DataKeys, Sealed, SealError, place
 
@@ -112,38 +114,48 @@ async def subscribers(
     return found
 
 
+def deliveries(
+    messages: Sequence[Message], now: datetime, subscribed: Mapping[uuid.UUID, list[uuid.UUID]]
+) -> tuple[list[dict[str, Any]], list[audit.Entry]]:
+    """One pending delivery per subscription of each message's recipient, as rows to insert,
+    and a log entry for each (pure)."""
+    rows, entries = [], []
+    for message in messages:
+        for subscription_id in subscribed[message.recipient_organisation_id]:
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "message_id": message.id,
+                    "subscription_id": subscription_id,
+                    "state": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+            entries.append(
+                audit.about_message(
+                    message, "delivery.queued", now, {"subscription_id": str(subscription_id)}
+                )
+            )
+    return rows, entries
+
+
 async def enqueue(
     session: AsyncSession,
     messages: Sequence[Message],
     now: datetime,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> None:
-    """One pending delivery per subscription of each message's recipient (as `subscribers`
-    finds them, or has found them in this transaction: `subscribed`)."""
+    """Queue, now, one pending delivery per subscription of each message's recipient (as
+    `subscribers` finds them, or has found them in this transaction: `subscribed`)."""
     if subscribed is None:
         subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
-    for message in messages:
-        for subscription_id in subscribed[message.recipient_organisation_id]:
-            session.add(
-                Delivery(
-                    id=uuid.uuid4(),
-                    message_id=message.id,
-                    subscription_id=subscription_id,
-                    state=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-            audit.append(
-                session,
-                "delivery.queued",
-                at=now,
-                notice_id=message.notice_id,
-                message_id=message.id,
-                subject_organisation_id=message.recipient_organisation_id,
-                details={"subscription_id": str(subscription_id)},
-            )
+    rows, entries = deliveries(messages, now, subscribed)
+    await flush_pending(session)  # the messages, if they are pending
+    if rows:
+        await (await session.connection()).execute(insert(Delivery.__table__), rows)
+    await audit.append_many(session, entries)
 
 
 async def wake_workers(session: AsyncSession) -> None:

@@ -47,8 +47,9 @@ async def test_one_notice_writes_each_table_once(app, world, example, database_u
         )
         assert response.status_code == 201, response.text
     await world.token("MDI")  # the token is fetched before counting
+    headers = await world.headers("MDI") | {"idempotency-key": str(uuid.uuid4())}
     with statements(app) as seen:
-        response = await world.post_notice(example)
+        response = await world.api.post("/v1/release-notices", json=example, headers=headers)
     assert response.status_code == 202, response.text
     assert [r["message_id"] is not None for r in response.json()["recipients"]] == [True, True]
     inserts = Counter(m.group(1) for s in seen if (m := INSERT.match(s)))
@@ -67,6 +68,12 @@ async def test_one_notice_writes_each_table_once(app, world, example, database_u
     assert not [s for s in seen if s.lstrip().upper().startswith("SELECT PG_NOTIFY")], seen
     assert not [s for s in seen if re.match(r"\s*SELECT idempotency_key", s)], seen
     assert not [s for s in seen if re.match(r"\s*SELECT message", s)], seen
+    # Numbering locks the recipients' inbox counters until commit, so it comes last: after it,
+    # only the messages it numbered, their deliveries and their log entries are written.
+    numbering = next(i for i, s in enumerate(seen) if re.match(r"\s*UPDATE organisation", s))
+    locked = {m.group(1) if (m := INSERT.match(s)) else s.split()[0] for s in seen[numbering + 1 :]}
+    assert locked == {"message", "delivery", "audit_entry"}, seen[numbering:]
+    assert any(re.match(r"\s*UPDATE idempotency_key", s) for s in seen[:numbering]), seen
     # Each sequence number is still the recipient's own, gap-free.
     rows = await world.sql(
         "SELECT o.code, m.sequence FROM message m JOIN organisation o"
