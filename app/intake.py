@@ -2,7 +2,9 @@
 
 Each routes, decides, signs and queues in the caller's transaction, with a log entry for each
 step, and never commits: the caller owns the transaction. A notice's body and every message's
-payload are sealed before they are stored.
+payload are sealed before they are stored. A first version's messages are numbered and queued
+by finish(), which the caller must call as its last step before it commits: numbering locks the
+recipients' inbox counters until then.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ async def accept_notice(
     now: datetime,
     amends: uuid.UUID | None = None,
 ) -> Accepted:
-    """Store a notice (or, with `amends`, a new version of one) and send what it causes."""
+    """Store a notice (or, with `amends`, a new version of one) and send what it causes; what
+    Accepted.unnumbered holds is stored only by finish(), which the caller must then call."""
     errors = []  # every failing field at once, not the first stage's only
     if notice.release.prison_code != caller.organisation_code:
         errors.append(
