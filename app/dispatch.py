@@ -255,10 +255,7 @@ async def store(
         )
     connection = await session.connection()
     await connection.execute(insert(Message.__table__), [_columns(m) for m in messages])
-    rows, queued = outbox.deliveries(messages, now, subscribed)
-    if rows:
-        await connection.execute(insert(Delivery.__table__), rows)
-    await audit.append_many(session, entries + queued)
+    await outbox.enqueue(session, messages, now, subscribed, logged=entries)
     return messages
 
 

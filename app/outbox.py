@@ -114,7 +114,7 @@ async def subscribers(
     return found
 
 
-def deliveries(
+def _deliveries(
     messages: Sequence[Message], now: datetime, subscribed: Mapping[uuid.UUID, list[uuid.UUID]]
 ) -> tuple[list[dict[str, Any]], list[audit.Entry]]:
     """One pending delivery per subscription of each message's recipient, as rows to insert,
@@ -146,16 +146,19 @@ async def enqueue(
     messages: Sequence[Message],
     now: datetime,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
+    *,
+    logged: Sequence[audit.Entry] = (),
 ) -> None:
     """Queue, now, one pending delivery per subscription of each message's recipient (as
-    `subscribers` finds them, or has found them in this transaction: `subscribed`)."""
+    `subscribers` finds them, or has found them in this transaction: `subscribed`), each logged;
+    `logged` are entries to write first, in the same statement (the messages' own)."""
     if subscribed is None:
         subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
-    rows, entries = deliveries(messages, now, subscribed)
+    rows, entries = _deliveries(messages, now, subscribed)
     await flush_pending(session)  # the messages, if they are pending
     if rows:
         await (await session.connection()).execute(insert(Delivery.__table__), rows)
-    await audit.append_many(session, entries)
+    await audit.append_many(session, [*logged, *entries])
 
 
 async def wake_workers(session: AsyncSession) -> None:
