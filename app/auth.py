@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jose
-from app.db import Session
+from app.api.deps import Session
 from app.errors import Problem
 from app.identity import KIND_SCOPES, Caller, Scope, hash_secret
 from app.models import ApiClient, ClientAssertion, Organisation

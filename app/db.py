@@ -1,12 +1,10 @@
-"""Engines and sessions. The request's session dependency is the only place a request commits."""
+"""Engines and sessions. (A request's session, and its commit, is app.api.deps.Session.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -51,20 +49,3 @@ async def flush_pending(session: AsyncSession) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, before the response."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
-# scope="function": the commit runs as soon as the handler returns, so a failed commit becomes
-# an error response instead of a 202 for data that was never stored.
-Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -68,3 +70,19 @@ def test_notice_example_prints_the_example_moved_to_today(run) -> None:
     notice = ReleaseNotice.model_validate(printed)
     assert notice.release.release_date == today + timedelta(days=9)
     assert implausible(notice, datetime.now(UTC)) == []
+
+
+def test_the_command_starts_without_the_web_framework_or_the_migrations() -> None:
+    """`exchange audit verify`, `exchange worker` and the rest start in a fresh process each time
+    (verify has a time target, issue 8): importing FastAPI and alembic cost them 0.6 s."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, app.cli; print(sorted({'fastapi', 'alembic'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -12,11 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app import acknowledgements, idempotency
-from app.api.deps import DataKeysDep, Now
+from app.api.deps import DataKeysDep, Now, Session
 from app.api.notices import IdempotencyKey
 from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import AcknowledgementReader, AcknowledgementWriter
-from app.db import Session
 from app.models import Acknowledgement
 from app.problems import PROBLEMS, documented
 from app.schemas import AcknowledgementIn, AcknowledgementOut, AcknowledgementPage

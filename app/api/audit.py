@@ -14,11 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, disclosures, log_export, log_tree
-from app.api.deps import DataKeysDep, LogSignerDep, Now
+from app.api.deps import DataKeysDep, LogSignerDep, Now, Session
 from app.api.notices import disclosures_out
 from app.api.pages import Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
-from app.db import Session
 from app.errors import Problem
 from app.identity import Caller
 from app.models import AuditEntry

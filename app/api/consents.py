@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app import consents, withdrawal
-from app.api.deps import IntakeContext, Now
+from app.api.deps import IntakeContext, Now, Session
 from app.auth import ConsentWriter
-from app.db import Session
 from app.errors import Problem, invalid
 from app.models import Consent
 from app.notice import CLOCK_SKEW

@@ -5,16 +5,31 @@ pool, a hand-off to a thread and back on every request for what is an attribute 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.intake import Context
 from app.jose import KeyRing
 from app.log_key import LogSigner
 from app.sealing import DataKeys
 from app.settings import Settings
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, before the response.
+    The only place a request commits."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 async def _settings(request: Request) -> Settings:
@@ -41,6 +56,9 @@ async def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# scope="function": the commit runs as soon as the handler returns, so a failed commit becomes
+# an error response instead of a 202 for data that was never stored.
+Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 DataKeysDep = Annotated[DataKeys, Depends(_data_keys)]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import encryption_keys
-from app.api.deps import Now
+from app.api.deps import Now, Session
 from app.auth import SubscriptionWriter
-from app.db import Session
 from app.errors import Problem, invalid
 from app.problems import PROBLEMS
 from app.schemas_keys import EncryptionKeyIn, EncryptionKeyOut

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Body
 from sqlalchemy import select
 
 from app import recovery
-from app.api.deps import DataKeysDep, Now
+from app.api.deps import DataKeysDep, Now, Session
 from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
 from app.auth import RecipientReader, SubscriptionWriter
-from app.db import Session
 from app.errors import Problem
 from app.jose import is_encrypted
 from app.models import Message

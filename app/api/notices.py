@@ -13,9 +13,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from app import disclosures, idempotency, intake, tracking
-from app.api.deps import DataKeysDep, IntakeContext, Now
+from app.api.deps import DataKeysDep, IntakeContext, Now, Session
 from app.auth import PrisonCaller
-from app.db import Session
 from app.intake import Accepted
 from app.models import ReleaseNotice
 from app.notice import ReleaseNotice as NoticeBody

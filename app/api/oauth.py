@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Header, Request, Response
 
-from app.api.deps import KeyRingDep, Now, SettingsDep
+from app.api.deps import KeyRingDep, Now, Session, SettingsDep
 from app.auth import (
     ClientAuthFailed,
     authenticate_client,
@@ -15,7 +15,6 @@ from app.auth import (
     presented,
     requested_scopes,
 )
-from app.db import Session
 from app.errors import Problem
 from app.metrics import Metrics
 from app.problems import PROBLEMS, documented

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from app import admin
-from app.api.deps import Now
+from app.api.deps import Now, Session
 from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import Operator
-from app.db import Session
 from app.models import ApiClient, Organisation
 from app.problems import PROBLEMS, documented
 from app.schemas import (

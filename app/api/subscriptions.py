@@ -10,10 +10,9 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import select
 
 from app import recovery, subscriptions
-from app.api.deps import Now, SettingsDep
+from app.api.deps import Now, Session, SettingsDep
 from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import SubscriptionWriter
-from app.db import Session
 from app.models import Subscription
 from app.outbox import previous_secret_until
 from app.problems import PROBLEMS, documented
