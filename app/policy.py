@@ -87,6 +87,10 @@ class Rule:
 
 
 MATCHES_KEPT = 10_000  # (recipient, pointer) pairs whose matching rules a policy remembers
+OUTCOME_TABLES_KEPT = 256  # (recipient, rules in force) pairs whose leaf outcomes it remembers
+# A leaf's outcome (("sent", rule, transform) or ("withheld", rule, reason)), and the consent
+# scopes a sent leaf relied on.
+Outcome = tuple[tuple[str, ...], frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,29 @@ class Policy:
     _matches: dict[tuple[str, str], tuple[Rule, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # What `_leaf_outcome` has worked out, per recipient kind and which of its rules are in
+    # force (`in_force`): a leaf's outcome depends on nothing else. Bounded the same way.
+    _outcomes: dict[tuple[str, tuple[bool, ...]], dict[str, Outcome]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def for_recipient(self, kind: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.recipient == kind)
+
+    def in_force(
+        self, kind: str, consents: Mapping[str, bool], notice: Mapping[str, Any]
+    ) -> tuple[bool, ...]:
+        """Whether each of the recipient kind's rules is in force, in the policy's order."""
+        return tuple(r.in_force(consents, notice) for r in self.for_recipient(kind))
+
+    def outcomes(self, kind: str, in_force: tuple[bool, ...]) -> dict[str, Outcome]:
+        """The leaf outcomes remembered for the kind with these rules in force (fill it)."""
+        found = self._outcomes.get((kind, in_force))
+        if found is None:
+            found = {}
+            if len(self._outcomes) < OUTCOME_TABLES_KEPT:
+                self._outcomes[(kind, in_force)] = found
+        return found
 
     def matching(self, kind: str, pointer: str) -> tuple[Rule, ...]:
         """The recipient kind's rules that cover the pointer, in the policy's order."""
@@ -214,9 +238,15 @@ def decide(
     outcomes: dict[str, tuple[str, ...]] = {}
     disclosure: dict[str, Any] = {}
     relied: set[str] = set()
+    known = policy.outcomes(recipient, policy.in_force(recipient, consents, notice))
     for pointer, value in _leaves(notice, ""):
-        matching = policy.matching(recipient, pointer)
-        outcome, leaf_relied = _leaf_outcome(matching, pointer, consents, notice)
+        found = known.get(pointer)
+        if found is None:
+            matching = policy.matching(recipient, pointer)
+            found = _leaf_outcome(matching, pointer, consents, notice)
+            if len(known) < MATCHES_KEPT:
+                known[pointer] = found
+        outcome, leaf_relied = found
         outcomes[pointer] = outcome
         if outcome[0] == "sent":
             transform = TRANSFORMS.get(outcome[2]) if outcome[2] else None
@@ -233,25 +263,25 @@ def _leaf_outcome(
     pointer: str,
     consents: Mapping[str, bool],
     notice: Mapping[str, Any],
-) -> tuple[tuple[str, ...], set[str]]:
+) -> Outcome:
     """(outcome, the consents a sent leaf relied on), from the rules that cover the leaf. A
     deny in force wins; then the allow rule in force that names the leaf most closely; else
     withheld, naming why."""
     for rule in matching:
         if rule.effect == "deny" and rule.in_force(consents, notice):
-            return ("withheld", rule.id, rule.reason or REASON_NO_RULE), set()
+            return ("withheld", rule.id, rule.reason or REASON_NO_RULE), frozenset()
     allowing = [r for r in matching if r.effect == "allow" and r.in_force(consents, notice)]
     if allowing:
         chosen = max(allowing, key=lambda r: r.reach(pointer))  # first of the closest
         relied = {r.unless_consent for r in matching if r.effect == "deny" and r.unless_consent}
         if chosen.requires_consent:
             relied.add(chosen.requires_consent)
-        return ("sent", chosen.id, chosen.transform or ""), {s for s in relied if s}
+        return ("sent", chosen.id, chosen.transform or ""), frozenset(s for s in relied if s)
     for rule in matching:
         if rule.effect == "allow":
             reason = REASON_NO_CONSENT if rule.requires_consent else REASON_NO_CONDITION
-            return ("withheld", rule.id, reason), set()
-    return ("withheld", NO_RULE, REASON_NO_RULE), set()
+            return ("withheld", rule.id, reason), frozenset()
+    return ("withheld", NO_RULE, REASON_NO_RULE), frozenset()
 
 
 def _leaves(node: Any, pointer: str) -> Iterable[tuple[str, Any]]:

@@ -346,9 +346,15 @@ def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatc
     import app.policy as policy_module
 
     monkeypatch.setattr(policy_module, "MATCHES_KEPT", 3)
+    monkeypatch.setattr(policy_module, "OUTCOME_TABLES_KEPT", 1)
     rules, consents, sent, _ = HAND_TABLE["requires-consent-given"]
     policy = Policy("test", "0" * 64, tuple(rules))
     first = decide(policy, SMALL_NOTICE, PROBATION, consents)
     assert first.fields_sent == sent and sent  # something is sent, by a remembered match
     assert len(policy._matches) == 3  # SMALL_NOTICE has more leaves than that
     assert decide(policy, SMALL_NOTICE, PROBATION, consents) == first
+    refused = {scope: False for scope in consents}  # other rules in force: a second table
+    assert decide(policy, SMALL_NOTICE, PROBATION, refused) == decide(
+        Policy("test", "0" * 64, tuple(rules)), SMALL_NOTICE, PROBATION, refused
+    )
+    assert [len(outcomes) for outcomes in policy._outcomes.values()] == [3]

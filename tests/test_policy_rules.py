@@ -441,6 +441,27 @@ def test_property_nothing_consent_gated_leaves_without_its_consent(data, withdra
         assert NOTES not in leaves(probation.disclosure)
 
 
+# A condition, a consent, a deny lifted by a consent and a transform: what makes a leaf's
+# outcome differ between two notices of one shape.
+MIXED = [NPS_CHILDREN, NOTES_UNLESS, MONTH_IF_SMS, PERSON, DENY_TREATMENT]
+
+
+@PROPERTY
+@given(data=st.data())
+def test_property_a_remembered_outcome_is_the_one_worked_out_afresh(tmp_path_factory, data) -> None:
+    """A policy remembers each leaf's outcome per recipient kind and the rules in force: a
+    decision with what it remembers from earlier notices, of other conditions and consents, is
+    the decision a policy that remembers nothing makes."""
+    warm = load(tmp_path_factory.mktemp("mixed"), MIXED)
+    for _ in range(data.draw(st.integers(2, 8))):
+        history = data.draw(histories())
+        notice = data.draw(notices(history))
+        consents = consents_from_records(history, BASE + timedelta(hours=1))
+        for kind in (SMS, PROBATION):
+            cold = Policy(warm.version, warm.sha256, warm.rules)
+            assert decide(warm, notice, kind, consents) == decide(cold, notice, kind, consents)
+
+
 def oracle(history: list[dict[str, Any]], now: datetime | None) -> dict[str, bool]:
     """Latest event per scope by instant; at a shared instant any refusal wins; a future consent
     or expiry is ignored, a refusal or withdrawal on record counts from `now` at the latest."""
