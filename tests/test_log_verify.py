@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import asyncpg
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import audit, log_tree
+from app import audit, log_rows, log_tree, log_verify
 from app.db import is_sqlite
 from app.log_key import load_log_signer
 from app.models import AuditEntry, AuditLeaf
@@ -179,6 +180,59 @@ async def test_an_entry_in_no_leaf_is_reported(world, log, run, database_url):
     code, output = await verified(run, log)
     assert code == 1
     assert "is in no leaf" in output
+
+
+@pytest.mark.parametrize("also_removed", [False, True])
+async def test_an_entry_in_no_leaf_among_the_sequenced_is_reported(
+    world, log, run, database_url, also_removed
+):
+    """Below the highest entry a leaf names (an id before the others'), and beside an entry
+    removed from under its leaf: the count that spares verify looking through every entry
+    must not hide it."""
+    statements = [
+        "INSERT INTO audit_entry (id, recorded_at, action, details)"
+        f" VALUES (0, '{OLD}', 'x.y', '{{}}')"
+    ]
+    if also_removed:
+        statements.append(f"DELETE FROM audit_entry WHERE id = {(await leaf(world, 3)).id}")
+    await tamper(database_url, *statements)
+    code, output = await verified(run, log)
+    assert code == 1
+    assert "entry 0 is in no leaf" in output
+    assert ("leaf 3: its entry was removed" in output) == also_removed
+
+
+async def test_verify_reads_the_log_as_it_stood_when_it_began(
+    world, log, database_url, monkeypatch
+):
+    """On PostgreSQL one snapshot: what is changed while it walks (an entry ahead of it removed,
+    one in no leaf written) is neither found nor mistaken, and the counts it compares are of one
+    state of the log."""
+    if is_sqlite(database_url):
+        pytest.skip("the walk is one snapshot on PostgreSQL")
+    monkeypatch.setattr(log_rows, "BATCH", 2)
+    last = (await leaf(world, await size(world) - 1)).id
+    changes = [
+        f"DELETE FROM audit_entry WHERE id = {last}",
+        "INSERT INTO audit_entry (id, recorded_at, action, details)"
+        f" VALUES (0, '{OLD}', 'x.y', '{{}}')",
+    ]
+    changed: list[int] = []
+
+    def meanwhile(done: int, _total: int) -> None:  # after the first batch, from elsewhere
+        if not changed:
+            changed.append(done)
+            thread = threading.Thread(target=asyncio.run, args=(tamper(database_url, *changes),))
+            thread.start()
+            thread.join()
+
+    key = log.private_key.public_key()
+    async with world.sessions() as session:
+        report = await log_verify.verify(session, key, log.origin, meanwhile)
+    assert changed == [2] and report.findings == []
+    async with world.sessions() as session:  # afterwards, both are found
+        found = await log_verify.verify(session, key, log.origin)
+    assert {f.problem for f in found.findings} >= {"its entry was removed", "entry 0 is in no leaf"}
 
 
 async def test_the_sweep_sequences_an_entry_the_window_missed(world, log, settings, monkeypatch):
