@@ -77,7 +77,7 @@ async def list_entries(
     if until:
         query = query.where(AuditEntry.recorded_at < until)
     rows = (await session.scalars(query.order_by(AuditEntry.id).limit(limit))).all()
-    consulted(
+    await consulted(
         session,
         caller,
         now,
@@ -99,7 +99,7 @@ async def list_entries(
     )
 
 
-def consulted(
+async def consulted(
     session: AsyncSession,
     caller: Caller,
     now: datetime,
@@ -110,9 +110,9 @@ def consulted(
     filters: dict[str, Any] | None = None,
 ) -> None:
     """An auditor's query is itself a log entry (DPA 2018 s.62: consultation), in the query's
-    transaction: ids, codes and the person's keyed hash only."""
-    audit.append(
-        session,
+    transaction: ids, codes and the person's keyed hash only. Written at once, by one INSERT
+    (an ORM object and the commit's flush cost a proof 0.6 ms of its 8 ms of CPU)."""
+    entry = audit.Entry(
         "audit.consulted",
         at=now,
         actor_organisation_id=caller.organisation_id,
@@ -121,6 +121,7 @@ def consulted(
         person_ref=person_ref,
         details={"query": what, **{k: v for k, v in (filters or {}).items() if v is not None}},
     )
+    await audit.append_many(session, [entry])
 
 
 @router.get(
@@ -135,7 +136,7 @@ async def notice_disclosures(
     """Any notice's disclosures, as its prison sees them at /v1/release-notices/{id}/disclosures.
     The query is itself logged (`audit.consulted`)."""
     answer = disclosures_out(*await disclosures.of_notice(session, notice_id, None))
-    consulted(session, caller, now, "notice_disclosures", notice_id=notice_id)
+    await consulted(session, caller, now, "notice_disclosures", notice_id=notice_id)
     return answer
 
 
@@ -182,7 +183,7 @@ async def inclusion_proof(
     """The audit path of leaf leaf_index in the tree of tree_size leaves (RFC 9162 2.1.3), with
     the entry it proves. The query is itself logged (`audit.consulted`)."""
     entry, leaf_hash, path = await log_tree.inclusion(session, leaf_index, tree_size)
-    consulted(
+    await consulted(
         session,
         caller,
         now,
@@ -211,7 +212,9 @@ async def consistency_proof(
     """That the tree of first leaves is a prefix of the tree of second (RFC 9162 2.1.4). The
     query is itself logged (`audit.consulted`)."""
     path = await log_tree.consistency(session, first, second)
-    consulted(session, caller, now, "consistency_proof", filters={"first": first, "second": second})
+    await consulted(
+        session, caller, now, "consistency_proof", filters={"first": first, "second": second}
+    )
     return ConsistencyProofOut(first=first, second=second, hashes=[_b64(h) for h in path])
 
 
@@ -233,7 +236,7 @@ async def export(
     """The log up to its latest checkpoint as NDJSON: a `checkpoint` line (its note and the
     verifier key), then one line per leaf (`leaf_index`, `leaf_hash`, `entry`), in order. The
     export is itself logged (`audit.consulted`)."""
-    consulted(session, caller, now, "export")
+    await consulted(session, caller, now, "export")
     sessions = request.app.state.sessions
 
     async def body() -> AsyncIterator[bytes]:
