@@ -192,8 +192,9 @@ async def run_forever(
     claims that have waited long enough for it (lease_renewal_due), so that none waits its lease
     out however slow its receiver. A pass runs when three quarters of what the last one left
     ready has started (so a pass settles and claims many deliveries, not one), when nothing is
-    ready, when PostgreSQL notifies that deliveries were queued, or after worker_poll_seconds; an
-    ended attempt is recorded within RECORD_WITHIN_SECONDS. What is still ready when the worker
+    ready and the last claim may have left some due (Pace), when PostgreSQL notifies that
+    deliveries were queued, or after worker_poll_seconds; an ended attempt is recorded within
+    RECORD_WITHIN_SECONDS. What is still ready when the worker
     stops is released, due again at once.
     """
     loop = asyncio.get_running_loop()
@@ -243,7 +244,7 @@ async def run_forever(
             ended.append((item, task.result()))
         if not stop.is_set():
             start_ready()
-        if stop.is_set() or not ready or pace.started >= pace.refill_after:
+        if stop.is_set() or pace.due(len(ready)):
             kick.set()
         elif pace.recording is None:
             pace.recording = loop.call_later(RECORD_WITHIN_SECONDS, kick.set)
@@ -289,7 +290,7 @@ async def run_forever(
             )
             ready.extend(claimed)
             start_ready()
-            pace.passed(len(ready))
+            pace.passed(len(ready), more_due=len(claimed) >= room)
             if claimed and len(claimed) == room:
                 continue  # there may be more due: claim again while there is room
             with contextlib.suppress(TimeoutError):
@@ -307,11 +308,16 @@ async def run_forever(
 
 class Pace:
     """When the pool's next pass is due: once `refill_after` attempts have started since the
-    last (three quarters of what it left ready), or on a timer once an attempt has ended."""
+    last (three quarters of what it left ready); once nothing is ready, if the last claim may
+    have left deliveries due (it took all the room it had); else on a timer once an attempt has
+    ended. At a trickle (each notification's pass claims a notice's deliveries, and that is all
+    that is due) an ended attempt so waits for the next notification's pass, which records it
+    and claims in one transaction, or for the timer: not a pass of its own."""
 
     def __init__(self) -> None:
         self.started = 0
         self.refill_after = 1
+        self.more_due = True
         self.recording: asyncio.TimerHandle | None = None
 
     def passing(self) -> None:
@@ -319,9 +325,14 @@ class Pace:
             self.recording.cancel()
             self.recording = None
 
-    def passed(self, ready: int) -> None:
+    def passed(self, ready: int, *, more_due: bool) -> None:
         self.started = 0
         self.refill_after = max(1, 3 * ready // 4)
+        self.more_due = more_due
+
+    def due(self, ready: int) -> bool:
+        """PURE: whether a pass is due now, with this many claims ready."""
+        return self.started >= self.refill_after or (not ready and self.more_due)
 
 
 async def _purge(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:

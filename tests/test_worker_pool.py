@@ -25,6 +25,7 @@ from app.delivery import MAX_RESPONSE_BYTES, new_secret
 from app.models import Message, Subscription
 from app.worker import (
     ROUNDS_AHEAD,
+    Pace,
     claims_ahead,
     http_client,
     lease_lasts,
@@ -123,6 +124,24 @@ async def test_a_fast_recipients_outcomes_are_recorded_while_a_slow_ones_attempt
 
         await wait_until(fast_ones_recorded)
         assert slow.requests == []  # its first attempt is still under way (3 s)
+
+
+def test_a_pass_is_due_when_most_of_the_ready_started_or_more_may_be_due() -> None:
+    pace = Pace()
+    pace.passed(8, more_due=False)
+    pace.started = 5
+    assert not pace.due(3)
+    pace.started = 6  # three quarters of the 8 it left ready
+    assert pace.due(2)
+    # A trickle: the last claim took all that was due, and it has all started. Its outcomes
+    # wait for the next notification's pass or the timer, not a pass of their own.
+    pace.passed(0, more_due=False)
+    assert not pace.due(0)
+    # The last claim took all the room it had: more may be due, so claim again at once.
+    pace.passed(0, more_due=True)
+    assert pace.due(0)
+    pace.passed(4, more_due=True)
+    assert not pace.due(4)
 
 
 def test_claims_ahead_are_rounds_of_attempts_renewed_before_they_could_not_start(settings) -> None:
