@@ -236,15 +236,19 @@ async def _unsequenced(
 
     with_entries: in a walk of every leaf in this transaction's snapshot, how many leaves had
     their entry. When there are exactly as many entries up to the highest id a leaf names, each
-    of them is one of those (a leaf names one entry, and no two leaves the same), so only the
-    entries after it are looked for, not the whole log's (a second at a million entries)."""
+    of them is one of those (a leaf names one entry, and no two leaves the same: audit_leaf's
+    entry_id is unique, a constraint that whoever could drop it could as well give an entry a
+    leaf), so only the entries after it are looked for, not the whole log's (a second at a
+    million entries)."""
     query = (
         select(AuditEntry.id)
         .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
         .where(AuditLeaf.leaf_index.is_(None), AuditEntry.recorded_at < before)
     )
-    highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
-    if with_entries is not None and highest is not None:
+    highest = None
+    if with_entries is not None:
+        highest = await session.scalar(select(func.max(AuditLeaf.entry_id)))
+    if highest is not None:
         up_to = select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= highest)
         if await session.scalar(up_to) == with_entries:
             query = query.where(AuditEntry.id > highest)

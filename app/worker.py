@@ -194,8 +194,8 @@ async def run_forever(
     ready has started (so a pass settles and claims many deliveries, not one), when nothing is
     ready and the last claim may have left some due (Pace), when PostgreSQL notifies that
     deliveries were queued, or after worker_poll_seconds; an ended attempt is recorded within
-    RECORD_WITHIN_SECONDS. What is still ready when the worker
-    stops is released, due again at once.
+    RECORD_WITHIN_SECONDS. What is still ready when the worker stops is released, due again at
+    once.
     """
     loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
@@ -312,7 +312,9 @@ class Pace:
     have left deliveries due (it took all the room it had); else on a timer once an attempt has
     ended. At a trickle (each notification's pass claims a notice's deliveries, and that is all
     that is due) an ended attempt so waits for the next notification's pass, which records it
-    and claims in one transaction, or for the timer: not a pass of its own."""
+    and claims in one transaction, or for the timer: not a pass of its own. (A claim also falls
+    short of its room when some of what it leased is withheld rather than sent; what is due
+    after those then waits for the timer too, at most RECORD_WITHIN_SECONDS.)"""
 
     def __init__(self) -> None:
         self.started = 0

@@ -83,6 +83,7 @@ def test_the_command_starts_without_the_web_framework_or_the_migrations() -> Non
         ],
         capture_output=True,
         text=True,
-        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
+    assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
