@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select, text, tuple_, union_all
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -108,23 +108,26 @@ async def tree_size(session: AsyncSession) -> int:
     return 0 if highest is None else highest + 1
 
 
-@functools.cache
-def _nodes_query(leaves: bool, nodes: bool) -> Any:
-    """_stored_nodes' query, built once for each shape: its lists are expanding parameters, so
-    a proof neither builds nor compiles SQL for its twenty-odd hashes."""
+@functools.lru_cache(maxsize=512)  # leaves and nodes are each below 2 log2(size) + 2
+def _nodes_query(leaves: int, nodes: int) -> Any:
+    """_stored_nodes' query for this many leaves and nodes, built once for each shape, with a
+    parameter per value: expanding lists cost SQLAlchemy more to render at every call than the
+    database spends answering. Pairs as an OR, because SQLite scans the whole table for a
+    row-value IN; PostgreSQL plans both the same (one index probe per pair)."""
     parts: list[Any] = []
     if leaves:
+        wanted = [bindparam(f"l{i}") for i in range(leaves)]
         parts.append(
             select(literal(0), AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
-                AuditLeaf.leaf_index.in_(bindparam("leaves", expanding=True))
+                AuditLeaf.leaf_index.in_(wanted)
             )
         )
-    if nodes:  # one IN over pairs: an OR of ANDs took longer to build than to run
-        parts.append(
-            select(AuditNode.level, AuditNode.position, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.position).in_(bindparam("nodes", expanding=True))
-            )
-        )
+    if nodes:
+        pairs = [
+            and_(AuditNode.level == bindparam(f"v{i}"), AuditNode.position == bindparam(f"p{i}"))
+            for i in range(nodes)
+        ]
+        parts.append(select(AuditNode.level, AuditNode.position, AuditNode.hash).where(or_(*pairs)))
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
@@ -134,9 +137,10 @@ async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> 
     nodes = [(level, position) for level, position in wanted if level]
     found: dict[tuple[int, int], bytes] = {}
     if leaves or nodes:
-        given = {"leaves": leaves} if leaves else {}
-        given |= {"nodes": nodes} if nodes else {}
-        rows = await session.execute(_nodes_query(bool(leaves), bool(nodes)), given)
+        given = {f"l{i}": index for i, index in enumerate(leaves)}
+        for i, (level, position) in enumerate(nodes):
+            given[f"v{i}"], given[f"p{i}"] = level, position
+        rows = await session.execute(_nodes_query(len(leaves), len(nodes)), given)
         found = {(level, index): value for level, index, value in rows}
     missing = wanted - found.keys()
     if missing:  # the tree's invariant is broken: never answer with a made-up hash
@@ -242,19 +246,23 @@ async def _check_size(session: AsyncSession, pointer: str, size: int) -> None:
         raise _out_of_range(pointer, f"the log's tree has {current} leaves")
 
 
+@functools.cache
+def _leaf_query() -> Any:
+    """The highest leaf index, a leaf's hash and its entry: built once, for every proof."""
+    highest = select(func.max(AuditLeaf.leaf_index)).scalar_subquery()
+    return (
+        select(highest, AuditLeaf.leaf_hash, AuditEntry)
+        .join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
+        .where(AuditLeaf.leaf_index == bindparam("leaf_index"))
+    )
+
+
 async def inclusion(
     session: AsyncSession, leaf_index: int, size: int
 ) -> tuple[AuditEntry, bytes, list[bytes]]:
     """The entry at leaf_index, its leaf hash and its audit path in the tree of this size.
     Two queries: the tree's size with the leaf and its entry, then the path's stored hashes."""
-    highest = select(func.max(AuditLeaf.leaf_index)).scalar_subquery()
-    row = (
-        await session.execute(
-            select(highest, AuditLeaf.leaf_hash, AuditEntry)
-            .join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
-            .where(AuditLeaf.leaf_index == leaf_index)
-        )
-    ).first()
+    row = (await session.execute(_leaf_query(), {"leaf_index": leaf_index})).first()
     if row is None:  # out of range, as the checks below tell, or a leaf lost
         await _check_size(session, "/tree_size", size)
     elif not 0 <= size <= row[0] + 1:

@@ -101,6 +101,29 @@ async def test_stored_nodes_give_the_rfc_root_at_every_size(sessions):
     )
 
 
+async def test_a_proofs_stored_hashes_are_read_by_index_not_by_scanning_the_tree(
+    sessions, database_url
+):
+    """SQLite answers a row-value IN (VALUES ...) by scanning the whole table: a proof in a log
+    of a million entries read every stored node. The pairs are an OR, an index probe each."""
+    if not is_sqlite(database_url):
+        pytest.skip("the plan checked is SQLite's; PostgreSQL probes the index for either form")
+    await append_entries(sessions, 40)
+    await sequence_all(sessions)
+    given = {"l0": 3, "l1": 8, "v0": 1, "p0": 0, "v1": 2, "p1": 1, "v2": 3, "p2": 0}
+    async with sessions() as session:
+        connection = await session.connection()
+        compiled = log_tree._nodes_query(2, 3).compile(dialect=connection.dialect)
+        bound = compiled.construct_params(given)
+        values = tuple(bound[name] for name in compiled.positiontup)
+        plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)
+        steps = [row[-1] for row in plan]
+        rows = await connection.exec_driver_sql(str(compiled), values)
+        found = {(level, index) for level, index, _ in rows}
+    assert not [step for step in steps if step.startswith("SCAN audit")], steps
+    assert found == {(0, 3), (0, 8), (1, 0), (2, 1), (3, 0)}
+
+
 @pytest.mark.postgres
 async def test_a_late_commit_below_the_highest_sequenced_id_is_still_sequenced(
     sessions, database_url
