@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import time
 import uuid
@@ -13,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -272,25 +273,29 @@ def _scopes(claims: dict, *allowed: frozenset[str]) -> frozenset[str]:
     return scopes
 
 
-async def _own_client(session: AsyncSession, claims: dict) -> Caller | None:
-    # Columns, not ORM objects: every request with a token asks this first.
-    row = (
-        await session.execute(
-            select(
-                ApiClient.client_id,
-                ApiClient.scopes,
-                Organisation.id,
-                Organisation.code,
-                Organisation.kind,
-            )
-            .join(Organisation, Organisation.id == ApiClient.organisation_id)
-            .where(
-                ApiClient.client_id == str(claims.get("client_id")),
-                ApiClient.disabled_at.is_(None),
-                Organisation.disabled_at.is_(None),
-            )
+@functools.cache
+def _own_client_query() -> Select:
+    """Columns, not ORM objects, and built once: every request with a token asks this first."""
+    return (
+        select(
+            ApiClient.client_id,
+            ApiClient.scopes,
+            Organisation.id,
+            Organisation.code,
+            Organisation.kind,
         )
-    ).first()
+        .join(Organisation, Organisation.id == ApiClient.organisation_id)
+        .where(
+            ApiClient.client_id == bindparam("client_id"),
+            ApiClient.disabled_at.is_(None),
+            Organisation.disabled_at.is_(None),
+        )
+    )
+
+
+async def _own_client(session: AsyncSession, claims: dict) -> Caller | None:
+    client = {"client_id": str(claims.get("client_id"))}
+    row = (await session.execute(_own_client_query(), client)).first()
     if row is None:
         return None
     client_id, client_scopes, organisation_id, code, kind = row
