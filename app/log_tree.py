@@ -16,7 +16,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import merkle
@@ -108,12 +123,34 @@ async def tree_size(session: AsyncSession) -> int:
     return 0 if highest is None else highest + 1
 
 
-@functools.lru_cache(maxsize=512)  # leaves and nodes are each below 2 log2(size) + 2
-def _nodes_query(leaves: int, nodes: int) -> Any:
-    """_stored_nodes' query for this many leaves and nodes, built once for each shape, with a
-    parameter per value: expanding lists cost SQLAlchemy more to render at every call than the
-    database spends answering. Pairs as an OR, because SQLite scans the whole table for a
-    row-value IN; PostgreSQL plans both the same (one index probe per pair)."""
+@functools.cache
+def _nodes_by_arrays() -> Any:
+    """_stored_nodes' query on PostgreSQL: one statement, whatever the proof, its values in
+    three arrays. Compiled and prepared once, and an index probe per pair. Expanding lists were
+    rendered again at every call (costing SQLAlchemy more than the database spent answering),
+    and a statement per count of values was compiled and prepared afresh for each new count."""
+    leaves = select(literal(0), AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
+        AuditLeaf.leaf_index == any_(bindparam("leaves", type_=ARRAY(BigInteger)))
+    )
+    pairs = (
+        func.unnest(
+            bindparam("levels", type_=ARRAY(Integer)),
+            bindparam("positions", type_=ARRAY(BigInteger)),
+        )
+        .table_valued("level", "position")
+        .render_derived(name="wanted")
+    )
+    nodes = select(AuditNode.level, AuditNode.position, AuditNode.hash).where(
+        tuple_(AuditNode.level, AuditNode.position).in_(select(pairs.c.level, pairs.c.position))
+    )
+    return union_all(leaves, nodes)
+
+
+@functools.lru_cache(maxsize=512)  # a proof asks for at most a few leaves and 2 log2(size) nodes
+def _nodes_by_values(leaves: int, nodes: int) -> Any:
+    """_stored_nodes' query on SQLite, which has no arrays: built once for each count of leaves
+    and nodes, a parameter per value. The pairs are an OR: SQLite answers a row-value IN by
+    scanning the whole table."""
     parts: list[Any] = []
     if leaves:
         wanted = [bindparam(f"l{i}") for i in range(leaves)]
@@ -131,16 +168,26 @@ def _nodes_query(leaves: int, nodes: int) -> Any:
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
+def _nodes_query(
+    dialect: str, leaves: list[int], nodes: list[tuple[int, int]]
+) -> tuple[Any, dict[str, Any]]:
+    if dialect == "postgresql":
+        levels, positions = [level for level, _ in nodes], [position for _, position in nodes]
+        return _nodes_by_arrays(), {"leaves": leaves, "levels": levels, "positions": positions}
+    given = {f"l{i}": index for i, index in enumerate(leaves)}
+    for i, (level, position) in enumerate(nodes):
+        given[f"v{i}"], given[f"p{i}"] = level, position
+    return _nodes_by_values(len(leaves), len(nodes)), given
+
+
 async def _stored_nodes(session: AsyncSession, wanted: set[tuple[int, int]]) -> merkle.StoredNode:
     """A StoredNode answering from the full-subtree hashes in wanted, all read in one query."""
     leaves = [index for level, index in wanted if level == 0]
     nodes = [(level, position) for level, position in wanted if level]
     found: dict[tuple[int, int], bytes] = {}
     if leaves or nodes:
-        given = {f"l{i}": index for i, index in enumerate(leaves)}
-        for i, (level, position) in enumerate(nodes):
-            given[f"v{i}"], given[f"p{i}"] = level, position
-        rows = await session.execute(_nodes_query(len(leaves), len(nodes)), given)
+        query, given = _nodes_query(session.bind.dialect.name, leaves, nodes)
+        rows = await session.execute(query, given)
         found = {(level, index): value for level, index, value in rows}
     missing = wanted - found.keys()
     if missing:  # the tree's invariant is broken: never answer with a made-up hash

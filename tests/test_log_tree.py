@@ -113,7 +113,7 @@ async def test_a_proofs_stored_hashes_are_read_by_index_not_by_scanning_the_tree
     given = {"l0": 3, "l1": 8, "v0": 1, "p0": 0, "v1": 2, "p1": 1, "v2": 3, "p2": 0}
     async with sessions() as session:
         connection = await session.connection()
-        compiled = log_tree._nodes_query(2, 3).compile(dialect=connection.dialect)
+        compiled = log_tree._nodes_by_values(2, 3).compile(dialect=connection.dialect)
         bound = compiled.construct_params(given)
         values = tuple(bound[name] for name in compiled.positiontup)
         plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)
