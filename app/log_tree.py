@@ -126,9 +126,10 @@ async def tree_size(session: AsyncSession) -> int:
 @functools.cache
 def _nodes_by_arrays() -> Any:
     """_stored_nodes' query on PostgreSQL: one statement, whatever the proof, its values in
-    three arrays. Compiled and prepared once, and an index probe per pair. Expanding lists were
-    rendered again at every call (costing SQLAlchemy more than the database spent answering),
-    and a statement per count of values was compiled and prepared afresh for each new count."""
+    three arrays, so it is compiled once and prepared once a connection (PostgreSQL plans the
+    pairs as an index probe each, the generic plan too). Expanding lists were rendered again at
+    every call, costing SQLAlchemy more than the database spent answering, and a statement per
+    count of values was compiled and prepared afresh for each new count."""
     leaves = select(literal(0), AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
         AuditLeaf.leaf_index == any_(bindparam("leaves", type_=ARRAY(BigInteger)))
     )
@@ -150,7 +151,7 @@ def _nodes_by_arrays() -> Any:
 def _nodes_by_values(leaves: int, nodes: int) -> Any:
     """_stored_nodes' query on SQLite, which has no arrays: built once for each count of leaves
     and nodes, a parameter per value. The pairs are an OR: SQLite answers a row-value IN by
-    scanning the whole table."""
+    scanning the whole table. At least one of the counts is above 0."""
     parts: list[Any] = []
     if leaves:
         wanted = [bindparam(f"l{i}") for i in range(leaves)]
@@ -171,6 +172,7 @@ def _nodes_by_values(leaves: int, nodes: int) -> Any:
 def _nodes_query(
     dialect: str, leaves: list[int], nodes: list[tuple[int, int]]
 ) -> tuple[Any, dict[str, Any]]:
+    """The statement that reads these leaves and nodes on this dialect, and its parameters."""
     if dialect == "postgresql":
         levels, positions = [level for level, _ in nodes], [position for _, position in nodes]
         return _nodes_by_arrays(), {"leaves": leaves, "levels": levels, "positions": positions}
