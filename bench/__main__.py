@@ -7,9 +7,11 @@ used only to create the run's own databases), in this order, each beside its bas
 2. delivery: one worker draining the backlog intake left, and a bare httpx loop;
 3. end to end at a steady 50 notices a second, the API served as on this machine: a process
    per core (a second API instance, `exchange serve --workers 2`), with one worker;
-4. growth: intake p50 with the small number of notices stored, then (after the memory phase and a
-   bulk clone up to the large number) again;
-5. memory: the API process's resident size once it has answered the given number of notices;
+4. growth: the small number of notices stored and the database copied (the API restarted, for
+   that); after the memory phase, a bulk clone up to the large number, then intake p50 at the
+   two sizes in turn, an API process on each database;
+5. memory: the resident size of the API process (started afresh by growth) once it has answered
+   the given number of notices;
 6. the log: a million entries, verified, proved and queried.
 
 `--quick` shrinks every size, for trying the harness; its results go to `<date>-quick.json` and
@@ -30,7 +32,7 @@ import asyncpg
 
 from app.settings import Settings
 from bench import phases, report
-from bench.phases import API_PORT, E2E_PORT, QUICK, RECEIVER_PORT, Run, Scale
+from bench.phases import API_PORT, E2E_PORT, QUICK, RECEIVER_PORT, SMALL_PORT, Run, Scale
 from bench.world import (
     ADMIN_URL,
     BIN,
@@ -50,6 +52,10 @@ HERE = Path(__file__).resolve().parent
 PHASES = ("intake", "delivery", "e2e", "growth", "memory", "log")
 
 
+def serve(port: int) -> list[str]:
+    return [str(BIN / "exchange"), "serve", "--port", str(port)]
+
+
 def say(text: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
@@ -66,9 +72,7 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
         receiver = runner.start(
             "receiver", [phases.PYTHON, "-m", "bench.receiver", str(RECEIVER_PORT)], env
         )
-        api_process = runner.start(
-            "api", [str(BIN / "exchange"), "serve", "--port", str(API_PORT)], env
-        )
+        api_process = runner.start("api", serve(API_PORT), env)
         await until_listening(receiver, RECEIVER_PORT)
         await until_listening(api_process, API_PORT)
         api = Api(API_PORT, clients)
@@ -87,18 +91,21 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             say(f"end to end at {scale.e2e_rate:g} notices/s")
             if run.worker is None:
                 run.start_worker()
-            serve = [str(BIN / "exchange"), "serve", "--port", str(E2E_PORT)]
             e2e_api = runner.start(
-                "api-e2e", [*serve, "--workers", str(scale.e2e_api_processes)], env
+                "api-e2e", [*serve(E2E_PORT), "--workers", str(scale.e2e_api_processes)], env
             )
             await until_ready(e2e_api, E2E_PORT)
             results |= await phases.end_to_end(run)
             e2e_api.stop()
         run.stop_worker()
         if "growth" in only:
-            say(f"growth: {scale.small_notices:,} notices stored")
+            say(f"growth: {scale.small_notices:,} notices stored, and a copy of the database")
             await phases.fill(run, scale.small_notices, clients=scale.clients)
-            small = await phases.sequential_p50(run)
+            api_process.stop()  # a database is copied only with no one connected to it
+            small_url = await fresh_database(ADMIN_URL, f"{NAME}_small", template=NAME)
+            api_process = run.api_process = runner.start("api", serve(API_PORT), env)
+            run.elsewhere, run.handled = run.elsewhere + run.handled, 0  # for the memory phase
+            await until_listening(api_process, API_PORT)
         if "memory" in only:
             say(f"memory: posting until the API has answered {scale.memory_notices:,}")
             results |= await phases.memory(run)
@@ -107,9 +114,15 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             from bench import grow  # only this phase needs it
 
             stored = await grow.grow(url, scale.large_notices, data_keys_dir=data_dir / "data-keys")
-            large = await phases.sequential_p50(run)
-            run.details["growth"] = {"small": small, "large": large, "stored": stored}
-            results["growth_ratio"] = round(large["p50_ms"] / small["p50_ms"], 3)
+            small_api = runner.start(
+                "api-small", serve(SMALL_PORT), exchange_env(small_url, data_dir)
+            )
+            await until_listening(small_api, SMALL_PORT)
+            say("growth: the two sizes in turn")
+            figures, run.details["growth"] = await phases.growth(run)
+            run.details["growth"]["stored"] = stored
+            results |= figures
+            small_api.stop()
         api_process.stop()
         if "log" in only:
             say(f"the log: {scale.log_entries:,} entries")

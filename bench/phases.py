@@ -36,6 +36,7 @@ PYTHON = sys.executable
 # exchange sends per notice (`python -m bench.profile_intake`; 19 before the last changes).
 FLOOR_STATEMENTS = (2, 5, 10, 15, 19)
 API_PORT, BASELINE_PORT, RECEIVER_PORT, E2E_PORT = PORT, PORT + 1, PORT + 2, PORT + 3
+SMALL_PORT = PORT + 4  # growth: an API process on the copy of the database at the small size
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Scale:
     e2e_api_processes: int = 2  # as the API is deployed on this machine: one per core
     small_notices: int = 10_000  # growth: the first size ...
     large_notices: int = 1_000_000  # ... and the second
-    growth_requests: int = 500  # sequential notices timed at each size
+    growth_requests: int = 500  # sequential notices timed at each size ...
+    growth_rounds: int = 10  # ... in this many rounds a size, the sizes taking turns
     memory_notices: int = 100_000  # notices the API process has handled when its RSS is read
     log_entries: int = 1_000_000
     log_persons: int = 100_000
@@ -64,6 +66,7 @@ QUICK = Scale(
     small_notices=2_000,
     large_notices=20_000,
     growth_requests=200,
+    growth_rounds=4,
     memory_notices=3_000,
     log_entries=50_000,
     log_persons=5_000,
@@ -105,13 +108,21 @@ class Run:
         return Notices(await self.api.token("MDI"), first=self.handled + self.elsewhere)
 
     async def post(
-        self, *, clients: int, seconds: float | None = None, requests: int | None = None
+        self,
+        *,
+        clients: int,
+        seconds: float | None = None,
+        requests: int | None = None,
+        port: int = API_PORT,
     ):
         notices = await self.notices()
         samples, elapsed = await closed_loop(
-            HOST, API_PORT, notices.make, clients=clients, seconds=seconds, requests=requests
+            HOST, port, notices.make, clients=clients, seconds=seconds, requests=requests
         )
-        self.handled += len(samples)
+        if port == API_PORT:
+            self.handled += len(samples)
+        else:
+            self.elsewhere += len(samples)
         return samples, elapsed
 
     def start_worker(self) -> None:
@@ -309,10 +320,31 @@ async def end_to_end(run: Run) -> dict:
     }
 
 
-async def sequential_p50(run: Run) -> dict:
-    """Intake latency with one client, so that only the work done for a notice is timed."""
-    samples, elapsed = await run.post(clients=1, requests=run.scale.growth_requests)
-    return summary(samples, elapsed)
+async def growth(run: Run) -> tuple[dict, dict]:
+    """Intake p50 with one client (only the work done for a notice is timed) at the large size
+    (API_PORT) and at the small (SMALL_PORT, a copy of the database made at that size), the two
+    taking turns in rounds: this machine's speed drifts by a third within minutes, so sizes timed
+    one after the other, most of an hour apart, measured the drift (1.091 and then 1.579 for the
+    same code, in the seventh and eighth runs). Each process is warmed up first, untimed."""
+    scale = run.scale
+    per_round = max(scale.growth_requests // scale.growth_rounds, 1)
+    sizes = {"small": SMALL_PORT, "large": API_PORT}
+    for port in sizes.values():
+        await run.post(clients=1, requests=20, port=port)
+    samples: dict[str, list[Sample]] = {size: [] for size in sizes}
+    rounds: dict[str, list[float]] = {size: [] for size in sizes}
+    for turn in range(scale.growth_rounds):
+        order = list(sizes.items()) if turn % 2 == 0 else list(reversed(sizes.items()))
+        for size, port in order:
+            got, _ = await run.post(clients=1, requests=per_round, port=port)
+            samples[size] += got
+            rounds[size].append(summary(got, 1)["p50_ms"])
+    figures = {size: summary(got, 1) for size, got in samples.items()}
+    for size, figure in figures.items():
+        del figure["rps"]  # sequential: a rate would say only what the latency does
+        figure["rounds_p50_ms"] = rounds[size]
+    ratio = figures["large"]["p50_ms"] / figures["small"]["p50_ms"]
+    return {"growth_ratio": round(ratio, 3)}, figures
 
 
 async def fill(run: Run, total: int, *, clients: int) -> None:

@@ -98,6 +98,15 @@ def table(results: dict, scale: dict, details: dict) -> str:
             )
         else:
             facts += " under that load."
+    growth = details.get("growth", {})
+    if "rounds_p50_ms" in growth.get("small", {}):
+        facts += (
+            f" Growth, one notice at a time, the sizes in turn: p50 {growth['small']['p50_ms']} ms"
+            f" at {scale['small_notices']:,} notices (rounds"
+            f" {min(growth['small']['rounds_p50_ms'])}-{max(growth['small']['rounds_p50_ms'])}),"
+            f" {growth['large']['p50_ms']} ms at {stored:,} (rounds"
+            f" {min(growth['large']['rounds_p50_ms'])}-{max(growth['large']['rounds_p50_ms'])})."
+        )
     floor = details.get("intake", {}).get("statements_floor")
     if floor:
         measured = "; ".join(

@@ -32,7 +32,7 @@ ADMIN_URL = os.environ.get(  # used only to create each run's own databases
 )
 # Two runs on one machine (say, two checkouts) keep apart by name and ports.
 NAME = os.environ.get("EXCHANGE_BENCH_NAME", "exchange_bench")  # its databases' name prefix
-PORT = int(os.environ.get("EXCHANGE_BENCH_PORT", "8310"))  # the first of its four ports
+PORT = int(os.environ.get("EXCHANGE_BENCH_PORT", "8310"))  # the first of its five ports
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
