@@ -9,9 +9,10 @@ used only to create the run's own databases), in this order, each beside its bas
    per core (a second API instance, `exchange serve --workers 2`), with one worker;
 4. growth: the small number of notices stored and the database copied (the API restarted, for
    that); after the memory phase, a bulk clone up to the large number, then intake p50 at the
-   two sizes in turn, an API process on each database;
-5. memory: the resident size of the API process (started afresh by growth) once it has answered
-   the given number of notices;
+   two sizes in turn, a fresh API process on each database;
+5. memory: the resident size of the API process once it has answered the given number of
+   notices (with growth, a process started just before; without, the one the phases before
+   it used);
 6. the log: a million entries, verified, proved and queried.
 
 `--quick` shrinks every size, for trying the harness; its results go to `<date>-quick.json` and
@@ -98,14 +99,20 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             results |= await phases.end_to_end(run)
             e2e_api.stop()
         run.stop_worker()
+
+        async def fresh_api() -> None:
+            """A new API process on API_PORT: the notices counted as answered are its own."""
+            run.api_process = runner.start("api", serve(API_PORT), env)
+            run.elsewhere, run.handled = run.elsewhere + run.handled, 0
+            await until_listening(run.api_process, API_PORT)
+
         if "growth" in only:
             say(f"growth: {scale.small_notices:,} notices stored, and a copy of the database")
             await phases.fill(run, scale.small_notices, clients=scale.clients)
-            api_process.stop()  # a database is copied only with no one connected to it
+            small_stored = await run.sql("SELECT count(*) FROM release_notice")
+            run.api_process.stop()  # a database is copied only with no one connected to it
             small_url = await fresh_database(ADMIN_URL, f"{NAME}_small", template=NAME)
-            api_process = run.api_process = runner.start("api", serve(API_PORT), env)
-            run.elsewhere, run.handled = run.elsewhere + run.handled, 0  # for the memory phase
-            await until_listening(api_process, API_PORT)
+            await fresh_api()  # the memory phase's process has answered nothing before it
         if "memory" in only:
             say(f"memory: posting until the API has answered {scale.memory_notices:,}")
             results |= await phases.memory(run)
@@ -113,17 +120,19 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
             say(f"growth: cloning up to {scale.large_notices:,} notices")
             from bench import grow  # only this phase needs it
 
+            run.api_process.stop()  # the clone has the database to itself
             stored = await grow.grow(url, scale.large_notices, data_keys_dir=data_dir / "data-keys")
             small_api = runner.start(
                 "api-small", serve(SMALL_PORT), exchange_env(small_url, data_dir)
             )
+            await fresh_api()  # each size timed by a process started at the same moment
             await until_listening(small_api, SMALL_PORT)
             say("growth: the two sizes in turn")
             figures, run.details["growth"] = await phases.growth(run)
-            run.details["growth"]["stored"] = stored
+            run.details["growth"] |= {"small_stored": small_stored, "stored": stored}
             results |= figures
             small_api.stop()
-        api_process.stop()
+        run.api_process.stop()
         if "log" in only:
             say(f"the log: {scale.log_entries:,} entries")
             from bench import log_phase  # only this phase needs it

@@ -84,7 +84,7 @@ class Run:
     api_process: Process
     worker: Process | None = None
     handled: int = 0  # notices the API process (api_process) has answered
-    elsewhere: int = 0  # notices other API instances answered (the e2e phase's)
+    elsewhere: int = 0  # notices other API processes answered (e2e's, growth's, earlier ones)
     details: dict = field(default_factory=dict)
 
     def env(self, **settings: str) -> dict[str, str]:

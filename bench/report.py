@@ -65,12 +65,13 @@ def table(results: dict, scale: dict, details: dict) -> str:
             verdict = "**no**: overloaded"
         rows.append(f"| {what} (`{key}`) | {target} | {value} | {verdict} |")
     stored = details.get("growth", {}).get("stored", scale["large_notices"])  # whole people
+    small = details.get("growth", {}).get("small_stored", scale["small_notices"])
     facts = (
         f"Intake {results.get('intake_rps')} notices/s against the baseline's "
         f"{results.get('baseline_rps')}, {scale['clients']} clients; delivery "
         f"{results.get('delivery_rps')}/s against the bare loop's "
         f"{results.get('delivery_baseline_rps')}/s; log of {scale['log_entries']:,} entries; "
-        f"growth from {scale['small_notices']:,} to {stored:,} stored notices; "
+        f"growth from {small:,} to {stored:,} stored notices; "
         f"memory after {scale['memory_notices']:,} notices."
     )
     rounds = details.get("delivery", {}).get("rounds")
@@ -102,7 +103,7 @@ def table(results: dict, scale: dict, details: dict) -> str:
     if "rounds_p50_ms" in growth.get("small", {}):
         facts += (
             f" Growth, one notice at a time, the sizes in turn: p50 {growth['small']['p50_ms']} ms"
-            f" at {scale['small_notices']:,} notices (rounds"
+            f" at {small:,} notices (rounds"
             f" {min(growth['small']['rounds_p50_ms'])}-{max(growth['small']['rounds_p50_ms'])}),"
             f" {growth['large']['p50_ms']} ms at {stored:,} (rounds"
             f" {min(growth['large']['rounds_p50_ms'])}-{max(growth['large']['rounds_p50_ms'])})."
