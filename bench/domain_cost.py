@@ -1,10 +1,11 @@
 """What a notice's own work costs in CPU, with no database and no HTTP: the floor under intake.
 
-`python -m bench.domain_cost [COUNT]` builds the exchange's real context (policy, signing keys,
-data keys) in a temporary data directory, then repeats, COUNT times, the work intake does for
-the example notice that needs no query: validating the body, sealing it, deciding for both
-recipients and explaining each decision, signing, sealing and hashing a message for each, and
-writing the canonical JSON of the nine log entries a notice makes. It prints CPU ms per notice,
+`python -m bench.domain_cost [COUNT] [--json]` builds the exchange's real context (policy,
+signing keys, data keys) in a temporary data directory, then repeats, COUNT times, the work
+intake does for the example notice that needs no query: validating the body, sealing it,
+deciding for both recipients and explaining each decision, signing, sealing and hashing a
+message for each, and writing the canonical JSON of the nine log entries a notice makes. It
+prints CPU ms per notice (as JSON with --json, as the intake phase of `python -m bench` takes it),
 piece by piece (time.process_time, so the machine's other load moves it little).
 
 Beside the intake baseline's rate this is a bound: at 0.6 of a one-row insert's rate, one API
@@ -13,6 +14,7 @@ process has 1 / (0.6 * baseline_rps) seconds for everything a notice costs, this
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -86,9 +88,29 @@ def measure(count: int) -> Counter[str]:
     return spent
 
 
-def main(count: int) -> None:
+async def apart(env: dict[str, str], count: int = 1000) -> dict:
+    """This measure in a process of its own (its own data directory, no database), as the
+    intake phase of `python -m bench` takes it: the JSON it prints."""
+    env = {k: v for k, v in env.items() if k != "EXCHANGE_DATABASE_URL"}
+    done = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.domain_cost", str(count), "--json"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await done.communicate()
+    if done.returncode:
+        raise RuntimeError(f"bench.domain_cost failed ({done.returncode})")
+    return json.loads(out)
+
+
+def main(count: int, as_json: bool = False) -> None:
     measure(50)  # warm: imports, caches, the keys' first use
     spent = measure(count)
+    if as_json:  # for the intake phase of `python -m bench`
+        pieces = {piece: round(1000 * seconds / count, 3) for piece, seconds in spent.items()}
+        total = round(1000 * sum(spent.values()) / count, 3)
+        print(json.dumps({"notices": count, "cpu_ms": pieces, "cpu_ms_in_all": total}))
+        return
     print(f"{count} notices, CPU per notice, no database, no HTTP:")
     for piece, seconds in spent.items():
         print(f"  {1000 * seconds / count:6.3f} ms  {piece}")
@@ -96,4 +118,5 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    numbers = [a for a in sys.argv[1:] if a != "--json"]
+    main(int(numbers[0]) if numbers else 1000, as_json="--json" in sys.argv[1:])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import domain_cost
 from bench.httpload import Connection, Sample, closed_loop, open_loop, percentile
 from bench.world import (
     BIN,
@@ -186,6 +187,7 @@ async def intake(run: Run) -> dict:
         baseline.stop()
     for figures in floor.values():
         figures["ratio"] = round(figures["rps"] / base["rps"], 3)
+    own_work = await domain_cost.apart(run.env())  # with the floor, the bound on the ratio
     await run.post(clients=scale.clients, seconds=scale.warmup_seconds)
     cpu = run.api_process.cpu_seconds()
     samples = await run.post(clients=scale.clients, seconds=scale.intake_seconds)
@@ -195,6 +197,7 @@ async def intake(run: Run) -> dict:
         "exchange": exchange,
         "baseline": base,
         "statements_floor": floor,
+        "own_work": own_work,
     }
     return {
         "intake_rps": exchange["rps"],

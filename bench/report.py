@@ -117,7 +117,26 @@ def table(results: dict, scale: dict, details: dict) -> str:
             " The bare endpoint with n one-row statements in its transaction, doing nothing else"
             f" (rate, and its ratio to the one-row baseline): {measured}."
         )
+    facts += _intake_budget(results, details.get("intake", {}))
     return "\n".join(rows) + "\n\n" + facts
+
+
+def _intake_budget(results: dict, intake: dict) -> str:
+    """What 0.6 of the baseline leaves one API process per notice, beside what a notice costs."""
+    own, floor = intake.get("own_work"), intake.get("statements_floor", {})
+    if not own or "cpu_ms_per_request" not in intake.get("exchange", {}):
+        return ""
+    with_floor = "".join(
+        f", {f['cpu_ms_per_request']} ms with {n}" for n, f in sorted(floor.items(), key=_n)
+    )
+    return (
+        f" At 0.6 of the baseline's rate, its one API process has"
+        f" {1000 / (0.6 * results['baseline_rps']):.2f} ms of CPU a notice. The bare endpoint"
+        f" spends {intake['baseline']['cpu_ms_per_request']} ms a request with one statement"
+        f"{with_floor}; a notice's own work, with no HTTP, framework or database"
+        f" (`bench.domain_cost`), {own['cpu_ms_in_all']} ms; the exchange's API process spent"
+        f" {intake['exchange']['cpu_ms_per_request']} ms a notice."
+    )
 
 
 def _n(item: tuple) -> int:
