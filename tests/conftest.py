@@ -35,6 +35,7 @@ from app.models import Base
 from app.sealing import DataKeys
 from app.settings import Settings
 from app.worker import advance_log
+from tests import clock as suite_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "schemas" / "examples" / "release-notice.json"
@@ -43,6 +44,29 @@ POSTGRES_URL = os.environ.get(
 )
 ISSUER = "http://exchange.test"
 TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--today",
+        metavar="YYYY-MM-DD",
+        default=os.environ.get(suite_clock.TODAY),
+        help="run the whole suite as if today were this day (tests/clock.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    suite_clock.start(config.getoption("--today"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"today: {datetime.now(UTC).date()} (--today moves it)"
+
+
+@pytest.fixture(scope="session")
+def clock() -> suite_clock.Clock:
+    """The suite's one clock: every date a test uses comes from it (tests/clock.py)."""
+    return suite_clock.Clock(datetime.now(UTC).date())
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -146,9 +170,9 @@ def sessions(app: FastAPI) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-def example() -> dict[str, Any]:
+def example(clock: suite_clock.Clock) -> dict[str, Any]:
     """The canonical example, its dates moved to today so that intake's date checks hold."""
-    return examples.release_notice(datetime.now(UTC).date())
+    return examples.release_notice(clock.today)
 
 
 # Organisations every API test can use: (kind, code). The example notice names MDI, N07, SMS-LEEDS.
