@@ -12,17 +12,8 @@ from sqlalchemy import text
 from app import logs
 from app.problems import ContainUnexpected
 from app.worker import http_client, run_once
+from tests.documents import personal_values
 from tests.receiver import running_receiver
-
-PERSONAL = [
-    "A1234BC",
-    "Daniel",
-    "Hughes",
-    "1994-03-17",
-    "X123456",
-    "Sam Patel",
-    "sleep disturbance",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +34,7 @@ async def test_the_flow_logs_no_personal_data(world, example, settings, caplog) 
         async with http_client() as client:
             await run_once(world.sessions, client, settings, world.data_keys)
     assert caplog.records, "expected the worker to log its attempt"
-    for value in PERSONAL:
+    for value in personal_values(example):
         assert value not in caplog.text
 
 
@@ -61,7 +52,7 @@ async def test_an_unexpected_error_is_a_bare_500_problem_and_logs_no_values(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"] == "The exchange failed to answer."
     assert "unhandled" in caplog.text
-    for value in PERSONAL:
+    for value in personal_values(example):
         assert value not in caplog.text
         assert value not in response.text
 

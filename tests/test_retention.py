@@ -30,6 +30,7 @@ from app.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, Rele
 from app.outbox import jws_of
 from app.sealing import SealError, load_data_keys
 from app.worker import http_client, purge_expired, run_once
+from tests.documents import personal_values
 from tests.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
@@ -43,20 +44,6 @@ BACKDATE = text("UPDATE release_notice SET received_at = :at WHERE id = :id").bi
 BACKDATE_MESSAGES = text("UPDATE message SET created_at = :at WHERE notice_id = :id").bindparams(
     bindparam("at", type_=Message.created_at.type), bindparam("id", type_=sa.Uuid())
 )
-
-
-def personal_values(example: dict[str, Any]) -> list[str]:
-    plan, treatment = example["release_plan"], example["nps_use"]["treatment_in_custody"]
-    return [
-        *example["person"].values(),  # NOMS number, CRN, PNC number, names, date of birth
-        *plan["responsible_officer"].values(),
-        plan["treatment_appointment"]["location"],
-        treatment["clinical_notes"],
-        "sleep disturbance",
-        example["other_substance_use"]["notes"],
-        CONCERNS,
-        "two children",
-    ]
 
 
 def readable(value: Any) -> str:
