@@ -14,8 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app import schemas, schemas_subscriptions
+from app import schemas, schemas_subscriptions, schemas_webhooks
+from app.api.webhooks import claims_schema
+from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notice import ReleaseNotice
+from app.policy_load import load_policy
 from app.settings import PROJECT_ROOT, Settings
 
 SCHEMA_BASE = "https://nps-exchange.example/schemas/"
@@ -31,7 +34,11 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "notice-disclosures.v1.json": schemas.NoticeDisclosures,
     "audit-entry.v1.json": schemas.AuditEntryOut,
     "problem.json": schemas.ProblemOut,
+    claims_schema(CANCELLATION): schemas_webhooks.CancellationClaims,
+    claims_schema(CONSENT_WITHDRAWN): schemas_webhooks.ConsentWithdrawnClaims,
 }
+# A disclosure's claims follow the policy: published for the policy this repository ships.
+SHIPPED_POLICY = PROJECT_ROOT / "consent"
 EXAMPLES = {"release-notice.v1.json": "examples/release-notice.json"}
 
 
@@ -58,9 +65,15 @@ def openapi() -> dict[str, Any]:
         return create_app(Settings(data_dir=Path(data_dir)), embedded_worker=False).openapi()
 
 
+def published() -> dict[str, type[BaseModel]]:
+    """Every published schema's model, by file name."""
+    policy = load_policy(SHIPPED_POLICY, ReleaseNotice)
+    return {**PUBLISHED, claims_schema(DISCLOSURE): schemas_webhooks.disclosure_claims(policy)}
+
+
 def generated(root: Path = PROJECT_ROOT) -> dict[Path, str]:
     files = {root / "openapi" / "openapi.json": _dump(openapi())}
-    for name, model in PUBLISHED.items():
+    for name, model in published().items():
         files[root / "schemas" / name] = _dump(json_schema(name, model, root))
     return files
 

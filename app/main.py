@@ -23,6 +23,7 @@ from app.api import (
     organisations,
     signing_keys,
     subscriptions,
+    webhooks,
 )
 from app.api.bodies import BodyRules
 from app.auth import TrustedIssuer
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     problems.install(app)
     for module in ROUTER_MODULES:
         app.include_router(module.router)
+    # What the exchange sends to subscribers: documented (the OpenAPI `webhooks`), never served.
+    app.webhooks.include_router(webhooks.router, generate_unique_id_function=_operation_id)
     generate = app.openapi
     app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]
     return app

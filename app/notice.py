@@ -40,6 +40,7 @@ LongText = Annotated[str, StringConstraints(strict=True, min_length=1, max_lengt
 OrganisationCode = Annotated[
     str, StringConstraints(strict=True, pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 ]
+NomsNumber = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$")]
 YesNoUnknown = Literal["yes", "no", "unknown"]
 Day = IsoDate  # for members named `date`, whose name would hide the type
 
@@ -58,9 +59,9 @@ class Strict(BaseModel):
 class Person(Strict):
     """Who is being released. Used to match the person in the recipient's own records."""
 
-    noms_number: Annotated[
-        str, StringConstraints(strict=True, pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$")
-    ] = Field(description="Prison number (NOMS), e.g. A1234BC: a letter, 4 digits, 2 letters.")
+    noms_number: NomsNumber = Field(
+        description="Prison number (NOMS), e.g. A1234BC: a letter, 4 digits, 2 letters."
+    )
     crn: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z][0-9]{6}$")] | None = Field(
         default=None, description="Probation case reference number (CRN), e.g. X123456."
     )

@@ -163,8 +163,11 @@ class NoticeStatus(NoticeAccepted):
     history: list[NoticeVersion] = Field(description="Every version of this notice, oldest first.")
 
 
+CancellationReason = Literal["entered_in_error", "release_cancelled", "other"]
+
+
 class CancellationIn(Wire):
-    reason: Literal["entered_in_error", "release_cancelled", "other"] = Field(
+    reason: CancellationReason = Field(
         description="`entered_in_error`: it should never have been sent (wrong person, wrong "
         "prison). `release_cancelled`: the release will not happen as notified. `other`."
     )
