@@ -1,9 +1,25 @@
-"""A person's consent records: recorded, listed with their history, withdrawn.
+"""A person's consent records: recorded, listed with their history, withdrawn, voided.
 
 The person is found by person_ref, a keyed hash of the NOMS number (app/sealing.py), so the
-table names nobody. A record is never changed, except to be withdrawn once. Consent carried in a
-release notice becomes a record too (the same record carried again is not repeated). Whether a
-consent stands is decided by app/policy.consents_from_records over every record.
+table names nobody. A record is a decision the person made: its scope, `given` or `refused`,
+when (`recorded_at`) and by whom it was recorded. It is never changed, except to be withdrawn or
+voided, once. Whether a consent stands is decided by app/policy.consents_from_records over every
+record not voided.
+
+What a record rests on:
+
+- Recorded through the API, it stands on its own: notices never void it.
+- Carried by notices, it rests on them. Each notice version that carries a decision is a
+  carrier of it (ConsentCarrier): the decision is made a record once, by the first notice to
+  carry it, and a later notice carrying the same decision (scope, decision, recorded_at,
+  recorded_by) becomes a carrier of every record of it that is not voided, the API's included.
+- A carrier counts while its notice is in force: the latest version of its notice, and not
+  cancelled as `entered_in_error`. A notice cancelled for another reason, or purged, still
+  counts: the person did decide.
+- A record made from notices is voided when its last carrier stops counting: a notice
+  cancelled as entered in error, or amended to a version that no longer carries it, voids only
+  what rested on it alone. A voided record counts as never made, and stays so: the same
+  decision carried again later is a new record.
 """
 
 from __future__ import annotations
@@ -13,13 +29,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.errors import Problem
 from app.identity import Caller
-from app.models import Consent, Disclosure, ReleaseNotice
+from app.models import Consent, ConsentCarrier, Disclosure, ReleaseNotice
 from app.policy import consents_from_records
 
 
@@ -83,7 +99,7 @@ async def history(session: AsyncSession, person_ref: str) -> list[Consent]:
 
 def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
     """Per scope, whether consent stands now, given every record of the person. A voided
-    record (carried by a notice entered in error) never happened."""
+    record (no notice in force carries it any more) never happened."""
     return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
 
 
@@ -144,6 +160,12 @@ async def record(
     return row
 
 
+def _decision(record: Any) -> tuple[Any, ...]:
+    """What makes two records one decision: the same scope and decision, recorded at the same
+    instant by the same role."""
+    return (record.scope, record.decision, record.recorded_at, record.recorded_by)
+
+
 async def record_carried(
     session: AsyncSession,
     person_ref: str,
@@ -153,31 +175,37 @@ async def record_carried(
     notice_id: uuid.UUID,
     now: datetime,
 ) -> list[Consent]:
-    """Make a record of each consent a notice carries, unless the same record already counts
-    (a voided one does not); return every record of the person. The new records are written by
-    the caller's next flush."""
+    """Make the notice a carrier of each decision it carries: of every record of it that is not
+    voided, or of a new record made from it if there is none. Return every record of the person.
+    What is new is written by the caller's next flush."""
     records = await history(session, person_ref)
-    known = {
-        (r.scope, r.decision, r.recorded_at, r.recorded_by) for r in records if r.voided_at is None
-    }
+    known: dict[tuple[Any, ...], list[Consent]] = {}
+    for r in records:
+        if r.voided_at is None:
+            known.setdefault(_decision(r), []).append(r)
+    linked: set[tuple[Any, ...]] = set()
     for item in carried:
-        key = (item.scope, item.decision, item.recorded_at, item.recorded_by)
-        if key in known:
+        key = _decision(item)
+        if key in linked:  # the notice lists the same decision twice
             continue
-        known.add(key)
-        made = await record(
-            session,
-            person_ref,
-            scope=item.scope,
-            decision=item.decision,
-            recorded_at=item.recorded_at,
-            recorded_by=item.recorded_by,
-            expires_at=None,
-            caller=caller,
-            now=now,
-            notice_id=notice_id,
-        )
-        records.append(made)
+        linked.add(key)
+        if key not in known:
+            made = await record(
+                session,
+                person_ref,
+                scope=item.scope,
+                decision=item.decision,
+                recorded_at=item.recorded_at,
+                recorded_by=item.recorded_by,
+                expires_at=None,
+                caller=caller,
+                now=now,
+                notice_id=notice_id,
+            )
+            records.append(made)
+            known[key] = [made]
+        for r in known[key]:
+            session.add(ConsentCarrier(consent_id=r.id, notice_id=notice_id, created_at=now))
     return records
 
 
@@ -225,32 +253,51 @@ async def withdraw(
     return withdrawn
 
 
-async def void_carried(
+def _in_force() -> ColumnElement[bool]:
+    """Whether a notice version still carries what it carried: it is the latest version of its
+    notice and was not cancelled as entered in error (the status app/intake.py sets)."""
+    return and_(
+        ReleaseNotice.status != "superseded",
+        ReleaseNotice.status_reason.is_distinct_from("cancelled_entered_in_error"),
+    )
+
+
+async def void_unsupported(
     session: AsyncSession,
     person_ref: str,
     notice_ids: Iterable[uuid.UUID],
     *,
-    keep: Iterable[tuple[Any, ...]] = (),
     caller: Caller,
     now: datetime,
 ) -> set[str]:
-    """Void the records these notices carried (a notice entered in error, or an amendment that
-    no longer carries them), except those in `keep` (scope, decision, recorded_at, recorded_by):
-    unlike a withdrawal, a voided record counts as never made. Return the scopes touched."""
-    kept = set(keep)
-    carried = (
+    """Void each record these notices carried that nothing supports any more: made from notices
+    (not recorded through the API), and carried by none in force. Called once the notices are
+    cancelled or amended, with the amendment's carriers written. Unlike a withdrawal, a voided
+    record counts as never made. Return the scopes of the records voided."""
+    carried_here = select(ConsentCarrier.consent_id).where(
+        ConsentCarrier.notice_id.in_(list(notice_ids))
+    )
+    still_carried = (
+        select(ConsentCarrier.notice_id)
+        .join(ReleaseNotice, ReleaseNotice.id == ConsentCarrier.notice_id)
+        .where(ConsentCarrier.consent_id == Consent.id, _in_force())
+        .exists()
+    )
+    unsupported = (
         await session.scalars(
-            select(Consent).where(
+            select(Consent)
+            .where(
                 Consent.person_ref == person_ref,
-                Consent.notice_id.in_(list(notice_ids)),
                 Consent.voided_at.is_(None),
+                Consent.notice_id.is_not(None),
+                Consent.id.in_(carried_here),
+                ~still_carried,
             )
+            .order_by(Consent.recorded_at, Consent.created_at, Consent.id)
         )
     ).all()
     scopes = set()
-    for record in carried:
-        if (record.scope, record.decision, record.recorded_at, record.recorded_by) in kept:
-            continue
+    for record in unsupported:
         record.voided_at = now
         record.withdrawn_by_organisation_id = caller.organisation_id
         scopes.add(record.scope)

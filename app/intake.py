@@ -191,16 +191,17 @@ async def accept_notice(
     )
     lost = {r.scope for r in records if r.notice_id == row.id and r.decision != "given"}
     standing = consents.standing_of(records, now)  # every record of the person, new ones too
-    if previous:  # what earlier versions carried and this one does not was entered in error
-        await session.flush()  # voiding reads the person's records, these new ones too
-        carried = {(c.scope, c.decision, c.recorded_at, c.recorded_by) for c in notice.consent}
+    if previous:  # what earlier versions carried and this one does not was entered in error,
+        # so a record that rested on them alone is voided; one this version or another notice
+        # in force still carries, or recorded through the API, stands
+        await session.flush()  # voiding reads this version and what it carries
         earlier = await session.scalars(
             select(ReleaseNotice.id).where(
                 ReleaseNotice.series_id == row.series_id, ReleaseNotice.id != row.id
             )
         )
-        lost |= await consents.void_carried(
-            session, person_ref, earlier, keep=carried, caller=caller, now=now
+        lost |= await consents.void_unsupported(
+            session, person_ref, earlier, caller=caller, now=now
         )
         standing = await consents.standing(session, person_ref, now)  # some records voided
     # A consent that no longer stands stops what relied on it; one never given (a first
@@ -248,7 +249,9 @@ async def cancel_notice(
     now: datetime,
 ) -> Accepted:
     """Cancel a notice's latest version: a disclosure not yet delivered is never sent, and every
-    recipient that may hold one is told. A notice entered in error takes its consents with it."""
+    recipient that may hold one is told. A notice entered in error takes with it the consent
+    records that rested on it alone (app/consents.py): not those another notice in force also
+    carries, nor those recorded through the API."""
     person_ref = await session.scalar(
         select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id)
     )
@@ -275,7 +278,7 @@ async def cancel_notice(
         versions = await session.scalars(
             select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
         )
-        voided = await consents.void_carried(
+        voided = await consents.void_unsupported(
             session, row.person_ref, versions, caller=caller, now=now
         )
         for scope in sorted(voided):

@@ -234,8 +234,8 @@ class Message(Base):
 
 
 class Consent(Base):
-    """A person's consent decision of one scope, with its history: never updated but to be
-    withdrawn. The person is held as a keyed hash of the NOMS number."""
+    """A person's consent decision of one scope: never updated but to be withdrawn or voided.
+    The person is a keyed hash of the NOMS number; `notice_id` is the notice it was made from."""
 
     __tablename__ = "consent"
 
@@ -251,12 +251,26 @@ class Consent(Base):
     _notice: Mapped[ReleaseNotice | None] = relationship(lazy="raise")  # flush order only
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Carried by a notice entered in error, or dropped by its amendment: as if never made.
+    # Made from notices, none of which carries it any more: as if never made (app/consents.py).
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Who withdrew or voided it.
     withdrawn_by_organisation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("organisation.id")
     )
+
+
+class ConsentCarrier(Base):
+    """A notice version that carried a consent record: evidence of it, never changed."""
+
+    __tablename__ = "consent_carrier"
+
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consent.id"), primary_key=True)
+    notice_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("release_notice.id"), primary_key=True, index=True
+    )
+    _consent: Mapped[Consent] = relationship(lazy="raise")  # flush order only
+    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Subscription(Base):

@@ -326,12 +326,14 @@ class ConsentOut(Wire):
     recorded_at: datetime
     recorded_by: str
     expires_at: datetime | None
-    source: Literal["api", "notice"] = Field(description="Recorded directly, or in a notice.")
+    source: Literal["api", "notice"] = Field(
+        description="Recorded directly, or made from the first notice to carry it."
+    )
     created_at: datetime
     withdrawn_at: datetime | None
     voided_at: datetime | None = Field(
-        description="Carried by a notice entered in error, or dropped by its amendment: it "
-        "counts as never made."
+        description="Made from notices, none of which carries it any more (each cancelled as "
+        "entered_in_error, or amended to drop it): it counts as never made."
     )
 
 

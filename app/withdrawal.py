@@ -1,4 +1,5 @@
-"""When a consent stops standing (withdrawn, refused anew, or voided), it takes effect at once.
+"""When a consent stops standing (withdrawn, refused anew, or voided: app/consents.py), it takes
+effect at once.
 
 Every disclosure message about the person that relied on that consent (it would have sent less
 without it) is dealt with in the caller's transaction:

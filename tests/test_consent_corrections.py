@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from app import outbox, outcomes
 from app.delivery import Outcome
 from tests.test_consent_withdrawal import change, log, states, subscribe, work
@@ -22,8 +20,8 @@ def without_sms(example):
 
 
 async def test_reposting_a_notice_cancelled_in_error_keeps_the_consent_it_carries(world, example):
-    """Cancel as entered_in_error (say a wrong date), post the corrected notice: the consent it
-    carries is identical to the voided record, so record_carried skips it as already known."""
+    """Cancel as entered_in_error (say a wrong date), post the corrected notice: it carries the
+    decision of the voided record, which counts as never made, so it is made a record again."""
     first = await post(world, example)
     await change(world, first["id"], "cancellation", {"reason": "entered_in_error"})
     again = recipients(await post(world, example))
@@ -31,15 +29,10 @@ async def test_reposting_a_notice_cancelled_in_error_keeps_the_consent_it_carrie
     assert again["SMS-LEEDS"] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN: the same consent carried by two notices is one record, under the first; "
-    "cancelling the first in error voids it for the second too (see the closing note)",
-)
 async def test_cancelling_one_notice_in_error_leaves_another_notices_consent_alone(world, example):
-    """Two genuine notices carry the same record (stored once, under the first notice's id);
-    cancelling the first as entered_in_error voids it, and the second notice's disclosure is
-    withdrawn from its recipient."""
+    """Two genuine notices carry the same record (made from the first, carried by both);
+    cancelling the first as entered_in_error leaves it resting on the second, so it stands and
+    the second notice's disclosure is not withdrawn from its recipient."""
     one = await post(world, example)
     two = recipients(await post(world, example))
     await change(world, one["id"], "cancellation", {"reason": "entered_in_error"})
