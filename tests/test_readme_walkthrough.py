@@ -136,6 +136,8 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, s
     for tool in ("make", "curl", "jq"):
         if shutil.which(tool) is None:
             pytest.skip(f"the walk-through needs {tool}")
+    if not (ROOT / ".venv" / "bin" / "exchange").exists():
+        pytest.skip("the walk-through runs the clone's .venv: make venv")
     clone = tmp_path / "clone"
     (clone / "var").mkdir(parents=True)
     (clone / ".venv").symlink_to(ROOT / ".venv")
