@@ -17,9 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# `make run PORT=8001` serves on another port, with the issuer (`iss` of every token and
+# message) to match, unless EXCHANGE_ISSUER is set.
+PORT ?= 8000
+
 run: $(STAMP)
 	$(BIN)/exchange db upgrade
-	$(BIN)/exchange serve --host 127.0.0.1 --port 8000
+	EXCHANGE_ISSUER="$${EXCHANGE_ISSUER:-http://127.0.0.1:$(PORT)}" \
+	  $(BIN)/exchange serve --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP) postgres
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,13 @@ from app.db import make_engine, make_sessionmaker
 from app.log_key import key_path, load_log_signer
 from app.log_verify import Report, verify
 from app.settings import Settings
+from app.signing_keys import KeyFileError
 
 audit_cli = typer.Typer(no_args_is_help=True, help="The exchange log.")
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 @audit_cli.command("verify")
@@ -69,9 +75,29 @@ def audit_verify(
         where = "" if finding.leaf_index is None else f"leaf {finding.leaf_index}: "
         typer.echo(where + finding.problem)
     verdict = "FAILED" if report.findings else "ok"
-    typer.echo(f"{verdict}: {report.leaves} leaves, {report.checkpoints} checkpoints checked")
+    leaves = _counted(report.leaves, "leaf", "leaves")
+    checkpoints = _counted(report.checkpoints, "checkpoint", "checkpoints")
+    typer.echo(f"{verdict}: {leaves}, {checkpoints} checked")
     if report.findings:
         raise typer.Exit(1)
+
+
+@audit_cli.command("key")
+def audit_key() -> None:
+    """Print the log's verifier key (name+id+key, as `audit verify --verifier-key` and the
+    README's code take it) and its key ID, for the operator to give auditors. Run it where the
+    exchange runs; it never makes a key: with none here it fails (exit code 2)."""
+    try:
+        signer = load_log_signer(Settings(), create=False)
+    except KeyFileError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    document = {
+        "verifier_key": signer.verifier_key,
+        "key_id": signer.key_id,
+        "origin": signer.origin,
+    }
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 @audit_cli.command("export")

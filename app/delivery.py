@@ -100,9 +100,13 @@ IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form stands for: mapped, NAT64, 6to4 or Teredo."""
+    """The IPv4 address an IPv6 form stands for: mapped, NAT64, 6to4 or Teredo. `::` and `::1`
+    lie in ::/96 but are IPv6's own unspecified and loopback addresses (RFC 4291 2.5.5.1), not
+    0.0.0.0 and 0.0.0.1: judged as themselves, `::1` is allowed by an allowance of ::1/128."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return None
     if address in NAT64 or address in IPV4_COMPATIBLE:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
@@ -197,9 +201,10 @@ def _vetted(
     vetted = addresses[0]
     literal = f"[{vetted}]" if vetted.version == 6 else str(vetted)
     suffix = f":{parts.port}" if parts.port else ""  # as written: none for the default port
+    named = f"[{host}]" if ":" in host else host  # an IPv6 host keeps its brackets (RFC 9110)
     return Destination(
         url=urlunsplit((parts.scheme, literal + suffix, parts.path or "/", parts.query, "")),
-        host=host + suffix,
+        host=named + suffix,
         sni_hostname=None if _is_ip_literal(host) else host,
     )
 

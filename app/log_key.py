@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.checkpoint import sign_checkpoint, verifier_key
+from app.checkpoint import key_id, sign_checkpoint, verifier_key
 from app.settings import Settings
 from app.signing_keys import KeyFileError, _read_private, _write_new
 
@@ -33,6 +33,11 @@ class LogSigner:
     @property
     def verifier_key(self) -> str:
         return verifier_key(self.origin, self.private_key.public_key())
+
+    @property
+    def key_id(self) -> str:
+        """The 4-byte key ID, in hex, that the verifier key and each signature line carry."""
+        return key_id(self.origin, self.private_key.public_key()).hex()
 
     def sign(self, size: int, root: bytes, time: datetime) -> str:
         return sign_checkpoint(self.private_key, self.origin, size, root, time)
@@ -64,9 +69,13 @@ def key_path(settings: Settings) -> Path:
     return settings.data_dir / "log-key" / KEY_FILE
 
 
-def load_log_signer(settings: Settings) -> LogSigner:
+def load_log_signer(settings: Settings, *, create: bool = True) -> LogSigner:
+    """The log's key, made first if missing; with create=False a missing key is a
+    KeyFileError, and nothing is written."""
     path = key_path(settings)
     if not path.exists():
+        if not create:
+            raise KeyFileError(f"{path}: no log key here (the exchange makes it on first start)")
         _create(path)
     data = _read_private(path)  # refuses a file group or others may use
     try:

@@ -15,6 +15,7 @@ from app.api import (
     acknowledgements,
     audit,
     consents,
+    docs,
     encryption_key,
     health,
     messages,
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         summary="Release notices about NPS use: minimised, signed, delivered, audited.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by docs.install, from the exchange's own files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.keyring = keyring
@@ -120,6 +123,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         app.include_router(module.router)
     # What the exchange sends to subscribers: documented (the OpenAPI `webhooks`), never served.
     app.webhooks.include_router(webhooks.router, generate_unique_id_function=_operation_id)
+    docs.install(app)
     generate = app.openapi
     app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]
     return app

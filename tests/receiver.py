@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -43,8 +44,9 @@ class Receiver:
 
 @contextmanager
 def running_receiver(
-    script: list[int] | None = None, then: int = 204, delay: float = 0.0
+    script: list[int] | None = None, then: int = 204, delay: float = 0.0, host: str = "127.0.0.1"
 ) -> Iterator[Receiver]:
+    """A receiver listening on host (an IPv4 or IPv6 loopback address), on a free port."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,9 +72,13 @@ def running_receiver(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
+    named = f"[{host}]" if ":" in host else host
     state["receiver"] = Receiver(
-        f"http://127.0.0.1:{server.server_address[1]}/hooks", list(script or []), then, delay
+        f"http://{named}:{server.server_address[1]}/hooks", list(script or []), then, delay
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -21,8 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import HMACAlgorithm
 from sqlalchemy import update
 
+from app.jose import CLOCK_SKEW_SECONDS
 from app.models import ApiClient, Organisation
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"
 ACCESS_TYP = "at+jwt"
@@ -258,6 +262,17 @@ async def test_forged_tokens_are_accepted_when_nothing_is_wrong(api, kit):
 async def test_a_token_expired_inside_the_clock_skew_is_accepted(api, kit):
     response = await _messages(api, kit.sign(kit.claims(**_seconds_ago(30))))
     assert response.status_code == 200, response.text
+
+
+async def test_the_clock_skew_the_readme_states_is_the_one_applied(api, kit):
+    text = README.read_text()
+    section = text[text.index("## Credentials and tokens") :]
+    stated = re.search(r"accepted up to (\d+) seconds after its `exp`", section)
+    assert stated and int(stated.group(1)) == CLOCK_SKEW_SECONDS
+    inside = kit.sign(kit.claims(**_seconds_ago(CLOCK_SKEW_SECONDS - 3)))
+    outside = kit.sign(kit.claims(**_seconds_ago(CLOCK_SKEW_SECONDS + 3)))
+    assert (await _messages(api, inside)).status_code == 200
+    assert_problem(await _messages(api, outside), 401, challenge="Bearer")
 
 
 async def test_a_request_without_a_token_is_refused(api, kit):

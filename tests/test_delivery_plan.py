@@ -186,6 +186,39 @@ def test_address_allowed_with_loopback_allowed(address: str, expected: bool) -> 
     assert address_allowed(ipaddress.ip_address(address), LOOPBACK) is expected
 
 
+IPV6_LOOPBACK = (ipaddress.ip_network("::1/128"),)
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed", "expected"),
+    [
+        ("::1", IPV6_LOOPBACK, True),
+        ("::1", LOOPBACK, False),  # 127.0.0.0/8 is not IPv6's loopback
+        ("::1", (ipaddress.ip_network("0.0.0.0/8"),), False),  # nor is ::1 0.0.0.1
+        ("::", IPV6_LOOPBACK, False),
+        ("::ffff:127.0.0.1", IPV6_LOOPBACK, False),  # IPv4's loopback, in IPv6 form
+        ("::7f00:1", IPV6_LOOPBACK, False),  # 127.0.0.1, IPv4-compatible
+    ],
+)
+def test_ipv6_loopback_is_allowed_by_its_own_network_only(
+    address: str, allowed: tuple, expected: bool
+) -> None:
+    assert address_allowed(ipaddress.ip_address(address), allowed) is expected
+
+
+async def test_a_bracketed_ipv6_host_is_called_when_allowed() -> None:
+    url = "http://[::1]:9000/hooks?x=1"
+    destination = await resolve_destination(url, IPV6_LOOPBACK)
+    assert (destination.url, destination.host, destination.sni_hostname) == (
+        url,
+        "[::1]:9000",  # a Host header names an IPv6 address in brackets
+        None,
+    )
+    for refusing in ((), LOOPBACK):
+        with pytest.raises(DestinationRefused):
+            await resolve_destination(url, refusing)
+
+
 @pytest.mark.parametrize(
     "url",
     [

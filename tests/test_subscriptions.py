@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
 from typing import Any
 
 import httpx
@@ -148,6 +149,34 @@ async def test_the_allowance_is_what_lets_loopback_through(world, strict_api):
     refused = await strict_api.post("/v1/subscriptions", json={"url": HOOK}, headers=headers)
     assert_problem(refused, 422)
     assert (await subscribe(world, url=HOOK))["status"] == "active"
+
+
+async def test_ipv6_loopback_is_reached_where_its_network_is_allowed(world, example, settings):
+    """http://[::1]:port/ is refused unless ::1/128 is allowed, and then a webhook arrives."""
+    ipv6 = settings.model_copy(update={"webhook_allowed_cidrs": (ip_network("::1/128"),)})
+    application = create_app(ipv6)
+    headers = await world.headers("N07")
+    with running_receiver(host="::1") as receiver:
+        assert receiver.url.startswith("http://[::1]:")
+        refused = await world.api.post(
+            "/v1/subscriptions", json={"url": receiver.url}, headers=headers
+        )
+        assert_problem(refused, 422)  # 127.0.0.0/8 allowed: not IPv6's loopback
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+                created = await client.post(
+                    "/v1/subscriptions", json={"url": receiver.url}, headers=headers
+                )
+        assert created.status_code == 201, created.text
+        assert (await world.post_notice(example)).status_code == 202
+        assert await deliver(world, ipv6) == 1
+        (received,) = receiver.wait_for(1)
+        assert received.path == "/hooks" and received.answered == 204
+        assert received.headers["host"] == receiver.url.removeprefix("http://").removesuffix(
+            "/hooks"
+        )
+    assert await delivery_states(world) == [("delivered", 1, None)]
 
 
 # --- deleting --------------------------------------------------------------------------------
