@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from app import migrate
 from app.errors import Problem
-from app.problems import documented, problem_response
+from app.problems import UNAVAILABLE_RETRY_AFTER_SECONDS, documented, problem_response
 
 router = APIRouter(tags=["health"])
 
@@ -40,8 +40,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _unavailable(detail: str, database: str) -> JSONResponse:
+    retry = {"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
     return problem_response(
-        Problem(503, "Not ready", detail, extra={"status": 503, "database": database})
+        Problem(
+            503, "Not ready", detail, headers=retry, extra={"status": 503, "database": database}
+        )
     )
 
 

@@ -37,7 +37,7 @@ def _metrics(request: Request) -> Metrics:
     name="token",
     response_model=TokenResponse,
     responses={
-        **{s: PROBLEMS[s] for s in (400, 401, 422)},
+        **{s: PROBLEMS[s] for s in (400, 401, 422, 503)},
         429: documented("Too many failed attempts from here for this client: see Retry-After."),
     },
 )
