@@ -187,6 +187,18 @@ async def test_a_connection_lost_while_committing_says_the_outcome_is_unknown(wo
 
 
 @ONLY_POSTGRESQL
+async def test_token_requests_refused_by_an_outage_do_not_count_as_guesses(world, settings):
+    client = await world.credentials("N07")
+    form = {"grant_type": "client_credentials"}
+    async with outage(settings.database_url):
+        for _ in range(settings.client_auth_failure_limit + 1):
+            assert_unavailable(await world.api.post("/oauth/token", data=form, auth=client))
+    # The client's secret was never checked: it is not throttled once the database is back.
+    response = await world.api.post("/oauth/token", data=form, auth=client)
+    assert response.status_code == 200, response.text
+
+
+@ONLY_POSTGRESQL
 async def test_the_embedded_worker_outlives_an_outage_and_delivers_after_it(
     world, example, settings
 ):
