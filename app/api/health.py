@@ -8,8 +8,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app import migrate
+from app.auth import Operator
 from app.errors import Problem
-from app.problems import UNAVAILABLE_RETRY_AFTER_SECONDS, documented, problem_response
+from app.problems import (
+    PROBLEMS,
+    UNAVAILABLE_RETRY_AFTER_SECONDS,
+    documented,
+    problem_response,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -48,9 +54,15 @@ def _unavailable(detail: str, database: str) -> JSONResponse:
     )
 
 
-@router.get("/metrics", name="metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus metrics: counts by code, never an identifier or a value."""
+@router.get(
+    "/metrics",
+    name="metrics",
+    response_class=PlainTextResponse,
+    responses={s: PROBLEMS[s] for s in (401, 403, 503)},
+)
+async def metrics(request: Request, _: Operator) -> PlainTextResponse:
+    """Prometheus metrics: counts by code, never an identifier or a value. For operators only
+    (an access token with the `admin` scope: Prometheus's `oauth2` client credentials)."""
     return PlainTextResponse(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
