@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(
+            settings.database_url, busy_timeout_seconds=settings.database_busy_timeout_seconds
+        )
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         stop = asyncio.Event()

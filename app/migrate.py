@@ -7,11 +7,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import column, inspect, select, table
 from sqlalchemy.engine import Connection
 
 from app.settings import PROJECT_ROOT
+
+VERSION_TABLE = "alembic_version"  # alembic's default; migrations/env.py keeps it
 
 
 def config(database_url: str, data_keys_dir: Path | None = None) -> Config:
@@ -35,4 +37,11 @@ def head_revision() -> str | None:
 
 
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision the database is at; None if it was never migrated. Read from alembic's
+    version table, not through a MigrationContext: setting one up logs two INFO lines, and
+    /readyz asks this on every call."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    versions = connection.execute(select(column("version_num")).select_from(table(VERSION_TABLE)))
+    heads = sorted(versions.scalars())
+    return " ".join(heads) or None  # several heads are no revision the code is at

@@ -6,13 +6,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import db
 from app.admin import AdminError
 from app.errors import Problem, invalid
 from app.schemas import ProblemOut
@@ -33,6 +33,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: documented("The credentials are valid but lack the scope this needs."),
     404: documented("No such resource, or it belongs to another organisation."),
     422: documented("The body or a parameter is not valid; `errors` names each field."),
+    503: documented(
+        "The database is busy or cannot be reached: try again after `Retry-After` seconds. "
+        "The detail says whether anything was stored (nothing, unless the connection was lost "
+        "while the request was being committed)."
+    ),
 }
 
 
@@ -112,7 +117,8 @@ def install(app: FastAPI) -> None:
 
 
 class ContainUnexpected:
-    """Turn any unhandled exception into a bare 500 problem, logging its type and nothing else.
+    """Turn any unhandled exception into a bare 500 problem, or a 503 when the database is out
+    of reach (_unexpected), logging its type and nothing else.
 
     Starlette's own handler for Exception answers and then re-raises, so the server logs the
     traceback, and a database error's text carries the SQL parameters: the notice itself.
@@ -137,23 +143,61 @@ class ContainUnexpected:
         except Exception as exc:
             # The route's template, not the path: a path may hold a NOMS number.
             route = getattr(scope.get("route"), "path", "(no route)")
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], route)
+            outage = db.outage(exc)
+            if outage is None:
+                log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], route)
+            else:  # the driver's error names the cause; its text may carry SQL parameters
+                cause = type(_innermost(exc)).__name__
+                what = "lost while committing" if isinstance(exc, db.CommitLost) else outage
+                log.error("database %s (%s) on %s %s", what, cause, scope["method"], route)
             if not started:
                 await problem_response(_unexpected(exc))(scope, receive, send)
 
 
 BUSY_RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+_AT_MOST_ONCE = (
+    "(with the same Idempotency-Key a notice or an acknowledgement is never stored twice)"
+)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _unexpected(exc: Exception) -> Problem:
-    """A 503 when every database connection stayed busy past the pool's wait (the exchange is
-    overloaded: nothing of the request was committed, and a retry may well succeed), else 500."""
-    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+    """A 503 when the database is out of reach: busy (every connection stayed busy, or another
+    held the lock, past the busy timeout) or unavailable (it cannot be reached or dropped the
+    connection). Nothing of the request was committed then, and a retry may well succeed;
+    unless the connection dropped during the COMMIT, when whether it was stored is unknown, and
+    the detail says so. Anything else is a 500."""
+    outage = db.outage(exc)
+    if outage == "busy":
         return Problem(
             503,
             "Busy",
             "The exchange is too busy to take this now and stored nothing of it: try again "
-            "shortly (with the same Idempotency-Key a notice is never stored twice).",
+            f"shortly {_AT_MOST_ONCE}.",
             headers={"retry-after": str(BUSY_RETRY_AFTER_SECONDS)},
         )
-    return Problem(500, "Internal error", "The exchange failed to answer.")
+    if outage is None:
+        return Problem(500, "Internal error", "The exchange failed to answer.")
+    if isinstance(exc, db.CommitLost):
+        detail = (
+            "The exchange lost its database while committing this request, so whether it was "
+            "stored is unknown: look before sending it again, or send it again with the same "
+            "Idempotency-Key, which stores a notice or an acknowledgement at most once."
+        )
+    else:
+        detail = (
+            "The exchange cannot reach its database just now and stored nothing of this "
+            f"request: try again shortly {_AT_MOST_ONCE}."
+        )
+    return Problem(
+        503,
+        "Database unavailable",
+        detail,
+        headers={"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     webhook_allowed_cidrs: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     embedded_worker: bool = True
+    # How long a request waits for the database before it is answered 503 Busy: for a pooled
+    # connection (PostgreSQL), or for another connection's lock (SQLite).
+    database_busy_timeout_seconds: float = Field(default=30, gt=0)
 
     # An external OAuth server whose access tokens are trusted too (say a prison service's own):
     # its issuer name, its JWKS as a file (no fetch at run time), and the claim naming the

@@ -36,6 +36,13 @@ class FailureThrottle:
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
 
+    def withdraw(self, key: Key, at: float) -> None:
+        """Take back the failure counted at `at`: the attempt was never judged (the database
+        that holds the secret could not be asked)."""
+        failures = self._failures.get(key)
+        if failures is not None and at in failures:
+            failures.remove(at)
+
     def succeeded(self, key: Key) -> None:
         self._failures.pop(key, None)
 

@@ -115,21 +115,28 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-async def failures(api, reason: str) -> float:
-    text = (await api.get("/metrics")).text
+async def metrics(world) -> str:
+    """The metrics, as an operator reads them."""
+    response = await world.api.get("/metrics", headers=await world.headers("OPS"))
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def failures(world, reason: str) -> float:
+    text = await metrics(world)
     found = re.search(rf'exchange_client_auth_failures_total{{reason="{reason}"}} ([0-9.]+)', text)
     return float(found.group(1)) if found else 0.0
 
 
-async def assert_refused(api, request: Awaitable[httpx.Response], reason: str) -> None:
+async def assert_refused(world, request: Awaitable[httpx.Response], reason: str) -> None:
     """401 invalid_client; why is counted in metrics and never told to the caller."""
-    before = await failures(api, reason)
+    before = await failures(world, reason)
     response = await request
     body = assert_problem(response, 401)
     assert response.headers["www-authenticate"].startswith("Basic")
     assert body["error"] == "invalid_client"
     assert "reason" not in body
-    assert await failures(api, reason) == before + 1
+    assert await failures(world, reason) == before + 1
 
 
 async def token_request(api, assertion=None, *, assertion_type=JWT_BEARER, auth=None):
@@ -187,7 +194,7 @@ async def test_an_assertion_is_accepted_once_only(world, api):
     client = await register(world, api)
     assertion = client.assertion()
     await bearer(api, assertion)
-    await assert_refused(api, token_request(api, assertion), "replayed_assertion")
+    await assert_refused(world, token_request(api, assertion), "replayed_assertion")
     await bearer(api, client.assertion())  # a fresh one still works
 
 
@@ -243,7 +250,7 @@ REFUSALS: dict[str, tuple[Callable[[Kit], dict[str, Any]], str]] = {
 async def test_the_token_endpoint_refuses(world, api, case):
     kit = Kit(await register(world, api), await world.credentials("N07"))
     make, reason = REFUSALS[case]
-    await assert_refused(api, token_request(api, **make(kit)), reason)
+    await assert_refused(world, token_request(api, **make(kit)), reason)
 
 
 BAD_KEYS: dict[str, Callable[[], str]] = {
@@ -290,7 +297,7 @@ async def test_rotation_keeps_the_old_secret_for_the_overlap_then_never(world, a
             .where(ApiClient.client_id == client_id)
             .values(previous_secret_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-    await assert_refused(api, token_request(api, auth=(client_id, old)), "bad_secret")
+    await assert_refused(world, token_request(api, auth=(client_id, old)), "bad_secret")
     await bearer(api, auth=(client_id, new))
 
 
@@ -299,7 +306,7 @@ async def test_rotation_without_overlap_stops_the_old_secret_at_once(world, api)
     response = await rotate(world, api, client_id, 0)
     assert response.status_code == 200, response.text
     assert response.json()["previous_secret_valid_until"] is None
-    await assert_refused(api, token_request(api, auth=(client_id, old)), "bad_secret")
+    await assert_refused(world, token_request(api, auth=(client_id, old)), "bad_secret")
     await bearer(api, auth=(client_id, response.json()["client_secret"]))
 
 
@@ -326,7 +333,7 @@ async def test_disabling_a_client_stops_its_token_at_once_and_its_next(world, ap
     assert response.status_code == 200, response.text
     assert response.json()["disabled_at"]
     assert_problem(await messages(api, token), 401)
-    await assert_refused(api, token_request(api, auth=(client_id, secret)), "disabled")
+    await assert_refused(world, token_request(api, auth=(client_id, secret)), "disabled")
     assert (await messages(api, sibling_token)).status_code == 200
 
 
@@ -342,8 +349,8 @@ async def test_disabling_an_organisation_stops_every_client_of_it(world, api):
     assert response.json()["disabled_at"]
     for token in tokens:
         assert_problem(await messages(api, token), 401)
-    await assert_refused(api, token_request(api, auth=secret_client), "disabled")
-    await assert_refused(api, token_request(api, key_client.assertion()), "disabled")
+    await assert_refused(world, token_request(api, auth=secret_client), "disabled")
+    await assert_refused(world, token_request(api, key_client.assertion()), "disabled")
     assert (await messages(api, elsewhere_token)).status_code == 200
 
 
@@ -360,7 +367,7 @@ async def test_the_operator_cannot_disable_its_own_organisation(world, api):
 async def test_guessing_is_throttled_per_source_and_counted_without_client_ids(world, api, app):
     client_id, secret = await world.credentials("N07")
     for _ in range(5):
-        await assert_refused(api, token_request(api, auth=(client_id, "guess")), "bad_secret")
+        await assert_refused(world, token_request(api, auth=(client_id, "guess")), "bad_secret")
 
     throttled = await token_request(api, auth=(client_id, secret))
     assert_problem(throttled, 429)
@@ -371,7 +378,7 @@ async def test_guessing_is_throttled_per_source_and_counted_without_client_ids(w
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as elsewhere:
         await bearer(elsewhere, auth=(client_id, secret))
 
-    metrics = (await api.get("/metrics")).text
-    assert 'exchange_client_auth_failures_total{reason="bad_secret"} 5.0' in metrics
-    assert "exchange_client_auth_throttled_total 1.0" in metrics
-    assert client_id not in metrics
+    text = await metrics(world)
+    assert 'exchange_client_auth_failures_total{reason="bad_secret"} 5.0' in text
+    assert "exchange_client_auth_throttled_total 1.0" in text
+    assert client_id not in text

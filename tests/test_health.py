@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,14 @@ async def test_ready_when_the_schema_is_at_head(api: httpx.AsyncClient) -> None:
     ready = await api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+
+
+async def test_readiness_logs_nothing_from_alembic(api: httpx.AsyncClient, caplog) -> None:
+    """Probes call /readyz every few seconds: each call must not write to the log."""
+    caplog.set_level(logging.DEBUG, logger="alembic")
+    for _ in range(2):
+        assert (await api.get("/readyz")).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
 
 
 async def test_not_ready_on_a_database_that_was_never_migrated(settings, tmp_path: Path) -> None:

@@ -76,4 +76,4 @@ async def test_a_database_too_busy_to_lend_a_connection_is_a_503_to_retry(caplog
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "5"
     assert response.json()["title"] == "Busy"
-    assert "unhandled TimeoutError" in caplog.text
+    assert "database busy (TimeoutError)" in caplog.text

@@ -16,7 +16,6 @@ from app.main import ROUTER_MODULES
 OPEN = {
     "/healthz",
     "/readyz",
-    "/metrics",
     "/oauth/token",
     "/.well-known/jwks.json",
     # Public keys, for anyone to verify any message the exchange ever signed.
@@ -68,7 +67,7 @@ def _routes() -> list[APIRoute]:
 def _required() -> dict[tuple[str, str], frozenset[Scope] | None]:
     found = {}
     for route in _routes():
-        if route.path.startswith("/v1/") and route.path not in OPEN:
+        if route.path not in OPEN:
             rules = _scope_of(route)
             rule = rules.pop() if len(rules) == 1 else None
             for method in route.methods:
@@ -76,7 +75,7 @@ def _required() -> dict[tuple[str, str], frozenset[Scope] | None]:
     return found
 
 
-def test_every_v1_route_requires_exactly_one_scope(app) -> None:
+def test_every_guarded_route_requires_exactly_one_scope(app) -> None:
     """One rule per route: one scope, or (reading acknowledgements) any one of a few."""
     required = _required()
     assert set(required) == set(_operations(app)), "every served /v1 operation is walked"
@@ -92,7 +91,7 @@ def test_the_open_v1_routes_ask_for_no_scope_and_only_read() -> None:
 async def test_every_non_public_operation_refuses_a_caller_without_a_token(app, api) -> None:
     operations = _operations(app)
     assert len(operations) >= 15
-    assert all(path.startswith("/v1/") for _, path in operations)
+    assert {path for _, path in operations if not path.startswith("/v1/")} == {"/metrics"}
     for method, path in operations:
         response = await api.request(method.upper(), _url(path), json={})
         assert response.status_code == 401, (method, path, response.status_code)

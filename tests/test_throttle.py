@@ -30,6 +30,10 @@ def ok(key: Key) -> Step:
     return lambda throttle: throttle.succeeded(key)
 
 
+def withdraw(key: Key, at: float) -> Step:
+    return lambda throttle: throttle.withdraw(key, at)
+
+
 # (steps, key asked about, when, expected retry_after)
 CASES: dict[str, tuple[list[Step], Key, float, float]] = {
     "nothing failed": ([], A, 0, 0),
@@ -44,6 +48,25 @@ CASES: dict[str, tuple[list[Step], Key, float, float]] = {
     "another source's success does not clear": ([fail(A, 0, 1, 2), ok(A_ELSEWHERE)], A, 3, 57),
     "another source is independent": ([fail(A, 0, 1, 2)], A_ELSEWHERE, 3, 0),
     "another client is independent": ([fail(A, 0, 1, 2)], B, 3, 0),
+    "a withdrawn failure does not count": ([fail(A, 0, 1, 2), withdraw(A, 1)], A, 3, 0),
+    "withdrawing takes back that failure only": (
+        [fail(A, 10, 11, 12, 13), withdraw(A, 13)],
+        A,
+        20,
+        10 + WINDOW - 20,
+    ),
+    "withdrawing another source's failure changes nothing": (
+        [fail(A, 0, 1, 2), withdraw(A_ELSEWHERE, 1)],
+        A,
+        3,
+        57,
+    ),
+    "withdrawing a failure never counted changes nothing": (
+        [fail(A, 0, 1, 2), withdraw(A, 5)],
+        A,
+        3,
+        57,
+    ),
     "others' failures do not count": ([fail(A_ELSEWHERE, 0, 1), fail(B, 2), fail(A, 3)], A, 4, 0),
 }
 

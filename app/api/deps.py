@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import db
 from app.intake import Context
 from app.jose import KeyRing
 from app.log_key import LogSigner
@@ -21,14 +22,21 @@ from app.settings import Settings
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, before the response.
-    The only place a request commits."""
+    The only place a request commits. Should the connection drop during the COMMIT itself,
+    db.CommitLost says so: whether the database stored the request is then unknown."""
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with sessions() as session:
         try:
             yield session
-            await session.commit()
         except BaseException:
             await session.rollback()
+            raise
+        try:
+            await session.commit()
+        except Exception as exc:
+            await session.rollback()
+            if db.outage(exc) == "unavailable":
+                raise db.CommitLost(type(exc).__name__) from exc
             raise
 
 

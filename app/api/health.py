@@ -8,8 +8,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app import migrate
+from app.auth import Operator
 from app.errors import Problem
-from app.problems import documented, problem_response
+from app.problems import (
+    PROBLEMS,
+    UNAVAILABLE_RETRY_AFTER_SECONDS,
+    documented,
+    problem_response,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -40,14 +46,23 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _unavailable(detail: str, database: str) -> JSONResponse:
+    retry = {"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}
     return problem_response(
-        Problem(503, "Not ready", detail, extra={"status": 503, "database": database})
+        Problem(
+            503, "Not ready", detail, headers=retry, extra={"status": 503, "database": database}
+        )
     )
 
 
-@router.get("/metrics", name="metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus metrics: counts by code, never an identifier or a value."""
+@router.get(
+    "/metrics",
+    name="metrics",
+    response_class=PlainTextResponse,
+    responses={s: PROBLEMS[s] for s in (401, 403, 503)},
+)
+async def metrics(request: Request, _: Operator) -> PlainTextResponse:
+    """Prometheus metrics: counts by code, never an identifier or a value. For operators only
+    (an access token with the `admin` scope: Prometheus's `oauth2` client credentials)."""
     return PlainTextResponse(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Header, Request, Response
 
+from app import db
 from app.api.deps import KeyRingDep, Now, Session, SettingsDep
 from app.auth import (
     ClientAuthFailed,
@@ -37,7 +38,7 @@ def _metrics(request: Request) -> Metrics:
     name="token",
     response_model=TokenResponse,
     responses={
-        **{s: PROBLEMS[s] for s in (400, 401, 422)},
+        **{s: PROBLEMS[s] for s in (400, 401, 422, 503)},
         429: documented("Too many failed attempts from here for this client: see Retry-After."),
     },
 )
@@ -76,13 +77,18 @@ async def token(
         )
     # Counted as a failure before anything is awaited, so parallel guesses cannot slip past the
     # limit while the first ones are still being checked; a success wipes the slate.
-    throttle.failed(source, time.monotonic())
+    counted = time.monotonic()
+    throttle.failed(source, counted)
     try:
         client, _ = await authenticate_client(
             session, proof, token_endpoint=settings.token_endpoint, now=now
         )
     except ClientAuthFailed as failure:
         metrics.client_auth_failures.labels(failure.reason).inc()
+        raise
+    except Exception as exc:
+        if db.outage(exc):  # nothing was checked: a database outage is no guess
+            throttle.withdraw(source, counted)
         raise
     throttle.succeeded(source)
     if grant_type is None:
