@@ -40,6 +40,8 @@ class Clock:
 def start(today: str | None) -> None:
     """Move this process's clock to `today` (keeping the time of day), or by the days that the
     process which started this one moved. Called once, as pytest configures itself."""
+    if today and SHIFT in os.environ and os.environ.get(TODAY) != today:
+        raise ValueError(f"--today {today}, but this process's clock was moved to another day")
     if SHIFT not in os.environ and today:
         days = (date.fromisoformat(today) - datetime.now(UTC).date()).days
         os.environ[SHIFT] = str(days)  # xdist workers and every process a test starts inherit it
