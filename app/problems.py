@@ -143,11 +143,31 @@ class ContainUnexpected:
 
 
 BUSY_RETRY_AFTER_SECONDS = 5
+CONFLICT_RETRY_AFTER_SECONDS = 1
+# SQLSTATEs of a transaction that PostgreSQL rolled back because of a concurrent one: a
+# serialization failure and a deadlock. Nothing of it was stored; the same request again may pass.
+ROLLED_BACK_FOR_ANOTHER = {"40001", "40P01"}
+
+
+def _rolled_back_for_another(exc: Exception) -> bool:
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in ROLLED_BACK_FOR_ANOTHER
+    )
 
 
 def _unexpected(exc: Exception) -> Problem:
     """A 503 when every database connection stayed busy past the pool's wait (the exchange is
-    overloaded: nothing of the request was committed, and a retry may well succeed), else 500."""
+    overloaded), or when the database rolled the request's transaction back for a concurrent
+    one (a deadlock or a serialization failure): either way nothing of the request was
+    committed, and a retry may well succeed. Else 500."""
+    if _rolled_back_for_another(exc):
+        return Problem(
+            503,
+            "Concurrent change",
+            "A concurrent change got in the way and nothing of this request was stored: try "
+            "again (with the same Idempotency-Key a notice is never stored twice).",
+            headers={"retry-after": str(CONFLICT_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, sqlalchemy.exc.TimeoutError):
         return Problem(
             503,
