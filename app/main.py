@@ -10,7 +10,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app import intake, problems
+from app import examples, intake, problems
 from app.api import (
     acknowledgements,
     audit,
@@ -118,5 +118,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     for module in ROUTER_MODULES:
         app.include_router(module.router)
     generate = app.openapi
-    app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]
+    app.openapi = lambda: examples.with_examples(  # type: ignore[method-assign]
+        problems.with_problem_schema(generate())
+    )
     return app
