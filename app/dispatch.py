@@ -97,6 +97,7 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
         await session.execute(
             select(Delivery.id, Delivery.state, Delivery.leased_until, Delivery.attempts)
             .where(Delivery.message_id == message.id)
+            .order_by(Delivery.id)  # app/lock_order.py
             .with_for_update()  # a worker's claim waits, or has committed and is seen here
         )
     ).all()

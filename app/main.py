@@ -10,7 +10,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app import intake, problems
+from app import examples, intake, problems
 from app.api import (
     acknowledgements,
     audit,
@@ -127,5 +127,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.webhooks.include_router(webhooks.router, generate_unique_id_function=_operation_id)
     docs.install(app)
     generate = app.openapi
-    app.openapi = lambda: problems.with_problem_schema(generate())  # type: ignore[method-assign]
+    app.openapi = lambda: examples.with_examples(  # type: ignore[method-assign]
+        problems.with_problem_schema(generate())
+    )
     return app

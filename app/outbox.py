@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, lock_order
 from app.db import flush_pending
 from app.models import Delivery, Message, Organisation, Subscription
 from app.sealing import DataKeys, Sealed, SealError, place
@@ -373,11 +373,13 @@ def _candidates(locking: bool, skip_busy: bool) -> Select[tuple[uuid.UUID, uuid.
     return candidates
 
 
-def _held(items: Sequence[Claimed]) -> Update:
-    """An UPDATE of the deliveries still pending under these claims' leases."""
+def _held(items: Sequence[Claimed], *conditions: ColumnElement[bool]) -> Update:
+    """An UPDATE of the deliveries still pending under these claims' leases (that meet
+    `conditions`), locked in id order."""
     leases = [(c.delivery_id, c.lease_token) for c in items]
+    held = tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases)
     return update(_delivery).where(
-        tuple_(_delivery.c.id, _delivery.c.lease_token).in_(leases), _delivery.c.state == PENDING
+        lock_order.deliveries(held, _delivery.c.state == PENDING, *conditions)
     )
 
 
@@ -399,8 +401,10 @@ async def renew(
     live = select(_message.c.id).where(
         _message.c.revoked_at.is_(None), _message.c.withdrawn_at.is_(None)
     )
-    held = _held(items).where(
-        _delivery.c.message_id.in_(live), _delivery.c.subscription_id.in_(_active_subscriptions())
+    held = _held(
+        items,
+        _delivery.c.message_id.in_(live),
+        _delivery.c.subscription_id.in_(_active_subscriptions()),
     )
     connection = await session.connection()
     renewed = held.values(leased_until=until).returning(_delivery.c.id, _delivery.c.lease_token)

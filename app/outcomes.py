@@ -12,10 +12,10 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, bindparam, insert, tuple_, update
+from sqlalchemy import ColumnElement, Update, bindparam, insert, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, retry
+from app import audit, lock_order, retry
 from app.delivery import Outcome
 from app.models import Delivery, DeliveryAttempt, Subscription
 from app.outbox import DELIVERED, PENDING, SETTLED, Claimed
@@ -29,15 +29,14 @@ def _settling(columns: tuple[str, ...]) -> Update:
     pending, to the values :new_<column>: built once per set of columns."""
     return (
         update(_delivery)
-        .where(
-            tuple_(_delivery.c.id, _delivery.c.lease_token).in_(
-                bindparam("leases", expanding=True)
-            ),
-            _delivery.c.state == PENDING,
-        )
+        .where(lock_order.deliveries(_leased(), _delivery.c.state == PENDING))
         .values({c: bindparam(f"new_{c}", type_=_delivery.c[c].type) for c in columns})
         .returning(_delivery.c.id)
     )
+
+
+def _leased() -> ColumnElement[bool]:
+    return tuple_(_delivery.c.id, _delivery.c.lease_token).in_(bindparam("leases", expanding=True))
 
 
 async def settle(
@@ -84,15 +83,11 @@ async def settle_many(
     Only the claim that still holds the lease may do so. An attempt whose lease ran out (another
     worker has claimed the delivery since) records nothing and gets None: the newer claim's
     outcome stands. `draws` are the jitter's uniform draws (0.5: none).
+
+    Locks are taken in the one order (app/lock_order.py), so a DELETE of a subscription meanwhile
+    never deadlocks with it.
     """
     draws = draws if draws is not None else [0.5] * len(ended)
-    if len({claimed.delivery_id for claimed, _ in ended}) < len(ended):
-        # The same delivery twice (a lease ran out, and it was claimed again): which claim
-        # holds the lease is told apart one at a time.
-        states: list[str | None] = []
-        for one, draw in zip(ended, draws, strict=True):
-            states += await settle_many(session, [one], now, [draw], schedule)
-        return states
     plans = [
         retry.plan(
             attempts_made=claimed.attempts + 1,
@@ -108,6 +103,15 @@ async def settle_many(
     for (claimed, outcome), plan in zip(ended, plans, strict=True):
         key = tuple(sorted(new_values(claimed, outcome, plan, now).items()))
         groups.setdefault(key, []).append(claimed)
+    twice = len({claimed.delivery_id for claimed, _ in ended}) < len(ended)
+    await _lock(session, ended, plans, every_delivery=twice or len(groups) > 1)
+    if twice:
+        # The same delivery twice (a lease ran out, and it was claimed again): which claim
+        # holds the lease is told apart one at a time.
+        states: list[str | None] = []
+        for one, draw in zip(ended, draws, strict=True):
+            states += await settle_many(session, [one], now, [draw], schedule)
+        return states
     connection = await session.connection()
     settled = set()
     for key, members in groups.items():
@@ -163,6 +167,27 @@ async def settle_many(
         plan.state if claimed.delivery_id in settled else None
         for (claimed, _), plan in zip(ended, plans, strict=True)
     ]
+
+
+async def _lock(
+    session: AsyncSession,
+    ended: Sequence[tuple[Claimed, Outcome]],
+    plans: Sequence[retry.Plan],
+    *,
+    every_delivery: bool,
+) -> None:
+    """Take settle_many's locks in the one order (app/lock_order.py): the subscriptions that a
+    410 disables, then, where more than one statement writes them, every delivery, by id. (One
+    statement locks its own in id order.)"""
+    gone = [
+        c.subscription_id for (c, _), p in zip(ended, plans, strict=True) if p.disable_subscription
+    ]
+    await lock_order.lock_subscriptions(session, gone)
+    if every_delivery:
+        leases = [(claimed.delivery_id, claimed.lease_token) for claimed, _ in ended]
+        await lock_order.lock_deliveries(
+            session, _leased(), _delivery.c.state == PENDING, leases=leases
+        )
 
 
 async def _disable_gone(session: AsyncSession, claimed: Claimed, now: datetime) -> None:

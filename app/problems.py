@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -156,6 +157,10 @@ class ContainUnexpected:
 
 BUSY_RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+CONFLICT_RETRY_AFTER_SECONDS = 1
+# SQLSTATEs of a transaction that PostgreSQL rolled back because of a concurrent one: a
+# serialization failure and a deadlock. Nothing of it was stored; the same request again may pass.
+ROLLED_BACK_FOR_ANOTHER = {"40001", "40P01"}
 _AT_MOST_ONCE = (
     "(with the same Idempotency-Key a notice or an acknowledgement is never stored twice)"
 )
@@ -167,12 +172,28 @@ def _innermost(exc: BaseException) -> BaseException:
     return exc
 
 
+def _rolled_back_for_another(exc: Exception) -> bool:
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in ROLLED_BACK_FOR_ANOTHER
+    )
+
+
 def _unexpected(exc: Exception) -> Problem:
     """A 503 when the database is out of reach: busy (every connection stayed busy, or another
     held the lock, past the busy timeout) or unavailable (it cannot be reached or dropped the
     connection). Nothing of the request was committed then, and a retry may well succeed;
     unless the connection dropped during the COMMIT, when whether it was stored is unknown, and
-    the detail says so. Anything else is a 500."""
+    the detail says so. A transaction that the database rolled back for a concurrent one (a
+    deadlock or a serialization failure) stored nothing either, and may pass at once if sent
+    again. Anything else is a 500."""
+    if _rolled_back_for_another(exc):
+        return Problem(
+            503,
+            "Concurrent change",
+            "A concurrent change got in the way and nothing of this request was stored: try "
+            f"again {_AT_MOST_ONCE}.",
+            headers={"retry-after": str(CONFLICT_RETRY_AFTER_SECONDS)},
+        )
     outage = db.outage(exc)
     if outage == "busy":
         return Problem(

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, subscriptions
+from app import audit, lock_order, subscriptions
 from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Delivery, DeliveryAttempt, Message, Subscription, UTCDateTime
@@ -293,12 +293,14 @@ async def _queue(
             await session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.message_id.in_(chunk),
-                    Delivery.subscription_id.in_(subscription_ids),
-                    Delivery.state == PENDING,
-                    # One being attempted now is left to its worker, whose outcome would set
-                    # its next attempt anew: a new delivery sends the message again instead.
-                    or_(Delivery.leased_until.is_(None), Delivery.leased_until <= at),
+                    lock_order.deliveries(
+                        Delivery.message_id.in_(chunk),
+                        Delivery.subscription_id.in_(subscription_ids),
+                        Delivery.state == PENDING,
+                        # One being attempted now is left to its worker, whose outcome would set
+                        # its next attempt anew: a new delivery sends the message again instead.
+                        or_(Delivery.leased_until.is_(None), Delivery.leased_until <= at),
+                    )
                 )
                 .values(
                     next_attempt_at=case(

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, lock_order
 from app.models import Acknowledgement, Delivery, IdempotencyKey, Message, ReleaseNotice
 from app.outbox import DEAD, PENDING
 
@@ -78,7 +78,11 @@ async def purge(
     )
     await session.execute(
         update(Delivery)
-        .where(Delivery.message_id.in_([m for m, _ in messages]), Delivery.state == PENDING)
+        .where(
+            lock_order.deliveries(
+                Delivery.message_id.in_([m for m, _ in messages]), Delivery.state == PENDING
+            )
+        )
         .values(state=DEAD, leased_until=None, lease_token=None, last_error="purged")
         .execution_options(synchronize_session=False)
     )

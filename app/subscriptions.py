@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
+from app import audit, lock_order
 from app.delivery import DestinationRefused, IPNetwork, new_secret, resolve_destination
 from app.errors import Problem, invalid
 from app.identity import Caller
@@ -110,9 +110,11 @@ async def change(
         due = await session.execute(
             update(Delivery)
             .where(
-                Delivery.subscription_id == subscription.id,
-                Delivery.state == PENDING,
-                Delivery.next_attempt_at > now,
+                lock_order.deliveries(
+                    Delivery.subscription_id == subscription.id,
+                    Delivery.state == PENDING,
+                    Delivery.next_attempt_at > now,
+                )
             )
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
@@ -138,7 +140,9 @@ async def delete(
     session: AsyncSession, caller: Caller, subscription_id: uuid.UUID, now: datetime
 ) -> Subscription:
     """Stop delivering to it for good; its messages stay in the inbox. Its pending deliveries,
-    one being sent included (its outcome is then not recorded), are dead."""
+    one being sent included (its outcome is then not recorded), are dead. The subscription is
+    locked first, then its deliveries in id order (app/lock_order.py): a worker recording
+    outcomes meanwhile waits, or is waited for, and never deadlocks with it."""
     subscription = await own(session, caller, subscription_id, lock=True)
     already = subscription.status == DELETED
     subscription.status = DELETED
@@ -146,7 +150,11 @@ async def delete(
     # leased_until stays: a delivery claimed and never settled may have been sent (dispatch.retract)
     settled = await session.execute(
         update(Delivery)
-        .where(Delivery.subscription_id == subscription.id, Delivery.state == PENDING)
+        .where(
+            lock_order.deliveries(
+                Delivery.subscription_id == subscription.id, Delivery.state == PENDING
+            )
+        )
         .values(state=DEAD, lease_token=None, last_error=DELETED_ERROR)
         .execution_options(synchronize_session=False)
     )

@@ -82,7 +82,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    name = f"exchange_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    yield from migrated_postgres_database("exchange_test")
+
+
+def migrated_postgres_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of its own, migrated, then dropped: a fixture yields from it."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def admin_sql(sql: str) -> None:
         connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)

@@ -18,7 +18,12 @@ from app.schemas import ConsentHistory, ConsentIn, ConsentOut, WithdrawalOut
 
 router = APIRouter(prefix="/v1/people/{noms_number}/consents", tags=["consents"])
 NomsNumber = Annotated[
-    str, Path(pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$", description="Prison number, e.g. A1234BC.")
+    str,
+    Path(
+        pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$",
+        description="Prison number, e.g. A1234BC.",
+        examples=["A1234BC"],
+    ),
 ]
 
 
