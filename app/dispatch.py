@@ -87,10 +87,12 @@ async def lock_recipients(session: AsyncSession, organisation_ids: Iterable[uuid
 
 
 async def retract(session: AsyncSession, message: Message, now: datetime, why: str) -> bool:
-    """Stop a message that is no longer to be sent. True if it was revoked: it had deliveries
-    and none was ever attempted or is in flight, so its recipient never got it, and never will
-    (the inbox withholds it). False if its recipient may hold it (an attempt made, one being
-    sent, or inbox-only); its other pending deliveries are stopped all the same."""
+    """Stop a message that is no longer to be sent, because a later one supersedes it (`why`
+    "superseded" or "cancelled") or its consent was withdrawn. True if it was revoked: it had
+    deliveries and none was ever attempted or is in flight, so its recipient never got it, and
+    never will (the inbox withholds it). False if its recipient may hold it (an attempt made, one
+    being sent, or inbox-only); its other pending deliveries are stopped all the same, and one
+    in flight is not tried again (a claim withholds a superseded or withdrawn message)."""
     if message.revoked_at is not None:
         return True  # already stopped, by an earlier step of the same change
     rows = (
@@ -101,21 +103,27 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
             .with_for_update()  # a worker's claim waits, or has committed and is seen here
         )
     ).all()
-    pending = [r for r in rows if r.state == outbox.PENDING]
-    in_flight = [r for r in pending if r.leased_until and r.leased_until > now]
-    stop = [r.id for r in pending if r not in in_flight]
-    if stop:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(stop))
-            .values(state=outbox.REVOKED, lease_token=None, last_error=why)  # leased_until stays
-            .execution_options(synchronize_session=False)
-        )
     # Any attempt may have reached the receiver, even one recorded as failed (a timeout after
     # the request went out), and so may one claimed but never settled (its worker died, perhaps
     # after sending: its lease is left behind): only a message never claimed is certainly unseen.
     claimed = [r for r in rows if r.leased_until is not None]
-    if not rows or claimed or any(r.attempts > 0 for r in rows):
+    revoking = bool(rows) and not claimed and not any(r.attempts > 0 for r in rows)
+    pending = [r for r in rows if r.state == outbox.PENDING]
+    in_flight = [r for r in pending if r.leased_until and r.leased_until > now]
+    stop = [r.id for r in pending if r not in in_flight]
+    if stop:
+        replaced = why != "consent_withdrawn" and not revoking  # kept, but no longer sent
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(stop))
+            .values(  # leased_until stays
+                state=outbox.SUPERSEDED if replaced else outbox.REVOKED,
+                lease_token=None,
+                last_error=why,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if not revoking:
         return False
     message.revoked_at = now
     audit.append(

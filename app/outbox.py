@@ -20,6 +20,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
+    exists,
     func,
     insert,
     or_,
@@ -34,9 +35,11 @@ from app import audit, lock_order
 from app.db import flush_pending
 from app.models import Delivery, Message, Organisation, Subscription
 from app.sealing import DataKeys, Sealed, SealError, place
+from app.supersession import superseded
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
-REVOKED = "revoked"  # its message was withdrawn before it was delivered: never sent
+REVOKED = "revoked"  # its message may no longer be sent: revoked, withdrawn or purged
+SUPERSEDED = "superseded"  # a later message replaced its message, which is no longer sent
 SETTLED = {
     DELIVERED: "delivery.succeeded",
     PENDING: "delivery.failed",
@@ -239,6 +242,7 @@ def _claiming() -> tuple[Update, Select]:
             _message.c.withdrawn_at,
             _message.c.jws_sealed,
             _message.c.jws_key_id,
+            superseded(_message.c.id).label("superseded"),
         )
         .select_from(
             _delivery.join(_subscription, _subscription.c.id == _delivery.c.subscription_id).join(
@@ -305,15 +309,18 @@ async def claim_due(
             break  # PostgreSQL's row locks made every chosen row this claim's
     if not claimed_ids:
         return []
-    claimed, withheld = [], []
+    claimed: list[Claimed] = []
+    withheld: dict[str, list[uuid.UUID]] = {REVOKED: [], SUPERSEDED: []}
     for row in await connection.execute(_claiming()[1], {"claimed": claimed_ids}):
         try:
             jws = _opened(data_keys, row.message_id, row)
         except SealError as exc:  # a missing data key: keep the lease, send the others
             log.error("delivery %s: its payload cannot be opened (%s)", row.delivery_id, exc)
             continue
-        if jws is None:  # purged, revoked or withdrawn since it was queued: never to be sent
-            withheld.append(row.delivery_id)
+        if jws is None or row.superseded:  # since it was queued: never to be sent
+            # purged, revoked or withdrawn; or replaced by a later message (its recipient may
+            # hold it, from an attempt under way when it was replaced: it is not sent again)
+            withheld[REVOKED if jws is None else SUPERSEDED].append(row.delivery_id)
             continue
         claimed.append(
             Claimed(
@@ -334,12 +341,13 @@ async def claim_due(
                 leased_until=now + lease,
             )
         )
-    if withheld:
-        await connection.execute(
-            update(_delivery)
-            .where(_delivery.c.id.in_(withheld))
-            .values(state=REVOKED, leased_until=None, lease_token=None, last_error="withheld")
-        )
+    for state, ids in withheld.items():
+        if ids:
+            await connection.execute(
+                update(_delivery)
+                .where(_delivery.c.id.in_(ids))
+                .values(state=state, leased_until=None, lease_token=None, last_error="withheld")
+            )
     return claimed
 
 
@@ -395,17 +403,16 @@ async def renew(
 ) -> set[tuple[uuid.UUID, uuid.UUID]]:
     """Extend the leases of claims still waiting to be sent to `until`: the deliveries whose
     lease this worker still holds (none has run out and been claimed again since), of a
-    subscription still active and a message neither revoked nor withdrawn since the claim. The
-    others are not renewed: their claims are given up, and a claim finds them withheld. The
-    (delivery, lease token) pairs renewed."""
-    live = select(_message.c.id).where(
-        _message.c.revoked_at.is_(None), _message.c.withdrawn_at.is_(None)
+    subscription still active and a message neither revoked, withdrawn nor superseded since
+    the claim. The others are not renewed: their claims are given up, and a claim finds them
+    withheld. The (delivery, lease token) pairs renewed."""
+    live = exists().where(
+        _message.c.id == _delivery.c.message_id,
+        _message.c.revoked_at.is_(None),
+        _message.c.withdrawn_at.is_(None),
+        ~superseded(_message.c.id),
     )
-    held = _held(
-        items,
-        _delivery.c.message_id.in_(live),
-        _delivery.c.subscription_id.in_(_active_subscriptions()),
-    )
+    held = _held(items, live, _delivery.c.subscription_id.in_(_active_subscriptions()))
     connection = await session.connection()
     renewed = held.values(leased_until=until).returning(_delivery.c.id, _delivery.c.lease_token)
     return {(delivery_id, token) for delivery_id, token in await connection.execute(renewed)}

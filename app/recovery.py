@@ -22,6 +22,7 @@ from app.errors import Problem, invalid
 from app.identity import Caller
 from app.models import Delivery, DeliveryAttempt, Message, Subscription, UTCDateTime
 from app.outbox import PENDING, wake_workers
+from app.supersession import superseded, superseded_by
 
 RECOVERY_LIMIT = 10_000  # messages per recover call
 CHUNK = 500  # ids per statement: well under every driver's parameter limit
@@ -78,25 +79,29 @@ async def deliveries(
 # --- one message, again ------------------------------------------------------------------
 
 
-def unsendable(message: Message) -> str | None:
-    """Why a message may no longer be sent (as outbox.jws_of decides), or None."""
+def unsendable(message: Message, superseded_by: uuid.UUID | None) -> str | None:
+    """Why a message may no longer be sent (as outbox.claim_due decides), or None; with the
+    message that replaced it, if one did (supersession.superseded_by)."""
     if message.revoked_at is not None:
         return "revoked"
     if message.withdrawn_at is not None:
         return "withdrawn"
     if message.purged_at is not None or not message.jws_sealed or not message.jws_key_id:
         return "purged"
+    if superseded_by is not None:
+        return "superseded"
     return None
 
 
 def _sendable() -> ColumnElement[bool]:
-    """unsendable(message) is None, in SQL."""
+    """unsendable(message, its replacement) is None, in SQL."""
     return and_(
         Message.revoked_at.is_(None),
         Message.withdrawn_at.is_(None),
         Message.purged_at.is_(None),
         Message.jws_sealed.is_not(None),
         Message.jws_key_id.is_not(None),
+        ~superseded(Message.id),
     )
 
 
@@ -104,6 +109,7 @@ WHY = {
     "revoked": "it was stopped before it was delivered anywhere",
     "withdrawn": "the consent it relied on was withdrawn",
     "purged": "its payload was purged after the retention period",
+    "superseded": "a later message replaced it, and that one is sent instead",
 }
 
 
@@ -123,13 +129,15 @@ async def redeliver(
     named = None
     if subscription_id is not None:
         named = await subscriptions.own(session, caller, subscription_id, lock=True)
-    reason = unsendable(message)
+    replaced_by = await session.scalar(select(superseded_by(message.id)))
+    reason = unsendable(message, replaced_by)
     if reason is not None:
         raise Problem(
             409,
             "Message not sendable",
             f"This message can no longer be sent ({reason}): {WHY[reason]}.",
-            extra={"reason": reason},
+            extra={"reason": reason}
+            | ({"superseded_by": str(replaced_by)} if reason == "superseded" else {}),
         )
     if named is not None:
         if named.status != subscriptions.ACTIVE:

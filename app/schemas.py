@@ -40,6 +40,7 @@ class TokenResponse(Wire):
 
 
 MessageKind = Literal["disclosure", "cancellation", "consent_withdrawn"]
+DeliveryState = Literal["pending", "delivered", "dead", "revoked", "superseded"]
 NoticeState = Literal["accepted", "not_routed", "superseded", "cancelled"]
 
 
@@ -72,7 +73,11 @@ class NoticeAccepted(Wire):
 class DeliveryStatus(Wire):
     """One delivery to one of the recipient's webhook endpoints (which are theirs to know)."""
 
-    state: Literal["pending", "delivered", "dead", "revoked"]
+    state: DeliveryState = Field(
+        description="`revoked`: stopped, as its message may no longer be sent (revoked before "
+        "any attempt, or withdrawn with its consent). `superseded`: stopped, as a later message "
+        "replaced this one; an attempt made before may have reached the recipient."
+    )
     attempts: int
     delivered_at: datetime | None
 
@@ -133,8 +138,19 @@ class RecipientAcknowledgement(Wire):
     recorded_at: datetime
 
 
+SUPERSEDES = (
+    "The earlier message to this recipient that this one replaces; for a consent withdrawal, "
+    "the one that relied on the consent (withdrawn, not replaced)."
+)
+SUPERSEDED_BY = (
+    "The later message to this recipient that replaced this one: a disclosure of a later "
+    "version, or a cancellation. Null while this one stands."
+)
+
+
 class RecipientStatus(RoutedRecipient):
-    supersedes: uuid.UUID | None = Field(description="The earlier message this one replaces.")
+    supersedes: uuid.UUID | None = Field(description=SUPERSEDES)
+    superseded_by: uuid.UUID | None = Field(description=SUPERSEDED_BY)
     deliveries: list[DeliveryStatus]
     acknowledgement: AcknowledgementStatus | None = Field(
         description="The latest status the recipient gave this message; null when none."
@@ -177,23 +193,33 @@ class MessageOut(Wire):
     id: uuid.UUID
     kind: MessageKind
     notice_id: uuid.UUID
-    supersedes: uuid.UUID | None = Field(description="The earlier message this one replaces.")
+    supersedes: uuid.UUID | None = Field(
+        description=SUPERSEDES + " It may be one you never received (revoked): its own "
+        "`supersedes` names the one before."
+    )
+    superseded_by: uuid.UUID | None = Field(
+        description=SUPERSEDED_BY + " A superseded message is kept as it was (with its JWS, "
+        "unless it was revoked), but no longer sent: act on the one that replaced it."
+    )
     sequence: int
     created_at: datetime
     jws: str | None = Field(
         description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt or "
         "consent-withdrawn+jwt); verify with the JWKS (or /v1/signing-keys for a key no longer "
         "in it). Null when the message is encrypted (see `jwe`), once purged after the "
-        "retention period, or revoked before delivery because its consent was withdrawn."
+        "retention period, once revoked, or once withdrawn with the consent it relied on."
     )
     jwe: str | None = Field(
         description="When your organisation had registered an encryption key as the message "
         "was made: the same signed message encrypted to that key, a compact JWE (RSA-OAEP-256, "
         "A256GCM, cty JWT, kid your key's). Decrypt it with your private key, then verify the "
-        "JWS inside as above. Null otherwise, and once purged or revoked."
+        "JWS inside as above. Null otherwise, and once purged, revoked or withdrawn."
     )
     purged_at: datetime | None
-    revoked_at: datetime | None
+    revoked_at: datetime | None = Field(
+        description="When it was stopped before any attempt to send it was made (its notice "
+        "amended or cancelled, or its consent withdrawn): it was never sent, and never will be."
+    )
 
 
 class MessagePage(Wire):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, Field
 
-from app.schemas import MessageKind, UtcInstant, Wire
+from app.schemas import DeliveryState, MessageKind, UtcInstant, Wire
 
 
 class SubscriptionIn(Wire):
@@ -81,9 +81,11 @@ class DeliveryOut(Wire):
     message_id: uuid.UUID
     sequence: int = Field(description="The message's number in your inbox.")
     kind: MessageKind
-    state: Literal["pending", "delivered", "dead", "revoked"] = Field(
+    state: DeliveryState = Field(
         description="`pending`: to be attempted at next_attempt_at. `delivered`. `dead`: retries "
-        "spent, or the subscription deleted. `revoked`: the message may no longer be sent."
+        "spent, or the subscription deleted. `revoked`: the message may no longer be sent "
+        "(revoked, withdrawn or purged). `superseded`: a later message replaced it, and is sent "
+        "instead; this one stays in your inbox, marked `superseded_by`."
     )
     attempt_count: int
     next_attempt_at: datetime | None = Field(description="When pending: the next attempt.")

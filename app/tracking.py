@@ -20,6 +20,7 @@ from app.errors import Problem
 from app.identity import Caller
 from app.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
 from app.sealing import DataKeys
+from app.supersession import superseded_by
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RecipientTracking:
     kind: str
     message_id: uuid.UUID | None
     supersedes: uuid.UUID | None
+    superseded_by: uuid.UUID | None  # the later message that replaced this one, if one did
     deliveries: list[Delivery]
     acknowledgements: list[Acknowledged]  # oldest first
 
@@ -80,12 +82,13 @@ async def track(
     ).all()
     messages = (
         await session.execute(
-            select(Message, Organisation.code, Organisation.kind)
+            select(Message, Organisation.code, Organisation.kind, superseded_by(Message.id))
             .join(Organisation, Organisation.id == Message.recipient_organisation_id)
             .where(Message.notice_id == notice_id)
             .order_by(Message.sequence)
         )
     ).all()
+    replaced_by = {m.id: by for m, _, _, by in messages}
     deliveries = (
         await session.scalars(
             select(Delivery)
@@ -94,7 +97,7 @@ async def track(
             .order_by(Delivery.created_at, Delivery.id)
         )
     ).all()
-    acknowledged = await acknowledgements.of_messages(session, (m.id for m, _, _ in messages))
+    acknowledged = await acknowledgements.of_messages(session, (m.id for m, *_ in messages))
 
     def row(kind: str, code: str, role: str, message: Message | None) -> RecipientTracking:
         return RecipientTracking(
@@ -103,6 +106,7 @@ async def track(
             kind=kind,
             message_id=message.id if message else None,
             supersedes=message.supersedes_id if message else None,
+            superseded_by=replaced_by.get(message.id) if message else None,
             deliveries=[d for d in deliveries if message and d.message_id == message.id],
             acknowledgements=[
                 Acknowledged(a.status, acknowledgements.note_of(data_keys, a), a.recorded_at)
@@ -110,13 +114,13 @@ async def track(
             ],
         )
 
-    by_disclosure = {m.disclosure_id: m for m, _, _ in messages if m.disclosure_id}
+    by_disclosure = {m.disclosure_id: m for m, *_ in messages if m.disclosure_id}
     recipients = [
         row(DISCLOSURE, code, role, by_disclosure.get(disclosure_id))
         for disclosure_id, role, code in decided
     ] + [
         row(m.kind, code, kind, m)
-        for m, code, kind in messages
+        for m, code, kind, _ in messages
         if m.kind in (CANCELLATION, CONSENT_WITHDRAWN)
     ]
     return Tracking(notice, list(versions), recipients)

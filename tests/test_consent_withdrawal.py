@@ -161,6 +161,7 @@ async def test_probation_is_sent_the_notice_again_without_the_clinical_notes(
     at = answer["consent"]["withdrawn_at"]
     assert (old["id"], old["jws"], old["revoked_at"]) == (sent["N07"], None, at)
     assert (new["id"], new["supersedes"], new["revoked_at"]) == (again, sent["N07"], None)
+    assert (old["superseded_by"], new["superseded_by"]) == (again, None)  # revoked and replaced
     assert new["jws"] == event["data"]["jws"]
     header, claims = await verified(api, new["jws"], "N07")
     assert header["typ"] == "disclosure+jwt"
@@ -231,6 +232,7 @@ async def test_a_recipient_that_may_hold_the_message_is_sent_consent_withdrawn(
     # Not revoked (it may have been seen), but withheld from the inbox from now on, and its
     # deliveries not yet attempted are stopped; one in flight is left to its worker.
     assert (original["id"], original["jws"], original["revoked_at"]) == (sent, None, None)
+    assert original["superseded_by"] is None  # a consent withdrawal names it, replacing nothing
     assert (await states(world)).get(("SMS-LEEDS", hexid(sent))) == STOPPED[holds]
     assert (item["id"], item["kind"], item["supersedes"]) == (told, "consent_withdrawn", sent)
     header, claims = await verified(api, item["jws"], "SMS-LEEDS")

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import recovery
 from app.api.deps import DataKeysDep, Now, Session
@@ -20,11 +20,17 @@ from app.problems import PROBLEMS, documented
 from app.schemas import MessageOut, MessagePage
 from app.schemas_subscriptions import Redelivery, RedeliveryIn
 from app.sealing import DataKeys
+from app.supersession import superseded_by
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 
-def _out(m: Message, data_keys: DataKeys) -> MessageOut:
+def _with_replacement() -> Select[tuple[Message, uuid.UUID | None]]:
+    """Messages, each with the id of the later message that replaced it, if one did."""
+    return select(Message, superseded_by(Message.id))
+
+
+def _out(m: Message, replaced_by: uuid.UUID | None, data_keys: DataKeys) -> MessageOut:
     token = jws_of(data_keys, m)  # signed, or signed and then encrypted to the recipient
     encrypted = token is not None and is_encrypted(token)
     return MessageOut(
@@ -32,6 +38,7 @@ def _out(m: Message, data_keys: DataKeys) -> MessageOut:
         kind=m.kind,
         notice_id=m.notice_id,
         supersedes=m.supersedes_id,
+        superseded_by=replaced_by,
         sequence=m.sequence,
         created_at=m.created_at,
         jws=None if encrypted else token,
@@ -53,8 +60,8 @@ async def list_messages(
     """Messages after a sequence number (`after`, or the `cursor` of the previous page)."""
     start = max(after(after_sequence), after(cursor))
     rows = (
-        await session.scalars(
-            select(Message)
+        await session.execute(
+            _with_replacement()
             .where(
                 Message.recipient_organisation_id == caller.organisation_id,
                 Message.sequence > start,
@@ -64,8 +71,8 @@ async def list_messages(
         )
     ).all()
     return MessagePage(
-        items=[_out(m, data_keys) for m in rows],
-        next_cursor=next_cursor([m.sequence for m in rows], limit),
+        items=[_out(m, replaced_by, data_keys) for m, replaced_by in rows],
+        next_cursor=next_cursor([m.sequence for m, _ in rows], limit),
     )
 
 
@@ -74,10 +81,18 @@ async def get_message(
     message_id: uuid.UUID, caller: RecipientReader, session: Session, data_keys: DataKeysDep
 ) -> MessageOut:
     """One signed message. Another organisation's message does not exist, as far as you know."""
-    message = await session.get(Message, message_id)
-    if message is None or message.recipient_organisation_id != caller.organisation_id:
+    found = (
+        await session.execute(
+            _with_replacement().where(
+                Message.id == message_id,
+                Message.recipient_organisation_id == caller.organisation_id,
+            )
+        )
+    ).one_or_none()
+    if found is None:
         raise Problem(404, "Not found", "No such message.")
-    return _out(message, data_keys)
+    message, replaced_by = found
+    return _out(message, replaced_by, data_keys)
 
 
 @router.post(
@@ -88,8 +103,9 @@ async def get_message(
     responses={
         **PROBLEMS,
         409: documented(
-            "The message may no longer be sent (`reason`: revoked, withdrawn or purged), or "
-            "there is no active subscription to send it to."
+            "The message may no longer be sent (`reason`: revoked, withdrawn, purged, or "
+            "superseded, with `superseded_by` the message sent instead), or there is no active "
+            "subscription to send it to."
         ),
     },
 )

@@ -228,6 +228,7 @@ async def get(
                 kind=r.kind,
                 message_id=r.message_id,
                 supersedes=r.supersedes,
+                superseded_by=r.superseded_by,
                 deliveries=[
                     DeliveryStatus(state=d.state, attempts=d.attempts, delivered_at=d.delivered_at)
                     for d in r.deliveries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from app.auth import SubscriptionWriter
 from app.models import Subscription
 from app.outbox import previous_secret_until
 from app.problems import PROBLEMS, documented
+from app.schemas import DeliveryState
 from app.schemas_subscriptions import (
     DeliveryAttemptOut,
     DeliveryOut,
@@ -169,7 +170,7 @@ async def list_deliveries(
     subscription_id: uuid.UUID,
     caller: SubscriptionWriter,
     session: Session,
-    state: Annotated[Literal["pending", "delivered", "dead", "revoked"] | None, Query()] = None,
+    state: Annotated[DeliveryState | None, Query()] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> DeliveryPage:
