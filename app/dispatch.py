@@ -138,6 +138,39 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
     return True
 
 
+async def retract_held(
+    session: AsyncSession, message: Message, now: datetime, why: str
+) -> Message | None:
+    """Stop a disclosure its recipient holds (as held() found it), as retract does. If it is
+    revoked, never sent, its recipient may still hold the one before it: that is stopped in its
+    turn, and so on. The disclosure the recipient may hold after all, to be told it no longer
+    stands; None if it holds none (or holds a cancellation already)."""
+    while message is not None and message.kind == DISCLOSURE:
+        if not await retract(session, message, now, why):
+            return message
+        message = await _held_before(session, message)
+    return None
+
+
+async def _held_before(session: AsyncSession, message: Message) -> Message | None:
+    """What the recipient held of the notice before this message was made: the latest earlier
+    disclosure or cancellation to it of any version of the notice, not revoked."""
+    series = select(ReleaseNotice.series_id).where(ReleaseNotice.id == message.notice_id)
+    return await session.scalar(
+        select(Message)
+        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+        .where(
+            ReleaseNotice.series_id == series.scalar_subquery(),
+            Message.recipient_organisation_id == message.recipient_organisation_id,
+            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.revoked_at.is_(None),
+            Message.sequence < message.sequence,
+        )
+        .order_by(Message.sequence.desc())
+        .limit(1)
+    )
+
+
 async def cancel(
     session: AsyncSession,
     notice: ReleaseNotice,

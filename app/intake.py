@@ -29,6 +29,7 @@ from app.dispatch import (
     held,
     lock_recipients,
     retract,
+    retract_held,
     store,
 )
 from app.errors import Problem, invalid
@@ -228,14 +229,16 @@ async def accept_notice(
     await lock_recipients(session, counters)
     await store(session, signed, now, subscribed=subscribed)
     # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
-    # may hold one and gets nothing from this version is told it no longer stands.
+    # may hold one (that one, or one before it, if it never went) and gets nothing from this
+    # version is told it no longer stands.
     disclosed_to = {s.organisation.id for s in sent if s.message_id}
     for message in holders.values():
         if message.kind != DISCLOSURE:
             continue
-        revoked = await retract(session, message, now, "superseded")
-        if not revoked and message.recipient_organisation_id not in disclosed_to:
-            sent.append(await cancel(session, row, message, "amended_not_shared", context, now))
+        if message.recipient_organisation_id in disclosed_to:  # its new message supersedes it
+            await retract(session, message, now, "superseded")
+        elif still := await retract_held(session, message, now, "superseded"):
+            sent.append(await cancel(session, row, still, "amended_not_shared", context, now))
     return Accepted(row, sent)
 
 
@@ -272,8 +275,8 @@ async def cancel_notice(
     await lock_recipients(session, holders)
     sent = []
     for message in holders.values():
-        if message.kind == DISCLOSURE and not await retract(session, message, now, "cancelled"):
-            sent.append(await cancel(session, row, message, reason, context, now))
+        if still := await retract_held(session, message, now, "cancelled"):
+            sent.append(await cancel(session, row, still, reason, context, now))
     if reason == "entered_in_error" and row.person_ref:
         versions = await session.scalars(
             select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)

@@ -22,6 +22,7 @@ from app.worker_tx import claim
 from tests.receiver import running_receiver
 from tests.test_notice_lifecycle import (
     CONCERNS,
+    NO_SMS,
     amend,
     cancel,
     edited,
@@ -183,6 +184,43 @@ async def test_a_cancellation_after_a_delivered_amendment_supersedes_it(world, e
     status = await tracked(world, second["id"])
     assert recipient(status, "N07")["superseded_by"] == c
     assert recipient(status, "N07", "cancellation")["supersedes"] == v2
+
+
+@pytest.mark.parametrize("change", ["cancellation", "amendment not shared"])
+async def test_a_recipient_holding_an_earlier_version_is_told_when_the_latest_was_never_sent(
+    world, api, example, settings, change
+):
+    """The amendment's message was revoked before any attempt, so the recipient still holds the
+    first version's: it is that one the cancellation names, and that one it supersedes."""
+    with running_receiver() as receiver:
+        secret = await subscribe(world, "SMS-LEEDS", f"{receiver.url}/SMS-LEEDS")
+        first = ok(await world.post_notice(example))
+        assert await work(world, settings) == 1  # SMS-LEEDS holds the first version's message
+        second = ok(await amend(world, first["id"], example))  # not yet attempted ...
+        if change == "cancellation":  # ... when the notice is cancelled, or amended again
+            third = ok(await cancel(world, second["id"], "release_cancelled"))
+            reason = "release_cancelled"
+        else:
+            third = ok(await amend(world, second["id"], edited(example, NO_SMS)))
+            reason = "amended_not_shared"
+        v1, v2 = sent(first)["SMS-LEEDS"], sent(second)["SMS-LEEDS"]
+        told = sent(third, "cancellation")
+        assert "SMS-LEEDS" in told
+        c = told["SMS-LEEDS"]
+        assert await work(world, settings) == 1  # the cancellation; v2 never goes
+        got = events(receiver, secret)
+    assert [data["message_id"] for _, data in got] == [v1, c]
+    assert got[-1][1]["supersedes"] == v1
+    _, claims = await verified(api, got[-1][1]["jws"], "SMS-LEEDS")
+    assert (claims["supersedes"], claims["reason"]) == (v1, reason)
+    items = await inbox(world, "SMS-LEEDS")
+    assert [(m["id"], m["supersedes"], m["superseded_by"]) for m in items] == [
+        (v1, None, c),  # the latest message naming it: the one that stands
+        (v2, v1, None),
+        (c, v1, None),
+    ]
+    assert items[1]["jws"] is None and items[1]["revoked_at"]  # never sent
+    assert items[0]["jws"] and items[0]["revoked_at"] is None  # held: kept
 
 
 async def test_a_superseded_message_is_not_sent_again_on_request(world, example, settings):
