@@ -168,6 +168,12 @@ async def test_a_chain_of_amendments_links_each_message_to_the_next(world, examp
         (ids[2], ids[1], None),
     ]
     assert all(m["jws"] and m["revoked_at"] is None for m in items)  # each delivered: kept
+    acknowledged = await world.api.post(  # what it gave may have been acted on: it may say so
+        f"/v1/messages/{ids[0]}/acknowledgements",
+        json={"status": "received"},
+        headers=await world.headers("N07"),
+    )
+    assert acknowledged.status_code == 201, acknowledged.text
 
 
 async def test_a_cancellation_after_a_delivered_amendment_supersedes_it(world, example):
