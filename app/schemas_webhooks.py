@@ -71,12 +71,18 @@ class EventData(BaseModel):
     )
 
 
+REPLACES = (
+    "The message this one replaces: the last one made for you about the notice (your disclosure "
+    "of the version that an amendment corrected, or the cancellation of an earlier version that "
+    "stopped going to you), or one decided again after a consent it relied on was withdrawn "
+    "before it was sent. It may be one you never received (revoked before any attempt): your "
+    "inbox has it, with its own `supersedes`. The replaced message shows `superseded_by` there. "
+    "Absent for a first disclosure."
+)
+
+
 class DisclosureData(EventData):
-    supersedes: uuid.UUID = absent(
-        "The message this one replaces: your disclosure of the version that an amendment "
-        "corrected, or one decided again after a consent it relied on was withdrawn before it "
-        "was sent. Absent for a first disclosure."
-    )
+    supersedes: uuid.UUID = absent(REPLACES)
 
 
 class CancellationData(EventData):
@@ -204,11 +210,7 @@ def disclosure_claims(policy: Policy) -> type[BaseModel]:
         sub=(NomsNumber, Field(description=sub) if named else absent(f"{sub} Absent unless sent.")),
         supersedes=(
             uuid.UUID,
-            absent(
-                "The message this one replaces: your disclosure of the version that an "
-                "amendment corrected, or one decided again after a consent it relied on was "
-                "withdrawn before it was sent. Absent for a first disclosure."
-            ),
+            absent(REPLACES),
         ),
         disclosure=(
             disclosure,
