@@ -285,3 +285,19 @@ async def test_a_claim_waiting_to_be_sent_is_given_up_once_its_message_is_replac
     ok(await amend(world, first["id"], example))
     async with world.sessions() as session, session.begin():
         assert await outbox.renew(session, [item], datetime.now(UTC) + LATER) == set()
+
+
+async def test_a_recipient_shared_with_again_gets_a_disclosure_replacing_its_cancellation(
+    world, example
+):
+    first = ok(await world.post_notice(example))
+    second = ok(await amend(world, first["id"], edited(example, NO_SMS)))
+    third = ok(await amend(world, second["id"], example))
+    v1, v3 = sent(first)["SMS-LEEDS"], sent(third)["SMS-LEEDS"]
+    c = sent(second, "cancellation")["SMS-LEEDS"]
+    items = await inbox(world, "SMS-LEEDS")
+    assert [(m["id"], m["kind"], m["supersedes"], m["superseded_by"]) for m in items] == [
+        (v1, "disclosure", None, c),
+        (c, "cancellation", v1, v3),
+        (v3, "disclosure", c, None),
+    ]
