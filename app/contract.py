@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app import schemas, schemas_subscriptions, schemas_webhooks
+from app import schemas, schemas_messages, schemas_subscriptions, schemas_webhooks
 from app.api.webhooks import claims_schema
 from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notice import ReleaseNotice
@@ -26,7 +26,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "release-notice.v1.json": ReleaseNotice,
     "notice-accepted.v1.json": schemas.NoticeAccepted,
     "notice-status.v1.json": schemas.NoticeStatus,
-    "message.v1.json": schemas.MessageOut,
+    "message.v1.json": schemas_messages.MessageOut,
     "acknowledgement.v1.json": schemas.AcknowledgementOut,
     "subscription.v1.json": schemas_subscriptions.SubscriptionCreated,
     "consent.v1.json": schemas.ConsentOut,

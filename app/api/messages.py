@@ -17,7 +17,7 @@ from app.jose import is_encrypted
 from app.models import Message
 from app.outbox import jws_of
 from app.problems import PROBLEMS, documented
-from app.schemas import MessageOut, MessagePage
+from app.schemas_messages import MessageOut, MessagePage
 from app.schemas_subscriptions import Redelivery, RedeliveryIn
 from app.sealing import DataKeys
 from app.supersession import superseded_by
