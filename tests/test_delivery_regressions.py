@@ -124,7 +124,7 @@ async def until_waiting_or_done(world, database_url: str, task: asyncio.Task) ->
 
 
 async def test_0005_kills_the_pending_deliveries_of_what_delete_disabled(
-    world, example, database_url
+    world, example, database_url, settings
 ):
     subscription_id = await subscribe(world, "N07", "http://127.0.0.1:9/hooks")
     assert (await world.post_notice(example)).status_code == 202
@@ -133,8 +133,9 @@ async def test_0005_kills_the_pending_deliveries_of_what_delete_disabled(
         await asyncio.to_thread(command.downgrade, config, "0004")
         async with world.sessions() as session, session.begin():  # what DELETE did before 0005
             await session.execute(sa.text("UPDATE subscription SET status = 'disabled'"))
-    finally:
-        await asyncio.to_thread(migrate.upgrade, database_url)
+    finally:  # 0009 reads the stored notices: it needs the data keys that sealed them
+        keys = settings.sealing_keys_dir
+        await asyncio.to_thread(migrate.upgrade, database_url, data_keys_dir=keys)
     async with world.sessions() as session:
         [delivery] = (await session.scalars(select(Delivery))).all()
         assert (str(delivery.subscription_id), delivery.state) == (subscription_id, "dead")
