@@ -228,6 +228,11 @@ BAD_ASSERTIONS: dict[str, Callable[[Kit], str]] = {
     "alg none": lambda k: jwt.encode(k.client.claims(), None, "none"),
     "kid of another key": lambda k: k.client.assertion(kid=thumbprint(private_key("ec-other"))),
     "for a secret client": lambda k: k.signed(iss=k.secret[0], sub=k.secret[0]),
+    # The jti is stored: it must be one line of Unicode text, as RFC 7519 makes it a string.
+    "jti holding NUL": lambda k: k.signed(jti="one\x00two"),
+    "jti holding a lone surrogate": lambda k: k.signed(jti="one\ud800"),
+    "jti a number": lambda k: k.signed(jti=7),
+    "iss holding NUL": lambda k: k.signed(iss="\x00"),
 }
 SAML = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
 REFUSALS: dict[str, tuple[Callable[[Kit], dict[str, Any]], str]] = {
@@ -240,6 +245,13 @@ REFUSALS: dict[str, tuple[Callable[[Kit], dict[str, Any]], str]] = {
         "malformed",
     ),
     "Basic and an assertion": (lambda k: {"assertion": k.signed(), "auth": k.secret}, "malformed"),
+    # A client id is looked up before anything is verified: NUL there was a 500 on PostgreSQL.
+    "Basic, a client id holding NUL": (lambda k: {"auth": ("a\x00b", "secret")}, "malformed"),
+    "Basic, a client id holding a tab": (lambda k: {"auth": ("a\tb", "secret")}, "malformed"),
+    "sub and iss holding NUL": (
+        lambda k: {"assertion": k.signed(iss="a\x00b", sub="a\x00b")},
+        "malformed",
+    ),
     "secret for a key client": (lambda k: {"auth": (k.client.client_id, "a-guess")}, "bad_secret"),
     # A key client has no secret hash; the app compares with hash_secret("-") in its place.
     "secret '-' for a key client": (lambda k: {"auth": (k.client.client_id, "-")}, "bad_secret"),
@@ -260,15 +272,42 @@ BAD_KEYS: dict[str, Callable[[], str]] = {
     "garbage text": lambda: "this is not a key",
     "garbage PEM": lambda: "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n",
     "a JWK with d": lambda: ECAlgorithm.to_jwk(private_key("ec")),
+    # Once a 500 each: what a JOSE library would raise on is refused before it sees the key.
+    "a JWK nested deeper than the parser's stack": lambda: (
+        '{"kty": "EC", "crv": "P-256", "x5c": ' + "[" * 3000 + "]" * 3000 + "}"
+    ),
+    "a JWK on curve P-999": lambda: ec_jwk(crv="P-999"),
+    "a JWK with no crv": lambda: ec_jwk(crv=None),
+    "a JWK whose point is off the curve": lambda: ec_jwk(y=ec_jwk_members()["x"]),
+    "a JWK whose x is not base64url": lambda: ec_jwk(x="not base64url!"),
+    "a JWK of kty oct": lambda: json.dumps({"kty": "oct", "alg": "ES256"}),
+    "a JWK of alg PS256": lambda: ec_jwk(alg="PS256"),
+    "a JWK with kty twice": lambda: ec_jwk().replace('"kty": "EC"', '"kty": "RSA", "kty": "EC"'),
+    "a JWK whose kid holds NUL": lambda: ec_jwk(kid="k\x00"),
+    "a JWK whose kid is a lone surrogate": lambda: ec_jwk(kid="\udfff"),
 }
+
+
+def ec_jwk_members(**changes: Any) -> dict[str, Any]:
+    members = ECAlgorithm.to_jwk(private_key("ec").public_key(), as_dict=True) | changes
+    return {k: v for k, v in members.items() if v is not None}
+
+
+def ec_jwk(**changes: Any) -> str:
+    return json.dumps(ec_jwk_members(**changes))
 
 
 @pytest.mark.parametrize("case", list(BAD_KEYS))
 async def test_registration_refuses_an_unusable_key(world, api, case):
+    """A 422 naming the member, in the exchange's own words, never a library's text."""
     await world.headers("OPS")
     before = await world.counts()
     response = await operator(world, api, "N07/clients", {"public_key": BAD_KEYS[case]()})
-    assert_problem(response, 422)
+    problem = assert_problem(response, 422)
+    (error,) = problem["errors"]
+    assert error["pointer"] == "/public_key"
+    assert error["detail"].startswith("not a usable public key: ")
+    assert not re.search(r"https?://|PEM file|Error|Exception|\\u", error["detail"])
     assert await world.counts() == before
 
 
