@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas_base import Instant, Request, Wire, one_line, plain_text
+from app.schemas_base import Instant, RequestBody, Wire, one_line, plain_text
 
 Name = one_line(200)  # an organisation's, or whoever recorded a consent
 Scopes = one_line(1000, min_length=0)
@@ -69,7 +69,7 @@ NOTE_MAX = 500
 Note = plain_text(NOTE_MAX)
 
 
-class AcknowledgementIn(Request):
+class AcknowledgementIn(RequestBody):
     status: AcknowledgementStatus = Field(
         description="`received`: the message reached your case system (any kind of message). "
         "For a disclosure only: `accepted` (you take the referral or case on), "
@@ -136,7 +136,7 @@ class NoticeStatus(NoticeAccepted):
 CancellationReason = Literal["entered_in_error", "release_cancelled", "other"]
 
 
-class CancellationIn(Request):
+class CancellationIn(RequestBody):
     reason: CancellationReason = Field(
         description="`entered_in_error`: it should never have been sent (wrong person, wrong "
         "prison). `release_cancelled`: the release will not happen as notified. `other`."
@@ -205,7 +205,7 @@ class ProblemOut(BaseModel):
 Kind = Literal["prison", "probation_provider", "substance_misuse_service", "auditor", "operator"]
 
 
-class OrganisationIn(Request):
+class OrganisationIn(RequestBody):
     kind: Kind
     code: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$", description="e.g. MDI, N07")
     name: Name
@@ -225,7 +225,7 @@ class OrganisationPage(Wire):
     next_cursor: str | None
 
 
-class ClientIn(Request):
+class ClientIn(RequestBody):
     scopes: Scopes | None = Field(
         default=None, description="Space-separated; default: every scope the kind allows."
     )
@@ -254,7 +254,7 @@ class ClientPage(Wire):
     next_cursor: str | None
 
 
-class SecretRotationIn(Request):
+class SecretRotationIn(RequestBody):
     overlap_seconds: int = Field(
         default=86400, ge=0, le=30 * 86400, description="How long the old secret keeps working."
     )
@@ -271,7 +271,7 @@ class SecretRotated(Wire):
 ConsentScope = Literal["substance_misuse_service", "probation_clinical_details"]
 
 
-class ConsentIn(Request):
+class ConsentIn(RequestBody):
     scope: ConsentScope = Field(
         description="`substance_misuse_service`: share with the community treatment service. "
         "`probation_clinical_details`: share clinical detail with probation."

@@ -2,9 +2,9 @@
 
 Each check a request's text or time needs is made here, once, for every route that uses the type:
 
-- A request model is strict (`Request`): a number is never read from a boolean or a float, nor
-  a string from a number. UUIDs and times come as text, as the contract says; a time is never
-  read from a number (pydantic would take one as seconds since 1970).
+- A request body is strict (`RequestBody`): a number is never read from a boolean or a float,
+  nor a string from a number. UUIDs and times come as text, as the contract says; a time is
+  never read from a number (pydantic would take one as seconds since 1970).
 - Text never holds a control character where it cannot belong: a name or identifier
   (`one_line`) holds none, free text (`plain_text`) only tab and line breaks. Neither holds NUL,
   which PostgreSQL cannot store and SQLite would, so both databases answer alike. They are
@@ -72,7 +72,7 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Request(Wire):
+class RequestBody(Wire):
     """A request body: unknown members refused, and every member strictly of its type."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

