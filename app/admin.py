@@ -18,16 +18,20 @@ from app.identity import (
     new_client_credentials,
 )
 from app.models import ApiClient, Organisation
+from app.schemas_base import is_one_line
 
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 
 
 class AdminError(ValueError):
-    """A request the operator must correct; the message says how."""
+    """A request the operator must correct; the message says how, and `pointer` which member of
+    the API's request body it concerns ("" for none in particular)."""
 
-    def __init__(self, message: str, *, missing: bool = False, conflict: bool = False) -> None:
+    def __init__(
+        self, message: str, *, missing: bool = False, conflict: bool = False, pointer: str = ""
+    ) -> None:
         super().__init__(message)
-        self.missing, self.conflict = missing, conflict
+        self.missing, self.conflict, self.pointer = missing, conflict, pointer
 
 
 async def add_organisation(
@@ -40,11 +44,11 @@ async def add_organisation(
     actor: Caller | None = None,
 ) -> Organisation:
     if kind not in ORGANISATION_KINDS:
-        raise AdminError(f"kind must be one of {', '.join(ORGANISATION_KINDS)}")
-    if not CODE.match(code):
-        raise AdminError("code must be 2-32 capital letters, digits or hyphens")
-    if not name.strip() or len(name) > 200:
-        raise AdminError("name must be 1-200 characters")
+        raise AdminError(f"kind must be one of {', '.join(ORGANISATION_KINDS)}", pointer="/kind")
+    if not CODE.fullmatch(code):
+        raise AdminError("code must be 2-32 capital letters, digits or hyphens", pointer="/code")
+    if not name.strip() or len(name) > 200 or not is_one_line(name):
+        raise AdminError("name must be 1-200 characters on one line", pointer="/name")
     if await session.scalar(select(Organisation.id).where(Organisation.code == code)):
         raise AdminError(f"an organisation with code {code} already exists", conflict=True)
     organisation = Organisation(
@@ -69,16 +73,22 @@ async def add_client(
     organisation = await organisation_by_code(session, organisation_code)
     allowed = KIND_SCOPES[organisation.kind]
     if scopes is not None and not scopes.strip():
-        raise AdminError("give at least one scope, or leave scopes out for all the kind allows")
+        raise AdminError(
+            "give at least one scope, or leave scopes out for all the kind allows",
+            pointer="/scopes",
+        )
     granted = frozenset(scopes.split()) if scopes is not None else allowed
     if not granted or not granted <= allowed:
-        raise AdminError(f"a {organisation.kind} client may have only: {' '.join(sorted(allowed))}")
+        raise AdminError(
+            f"a {organisation.kind} client may have only: {' '.join(sorted(allowed))}",
+            pointer="/scopes",
+        )
     public_jwk = None
     if public_key is not None:
         try:
             public_jwk, _ = jose.public_verifier(public_key)
         except ValueError as exc:
-            raise AdminError(str(exc)) from None
+            raise AdminError(str(exc), pointer="/public_key") from None
     client_id, secret = new_client_credentials()
     client = ApiClient(
         id=uuid.uuid4(),

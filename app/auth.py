@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import hmac
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,16 +20,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jose
+from app.admin import CODE
 from app.api.deps import Session
 from app.errors import Problem
-from app.identity import KIND_SCOPES, Caller, Scope, hash_secret
+from app.identity import CLIENT_ID, KIND_SCOPES, Caller, Scope, hash_secret
 from app.models import ApiClient, ClientAssertion, Organisation
+from app.schemas_base import is_one_line
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT typ, not a secret
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
 MAX_TOKEN_LIFETIME = 300  # RFC 9068 access tokens, ours or a trusted issuer's
-MAX_CLIENT_ID = 64
+_CLIENT_ID = re.compile(CLIENT_ID)
 NO_HASH = "!" * 64  # not hex: no SHA-256 digest is ever equal to it
 TRUSTED_ISSUER_KINDS = frozenset({"prison", "probation_provider", "substance_misuse_service"})
 
@@ -89,7 +92,7 @@ def presented(
             raise client_failure("malformed")
         claimed = jose.unverified_claims(assertion)
         client_id = claimed.get("sub") if claimed else None
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
             raise client_failure("malformed")
         return Presented(client_id, assertion=assertion)
     if not authorization or not authorization.lower().startswith("basic "):
@@ -99,7 +102,8 @@ def presented(
         client_id, secret = decoded.split(":", 1)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise client_failure("malformed") from None
-    if not 0 < len(client_id) <= MAX_CLIENT_ID:  # it keys the throttle: bound its memory
+    # It keys the throttle (bound its memory) and is looked up: no NUL may reach PostgreSQL.
+    if not _CLIENT_ID.fullmatch(client_id):
         raise client_failure("malformed")
     return Presented(client_id, secret=secret)
 
@@ -163,9 +167,12 @@ async def _check_assertion(
         )
     except jose.TokenError:
         raise client_failure("bad_assertion") from None
-    if claims.get("sub") != client.client_id or not str(claims.get("jti", "")).strip():
+    jti = claims.get("jti")
+    if claims.get("sub") != client.client_id or not isinstance(jti, str) or not jti.strip():
         raise client_failure("bad_assertion")
-    if not await _first_use(session, client.client_id, str(claims["jti"])[:200], claims, now):
+    if not is_one_line(jti):  # it is stored: one line of Unicode, never NUL
+        raise client_failure("bad_assertion")
+    if not await _first_use(session, client.client_id, jti[:200], claims, now):
         raise client_failure("replayed_assertion")
 
 
@@ -313,8 +320,8 @@ async def _trusted_client(
     client_id = client_id or claims.get("sub")
     if not isinstance(code, str) or not isinstance(client_id, str):
         return None
-    if not 0 < len(client_id) <= MAX_CLIENT_ID - len("ext:"):
-        return None
+    if not CODE.fullmatch(code) or not (client_id and _CLIENT_ID.fullmatch(f"ext:{client_id}")):
+        return None  # neither is looked up or logged unless it could be one of ours
     organisation = await session.scalar(select(Organisation).where(Organisation.code == code))
     if organisation is None or organisation.disabled_at:
         return None

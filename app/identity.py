@@ -8,6 +8,10 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+# A client id is 1 to 64 visible ASCII characters (RFC 6749 appendix A.1 allows VSCHAR, space
+# included; the exchange's own are cli_ and base64url). Nothing else reaches the database.
+CLIENT_ID = r"^[\x20-\x7e]{1,64}$"
+
 
 class Scope(StrEnum):
     RELEASE_NOTICES_WRITE = "release-notices:write"

@@ -18,12 +18,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwe, jwk, jws, jwt
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
+from app.jwk_input import b64url_uint, kid_of, read_jwk
 from app.recipient_keys import CONTENT_ENCRYPTION, ENCRYPTION_ALGORITHM, RecipientKeys
 from app.signing_keys import ALGORITHM, read_keys, thumbprint
 
@@ -230,33 +232,47 @@ def public_verifier(document: str) -> tuple[dict[str, str], Verifier]:
     """A client's or issuer's public key, from PEM or a JWK: (its public JWK, its Verifier).
 
     Only EC P-256 (ES256) and RSA of 2048 bits or more (RS256). A JWK naming another `alg`
-    is refused, as is a private key: it should never have left its owner.
+    is refused, as is a private key: it should never have left its owner. A JWK is read by
+    app/jwk_input.py and built here from its numbers, never handed whole to a library; every
+    refusal is a ValueError in the exchange's own words.
     """
     text = document.strip()
+    if text.startswith("{"):
+        try:
+            given = read_jwk(text)
+            public, alg, kid = _public_from_jwk(given), given.get("alg"), kid_of(given)
+        except ValueError as exc:
+            raise ValueError(f"not a usable public key: {exc}") from None
+        return _verifier_for(public, alg, kid)
+    if "PRIVATE KEY" in text:
+        raise ValueError("not a usable public key: give the public key only, never the private one")
     try:
-        if text.startswith("{"):
-            given = json.loads(text)
-            if not isinstance(given, dict) or any(p in given for p in ("d", "p", "q", "k")):
-                raise ValueError("give the public key only, never the private one")
-            allowed = ALGORITHMS_BY_KEY.get(str(given.get("kty")), ())
-            if given.get("alg", allowed[0] if allowed else None) not in allowed:
-                raise ValueError(f"{given.get('alg')} is not allowed for {given.get('kty')}")
-            public = serialization.load_pem_public_key(
-                jwk.construct(given, given.get("alg") or _default_alg(given)).to_pem()
-            )
-            alg, kid = given.get("alg"), given.get("kid")
-        else:
-            if "PRIVATE KEY" in text:
-                raise ValueError("give the public key only, never the private one")
-            public = serialization.load_pem_public_key(text.encode())
-            alg, kid = None, None
-    except (ValueError, TypeError, JOSEError) as exc:
-        raise ValueError(f"not a usable public key: {exc}") from None
-    return _verifier_for(public, alg, kid if isinstance(kid, str) and kid else None)
+        public = serialization.load_pem_public_key(text.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValueError("not a usable public key: neither a PEM public key nor a JWK") from None
+    return _verifier_for(public, None, None)
 
 
-def _default_alg(jwk_document: dict[str, Any]) -> str:
-    return ALGORITHMS_BY_KEY.get(str(jwk_document.get("kty")), ("none",))[0]
+def _public_from_jwk(given: dict[str, Any]) -> Any:
+    kty = given.get("kty")
+    allowed = ALGORITHMS_BY_KEY.get(kty) if isinstance(kty, str) else None
+    if allowed is None:
+        raise ValueError("its kty must be EC or RSA")
+    if given.get("alg", allowed[0]) not in allowed:
+        raise ValueError(f"its alg must be {' or '.join(allowed)} for an {kty} key")
+    if kty == "EC" and given.get("crv") != "P-256":
+        raise ValueError("its crv must be P-256")
+    if kty == "EC":
+        x, y = b64url_uint(given.get("x"), "x"), b64url_uint(given.get("y"), "y")
+        try:
+            return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+        except ValueError:
+            raise ValueError("its x and y are not a point on P-256") from None
+    e, n = b64url_uint(given.get("e"), "e"), b64url_uint(given.get("n"), "n")
+    try:
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError:
+        raise ValueError("its n and e do not make an RSA public key") from None
 
 
 def _verifier_for(

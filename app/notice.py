@@ -8,39 +8,29 @@ to know when the notice arrived: no last use or incident after it, a release dat
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import Strict as StrictMode
 
-from app.schemas import UtcInstant
+from app.schemas_base import Instant, as_text, one_line, plain_text
 
+IsoDate = Annotated[date, StrictMode(False), as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
 
-def _as_text(kind: str, pattern: str) -> BeforeValidator:
-    """Dates and times come as ISO 8601 text, as the published schema says: never a number,
-    which pydantic would otherwise read as a unix time."""
-    shape = re.compile(pattern)
-
-    def check(value: object) -> object:
-        if isinstance(value, str) and not shape.match(value):
-            raise ValueError(f"must be {kind}")
-        if not isinstance(value, str | date):
-            raise ValueError(f"must be {kind}, as text")
-        return value
-
-    return BeforeValidator(check)
-
-
-IsoDate = Annotated[date, _as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
-Instant = Annotated[UtcInstant, _as_text("a time, with its offset", r"^\d{4}-\d{2}-\d{2}T")]
-
-Text = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=4000)]
+Text = one_line(200)  # names, places: one line
+LongText = plain_text(4000)  # what is written for a reader: lines, tabs, never NUL
 OrganisationCode = Annotated[
     str, StringConstraints(strict=True, pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")
 ]
 NomsNumber = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$")]
+# user@domain, and no space or control character anywhere in it.
+Email = Annotated[
+    str,
+    StringConstraints(
+        strict=True, pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$"
+    ),
+]
 YesNoUnknown = Literal["yes", "no", "unknown"]
 Day = IsoDate  # for members named `date`, whose name would hide the type
 
@@ -53,7 +43,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Person(Strict):
@@ -113,9 +103,7 @@ class Release(Strict):
 
 class ResponsibleOfficer(Strict):
     name: Text = Field(description="The probation practitioner who will supervise them.")
-    email: Annotated[str, StringConstraints(strict=True, pattern=r"^[^@\s]+@[^@\s]+$")] | None = (
-        Field(default=None, description="Their work email address.")
-    )
+    email: Email | None = Field(default=None, description="Their work email address.")
 
 
 class Appointment(Strict):

@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import db
 from app.admin import AdminError
 from app.errors import Problem, invalid
 from app.schemas import ProblemOut
+from app.schemas_base import PATTERN_WORDS
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_SCHEMA = "Problem"
@@ -76,12 +78,18 @@ def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         loc = tuple(
             p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "is-")))
         )
-        message = error.get("msg", "is not valid")
-        if error.get("type") == "json_invalid":  # loc holds a character position, not a field
+        kind, message = error.get("type"), error.get("msg", "is not valid")
+        if kind == "json_invalid":  # loc holds a character position, not a field
             errors.append({"pointer": "", "detail": "the body is not valid JSON"})
             continue
-        elif error.get("type") == "extra_forbidden":
+        if kind == "extra_forbidden":
             message = "is not a known field"
+        elif kind == "string_pattern_mismatch":
+            message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), message)
+        elif kind == "string_unicode":
+            message = "must be Unicode text (a lone surrogate is not)"
+        elif kind == "value_error":  # our own words, without pydantic's prefix
+            message = message.removeprefix("Value error, ")
         errors.append({"pointer": _pointer(loc), "detail": message})
     return errors
 
@@ -95,12 +103,13 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return problem_response(invalid(validation_errors(exc.errors())))
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem_response(
-            Problem(exc.status_code, title, str(exc.detail), headers=exc.headers)
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
+        return problem_response(Problem(exc.status_code, title, str(exc.detail), headers=headers))
 
     async def on_admin(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AdminError)
@@ -108,13 +117,31 @@ def install(app: FastAPI) -> None:
             return problem_response(Problem(404, "Not found", str(exc)))
         if exc.conflict:
             return problem_response(Problem(409, "Conflict", str(exc)))
-        return problem_response(Problem(422, "Validation failed", str(exc)))
+        return problem_response(invalid([{"pointer": exc.pointer, "detail": str(exc)}]))
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(AdminError, on_admin)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(ContainUnexpected)
+
+
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 section 15.5.6), where the router
+    names only those of the first route whose path matched. Asked of the routes themselves,
+    with a fresh scope per method, so included routers answer for their own routes."""
+    path = {"type": "http", "path": request.scope["path"], "root_path": "", "headers": []}
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**path, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    )
 
 
 class ContainUnexpected:

@@ -6,9 +6,6 @@ No python-jose here: app/jose.py encrypts, with a key from RecipientKeys.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +14,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.jwk_input import PRIVATE_MEMBERS, b64url_uint, kid_of, read_jwk
 from app.signing_keys import b64url, thumbprint
 
 ENCRYPTION_ALGORITHM, CONTENT_ENCRYPTION = "RSA-OAEP-256", "A256GCM"
 RSA_BITS = (2048, 16384)  # the least we accept, and the most OpenSSL will encrypt with
-PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
 def encryption_jwk(document: str) -> dict[str, str]:
@@ -32,13 +29,8 @@ def encryption_jwk(document: str) -> dict[str, str]:
     text = document.strip()
     kid = None
     if text.startswith("{"):
-        try:
-            given = json.loads(text)
-        except (ValueError, RecursionError):
-            raise ValueError("the JWK is not valid JSON") from None
-        if not isinstance(given, dict):
-            raise ValueError("the JWK must be a JSON object")
-        public, kid = _rsa_from_jwk(given), given.get("kid")
+        given = read_jwk(text)
+        public, kid = _rsa_from_jwk(given), kid_of(given)
     elif "PRIVATE KEY" in text:
         raise ValueError("give the public key only, never the private one")
     else:
@@ -50,8 +42,6 @@ def encryption_jwk(document: str) -> dict[str, str]:
         raise ValueError("an encryption key must be RSA (RSA-OAEP-256), not EC or another kind")
     if not RSA_BITS[0] <= public.key_size <= RSA_BITS[1]:
         raise ValueError(f"an RSA key of {public.key_size} bits; 2048 to 16384 are accepted")
-    if kid is not None and not (isinstance(kid, str) and 0 < len(kid) <= 128):
-        raise ValueError("kid must be a string of 1 to 128 characters")
     numbers = public.public_numbers()
     members = {"e": _uint(numbers.e), "kty": "RSA", "n": _uint(numbers.n)}
     return {**members, "kid": kid or thumbprint(members), "alg": ENCRYPTION_ALGORITHM, "use": "enc"}
@@ -61,16 +51,17 @@ def _rsa_from_jwk(given: dict[str, Any]) -> rsa.RSAPublicKey:
     if any(m in given for m in PRIVATE_MEMBERS):
         raise ValueError("give the public key only, never the private one")
     if given.get("kty") != "RSA":
-        raise ValueError(f"an encryption key must be RSA (RSA-OAEP-256), not {given.get('kty')}")
+        raise ValueError("an encryption key must be RSA (RSA-OAEP-256): its kty is not RSA")
     if given.get("alg", ENCRYPTION_ALGORITHM) != ENCRYPTION_ALGORITHM:
-        raise ValueError(f"its alg is {given.get('alg')}; only RSA-OAEP-256 is accepted")
+        raise ValueError("its alg is another: only RSA-OAEP-256 is accepted")
     if given.get("use", "enc") != "enc":
-        raise ValueError(f"its use is {given.get('use')}, not enc")
+        raise ValueError("its use is not enc")
     operations = given.get("key_ops", ["wrapKey"])
     if not isinstance(operations, list) or not {"wrapKey", "encrypt"} & set(map(str, operations)):
         raise ValueError("its key_ops do not allow wrapKey")
     try:
-        numbers = rsa.RSAPublicNumbers(_from_uint(given.get("e")), _from_uint(given.get("n")))
+        e, n = b64url_uint(given.get("e"), "e"), b64url_uint(given.get("n"), "n")
+        numbers = rsa.RSAPublicNumbers(e, n)
         return numbers.public_key()
     except (ValueError, TypeError):
         raise ValueError("its n and e do not make an RSA public key") from None
@@ -78,16 +69,6 @@ def _rsa_from_jwk(given: dict[str, Any]) -> rsa.RSAPublicKey:
 
 def _uint(value: int) -> str:
     return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-
-def _from_uint(value: object) -> int:
-    if not isinstance(value, str) or not value:
-        raise ValueError("not a base64url number")
-    try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
-    except binascii.Error:
-        raise ValueError("not a base64url number") from None
-    return int.from_bytes(raw, "big")
 
 
 @dataclass

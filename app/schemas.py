@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-)
+from pydantic import BaseModel, Field
 
+from app.schemas_base import Instant, RequestBody, Wire, one_line, plain_text
 
-def _in_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-# A point in time with its offset, held in UTC; one that cannot be is a validation error.
-UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Name = one_line(200)  # an organisation's, or whoever recorded a consent
+Scopes = one_line(1000, min_length=0)
+KeyText = plain_text(8192)  # PEM, or a JWK as a string
 
 
 class TokenResponse(Wire):
@@ -88,23 +71,10 @@ AcknowledgementStatus = Literal[
     "received", "accepted", "appointment_booked", "attended", "did_not_attend", "declined"
 ]
 NOTE_MAX = 500
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+Note = plain_text(NOTE_MAX)
 
 
-def _plain_text(value: str) -> str:
-    if CONTROL.search(value):
-        raise ValueError("must be plain text: no control characters but tab and line breaks")
-    return value
-
-
-Note = Annotated[
-    str,
-    StringConstraints(strict=True, min_length=1, max_length=NOTE_MAX),
-    AfterValidator(_plain_text),
-]
-
-
-class AcknowledgementIn(Wire):
+class AcknowledgementIn(RequestBody):
     status: AcknowledgementStatus = Field(
         description="`received`: the message reached your case system (any kind of message). "
         "For a disclosure only: `accepted` (you take the referral or case on), "
@@ -182,7 +152,7 @@ class NoticeStatus(NoticeAccepted):
 CancellationReason = Literal["entered_in_error", "release_cancelled", "other"]
 
 
-class CancellationIn(Wire):
+class CancellationIn(RequestBody):
     reason: CancellationReason = Field(
         description="`entered_in_error`: it should never have been sent (wrong person, wrong "
         "prison). `release_cancelled`: the release will not happen as notified. `other`."
@@ -223,10 +193,10 @@ class ProblemOut(BaseModel):
 Kind = Literal["prison", "probation_provider", "substance_misuse_service", "auditor", "operator"]
 
 
-class OrganisationIn(Wire):
+class OrganisationIn(RequestBody):
     kind: Kind
     code: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$", description="e.g. MDI, N07")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class OrganisationOut(Wire):
@@ -243,13 +213,12 @@ class OrganisationPage(Wire):
     next_cursor: str | None
 
 
-class ClientIn(Wire):
-    scopes: str | None = Field(
+class ClientIn(RequestBody):
+    scopes: Scopes | None = Field(
         default=None, description="Space-separated; default: every scope the kind allows."
     )
-    public_key: str | None = Field(
+    public_key: KeyText | None = Field(
         default=None,
-        max_length=8192,
         description="PEM or JWK (as a string). Given a key, the client uses private_key_jwt "
         "and gets no secret.",
     )
@@ -273,7 +242,7 @@ class ClientPage(Wire):
     next_cursor: str | None
 
 
-class SecretRotationIn(Wire):
+class SecretRotationIn(RequestBody):
     overlap_seconds: int = Field(
         default=86400, ge=0, le=30 * 86400, description="How long the old secret keeps working."
     )
@@ -290,19 +259,17 @@ class SecretRotated(Wire):
 ConsentScope = Literal["substance_misuse_service", "probation_clinical_details"]
 
 
-class ConsentIn(Wire):
+class ConsentIn(RequestBody):
     scope: ConsentScope = Field(
         description="`substance_misuse_service`: share with the community treatment service. "
         "`probation_clinical_details`: share clinical detail with probation."
     )
     decision: Literal["given", "refused"]
-    recorded_by: str = Field(
-        min_length=1, max_length=200, description="Who recorded it, by role, e.g. Healthcare."
-    )
-    recorded_at: UtcInstant | None = Field(
+    recorded_by: Name = Field(description="Who recorded it, by role, e.g. Healthcare.")
+    recorded_at: Instant | None = Field(
         default=None, description="When the person decided; default now. Not in the future."
     )
-    expires_at: UtcInstant | None = Field(
+    expires_at: Instant | None = Field(
         default=None, description="When a consent lapses by itself, if it does."
     )
 

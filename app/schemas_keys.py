@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.schemas import Wire
+from app.schemas import KeyText
+from app.schemas_base import RequestBody, Wire
 
 
 class SigningKeyOut(Wire):
@@ -29,10 +30,8 @@ class SigningKeyPage(Wire):
     next_cursor: None = Field(default=None, description="Always null: the list is whole.")
 
 
-class EncryptionKeyIn(Wire):
-    key: str = Field(
-        min_length=1,
-        max_length=8192,
+class EncryptionKeyIn(RequestBody):
+    key: KeyText = Field(
         description="Your RSA public key (2048 bits or more) as PEM, or as a JWK in a string; "
         "a JWK's alg, if given, must be RSA-OAEP-256 and its use enc. Never the private key.",
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from app.schemas import Wire
+from app.schemas_base import Wire
 
 Hashes = list[str]
 

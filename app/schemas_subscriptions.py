@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, Field
 
-from app.schemas import DeliveryState, MessageKind, UtcInstant, Wire
+from app.schemas import DeliveryState, MessageKind
+from app.schemas_base import Instant, RequestBody, Uuid, Wire
 
 
-class SubscriptionIn(Wire):
+class SubscriptionIn(RequestBody):
     url: AnyHttpUrl = Field(
         description="Where messages are POSTed; must resolve to a public address."
     )
@@ -45,7 +46,7 @@ class SubscriptionPage(Wire):
     next_cursor: str | None
 
 
-class SubscriptionChange(Wire):
+class SubscriptionChange(RequestBody):
     status: Literal["active", "disabled"] | None = Field(
         default=None,
         description="`active` re-enables a disabled subscription, whatever disabled it; "
@@ -56,7 +57,7 @@ class SubscriptionChange(Wire):
     )
 
 
-class SubscriptionSecretRotationIn(Wire):
+class SubscriptionSecretRotationIn(RequestBody):
     overlap_seconds: int = Field(
         default=86400,
         ge=0,
@@ -99,8 +100,8 @@ class DeliveryPage(Wire):
     next_cursor: str | None
 
 
-class RedeliveryIn(Wire):
-    subscription_id: uuid.UUID | None = Field(
+class RedeliveryIn(RequestBody):
+    subscription_id: Uuid | None = Field(
         default=None, description="Only to this subscription; default: every active one."
     )
 
@@ -111,9 +112,9 @@ class Redelivery(Wire):
     )
 
 
-class RecoveryIn(Wire):
-    since: UtcInstant = Field(description="Messages created at or after this time ...")
-    until: UtcInstant | None = Field(default=None, description="... and before this one.")
+class RecoveryIn(RequestBody):
+    since: Instant = Field(description="Messages created at or after this time ...")
+    until: Instant | None = Field(default=None, description="... and before this one.")
 
 
 class Recovery(Wire):

@@ -126,6 +126,12 @@ async def test_a_code_taken_is_a_409_problem_and_changes_nothing(world) -> None:
         ({"kind": "pharmacy", "code": "-AB", "name": ""}, {"/kind", "/code", "/name"}),
         ({"kind": "prison", "code": "PH1"}, {"/name"}),
         ({"kind": "prison", "code": "PH1", "name": "x", "extra": 1}, {"/extra"}),
+        # A name is one line without control characters, on both databases alike: PostgreSQL
+        # cannot store NUL (a 500 once), SQLite stored it.
+        ({"kind": "prison", "code": "PH1", "name": "HMP\x00Wealstun"}, {"/name"}),
+        ({"kind": "prison", "code": "PH1", "name": "HMP\nWealstun"}, {"/name"}),
+        ({"kind": "prison", "code": "PH1", "name": "HMP\x85Wealstun"}, {"/name"}),
+        ({"kind": "prison", "code": "PH1", "name": "   "}, {"/name"}),
     ],
 )
 async def test_a_bad_organisation_is_a_422_problem_naming_the_fields(
@@ -184,11 +190,11 @@ async def test_a_client_can_be_narrowed_but_not_widened(world, api) -> None:
     assert narrowed.status_code == 201, narrowed.text
     assert narrowed.json()["scopes"] == "release-notices:write"
     before = await world.counts()
-    for scopes in ("messages:read", "release-notices:write admin", "", " "):
+    for scopes in ("messages:read", "release-notices:write admin", "", " ", "admin\x00", 7):
         widened = await api.post(
             "/v1/organisations/MDI/clients", json={"scopes": scopes}, headers=headers
         )
-        assert_problem(widened, 422)
+        assert [e["pointer"] for e in assert_problem(widened, 422)["errors"]] == ["/scopes"]
     missing = await api.post("/v1/organisations/NOPE/clients", json={}, headers=headers)
     assert_problem(missing, 404)
     assert await world.counts() == before
@@ -288,3 +294,42 @@ async def test_only_an_operator_may_administer(world, api, code, method, path, b
     assert await world.counts() == before
     disabled = await world.sql("SELECT code FROM organisation WHERE disabled_at IS NOT NULL")
     assert disabled == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "pointer"),
+    [
+        ("GET", "/v1/organisations/%00", "/code"),
+        ("GET", "/v1/organisations/MD%0AI", "/code"),
+        ("GET", "/v1/organisations/%00/clients", "/code"),
+        ("POST", "/v1/organisations/%7F/disable", "/code"),
+        ("POST", "/v1/organisations/MDI/clients/cli%00x/disable", "/client_id"),
+        ("POST", "/v1/organisations/MDI/clients/cli%0Ax/secret", "/client_id"),
+    ],
+)
+async def test_a_control_character_in_a_path_is_a_422_naming_it(world, api, method, path, pointer):
+    """Once a 500 on PostgreSQL (NUL cannot be a query parameter there) and a 404 on SQLite."""
+    headers = await world.headers("OPS")
+    before = await world.counts()
+    response = await api.request(method, path, json={}, headers=headers)
+    assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == [pointer]
+    assert await world.counts() == before
+
+
+@pytest.mark.parametrize("overlap", [False, True, 60.0, "60"])
+async def test_a_rotation_takes_overlap_seconds_only_as_a_whole_number(world, api, overlap):
+    """`false` was once read as 0: the old secret stopped at once, cutting the client off."""
+    client_id, secret = await world.credentials("MDI")
+    headers = await world.headers("OPS")
+    before = await world.counts()
+    response = await api.post(
+        f"/v1/organisations/MDI/clients/{client_id}/secret",
+        json={"overlap_seconds": overlap},
+        headers=headers,
+    )
+    assert [e["pointer"] for e in assert_problem(response, 422)["errors"]] == ["/overlap_seconds"]
+    assert await world.counts() == before
+    token = await api.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    assert token.status_code == 200, token.text  # nothing was rotated

@@ -67,6 +67,18 @@ def refused_keys(rsa_key) -> dict[str, tuple[str, str]]:
         "jwk-key-ops-verify": (jwk_of(rsa_key, key_ops=["verify"]), "key_ops"),
         "jwk-kid-empty": (jwk_of(rsa_key, kid=""), "kid must be"),
         "jwk-kid-number": (jwk_of(rsa_key, kid=7), "kid must be"),
+        # The kid is stored and sent back in each JWE's header: one line of Unicode only.
+        "jwk-kid-lone-surrogate": (jwk_of(rsa_key, kid="\ud800"), "lone surrogate"),
+        "jwk-kid-nul": (jwk_of(rsa_key, kid="n07\x00enc"), "kid must be"),
+        "jwk-kid-line-break": (jwk_of(rsa_key, kid="n07\nenc"), "kid must be"),
+        "jwk-member-twice": (
+            jwk_of(rsa_key).replace('"kty": "RSA"', '"kty": "EC", "kty": "RSA"'),
+            "/kty is a member given twice",
+        ),
+        "jwk-nested-deep": (
+            jwk_of(rsa_key)[:-1] + ', "x5c": ' + "[" * 40 + "]" * 40 + "}",
+            "nests deeper than 32",
+        ),
         "jwk-n-not-base64url": (
             json.dumps({**public_jwk, "n": public_jwk["n"] + "!"}),
             "n and e",
@@ -116,6 +128,11 @@ REFUSED = [
     "jwk-key-ops-verify",
     "jwk-kid-empty",
     "jwk-kid-number",
+    "jwk-kid-lone-surrogate",
+    "jwk-kid-nul",
+    "jwk-kid-line-break",
+    "jwk-member-twice",
+    "jwk-nested-deep",
     "jwk-n-not-base64url",
     "jwk-even-exponent",
     "jwk-not-json",

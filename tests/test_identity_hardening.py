@@ -40,7 +40,7 @@ async def test_an_assertion_at_the_edge_of_its_validity_is_still_used_once_only(
     exp = int(time.time()) - 59  # expired, but inside the 60 s clock skew
     assertion = client.assertion(client.claims(iat=exp - 60, exp=exp))
     await bearer(api, assertion)
-    await assert_refused(api, token_request(api, assertion), "replayed_assertion")
+    await assert_refused(world, token_request(api, assertion), "replayed_assertion")
 
 
 async def test_parallel_uses_of_one_assertion_give_exactly_one_token(world, api):
@@ -56,7 +56,7 @@ async def test_parallel_uses_of_one_assertion_give_exactly_one_token(world, api)
 async def test_a_blank_jti_is_no_jti(world, api, jti):
     client = await register(world, api)
     request = token_request(api, client.assertion(client.claims(jti=jti)))
-    await assert_refused(api, request, "bad_assertion")
+    await assert_refused(world, request, "bad_assertion")
 
 
 async def test_expired_assertion_ids_are_forgotten(world, api):
@@ -83,7 +83,7 @@ async def test_an_overlong_client_id_never_reaches_the_throttle(app, api, world,
     else:
         client = await register(world, api)
         request = token_request(api, client.assertion(client.claims(sub=huge, iss=huge)))
-    await assert_refused(api, request, "malformed")
+    await assert_refused(world, request, "malformed")
     assert all(len(key[0]) <= 64 for key in app.state.throttle._failures)
 
 
@@ -113,7 +113,7 @@ async def test_a_token_nested_past_the_parsers_limit_is_refused_not_a_500(world,
         )
         assert response.status_code == 401
     else:
-        await assert_refused(api, token_request(api, nested_token()), "malformed")
+        await assert_refused(world, token_request(api, nested_token()), "malformed")
 
 
 async def test_a_token_keeps_only_the_scopes_its_client_still_holds(world, api):

@@ -271,7 +271,6 @@ ACCEPTABLE = [
     ),
     ("charset=utf-8", typed("application/json; charset=utf-8")),
     ("charset quoted, in capitals", typed('Application/JSON; charset="UTF-8"')),
-    ("a +json type", typed("application/merge-patch+json")),
     ("exactly the size limit", typed(JSON, padded(MAX_BODY_BYTES))),
     ("streamed in 1000-byte pieces", streamed(as_json, 1000)),
 ]
@@ -282,6 +281,9 @@ UNACCEPTABLE = [
     ("streamed past the limit", streamed(padded(MAX_BODY_BYTES + 1), 65536), 413),
     ("streamed far past the limit", streamed(padded(4 * MAX_BODY_BYTES), 65536), 413),
     ("text/plain", typed("text/plain"), 415),
+    # The contract names application/json only: a +json type is not it (nor a merge patch).
+    ("a +json type", typed("application/merge-patch+json"), 415),
+    ("a vendor +json type", typed("application/vnd.api+json"), 415),
     ("form-encoded", lambda _: {"data": {"person": "A1234BC"}}, 415),
     (
         "JSON in UTF-16",

@@ -220,6 +220,11 @@ REFUSED: dict[str, Callable[[Idp], str]] = {
     "iss neither ours nor trusted": lambda i: i.token(i.claims(iss="https://other-idp.example")),
     "the exchange's iss, the IdP's key": lambda i: i.token(i.claims(iss=ISSUER)),
     "client_id too long": lambda i: i.token(i.claims(client_id="c" * 65, sub="c" * 65)),
+    # Claims that would be looked up or logged: NUL would be a 500 on PostgreSQL alone.
+    "organisation claim holding NUL": lambda i: i.token(i.claims(org="MD\x00I")),
+    "client_id holding NUL": lambda i: i.token(i.claims(client_id="idp\x00client")),
+    "client_id holding a line break": lambda i: i.token(i.claims(client_id="idp\nclient")),
+    "client_id beyond ASCII": lambda i: i.token(i.claims(client_id="idp-clïent")),
 }
 
 
@@ -272,7 +277,7 @@ def test_a_jwks_key_marked_ps256_is_refused_at_start_up(settings, tmp_path) -> N
     path = tmp_path / "jwks-ps256.json"
     path.write_text(json.dumps(document))
     trusting = settings.model_copy(update={"trusted_issuer": IDP, "trusted_issuer_jwks": path})
-    with pytest.raises(ValueError, match="PS256 is not allowed"):
+    with pytest.raises(ValueError, match="alg must be RS256"):
         create_app(trusting)
 
 

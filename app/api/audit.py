@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, disclosures, log_export, log_tree
 from app.api.deps import DataKeysDep, LogSignerDep, Now, Session
 from app.api.notices import disclosures_out
-from app.api.pages import Cursor, Limit, after, next_cursor
+from app.api.pages import IN_DIGITS, Cursor, Limit, after, next_cursor
 from app.auth import AuditReader
 from app.errors import Problem
 from app.identity import Caller
@@ -26,11 +26,12 @@ from app.schemas import (
     AuditEntryOut,
     AuditPage,
     NoticeDisclosures,
-    UtcInstant,
 )
+from app.schemas_base import Instant
 from app.schemas_log import CheckpointOut, ConsistencyProofOut, InclusionProofOut
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
+ACTION = r"^[a-z][a-z0-9_.]{0,63}$"  # what was done: lower case words, dot-separated
 
 
 @router.get("/entries", name="list-entries", response_model=AuditPage, responses=PROBLEMS)
@@ -48,12 +49,14 @@ async def list_entries(
         ),
     ] = None,
     notice_id: uuid.UUID | None = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[
+        str | None, Query(pattern=ACTION, description="e.g. notice.received, client.created.")
+    ] = None,
     organisation_id: Annotated[
         uuid.UUID | None, Query(description="Entries where it acted or received.")
     ] = None,
-    since: UtcInstant | None = None,
-    until: UtcInstant | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> AuditPage:
@@ -144,7 +147,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-TreeIndex = Annotated[int, Query(ge=0, le=2**53)]
+TreeIndex = Annotated[int, Query(ge=0, le=2**53), IN_DIGITS]
 
 
 @router.get(

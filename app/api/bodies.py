@@ -1,20 +1,22 @@
 """What a request body may be, checked before any handler sees it: 413 and 415 as problems.
 
 A body is read into memory only up to MAX_BODY_BYTES: a larger one, declared or streamed, is
-refused as soon as that is known. A body must be JSON (application/json, or a +json type, in
-UTF-8), except at the token endpoint, which RFC 6749 makes form-encoded. JSON that cannot be
-read at all (bad syntax, bad UTF-8, NaN or Infinity, nesting deeper than MAX_DEPTH) is a 422
-here, whatever a parser deeper in the stack would have raised.
+refused as soon as that is known. A body must be application/json in UTF-8 (no other type, not
+even a +json one: the contract names only this), except at the token endpoint, which RFC 6749
+makes form-encoded. JSON that cannot be read at all (bad syntax, bad UTF-8, NaN or Infinity,
+nesting deeper than strict_json.MAX_DEPTH), or that another parser could read otherwise (a
+member given twice, a lone surrogate: app/strict_json.py), is a 422 here naming where,
+whatever a parser deeper in the stack would have done.
 """
 
 from __future__ import annotations
 
-import json
 from email.message import Message as MimeHeader
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import strict_json
 from app.errors import Problem, invalid
 from app.problems import problem_response
 
@@ -36,9 +38,7 @@ def acceptable(path: str, content_type: str | None) -> bool:
         return False
     if path in FORM_PATHS:
         return media_type == FORM_PATHS[path]
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
+    return media_type == "application/json"
 
 
 class BodyRules:
@@ -79,41 +79,15 @@ class BodyRules:
             unsupported = Problem(415, "Unsupported media type", f"The body must be {wanted}.")
             await problem_response(unsupported)(scope, receive, send)
             return
-        if body and scope["path"] not in FORM_PATHS and not _readable(body):
-            unreadable = invalid([{"pointer": "", "detail": "the body is not valid JSON"}])
-            await problem_response(unreadable)(scope, receive, send)
-            return
+        if body and scope["path"] not in FORM_PATHS:
+            try:
+                strict_json.loads(body)
+            except strict_json.JsonRefused as refused:
+                detail = refused.detail if refused.pointer else f"the body {refused.detail}"
+                unreadable = invalid([{"pointer": refused.pointer, "detail": detail}])
+                await problem_response(unreadable)(scope, receive, send)
+                return
         await self.app(scope, _replay(body, receive), send)
-
-
-MAX_DEPTH = 32  # a notice nests 4 deep; the parsers' own limits depend on the stack
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _depth(document: object) -> int:
-    """How deeply a parsed JSON document nests, without recursion."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend(
-                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
-            )
-    return deepest
-
-
-def _readable(body: bytes) -> bool:
-    """Parsed once here, in linear time; too deep for the parser (RecursionError), or deeper
-    than MAX_DEPTH, is unreadable, whatever a parser deeper in the stack would have done."""
-    try:  # NaN and Infinity are Python's, not JSON's
-        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
-        return False
-    return _depth(document) <= MAX_DEPTH
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

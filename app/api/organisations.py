@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from app import admin
 from app.api.deps import Now, Session
 from app.api.pages import Cursor, Limit, after, next_offset
 from app.auth import Operator
+from app.identity import CLIENT_ID
 from app.models import ApiClient, Organisation
 from app.problems import PROBLEMS, documented
 from app.schemas import (
@@ -26,6 +28,8 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/v1/organisations", tags=["organisations"])
+Code = Annotated[str, Path(pattern=admin.CODE.pattern, description="e.g. MDI, N07")]
+ClientId = Annotated[str, Path(pattern=CLIENT_ID, description="e.g. cli_AbC...")]
 ANSWERS = {**PROBLEMS, 409: documented("It conflicts with what exists (a code taken, say).")}
 
 
@@ -75,13 +79,13 @@ async def list_organisations(
 
 
 @router.get("/{code}", name="get", response_model=OrganisationOut, responses=ANSWERS)
-async def get(code: str, _: Operator, session: Session) -> OrganisationOut:
+async def get(code: Code, _: Operator, session: Session) -> OrganisationOut:
     """One organisation."""
     return _organisation(await admin.organisation_by_code(session, code))
 
 
 @router.post("/{code}/disable", name="disable", response_model=OrganisationOut, responses=ANSWERS)
-async def disable(code: str, caller: Operator, session: Session, now: Now) -> OrganisationOut:
+async def disable(code: Code, caller: Operator, session: Session, now: Now) -> OrganisationOut:
     """Disable it: every token of its clients stops working at once."""
     return _organisation(await admin.disable_organisation(session, code, now=now, actor=caller))
 
@@ -94,7 +98,7 @@ async def disable(code: str, caller: Operator, session: Session, now: Now) -> Or
     responses=ANSWERS,
 )
 async def create_client(
-    code: str, body: ClientIn, response: Response, caller: Operator, session: Session, now: Now
+    code: Code, body: ClientIn, response: Response, caller: Operator, session: Session, now: Now
 ) -> ClientCreated:
     """A client for the organisation: with a secret (shown once), or with its public key."""
     client, secret = await admin.add_client(
@@ -111,7 +115,7 @@ async def create_client(
 
 @router.get("/{code}/clients", name="list-clients", response_model=ClientPage, responses=ANSWERS)
 async def list_clients(
-    code: str, _: Operator, session: Session, cursor: Cursor = None, limit: Limit = 50
+    code: Code, _: Operator, session: Session, cursor: Cursor = None, limit: Limit = 50
 ) -> ClientPage:
     """The organisation's clients, without secrets."""
     organisation = await admin.organisation_by_code(session, code)
@@ -136,7 +140,7 @@ async def list_clients(
     responses=ANSWERS,
 )
 async def disable_client(
-    code: str, client_id: str, caller: Operator, session: Session, now: Now
+    code: Code, client_id: ClientId, caller: Operator, session: Session, now: Now
 ) -> ClientOut:
     """Disable one client: its tokens stop working at once."""
     return _client(await admin.disable_client(session, code, client_id, now=now, actor=caller))
@@ -149,8 +153,8 @@ async def disable_client(
     responses=ANSWERS,
 )
 async def rotate_secret(
-    code: str,
-    client_id: str,
+    code: Code,
+    client_id: ClientId,
     body: SecretRotationIn,
     response: Response,
     caller: Operator,

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Query
+from pydantic import BeforeValidator
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+
+def _in_digits(value: object) -> object:
+    """A number in a query is written in digits: never 1.0, 1_000 or " 1", which pydantic's lax
+    reading of a query's text would take as 1 and 1000."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,18}", value):
+        raise ValueError("must be a whole number, in digits")
+    return value
+
+
+# Put after Query(...) in Annotated, so that its bounds still reach the published contract.
+IN_DIGITS = BeforeValidator(_in_digits)
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page."), IN_DIGITS]
 Cursor = Annotated[
     str | None,
     Query(pattern=r"^[0-9]{1,18}$", description="next_cursor from the previous page."),
