@@ -198,6 +198,7 @@ def test_decide_with_a_small_policy(
     rules: tuple[Rule, ...], consents: dict[str, bool], sent: tuple[str, ...], withheld: list
 ) -> None:
     decision = decide(Policy("test", "0" * 64, rules), SMALL_NOTICE, PROBATION, consents)
+    assert decision.recipient == PROBATION
     assert decision.fields_sent == sent
     assert decision.manifest == tuple(Withheld(*w) for w in withheld)
     assert decision.disclosure == without(SMALL_NOTICE, [w[0] for w in withheld])
@@ -363,6 +364,26 @@ def test_the_rules_covering_a_pointer_are_worked_out_once(monkeypatch) -> None:
     assert examined == ["/a/b/c", "/a/b/c"]  # each rule asked once ...
     assert policy.matching(PROBATION, "/a/b/c") == (ALLOW_ALL, DENY_C)
     assert examined == ["/a/b/c", "/a/b/c"]  # ... and not again
+
+
+def test_a_leafs_outcome_is_worked_out_once_for_the_same_rules_in_force(monkeypatch) -> None:
+    import app.policy as policy_module
+
+    worked_out: list[str] = []
+    leaf_outcome = policy_module._leaf_outcome
+
+    def counting(matching, pointer, consents, notice):
+        worked_out.append(pointer)
+        return leaf_outcome(matching, pointer, consents, notice)
+
+    monkeypatch.setattr(policy_module, "_leaf_outcome", counting)
+    policy = Policy("test", "0" * 64, (ALLOW_ALL, NEEDS_X, UNLESS_X))
+    first = decide(policy, SMALL_NOTICE, PROBATION, {"x": True})
+    assert sorted(worked_out) == sorted(leaves(SMALL_NOTICE))
+    assert decide(policy, SMALL_NOTICE, PROBATION, {"x": True}) == first
+    assert len(worked_out) == len(leaves(SMALL_NOTICE))  # nothing worked out again
+    decide(policy, SMALL_NOTICE, PROBATION, {})  # other rules in force: a table of its own
+    assert len(worked_out) == 2 * len(leaves(SMALL_NOTICE))
 
 
 def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatch) -> None:
