@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint format contract postgres clean
+.PHONY: run test bench mutation lint format contract postgres clean
 
 # The environment is rebuilt whenever the declared or pinned dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -35,6 +35,26 @@ test: $(STAMP) postgres
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Mutation testing of the pure cores ([tool.mutmut] in pyproject.toml; README, Development):
+# most of an hour on one core, so never part of `make test`. From scratch, one core after
+# another on MUTATION_CHILDREN processes; then the score per core and the survivors.
+MUTATION_CORES    := policy throttle retry canonical merkle
+MUTATION_CHILDREN ?= 1
+
+mutation: $(STAMP)
+	rm -rf mutants
+	for core in $(MUTATION_CORES); do \
+	  $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "app.$$core.*" || exit 1; \
+	done
+	@echo
+	@$(BIN)/mutmut results --all true | grep -v ': not checked$$' | awk -F'[.:] *' '{ n[$$2]++ } \
+	  $$NF ~ /^(killed|timeout)$$/ { k[$$2]++ } \
+	  END { for (c in n) { printf "%-10s %4d of %4d mutants killed: %5.1f%%\n", c, k[c], n[c], 100 * k[c] / n[c]; \
+	        K += k[c]; N += n[c] } \
+	        printf "%-10s %4d of %4d mutants killed: %5.1f%%\n", "all", K, N, 100 * K / N }'
+	@echo
+	@$(BIN)/mutmut results | grep -v ': not checked$$' || true
+
 # PostgreSQL is the production database: the suite runs every database test on it.
 # If the local cluster is not answering, start it (this machine's way; see README).
 postgres:
@@ -57,4 +77,4 @@ contract: $(STAMP)
 	$(BIN)/python -m app.contract write
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache mutants

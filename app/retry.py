@@ -51,13 +51,14 @@ def max_attempts(schedule: Sequence[timedelta] = STANDARD_SCHEDULE) -> int:
 
 
 def retry_after_delay(value: str | None, now: datetime) -> timedelta | None:
-    """A Retry-After header as a wait: delay-seconds or an HTTP-date; None if absent or unreadable.
-    A date in the past is no wait at all."""
+    """A Retry-After header as a wait: delay-seconds or an HTTP-date; None if absent, unreadable
+    or longer than 64 characters. A date in the past is no wait at all; delay-seconds beyond
+    MAX_RETRY_AFTER are read as MAX_RETRY_AFTER (plan caps a later date the same way)."""
     if not value or len(value) > 64:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():  # str.isdigit() also takes "²" and other digits
-        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds()) + 1))
+        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+CHUNK = 64 * 1024  # answer bodies are written a piece at a time, counting what was taken
+
 
 @dataclass(frozen=True)
 class Received:
@@ -30,6 +32,9 @@ class Receiver:
     answer_headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
     answer_body: bytes = b""  # sent with every answer
     requests: list[Received] = field(default_factory=list)
+    # How much of the answer bodies the senders took: a sender that stops reading and hangs
+    # up leaves the rest unsent (less what the sockets' buffers take).
+    answer_bytes_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
@@ -66,8 +71,12 @@ def running_receiver(
                 self.send_header(name, value)
             self.send_header("content-length", str(len(receiver.answer_body)))
             self.end_headers()
+            body = memoryview(receiver.answer_body)
             with contextlib.suppress(OSError):  # the sender may stop reading, as it should
-                self.wfile.write(receiver.answer_body)
+                for start in range(0, len(body), CHUNK):
+                    self.wfile.write(body[start : start + CHUNK])
+                    with receiver.lock:
+                        receiver.answer_bytes_sent += len(body[start : start + CHUNK])
 
         def log_message(self, *args: object) -> None:
             pass

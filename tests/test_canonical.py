@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.canonical import _write, canonical_json
+from app.canonical import _plain, _write, canonical_json
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
@@ -124,6 +125,9 @@ def test_number_layout(number: float, written: str) -> None:
 )
 def test_string_escapes_are_json_stringifys(text: str, written: str) -> None:
     assert canonical_json(text) == written.encode()
+    # A float (or a name beyond ASCII) anywhere in a value takes the long way: the same escapes.
+    assert canonical_json([text, 0.5]) == f"[{written},0.5]".encode()
+    assert canonical_json({"é": text}) == f'{{"é":{written}}}'.encode()
 
 
 @pytest.mark.parametrize(
@@ -145,12 +149,97 @@ def test_values_json_cannot_carry_exactly_are_refused(value: Any) -> None:
         canonical_json(value)
 
 
+LONE = "a string holds a lone surrogate, which JSON text cannot carry (I-JSON)"
+
+
 @pytest.mark.parametrize(
-    "value", [{1: "a"}, {None: 1}, b"bytes", {1, 2}, object()], ids=["int", "None", "b", "s", "o"]
+    ("value", "message"),
+    [
+        (float("nan"), "nan has no JSON form"),
+        ([float("-inf")], "-inf has no JSON form"),
+        (2**53 + 1, "9007199254740993 is beyond 2**53: no IEEE 754 double holds it exactly"),
+        (
+            {"a": -(2**53) - 1},
+            "-9007199254740993 is beyond 2**53: no IEEE 754 double holds it exactly",
+        ),
+        ("\ud800", LONE),
+        ({"\udc00": 1}, LONE),
+        ([0.5, "x\udfffy"], LONE),
+    ],
+    ids=["nan", "-inf", "2**53+1", "-2**53-1", "lone surrogate", "in a name", "after a float"],
 )
-def test_what_is_not_json_is_refused(value: Any) -> None:
-    with pytest.raises(TypeError):
+def test_a_refusal_says_why(value: Any, message: str) -> None:
+    # The log refuses to record such a value, and this is the reason it gives.
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({1: "a"}, "JSON object member names are strings, not int"),
+        ({"a": {None: 1}}, "JSON object member names are strings, not NoneType"),
+        (b"bytes", "bytes is not a JSON value"),
+        ({1, 2}, "set is not a JSON value"),
+        ([0.5, object()], "object is not a JSON value"),
+    ],
+    ids=["int", "None", "b", "s", "o"],
+)
+def test_what_is_not_json_is_refused(value: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        canonical_json(value)
+
+
+def test_floats_inside_objects_and_arrays_are_written_as_numbers() -> None:
+    # Where Python's repr and ECMAScript differ: integral floats, -0, and the exponent ranges.
+    value = {"a": 1.0, "b": [-0.0, 1e-7, 1e21, 1e16, 0.00001], "c": {"d": 2.5}}
+    assert (
+        canonical_json(value)
+        == b'{"a":1,"b":[0,1e-7,1e+21,10000000000000000,0.00001],"c":{"d":2.5}}'
+    )
+
+
+class Count(int):
+    pass
+
+
+# What takes the quick way (json.dumps, which writes these exactly as RFC 8785 does) and what
+# must not: the log hashes every entry, and its entries are plain.
+PLAIN = [
+    "text",
+    True,
+    None,
+    0,
+    2**53,
+    -(2**53),
+    {"a": "x", "b": [1, "y", None], "c": {"d": False}},
+    ["x", 1, ("y", {"e": 2})],
+    {},
+    [],
+]
+NOT_PLAIN = [
+    1.5,
+    2**53 + 1,
+    -(2**53) - 1,
+    {"é": 1},
+    {1: "a"},
+    {"a": 1.5},
+    {"a": [1, 0.5]},
+    ["x", 0.5],
+    [{"é": 1}],
+    b"bytes",
+    Count(3),  # exact types only: a subclass may write itself its own way
+]
+
+
+@pytest.mark.parametrize("value", PLAIN)
+def test_plain_values_take_the_quick_way(value: Any) -> None:
+    assert _plain(value) is True
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN)
+def test_others_take_the_long_way(value: Any) -> None:
+    assert _plain(value) is False
 
 
 def test_nesting_and_literals() -> None:

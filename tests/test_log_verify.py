@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 
 from app import audit, log_rows, log_tree, log_verify
 from app.db import is_sqlite
-from app.log_key import load_log_signer
+from app.log_key import key_path, load_log_signer
 from app.models import AuditEntry, AuditLeaf
+from app.settings import Settings
 from app.worker import advance_log
 
 TRIGGERS = [
@@ -161,10 +162,14 @@ async def test_leaves_are_recomputed_from_their_entries(world, log):
     assert rows and all(log_tree.entry_leaf_hash(e) == leaf.leaf_hash for leaf, e in rows)
 
 
-async def test_without_a_verifier_key_or_a_log_key_it_refuses_rather_than_make_one(world, run):
+async def test_without_a_verifier_key_or_a_log_key_it_refuses_rather_than_make_one(
+    world, run, tmp_path
+):
     result = await asyncio.to_thread(run, "audit", "verify")
     assert result.exit_code == 2
     assert "--verifier-key" in result.output
+    # A key made here would be a new log's, and checking against it would prove nothing.
+    assert not key_path(Settings(data_dir=tmp_path / "var")).exists()
 
 
 # --- what a review found: entries no leaf commits to, unhashable entries, no checkpoint -------

@@ -8,6 +8,7 @@ names a..l used below.
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,6 +78,19 @@ def test_leaf_and_node_hashes_are_domain_separated() -> None:
 def test_roots_of_sizes_0_to_9(size: int) -> None:
     assert root_hash(L[:size]) == ROOTS[size]
     assert tree_root(size, subtree_hasher(L)) == ROOTS[size]
+
+
+def test_no_root_of_a_negative_size() -> None:
+    with pytest.raises(ValueError, match=exactly("a tree size is not negative")):
+        tree_root(-1, subtree_hasher(L))
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 10), (3, 3), (-1, 2)])
+def test_no_subtree_outside_the_leaves(start: int, end: int) -> None:
+    with pytest.raises(
+        ValueError, match=exactly(f"[{start}, {end}) is not a range of a 9-leaf tree")
+    ):
+        subtree_hasher(L)(start, end)
 
 
 # The reference test vectors of RFC 6962's reference implementation (certificate-transparency).
@@ -169,28 +183,72 @@ def flip(value: bytes) -> bytes:
     return bytes([value[0] ^ 1]) + value[1:]
 
 
-INCLUSION_REFUSALS: list[tuple[str, Callable[[], None]]] = [
-    ("wrong root", lambda: verify_inclusion(d, 3, 7, [c, g, l_], ROOTS[6])),
-    ("flipped root", lambda: verify_inclusion(d, 3, 7, [c, g, l_], flip(ROOTS[7]))),
-    ("wrong leaf", lambda: verify_inclusion(c, 3, 7, [c, g, l_], ROOTS[7])),
-    ("leaf data, not its hash", lambda: verify_inclusion(H(b"\x03"), 3, 7, [c, g, l_], ROOTS[7])),
-    ("wrong index", lambda: verify_inclusion(d, 2, 7, [c, g, l_], ROOTS[7])),
-    ("a size the proof is not for", lambda: verify_inclusion(d, 3, 9, [c, g, l_], ROOTS[7])),
-    ("truncated proof", lambda: verify_inclusion(d, 3, 7, [c, g], ROOTS[7])),
-    ("empty proof", lambda: verify_inclusion(d, 3, 7, [], ROOTS[7])),
-    ("extra hash at the end", lambda: verify_inclusion(d, 3, 7, [c, g, l_, a], ROOTS[7])),
-    ("extra hash in front", lambda: verify_inclusion(d, 3, 7, [a, c, g, l_], ROOTS[7])),
-    ("reordered proof", lambda: verify_inclusion(d, 3, 7, [g, c, l_], ROOTS[7])),
-    ("tampered proof hash", lambda: verify_inclusion(d, 3, 7, [c, flip(g), l_], ROOTS[7])),
-    ("index == size", lambda: verify_inclusion(a, 7, 7, [], ROOTS[7])),
-    ("index > size", lambda: verify_inclusion(a, 9, 7, [], ROOTS[7])),
-    ("negative index", lambda: verify_inclusion(a, -1, 7, [], ROOTS[7])),
-    ("empty tree", lambda: verify_inclusion(a, 0, 0, [], ROOTS[0])),
-    ("a single leaf with a proof", lambda: verify_inclusion(a, 0, 1, [a], ROOTS[1])),
-    ("a short hash", lambda: verify_inclusion(d, 3, 7, [c, g[:31], l_], ROOTS[7])),
-    ("a long hash", lambda: verify_inclusion(d, 3, 7, [c, g + b"\x00", l_], ROOTS[7])),
+# What each refusal says: ProofError names why a proof does not hold (the log's auditors and
+# `exchange audit verify` pass it on), so the message is checked whole.
+NOT_THE_ROOT = "the inclusion proof does not lead to the root"
+TOO_SHORT = "the inclusion proof is shorter than the path to the root"
+TOO_LONG = "the inclusion proof is longer than the path to the root"
+NOT_A_HASH = "a hash is 32 bytes"
+
+
+def not_in(index: int, size: int) -> str:
+    return f"leaf index {index} is not in a tree of size {size}"
+
+
+INCLUSION_REFUSALS: list[tuple[str, str, Callable[[], None]]] = [
+    ("wrong root", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [c, g, l_], ROOTS[6])),
+    ("flipped root", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [c, g, l_], flip(ROOTS[7]))),
+    ("wrong leaf", NOT_THE_ROOT, lambda: verify_inclusion(c, 3, 7, [c, g, l_], ROOTS[7])),
+    (
+        "leaf data, not its hash",
+        NOT_THE_ROOT,
+        lambda: verify_inclusion(H(b"\x03"), 3, 7, [c, g, l_], ROOTS[7]),
+    ),
+    ("wrong index", NOT_THE_ROOT, lambda: verify_inclusion(d, 2, 7, [c, g, l_], ROOTS[7])),
+    (
+        "a size the proof is not for",
+        TOO_SHORT,
+        lambda: verify_inclusion(d, 3, 9, [c, g, l_], ROOTS[7]),
+    ),
+    ("truncated proof", TOO_SHORT, lambda: verify_inclusion(d, 3, 7, [c, g], ROOTS[7])),
+    ("empty proof", TOO_SHORT, lambda: verify_inclusion(d, 3, 7, [], ROOTS[7])),
+    ("extra hash at the end", TOO_LONG, lambda: verify_inclusion(d, 3, 7, [c, g, l_, a], ROOTS[7])),
+    ("extra hash in front", TOO_LONG, lambda: verify_inclusion(d, 3, 7, [a, c, g, l_], ROOTS[7])),
+    ("reordered proof", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [g, c, l_], ROOTS[7])),
+    (
+        "tampered proof hash",
+        NOT_THE_ROOT,
+        lambda: verify_inclusion(d, 3, 7, [c, flip(g), l_], ROOTS[7]),
+    ),
+    ("index == size", not_in(7, 7), lambda: verify_inclusion(a, 7, 7, [], ROOTS[7])),
+    # Past the last leaf of a one-leaf tree, an empty path from the leaf is "the root".
+    ("index == size == 1", not_in(1, 1), lambda: verify_inclusion(a, 1, 1, [], a)),
+    ("index > size", not_in(9, 7), lambda: verify_inclusion(a, 9, 7, [], ROOTS[7])),
+    ("negative index", not_in(-1, 7), lambda: verify_inclusion(a, -1, 7, [], ROOTS[7])),
+    ("empty tree", not_in(0, 0), lambda: verify_inclusion(a, 0, 0, [], ROOTS[0])),
+    ("a single leaf with a proof", TOO_LONG, lambda: verify_inclusion(a, 0, 1, [a], ROOTS[1])),
+    ("a short hash", NOT_A_HASH, lambda: verify_inclusion(d, 3, 7, [c, g[:31], l_], ROOTS[7])),
+    ("a long hash", NOT_A_HASH, lambda: verify_inclusion(d, 3, 7, [c, g + b"\x00", l_], ROOTS[7])),
+    # Hashes of any other length, each one that would otherwise lead to its root.
+    (
+        "a short leaf that is the root",
+        NOT_A_HASH,
+        lambda: verify_inclusion(b"abc", 0, 1, [], b"abc"),
+    ),
+    (
+        "a short leaf",
+        NOT_A_HASH,
+        lambda: verify_inclusion(b"abc", 0, 2, [b], node_hash(b"abc", b)),
+    ),
+    (
+        "a short proof hash",
+        NOT_A_HASH,
+        lambda: verify_inclusion(a, 0, 2, [b"x"], node_hash(a, b"x")),
+    ),
+    ("a root that is not bytes", NOT_A_HASH, lambda: verify_inclusion(a, 0, 1, [], bytearray(a))),
     (
         "a proof from another tree",
+        NOT_THE_ROOT,
         lambda: verify_inclusion(
             d, 3, 7, inclusion_proof(3, 7, subtree_hasher([*L[:3], d, *OTHER[4:]])), ROOTS[7]
         ),
@@ -198,37 +256,118 @@ INCLUSION_REFUSALS: list[tuple[str, Callable[[], None]]] = [
 ]
 
 
+def exactly(message: str) -> str:
+    """A `match` for pytest.raises that takes the message whole."""
+    return f"^{re.escape(message)}$"
+
+
 @pytest.mark.parametrize(
-    "refusal", [r for _, r in INCLUSION_REFUSALS], ids=dict(INCLUSION_REFUSALS)
+    ("message", "refusal"),
+    [(message, refusal) for _, message, refusal in INCLUSION_REFUSALS],
+    ids=[name for name, _, _ in INCLUSION_REFUSALS],
 )
-def test_inclusion_refusals(refusal: Callable[[], None]) -> None:
-    with pytest.raises(ProofError):
+def test_inclusion_refusals(message: str, refusal: Callable[[], None]) -> None:
+    with pytest.raises(ProofError, match=exactly(message)):
         refusal()
 
 
-CONSISTENCY_REFUSALS: list[tuple[str, Callable[[], None]]] = [
-    ("wrong first root", lambda: verify_consistency(3, 7, ROOTS[4], ROOTS[7], [c, d, g, l_])),
-    ("wrong second root", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[8], [c, d, g, l_])),
-    ("wrong first size", lambda: verify_consistency(2, 7, ROOTS[3], ROOTS[7], [c, d, g, l_])),
-    ("wrong second size", lambda: verify_consistency(3, 9, ROOTS[3], ROOTS[7], [c, d, g, l_])),
-    ("truncated proof", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g])),
+NOT_THE_FIRST = "the consistency proof does not lead to the first root"
+NOT_THE_SECOND = "the consistency proof does not lead to the second root"
+SHORTER = "the consistency proof is shorter than the path to the root"
+LONGER = "the consistency proof is longer than the path to the root"
+NOTHING_TO_PROVE = "between these sizes a consistency proof is empty"
+
+
+def backwards(first: int, second: int) -> str:
+    return f"no consistency proof from size {first} to size {second}"
+
+
+P3_7 = [c, d, g, l_]  # PROOF(3, D[7])
+CONSISTENCY_REFUSALS: list[tuple[str, str, Callable[[], None]]] = [
+    ("wrong first root", NOT_THE_FIRST, lambda: verify_consistency(3, 7, ROOTS[4], ROOTS[7], P3_7)),
+    (
+        "wrong second root",
+        NOT_THE_SECOND,
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[8], P3_7),
+    ),
+    ("wrong first size", LONGER, lambda: verify_consistency(2, 7, ROOTS[3], ROOTS[7], P3_7)),
+    ("wrong second size", SHORTER, lambda: verify_consistency(3, 9, ROOTS[3], ROOTS[7], P3_7)),
+    ("truncated proof", SHORTER, lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], P3_7[:-1])),
     (
         "extra hash at the end",
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g, l_, a]),
+        LONGER,
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [*P3_7, a]),
     ),
-    ("extra hash in front", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [a, c, d, g, l_])),
-    ("tampered hash", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, flip(d), g, l_])),
-    ("empty proof", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [])),
-    ("power of two, root repeated", lambda: verify_consistency(4, 7, k, ROOTS[7], [k, l_])),
-    ("first > second", lambda: verify_consistency(7, 3, ROOTS[7], ROOTS[3], [c, d, g, l_])),
-    ("negative first", lambda: verify_consistency(-1, 3, ROOTS[0], ROOTS[3], [])),
-    ("first == 0 with a proof", lambda: verify_consistency(0, 3, ROOTS[0], ROOTS[3], [ROOTS[3]])),
-    ("first == 0, not the empty root", lambda: verify_consistency(0, 3, a, ROOTS[3], [])),
-    ("equal sizes, other roots", lambda: verify_consistency(5, 5, ROOTS[5], flip(ROOTS[5]), [])),
-    ("equal sizes with a proof", lambda: verify_consistency(5, 5, ROOTS[5], ROOTS[5], [a])),
-    ("a short hash", lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g, l_[:-1]])),
+    (
+        "extra hash in front",
+        LONGER,
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [a, *P3_7]),
+    ),
+    (
+        "tampered hash",
+        NOT_THE_SECOND,
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, flip(d), g, l_]),
+    ),
+    (
+        "empty proof",
+        "the consistency proof is empty",
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], []),
+    ),
+    (
+        "power of two, root repeated",
+        LONGER,
+        lambda: verify_consistency(4, 7, k, ROOTS[7], [k, l_]),
+    ),
+    (
+        "first > second",
+        backwards(7, 3),
+        lambda: verify_consistency(7, 3, ROOTS[7], ROOTS[3], P3_7),
+    ),
+    ("negative first", backwards(-1, 3), lambda: verify_consistency(-1, 3, ROOTS[0], ROOTS[3], [])),
+    (
+        "first == 0 with a proof",
+        NOTHING_TO_PROVE,
+        lambda: verify_consistency(0, 3, ROOTS[0], ROOTS[3], [ROOTS[3]]),
+    ),
+    (
+        "first == 0, not the empty root",
+        "the first root is not the empty tree's",
+        lambda: verify_consistency(0, 3, a, ROOTS[3], []),
+    ),
+    (
+        "equal sizes, other roots",
+        "two trees of the same size with different roots",
+        lambda: verify_consistency(5, 5, ROOTS[5], flip(ROOTS[5]), []),
+    ),
+    (
+        "equal sizes with a proof",
+        NOTHING_TO_PROVE,
+        lambda: verify_consistency(5, 5, ROOTS[5], ROOTS[5], [a]),
+    ),
+    (
+        "a short hash",
+        NOT_A_HASH,
+        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g, l_[:-1]]),
+    ),
+    # Hashes of any other length, each one that would otherwise lead to its roots.
+    (
+        "junk second root from the empty tree",
+        NOT_A_HASH,
+        lambda: verify_consistency(0, 3, EMPTY_ROOT, b"junk", []),
+    ),
+    (
+        "a short first root",
+        NOT_A_HASH,
+        lambda: verify_consistency(4, 7, b"abc", node_hash(b"abc", l_), [l_]),
+    ),
+    (
+        "a short proof hash",
+        NOT_A_HASH,
+        lambda: verify_consistency(4, 7, k, node_hash(k, b"x"), [b"x"]),
+    ),
     (
         "a proof from another tree",
+        NOT_THE_SECOND,
         lambda: verify_consistency(
             3, 7, ROOTS[3], ROOTS[7], consistency_proof(3, 7, subtree_hasher([*L[:3], *OTHER[3:]]))
         ),
@@ -237,22 +376,24 @@ CONSISTENCY_REFUSALS: list[tuple[str, Callable[[], None]]] = [
 
 
 @pytest.mark.parametrize(
-    "refusal", [r for _, r in CONSISTENCY_REFUSALS], ids=dict(CONSISTENCY_REFUSALS)
+    ("message", "refusal"),
+    [(message, refusal) for _, message, refusal in CONSISTENCY_REFUSALS],
+    ids=[name for name, _, _ in CONSISTENCY_REFUSALS],
 )
-def test_consistency_refusals(refusal: Callable[[], None]) -> None:
-    with pytest.raises(ProofError):
+def test_consistency_refusals(message: str, refusal: Callable[[], None]) -> None:
+    with pytest.raises(ProofError, match=exactly(message)):
         refusal()
 
 
 @pytest.mark.parametrize(("index", "size"), [(0, 0), (3, 3), (4, 3), (-1, 3)])
 def test_no_inclusion_proof_outside_the_tree(index: int, size: int) -> None:
-    with pytest.raises(ProofError):
+    with pytest.raises(ProofError, match=exactly(not_in(index, size))):
         inclusion_proof(index, size, subtree_hasher(L))
 
 
 @pytest.mark.parametrize(("first", "second"), [(4, 3), (-1, 3), (1, 0)])
 def test_no_consistency_proof_backwards(first: int, second: int) -> None:
-    with pytest.raises(ProofError):
+    with pytest.raises(ProofError, match=exactly(backwards(first, second))):
         consistency_proof(first, second, subtree_hasher(L))
 
 
@@ -303,8 +444,17 @@ def test_stored_nodes_answer_every_subtree_a_proof_asks_for() -> None:
 
     for start, end in asked:
         assert subtree_hash_from_nodes(start, end, stored_node) == HASHER_64(start, end)
-    with pytest.raises(ValueError):
-        subtree_hash_from_nodes(1, 3, stored_node)  # [1, 3) is no subtree
+    with pytest.raises(ValueError, match=exactly("[1, 3) is not a subtree of an RFC 9162 tree")):
+        subtree_hash_from_nodes(1, 3, stored_node)
+
+
+@pytest.mark.parametrize(("start", "end"), [(3, 3), (4, 3), (-1, 2)])
+def test_stored_nodes_answer_no_empty_or_backward_range(start: int, end: int) -> None:
+    def stored_node(level: int, index: int) -> bytes:
+        return HASHER_64(index << level, (index + 1) << level)
+
+    with pytest.raises(ValueError, match=exactly(f"[{start}, {end}) is not a range of leaves")):
+        subtree_hash_from_nodes(start, end, stored_node)
 
 
 def test_a_proof_at_a_million_leaves_asks_for_log_n_subtrees() -> None:
@@ -407,5 +557,5 @@ def test_a_perfect_subtree_hash_is_the_trees_root(size: int) -> None:
 
 @pytest.mark.parametrize("size", [0, 3, 6])
 def test_a_perfect_subtree_has_a_power_of_two_leaves(size: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=exactly(f"{size} leaves do not make a perfect subtree")):
         perfect_subtree_hash([leaf_hash(b"")] * size)

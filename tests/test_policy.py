@@ -145,7 +145,7 @@ def test_consents_from_records(records: list[dict], expected: dict[str, bool]) -
 
 
 def test_consents_from_records_refuses_a_time_without_offset() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^a consent time must carry its UTC offset$"):
         consents_from_records([record(SMS, "given", "2026-11-18T14:05:00")])
 
 
@@ -198,6 +198,7 @@ def test_decide_with_a_small_policy(
     rules: tuple[Rule, ...], consents: dict[str, bool], sent: tuple[str, ...], withheld: list
 ) -> None:
     decision = decide(Policy("test", "0" * 64, rules), SMALL_NOTICE, PROBATION, consents)
+    assert decision.recipient == PROBATION
     assert decision.fields_sent == sent
     assert decision.manifest == tuple(Withheld(*w) for w in withheld)
     assert decision.disclosure == without(SMALL_NOTICE, [w[0] for w in withheld])
@@ -338,6 +339,51 @@ def test_property_every_sent_leaf_has_an_allow_rule_in_force(
         covering = [r for r in mine if any(under(pointer, f) for f in r.fields)]
         assert any(r.effect == "allow" for r in covering), pointer
         assert not any(r.effect == "deny" for r in covering), pointer
+
+
+def test_which_rules_are_in_force_is_true_or_false() -> None:
+    # The answers key the remembered outcomes: "no consent on record" is False, not None.
+    policy = Policy("test", "0" * 64, (ALLOW_ALL, NEEDS_X, UNLESS_X))
+    for consents in ({}, {"x": True}, {"x": False}):
+        in_force = policy.in_force(PROBATION, consents, SMALL_NOTICE)
+        assert all(type(answer) is bool for answer in in_force), (consents, in_force)
+    assert policy.in_force(PROBATION, {}, SMALL_NOTICE) == (True, False, True)
+
+
+def test_the_rules_covering_a_pointer_are_worked_out_once(monkeypatch) -> None:
+    examined: list[str] = []
+    covers = Rule.covers
+
+    def counting(rule: Rule, pointer: str) -> bool:
+        examined.append(pointer)
+        return covers(rule, pointer)
+
+    monkeypatch.setattr(Rule, "covers", counting)
+    policy = Policy("test", "0" * 64, (ALLOW_ALL, DENY_C))
+    assert policy.matching(PROBATION, "/a/b/c") == (ALLOW_ALL, DENY_C)
+    assert examined == ["/a/b/c", "/a/b/c"]  # each rule asked once ...
+    assert policy.matching(PROBATION, "/a/b/c") == (ALLOW_ALL, DENY_C)
+    assert examined == ["/a/b/c", "/a/b/c"]  # ... and not again
+
+
+def test_a_leafs_outcome_is_worked_out_once_for_the_same_rules_in_force(monkeypatch) -> None:
+    import app.policy as policy_module
+
+    worked_out: list[str] = []
+    leaf_outcome = policy_module._leaf_outcome
+
+    def counting(matching, pointer, consents, notice):
+        worked_out.append(pointer)
+        return leaf_outcome(matching, pointer, consents, notice)
+
+    monkeypatch.setattr(policy_module, "_leaf_outcome", counting)
+    policy = Policy("test", "0" * 64, (ALLOW_ALL, NEEDS_X, UNLESS_X))
+    first = decide(policy, SMALL_NOTICE, PROBATION, {"x": True})
+    assert sorted(worked_out) == sorted(leaves(SMALL_NOTICE))
+    assert decide(policy, SMALL_NOTICE, PROBATION, {"x": True}) == first
+    assert len(worked_out) == len(leaves(SMALL_NOTICE))  # nothing worked out again
+    decide(policy, SMALL_NOTICE, PROBATION, {})  # other rules in force: a table of its own
+    assert len(worked_out) == 2 * len(leaves(SMALL_NOTICE))
 
 
 def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatch) -> None:

@@ -43,7 +43,8 @@ def test_scheduled_delay(attempts_made: int, delay: timedelta | None) -> None:
 
 @pytest.mark.parametrize("attempts_made", [0, -1])
 def test_a_retry_needs_an_attempt_first(attempts_made: int) -> None:
-    with pytest.raises(ValueError):
+    message = "at least one attempt has been made before a retry is planned"
+    with pytest.raises(ValueError, match=f"^{message}$"):
         scheduled_delay(attempts_made)
 
 
@@ -79,6 +80,14 @@ CASES = [
     ("longer Retry-After on 429", 1, 429, "120", 0.5, Plan("pending", at(120 * S))),
     ("shorter Retry-After ignored", 4, 429, "10", 0.5, Plan("pending", at(2 * H))),
     ("Retry-After capped at 24 h", 1, 503, "999999999", 0.5, Plan("pending", at(MAX_RETRY_AFTER))),
+    (
+        "HTTP-date capped at 24 h",
+        1,
+        503,
+        "Tue, 08 Dec 2026 09:00:00 GMT",
+        0.5,
+        Plan("pending", at(MAX_RETRY_AFTER)),
+    ),
     ("Retry-After on 500 ignored", 1, 500, "120", 0.5, Plan("pending", at(5 * S))),
     (
         "HTTP-date Retry-After",
@@ -110,7 +119,7 @@ def test_plan(attempts, status, retry_after, draw, expected) -> None:
 
 @pytest.mark.parametrize("draw", [-0.1, 1.0, 2.0])
 def test_the_draw_must_be_uniform_in_zero_to_one(draw: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^draw must be in \[0, 1\)$"):
         plan(attempts_made=1, status_code=500, retry_after=None, now=NOW, draw=draw)
 
 
@@ -136,6 +145,11 @@ def test_a_shorter_schedule_is_followed_and_spent_sooner() -> None:
         ("\u0663", None),  # an Arabic-Indic three
         ("Tue, 01 Dec 2026 09:00:30", None),  # no zone: not an HTTP-date
         ("x" * 100, None),
+        ("0" * 62 + "30", 30 * S),  # 64 characters: the longest read
+        ("86401", MAX_RETRY_AFTER),  # a second past the cap
+        ("9" * 64, MAX_RETRY_AFTER),  # past what a timedelta holds
+        ("0" * 63 + "30", None),  # 65: too long to be worth reading
+        ("9" * 5000, None),  # int() refuses this many digits: never reached
     ],
 )
 def test_retry_after_delay(value: str | None, expected: timedelta | None) -> None:
