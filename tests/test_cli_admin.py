@@ -247,3 +247,11 @@ def test_an_unreadable_key_file_is_a_refusal_not_a_crash(run, tmp_path, content)
     result = run("client", "add", "--org", "MDI", "--public-key", str(path))
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["HMP\x00Wealstun", "HMP\nWealstun", "HMP\x1bWealstun"])
+def test_the_command_line_refuses_a_name_the_api_refuses(run, database_url, name) -> None:
+    """The operator's command keeps the API's rule: a name is one line without control
+    characters (NUL was stored by SQLite and a 500 on PostgreSQL)."""
+    refused(run("org", "add", "--kind", "prison", "--code", "WYI", "--name", name), "one line")
+    assert fetch(database_url, Organisation, code="WYI") == []
