@@ -56,7 +56,7 @@ def audit_verify(
         origin, public_key = signer.origin, signer.private_key.public_key()
 
     async def run() -> Report:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             with Progress(transient=True) as progress:
                 task = progress.add_task("verifying the log", total=None)
@@ -114,7 +114,7 @@ def audit_export(
     verifier_key = load_log_signer(settings).verifier_key
 
     async def run(out: BinaryIO) -> None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             sessions = make_sessionmaker(engine)
             async with sessions() as session:
