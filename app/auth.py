@@ -366,3 +366,4 @@ AcknowledgementReader = Annotated[
 ]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
 Operator = Annotated[Caller, Depends(require(Scope.ADMIN))]
+MetricsReader = Annotated[Caller, Depends(require(Scope.METRICS_READ))]

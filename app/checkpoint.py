@@ -166,6 +166,12 @@ def _split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     return head + "\n", signatures
 
 
+def signed_by(note: str) -> list[tuple[str, str]]:
+    """The key name and hex key ID of each signature line in a note, nothing verified: to say
+    which key signed a checkpoint that a given key does not verify."""
+    return [(name, signature[:4].hex()) for name, signature in _split_note(note)[1]]
+
+
 def _parse_body(text: str, origin: str) -> Checkpoint:
     lines = text[:-1].split("\n")
     if len(lines) != 4:

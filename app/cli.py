@@ -49,7 +49,8 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one use case in one committed transaction, as a request would."""
 
     async def run() -> T:
-        engine = make_engine(Settings().database_url)
+        settings = Settings()
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             async with make_sessionmaker(engine)() as session, session.begin():
                 return await work(session)
@@ -121,7 +122,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts())
         try:
             async with http_client(settings.webhook_timeout_seconds) as client:
                 await run_forever(make_sessionmaker(engine), client, settings, data_keys, stop)
@@ -310,7 +311,7 @@ def retention_purge() -> None:
     settings = Settings()
 
     async def run() -> None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             purged = await purge_expired(make_sessionmaker(engine), settings)
         finally:

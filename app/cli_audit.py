@@ -12,10 +12,10 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.progress import Progress
 
-from app import audit, log_export, logs
-from app.checkpoint import CheckpointError, parse_verifier_key
+from app import audit, log_export, log_tree, logs
+from app.checkpoint import CheckpointError, parse_and_verify, parse_verifier_key, signed_by
 from app.db import make_engine, make_sessionmaker
-from app.log_key import key_path, load_log_signer
+from app.log_key import LogSigner, key_path, load_log_signer
 from app.log_verify import Report, verify
 from app.settings import Settings
 from app.signing_keys import KeyFileError
@@ -56,7 +56,7 @@ def audit_verify(
         origin, public_key = signer.origin, signer.private_key.public_key()
 
     async def run() -> Report:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             with Progress(transient=True) as progress:
                 task = progress.add_task("verifying the log", total=None)
@@ -86,18 +86,66 @@ def audit_verify(
 def audit_key() -> None:
     """Print the log's verifier key (name+id+key, as `audit verify --verifier-key` and the
     README's code take it) and its key ID, for the operator to give auditors. Run it where the
-    exchange runs; it never makes a key: with none here it fails (exit code 2)."""
+    exchange runs, with its settings: it checks the key against the newest checkpoint stored,
+    and refuses (exit code 2) when that checkpoint was signed under another name (origin) or by
+    another key. It never makes a key: with none here it fails (exit code 2)."""
+    settings = Settings()
     try:
-        signer = load_log_signer(Settings(), create=False)
+        signer = load_log_signer(settings, create=False)
     except KeyFileError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    mismatch = _mismatch(signer, asyncio.run(_newest_note(settings)))
+    if mismatch:
+        typer.echo(f"error: {mismatch}", err=True)
+        raise typer.Exit(2)
     document = {
         "verifier_key": signer.verifier_key,
         "key_id": signer.key_id,
         "origin": signer.origin,
     }
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+async def _newest_note(settings: Settings) -> str | None:
+    engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            latest = await log_tree.latest_checkpoint(session)
+            return latest.note if latest else None
+    finally:
+        await engine.dispose()
+
+
+def _mismatch(signer: LogSigner, note: str | None) -> str | None:
+    """Why the newest checkpoint does not verify with this key, if it does not (None: it does,
+    or there is none yet)."""
+    if note is None:
+        return None
+    public_key = signer.private_key.public_key()
+    try:
+        parse_and_verify(note, public_key, signer.origin, signer.origin)
+        return None
+    except CheckpointError:
+        pass
+    try:
+        signatures = signed_by(note)
+    except CheckpointError as error:
+        return f"the newest checkpoint cannot be read ({error}): run `exchange audit verify`"
+    names = sorted({name for name, _ in signatures})
+    if signer.origin not in names:
+        stored = ", ".join(f"{name} (key ID {kid})" for name, kid in signatures)
+        return (
+            f"the log's newest checkpoint is signed as {stored}, but this key would be named "
+            f"{signer.origin} (key ID {signer.key_id}), which does not verify it: run this with "
+            f"the exchange's own settings (EXCHANGE_LOG_ORIGIN={names[0]}, or its "
+            "EXCHANGE_ISSUER)"
+        )
+    ids = ", ".join(kid for name, kid in signatures if name == signer.origin)
+    return (
+        f"the log key here (key ID {signer.key_id}) did not sign the log's newest checkpoint "
+        f"(key ID {ids}): run this where the exchange runs, with its EXCHANGE_DATA_DIR"
+    )
 
 
 @audit_cli.command("export")
@@ -114,7 +162,7 @@ def audit_export(
     verifier_key = load_log_signer(settings).verifier_key
 
     async def run(out: BinaryIO) -> None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.database_timeouts(statements=False))
         try:
             sessions = make_sessionmaker(engine)
             async with sessions() as session:

@@ -23,17 +23,32 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, busy_timeout_seconds: float = 30) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_seconds: float = 30,
+    connect_timeout_seconds: float = 10,
+    command_timeout_seconds: float | None = None,
+) -> AsyncEngine:
     """An engine for the configured database; on SQLite, the file's folder is created too.
     A statement waits up to busy_timeout_seconds for a pooled connection (PostgreSQL) or for
-    another connection's lock (SQLite); a failure to connect raises DatabaseUnreachable."""
+    another connection's lock (both: PostgreSQL's lock_timeout, SQLite's busy timeout), then
+    fails as outage() "busy". On PostgreSQL, connecting gives up after connect_timeout_seconds
+    (DatabaseUnreachable), and each statement after command_timeout_seconds (None: never), with
+    a TimeoutError, "unavailable": a server that stops answering holds nobody for good."""
     if not is_sqlite(url):
+        lock_timeout_ms = max(1, round(busy_timeout_seconds * 1000))  # 0 would mean no limit
         engine = create_async_engine(
             url,
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
             pool_timeout=busy_timeout_seconds,
+            connect_args={
+                "timeout": connect_timeout_seconds,
+                "command_timeout": command_timeout_seconds,
+                "server_settings": {"lock_timeout": str(lock_timeout_ms)},
+            },
         )
     else:
         database = make_url(url).database
@@ -79,6 +94,8 @@ Outage = Literal["busy", "unavailable"]
 # and admin shutdown, crash shutdown, cannot connect now (57P01-57P03).
 _UNREACHABLE_SQLSTATE_CLASSES = ("08", "53")
 _UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+# Another connection's lock held past lock_timeout (lock_not_available), as SQLite's busy.
+_BUSY_SQLSTATES = frozenset({"55P03"})
 # SQLite's primary result codes of a database out of reach: its file cannot be opened, read or
 # written, is full, or was moved away (READONLY_DBMOVED).
 _UNREACHABLE_SQLITE_CODES = frozenset(
@@ -90,10 +107,12 @@ _BUSY_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 def outage(exc: BaseException) -> Outage | None:
     """Whether `exc` says the database is out of reach for now rather than that the code or the
     data is wrong: "busy" (no pooled connection, or another connection's lock, within the busy
-    timeout), "unavailable" (connecting failed, the connection dropped, the server is going away
-    or its disk failed), or None: an error a retry would meet again (a bug, a constraint, a
-    missing table), which stays an error."""
+    timeout), "unavailable" (connecting failed, the connection dropped, the server is going away,
+    did not answer within the command timeout, or its disk failed), or None: an error a retry
+    would meet again (a bug, a constraint, a missing table), which stays an error."""
     if isinstance(exc, CommitLost | DatabaseUnreachable):
+        return "unavailable"
+    if isinstance(exc, TimeoutError):  # the driver's own: a statement past its command timeout
         return "unavailable"
     if isinstance(exc, sqlalchemy.exc.TimeoutError):
         return "busy"
@@ -107,6 +126,8 @@ def outage(exc: BaseException) -> Outage | None:
         if isinstance(sqlstate, str):
             if sqlstate in _UNREACHABLE_SQLSTATES or sqlstate[:2] in _UNREACHABLE_SQLSTATE_CLASSES:
                 return "unavailable"
+            if sqlstate in _BUSY_SQLSTATES:
+                return "busy"
             return None
         code = getattr(driver_error, "sqlite_errorcode", None)
         if isinstance(code, int):

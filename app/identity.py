@@ -21,6 +21,7 @@ class Scope(StrEnum):
     ACKNOWLEDGEMENTS_WRITE = "acknowledgements:write"
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
+    METRICS_READ = "metrics:read"  # /metrics alone: what Prometheus's credential should hold
 
 
 ORGANISATION_KINDS = (
@@ -45,7 +46,7 @@ KIND_SCOPES: dict[str, frozenset[Scope]] = {
         }
     ),
     "auditor": frozenset({Scope.AUDIT_READ}),
-    "operator": frozenset({Scope.ADMIN}),
+    "operator": frozenset({Scope.ADMIN, Scope.METRICS_READ}),
 }
 
 

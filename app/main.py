@@ -78,9 +78,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(
-            settings.database_url, busy_timeout_seconds=settings.database_busy_timeout_seconds
-        )
+        engine = make_engine(settings.database_url, **settings.database_timeouts())
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         stop = asyncio.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -194,7 +195,9 @@ _AT_MOST_ONCE = (
 
 
 def _innermost(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None:
+    """The driver's error under the wrappers; a timeout's own cause (the cancelled wait) says
+    nothing more."""
+    while exc.__cause__ is not None and not isinstance(exc.__cause__, asyncio.CancelledError):
         exc = exc.__cause__
     return exc
 

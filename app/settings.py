@@ -26,8 +26,15 @@ class Settings(BaseSettings):
     webhook_allowed_cidrs: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     embedded_worker: bool = True
     # How long a request waits for the database before it is answered 503 Busy: for a pooled
-    # connection (PostgreSQL), or for another connection's lock (SQLite).
+    # connection (PostgreSQL), or for another connection's lock (PostgreSQL's lock_timeout,
+    # SQLite's busy timeout; workers and the command line wait as long for a lock).
     database_busy_timeout_seconds: float = Field(default=30, gt=0)
+    # A PostgreSQL that stops answering (a network partition, a hung server) is given up after
+    # these, and the request answered 503: to connect, and for any one statement of the API or
+    # a delivery worker (the command line's own commands, such as migrations or `audit
+    # verify`, let a statement take as long as it needs: database_timeouts).
+    database_connect_timeout_seconds: float = Field(default=10, gt=0)
+    database_command_timeout_seconds: float = Field(default=60, gt=0)
 
     # An external OAuth server whose access tokens are trusted too (say a prison service's own):
     # its issuer name, its JWKS as a file (no fetch at run time), and the claim naming the
@@ -99,6 +106,17 @@ class Settings(BaseSettings):
     @property
     def retry_schedule(self) -> tuple[timedelta, ...]:
         return tuple(timedelta(seconds=s) for s in self.webhook_retry_schedule)
+
+    def database_timeouts(self, *, statements: bool = True) -> dict[str, float | None]:
+        """app.db.make_engine's timeouts. statements=False for the command line's own commands
+        (migrations, `audit verify` ...), whose statements may take as long as they need."""
+        return {
+            "busy_timeout_seconds": self.database_busy_timeout_seconds,
+            "connect_timeout_seconds": self.database_connect_timeout_seconds,
+            "command_timeout_seconds": self.database_command_timeout_seconds
+            if statements
+            else None,
+        }
 
     @property
     def keys_dir(self) -> Path:

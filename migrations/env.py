@@ -31,7 +31,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _online() -> None:
-    engine = make_engine(_url())
+    engine = make_engine(_url(), **Settings().database_timeouts(statements=False))
     try:
         async with engine.connect() as connection:
             sqlite = connection.dialect.name == "sqlite"

@@ -24,7 +24,7 @@ DEFAULT_SCOPES = {
         "acknowledgements:write",
     },
     "auditor": {"audit:read"},
-    "operator": {"admin"},
+    "operator": {"admin", "metrics:read"},
 }
 CLIENT_FIELDS = {
     "client_id",

@@ -42,7 +42,7 @@ KIND_SCOPES = {
         "acknowledgements:write",
     },
     "AUDIT": {"audit:read"},
-    "OPS": {"admin"},
+    "OPS": {"admin", "metrics:read"},
 }
 
 

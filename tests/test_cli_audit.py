@@ -68,11 +68,7 @@ def test_without_a_log_key_it_fails_and_makes_none(run, tmp_path) -> None:
 
 
 async def test_one_checkpoint_is_counted_as_one(sessions, settings, run, monkeypatch) -> None:
-    async with sessions() as session, session.begin():
-        audit.append(session, "audit.consulted", at=datetime.now(UTC), details={"query": "x"})
-    every_entry = settings.model_copy(update={"checkpoint_every_entries": 1})
-    signer = load_log_signer(settings)
-    assert await advance_log(sessions, every_entry, signer, now=datetime.now(UTC)) == (1, True)
+    await checkpointed(sessions, settings)
     monkeypatch.setenv("EXCHANGE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("EXCHANGE_ISSUER", settings.issuer)
     assert key_path(settings).exists()
@@ -80,3 +76,59 @@ async def test_one_checkpoint_is_counted_as_one(sessions, settings, run, monkeyp
     result = await asyncio.to_thread(run, "audit", "verify")
     assert result.exit_code == 0, result.output
     assert "ok: 1 leaf, 1 checkpoint checked" in result.output
+
+
+async def checkpointed(sessions, settings) -> None:
+    """One entry, and a checkpoint of it signed by the installation's log key."""
+    async with sessions() as session, session.begin():
+        audit.append(session, "audit.consulted", at=datetime.now(UTC), details={"query": "x"})
+    every_entry = settings.model_copy(update={"checkpoint_every_entries": 1})
+    signer = load_log_signer(settings)
+    assert await advance_log(sessions, every_entry, signer, now=datetime.now(UTC)) == (1, True)
+
+
+async def test_without_the_exchanges_settings_it_refuses_a_key_of_another_name(
+    sessions, settings, run, monkeypatch
+) -> None:
+    """Run from a shell without EXCHANGE_ISSUER, the key would be named after the default
+    issuer's host: a key ID that verifies none of the checkpoints, printed as if it did."""
+    await checkpointed(sessions, settings)
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("EXCHANGE_ISSUER", raising=False)
+    monkeypatch.delenv("EXCHANGE_LOG_ORIGIN", raising=False)
+
+    refused = await asyncio.to_thread(run, "audit", "key")
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert "signed as exchange.test/log (key ID " in refused.stderr
+    assert "EXCHANGE_LOG_ORIGIN=exchange.test/log" in refused.stderr
+
+    monkeypatch.setenv("EXCHANGE_LOG_ORIGIN", "exchange.test/log")  # as the README says
+    printed = await asyncio.to_thread(run, "audit", "key")
+    assert printed.exit_code == 0, printed.stderr
+    assert json.loads(printed.stdout)["verifier_key"] == load_log_signer(settings).verifier_key
+
+
+async def test_a_log_key_that_did_not_sign_the_checkpoints_is_refused(
+    sessions, settings, run, monkeypatch, tmp_path
+) -> None:
+    await checkpointed(sessions, settings)
+    elsewhere = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
+    other = load_log_signer(elsewhere)  # another installation's key, under the same name
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(elsewhere.data_dir))
+    monkeypatch.setenv("EXCHANGE_ISSUER", settings.issuer)
+
+    refused = await asyncio.to_thread(run, "audit", "key")
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    assert f"the log key here (key ID {other.key_id}) did not sign" in refused.stderr
+    assert load_log_signer(settings).key_id in refused.stderr
+
+
+async def test_before_any_checkpoint_the_key_is_printed(settings, run, monkeypatch) -> None:
+    signer = load_log_signer(settings)
+    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("EXCHANGE_ISSUER", settings.issuer)
+    printed = await asyncio.to_thread(run, "audit", "key")
+    assert printed.exit_code == 0, printed.stderr
+    assert json.loads(printed.stdout)["key_id"] == signer.key_id

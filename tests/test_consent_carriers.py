@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+import uuid
 from typing import Any
 
 import pytest
 from alembic import command
+from sqlalchemy import update
 
 from app import migrate
 from app.db import is_sqlite
+from app.models import ReleaseNotice
 from tests.test_consent_corrections import without_sms
 from tests.test_consent_withdrawal import change, log
 from tests.test_consents import (
@@ -158,3 +162,28 @@ async def test_the_migration_finds_every_notice_that_carried_a_record(
     await cancelled_in_error(world, one)
     assert (await history(world))["standing"] == {SMS: True, CLINICAL: False}
     assert await served(world, recipients(two)["SMS-LEEDS"])
+
+
+async def test_the_migration_takes_a_body_it_cannot_open_as_purged(
+    world, example, settings, database_url, caplog
+):
+    """A body sealed with a data key since lost, or altered, stops no upgrade: that notice is
+    known to carry only the records made from it, as if purged, and the count is logged."""
+    one, two = await post(world, example), await post(world, example)
+    async with world.sessions() as session, session.begin():
+        lost = update(ReleaseNotice).where(ReleaseNotice.id == uuid.UUID(two["id"]))
+        await session.execute(lost.values(body_key_id="lost"))
+    caplog.set_level(logging.WARNING, logger="exchange.migrate")
+    config = migrate.config(database_url, settings.sealing_keys_dir)
+    try:
+        await asyncio.to_thread(command.downgrade, config, "0008")
+        await asyncio.to_thread(command.upgrade, config, "head")
+    finally:
+        if not is_sqlite(database_url):
+            await asyncio.to_thread(command.upgrade, config, "head")
+    given, refused = await carried(world, SMS), await carried(world, CLINICAL)
+    only_one = {hexid(one["id"])}
+    assert await carriers(world) == {hexid(given["id"]): only_one, hexid(refused["id"]): only_one}
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "exchange.migrate"]
+    assert warning.startswith("0009: 1 stored notice bodies could not be opened")
+    assert example["person"]["noms_number"] not in warning

@@ -307,6 +307,14 @@ async def test_an_encrypted_message_is_a_jwe_of_a_message_its_schema_describes(
     )
 
 
+def test_the_formats_the_contract_uses_are_checked() -> None:
+    """jsonschema checks "date-time" only with rfc3339-validator installed, and skips any format
+    it has no checker for: without this, "formats checked" above would be silently untrue."""
+    assert {"date", "date-time", "uuid"} <= set(FORMATS.checkers)
+    assert not FORMATS.conforms("1994-04", "date-time")
+    assert FORMATS.conforms("2026-12-08T10:00:00Z", "date-time")
+
+
 def test_every_event_the_exchange_sends_is_a_documented_webhook() -> None:
     assert set(OPENAPI["webhooks"]) == set(EVENT_TYPES.values()) == set(EVENTS)
     assert {typ for typ, _ in EVENTS.values()} == set(TYP.values())

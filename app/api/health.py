@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app import migrate
-from app.auth import Operator
+from app.auth import MetricsReader
 from app.errors import Problem
 from app.problems import (
     PROBLEMS,
@@ -60,9 +60,10 @@ def _unavailable(detail: str, database: str) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={s: PROBLEMS[s] for s in (401, 403, 503)},
 )
-async def metrics(request: Request, _: Operator) -> PlainTextResponse:
-    """Prometheus metrics: counts by code, never an identifier or a value. For operators only
-    (an access token with the `admin` scope: Prometheus's `oauth2` client credentials)."""
+async def metrics(request: Request, _: MetricsReader) -> PlainTextResponse:
+    """Prometheus metrics: counts by code, never an identifier or a value. For operators only:
+    an access token with the `metrics:read` scope (Prometheus's `oauth2` client credentials,
+    of an operator's client registered with that scope alone)."""
     return PlainTextResponse(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -6,9 +6,11 @@ notice version that carries a record now names it (consent_carrier), and a recor
 notices is voided only when none that carries it is in force (app/consents.py).
 
 The carriers so far: the notice each record was made from, and every notice whose stored body
-carries the same decision as a record not voided (read with the data keys, as 0004 did). A
-notice already purged cannot be read: only the record it was made from is known to be its.
-Records voided before this migration stay voided.
+carries the same decision as a record not voided (read with the data keys, as 0004 did, a
+batch at a time). A notice already purged cannot be read: only the record it was made from is
+known to be its; so too for a body that cannot be opened (an unknown data key, altered), which
+is counted in a warning rather than stop the upgrade. Records voided before this migration stay
+voided.
 
 Revision ID: 0009
 Revises: 0008
@@ -16,6 +18,7 @@ Create Date: 2026-12-08 10:00:00
 """
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +31,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
+log = logging.getLogger("exchange.migrate")
 T = sa.DateTime(timezone=True)
 consent = sa.table(
     "consent",
@@ -70,48 +74,97 @@ def _decision(person_ref: str, scope: str, decision: str, at: datetime, by: str)
     return (person_ref, scope, decision, at, by)
 
 
+BATCH = 500  # notices read, and their carriers written, at a time
+
+
 def _carriers() -> None:
     # Each record made from a notice was carried by it.
     op.execute(
         "INSERT INTO consent_carrier (consent_id, notice_id, created_at)"
         " SELECT id, notice_id, created_at FROM consent WHERE notice_id IS NOT NULL"
     )
-    # A later notice carrying the same decision was made no record: read what each carries.
+    # A later notice carrying the same decision as a record not voided was made no record: read
+    # what each such notice carries, a batch at a time (only people with such a record).
     bind = op.get_bind()
-    records = bind.execute(sa.select(consent)).all()
-    linked = {(r.id, r.notice_id) for r in records if r.notice_id is not None}
-    standing: dict[tuple, list[Any]] = {}
-    for r in records:
-        if r.voided_at is None:
-            key = _decision(r.person_ref, r.scope, r.decision, r.recorded_at, r.recorded_by)
-            standing.setdefault(key, []).append(r.id)
-    stored = bind.execute(
+    people = sa.select(consent.c.person_ref).where(consent.c.voided_at.is_(None))
+    stored = (
         sa.select(notice)
-        .where(notice.c.body_sealed.is_not(None), notice.c.person_ref.is_not(None))
-        .order_by(notice.c.received_at)
-    ).all()
-    if not standing or not stored:
-        return
-    from app.sealing import Sealed, load_data_keys, place
+        .where(notice.c.body_sealed.is_not(None), notice.c.person_ref.in_(people))
+        .order_by(notice.c.id)
+        .limit(BATCH)
+    )
+    keys, unreadable, after = None, 0, None
+    while True:
+        rows = bind.execute(stored if after is None else stored.where(notice.c.id > after)).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        if keys is None:
+            keys = _data_keys()
+        standing = _standing(bind, {row.person_ref for row in rows})
+        found = []
+        for row in rows:
+            body = _opened(keys, row)
+            if body is None:  # as if purged: only the record it was made from is known
+                unreadable += 1
+                continue
+            carried = set()
+            for item in body.get("consent", []):
+                at = datetime.fromisoformat(item["recorded_at"])
+                scope, decision, by = item["scope"], item["decision"], item["recorded_by"]
+                key = _decision(row.person_ref, scope, decision, at, by)
+                for consent_id, made_from in standing.get(key, []):
+                    if made_from != row.id and consent_id not in carried:
+                        carried.add(consent_id)
+                        found.append(
+                            {
+                                "consent_id": consent_id,
+                                "notice_id": row.id,
+                                "created_at": row.received_at,
+                            }
+                        )
+        if found:
+            bind.execute(carrier.insert(), found)
+    if unreadable:
+        log.warning(
+            "0009: %d stored notice bodies could not be opened (unknown data key or altered) and "
+            "were taken as purged: each carries only the consent records made from it",
+            unreadable,
+        )
+
+
+def _standing(bind: Any, people: set[str]) -> dict[tuple, list[tuple[Any, Any]]]:
+    """The records not voided of these people, by decision: (id, notice made from)."""
+    records = bind.execute(
+        sa.select(consent).where(
+            consent.c.voided_at.is_(None), consent.c.person_ref.in_(sorted(people))
+        )
+    )
+    standing: dict[tuple, list[tuple[Any, Any]]] = {}
+    for r in records:
+        key = _decision(r.person_ref, r.scope, r.decision, r.recorded_at, r.recorded_by)
+        standing.setdefault(key, []).append((r.id, r.notice_id))
+    return standing
+
+
+def _data_keys() -> Any:
+    from app.sealing import load_data_keys
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir
-    keys = load_data_keys(keys_dir, create=False)  # new keys could not open what is stored
-    for row in stored:
+    return load_data_keys(keys_dir, create=False)  # new keys could not open what is stored
+
+
+def _opened(keys: Any, row: Any) -> dict[str, Any] | None:
+    """The notice's body, or None if it cannot be opened (an unknown data key, altered)."""
+    from app.sealing import Sealed, SealError, place
+
+    try:
         sealed = Sealed(row.body_key_id, row.body_sealed)
-        body = json.loads(keys.open(sealed, place("release_notice", "body_sealed", row.id)))
-        for item in body.get("consent", []):
-            at = datetime.fromisoformat(item["recorded_at"])
-            scope, decision, by = item["scope"], item["decision"], item["recorded_by"]
-            key = _decision(row.person_ref, scope, decision, at, by)
-            for consent_id in standing.get(key, []):
-                if (consent_id, row.id) not in linked:
-                    linked.add((consent_id, row.id))
-                    bind.execute(
-                        carrier.insert().values(
-                            consent_id=consent_id, notice_id=row.id, created_at=row.received_at
-                        )
-                    )
+        body = keys.open(sealed, place("release_notice", "body_sealed", row.id))
+    except SealError:
+        return None
+    return json.loads(body)
 
 
 def downgrade() -> None:
