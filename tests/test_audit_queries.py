@@ -128,13 +128,14 @@ async def test_every_entry_about_a_notice_names_its_person_by_the_same_hash(worl
 
 
 async def test_0007_gives_entries_written_before_it_their_notices_person(
-    world, example, database_url
+    world, example, database_url, settings
 ):
     await posted(world, example)
-    config = migrate.config(database_url)
+    keys = settings.sealing_keys_dir  # 0009 reads the stored notices: the keys that sealed them
+    config = migrate.config(database_url, data_keys_dir=keys)
     try:
         await asyncio.to_thread(command.downgrade, config, "0006")  # person_ref goes
-        await asyncio.to_thread(migrate.upgrade, database_url)  # and comes back, filled
+        await asyncio.to_thread(migrate.upgrade, database_url, data_keys_dir=keys)  # back, filled
         [(ref,)] = await world.sql("SELECT person_ref FROM release_notice")
         rows = await world.sql("SELECT person_ref FROM audit_entry WHERE notice_id IS NOT NULL")
         assert rows and {person for (person,) in rows} == {ref}
@@ -145,4 +146,4 @@ async def test_0007_gives_entries_written_before_it_their_notices_person(
             async with world.sessions() as session, session.begin():
                 await session.execute(text("UPDATE audit_entry SET person_ref = NULL"))
     finally:
-        await asyncio.to_thread(migrate.upgrade, database_url)
+        await asyncio.to_thread(migrate.upgrade, database_url, data_keys_dir=keys)
