@@ -29,6 +29,7 @@ run: $(STAMP)
 test: $(STAMP) postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto
 
 # The benchmarks (bench/README.md): about half an hour on PostgreSQL; never part of `make test`.
@@ -38,7 +39,7 @@ bench: $(STAMP) postgres
 # Mutation testing of the pure cores ([tool.mutmut] in pyproject.toml; README, Development):
 # most of an hour on one core, so never part of `make test`. From scratch, one core after
 # another on MUTATION_CHILDREN processes; then the score per core and the survivors.
-MUTATION_CORES    := policy throttle retry canonical merkle
+MUTATION_CORES    := disclosure.policy access.throttle messages.retry wire.canonical audit.merkle
 MUTATION_CHILDREN ?= 1
 
 mutation: $(STAMP)
@@ -47,11 +48,11 @@ mutation: $(STAMP)
 	  $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "app.$$core.*" || exit 1; \
 	done
 	@echo
-	@$(BIN)/mutmut results --all true | grep -v ': not checked$$' | awk -F'[.:] *' '{ n[$$2]++ } \
-	  $$NF ~ /^(killed|timeout)$$/ { k[$$2]++ } \
-	  END { for (c in n) { printf "%-10s %4d of %4d mutants killed: %5.1f%%\n", c, k[c], n[c], 100 * k[c] / n[c]; \
+	@$(BIN)/mutmut results --all true | grep -v ': not checked$$' | awk -F'[.:] *' '{ c = $$2 "." $$3; n[c]++ } \
+	  $$NF ~ /^(killed|timeout)$$/ { k[c]++ } \
+	  END { for (c in n) { printf "%-18s %4d of %4d mutants killed: %5.1f%%\n", c, k[c], n[c], 100 * k[c] / n[c]; \
 	        K += k[c]; N += n[c] } \
-	        printf "%-10s %4d of %4d mutants killed: %5.1f%%\n", "all", K, N, 100 * K / N }'
+	        printf "%-18s %4d of %4d mutants killed: %5.1f%%\n", "all", K, N, 100 * K / N }'
 	@echo
 	@$(BIN)/mutmut results | grep -v ': not checked$$' || true
 
@@ -67,6 +68,7 @@ postgres:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

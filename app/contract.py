@@ -14,12 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app import schemas, schemas_messages, schemas_subscriptions, schemas_webhooks
+from app.api import webhook_schemas as schemas_webhooks
 from app.api.webhooks import claims_schema
-from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
-from app.notice import ReleaseNotice
-from app.policy_load import load_policy
+from app.disclosure.policy_files import load_policy
+from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
+from app.wire import messages as schemas_messages
+from app.wire import schemas
+from app.wire import subscriptions as schemas_subscriptions
 
 SCHEMA_BASE = "https://nps-exchange.example/schemas/"
 PUBLISHED: dict[str, type[BaseModel]] = {

@@ -10,7 +10,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app import examples, intake, problems
+from app.access.throttle import FailureThrottle
+from app.access.tokens import TrustedIssuer
 from app.api import (
     acknowledgements,
     audit,
@@ -22,22 +23,22 @@ from app.api import (
     notices,
     oauth,
     organisations,
+    problems,
     signing_keys,
     subscriptions,
     webhooks,
 )
 from app.api.bodies import BodyRules
-from app.auth import TrustedIssuer
-from app.db import make_engine, make_sessionmaker
-from app.jose import load_jwks, load_keyring
-from app.log_key import load_log_signer
-from app.metrics import make_metrics
-from app.notice import ReleaseNotice
-from app.policy_load import load_policy
-from app.sealing import load_data_keys
+from app.api.metrics import make_metrics
+from app.audit.signer import load_log_signer
+from app.disclosure.policy_files import load_policy
+from app.keys.jose import load_jwks, load_keyring
+from app.keys.sealing import load_data_keys
+from app.notices import examples, intake
+from app.notices.document import ReleaseNotice
 from app.settings import Settings
-from app.throttle import FailureThrottle
-from app.worker import http_client, run_forever
+from app.storage.db import make_engine, make_sessionmaker
+from app.worker.loop import http_client, run_forever
 
 # Every router the app serves, in order; tests walk them to check each route's access rule.
 ROUTER_MODULES = (

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.retry import STANDARD_SCHEDULE
+from app.messages.retry import STANDARD_SCHEDULE
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -108,8 +108,9 @@ class Settings(BaseSettings):
         return tuple(timedelta(seconds=s) for s in self.webhook_retry_schedule)
 
     def database_timeouts(self, *, statements: bool = True) -> dict[str, float | None]:
-        """app.db.make_engine's timeouts. statements=False for the command line's own commands
-        (migrations, `audit verify` ...), whose statements may take as long as they need."""
+        """app.storage.db.make_engine's timeouts. statements=False for the command line's own
+        commands (migrations, `audit verify` ...), whose statements may take as long as they
+        need."""
         return {
             "busy_timeout_seconds": self.database_busy_timeout_seconds,
             "connect_timeout_seconds": self.database_connect_timeout_seconds,

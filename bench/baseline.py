@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
-from app.db import make_engine
+from app.storage.db import make_engine
 
 TABLE = """CREATE TABLE IF NOT EXISTS bench_baseline (
     id uuid PRIMARY KEY, body jsonb NOT NULL, received_at timestamptz NOT NULL)"""

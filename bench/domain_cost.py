@@ -27,15 +27,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from app import audit, examples
-from app.canonical import canonical_json
-from app.disclosures import explanation
-from app.jose import sign
+from app.audit import entries as audit
+from app.disclosure.explanations import explanation
+from app.disclosure.policy import decide
+from app.keys.jose import sign
+from app.keys.sealing import place
 from app.main import create_app
-from app.notice import ReleaseNotice as NoticeBody
-from app.policy import decide
-from app.sealing import place
+from app.notices import examples
+from app.notices.document import ReleaseNotice as NoticeBody
 from app.settings import Settings
+from app.wire.canonical import canonical_json
 
 ROLES = ("probation_provider", "substance_misuse_service")
 LOG_ENTRIES = 9  # what one notice to two subscribed recipients writes to the log

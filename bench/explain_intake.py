@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 
-from app import migrate
+from app.storage import migrate
 from bench.grow import dsn
 from bench.posting import bench, post_notices
 

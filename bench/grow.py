@@ -10,7 +10,7 @@ consents stay their own, and every reference among their rows points to the clon
 Clones look like a year of real traffic: each person's rows move back in time by one random
 shift (uniform over `days`), keeping their own gaps. Their deliveries are settled (a pending one
 is delivered, with its attempt and its `delivery.succeeded` entry), and a clone older than the
-retention period is purged as app/retention.py would have purged it (body and payloads gone,
+retention period is purged as app/notices/retention.py would have purged it (body and payloads gone,
 idempotency key deleted, a `notice.purged` entry). Inbox numbers continue each recipient's
 sequence without a gap. Given the data keys, the sealed values kept are sealed again for the
 clone's own row (a sealed value names its row); without them they are copied and do not open.
@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.sealing import DataKeys, Sealed, load_data_keys, place
+from app.keys.sealing import DataKeys, Sealed, load_data_keys, place
 from bench import grow_setup as setup
 from bench import grow_sql as sql
 from bench.world import asyncpg_dsn

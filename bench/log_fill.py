@@ -26,13 +26,13 @@ from typing import Any
 
 import asyncpg
 
-from app import log_tree
-from app.canonical import canonical_json
-from app.db import make_engine, make_sessionmaker
-from app.log_key import load_log_signer
-from app.sealing import load_data_keys
+from app.audit import tree as log_tree
+from app.audit.signer import load_log_signer
+from app.keys.sealing import load_data_keys
 from app.settings import Settings
-from app.worker import advance_log
+from app.storage.db import make_engine, make_sessionmaker
+from app.wire.canonical import canonical_json
+from app.worker.loop import advance_log
 from bench.world import asyncpg_dsn
 
 COLUMNS = (

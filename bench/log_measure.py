@@ -16,12 +16,12 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app import log_tree
+from app.access.identity import Caller
 from app.api.audit import list_entries
-from app.db import make_engine, make_sessionmaker
-from app.identity import Caller
-from app.sealing import load_data_keys
+from app.audit import tree as log_tree
+from app.keys.sealing import load_data_keys
 from app.settings import Settings
+from app.storage.db import make_engine, make_sessionmaker
 
 AUDITOR = Caller(
     client_id="bench-auditor",

@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.sealing import load_data_keys
+from app.keys.sealing import load_data_keys
 from app.settings import Settings
 from bench import log_fill
 from bench.httpload import percentile

@@ -29,10 +29,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from app import admin, examples, migrate
+from app.access import organisations as admin
 from app.main import create_app
-from app.models import Organisation
+from app.notices import examples
 from app.settings import Settings
+from app.storage import migrate
+from app.storage.models import Organisation
 from bench.world import noms_number
 
 ISSUER = "http://exchange.bench"

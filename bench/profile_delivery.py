@@ -3,7 +3,7 @@ and Python calls.
 
 `python -m bench.profile_delivery` needs the backlog `python -m bench.drain` keeps (its template
 database and data keys): it copies the template, starts the bench receiver, and runs the worker
-(app.worker.run_forever, the pool `exchange worker` runs) in this process until every pending
+(app.worker.loop.run_forever, the pool `exchange worker` runs) in this process until every pending
 delivery has arrived. It prints per delivery: statements sent (by kind), transactions begun,
 Python function calls (under cProfile) and CPU time. Counts barely vary run to run, so they
 compare two versions of the code where timings on a shared machine cannot.
@@ -20,10 +20,10 @@ from collections import Counter
 
 from sqlalchemy import event
 
-from app.db import make_engine, make_sessionmaker
-from app.sealing import load_data_keys
+from app.keys.sealing import load_data_keys
 from app.settings import Settings
-from app.worker import http_client, run_forever
+from app.storage.db import make_engine, make_sessionmaker
+from app.worker.loop import http_client, run_forever
 from bench import phases
 from bench.drain import HERE, copy_template, sql
 from bench.phases import RECEIVER_PORT, receiver

@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app import examples
+from app.notices import examples
 from bench.httpload import Connection, Request
 
 ADMIN_URL = os.environ.get(  # used only to create each run's own databases
@@ -157,10 +157,10 @@ async def catch_up_log(database_url: str, data_dir: Path) -> int:
     spend a share of its CPU sequencing intake's log (1,000 entries a second) rather than on
     deliveries. Run before a drain is measured: the worker still sequences the entries its own
     attempts write."""
-    from app.db import make_engine, make_sessionmaker
-    from app.log_key import load_log_signer
+    from app.audit.signer import load_log_signer
     from app.settings import Settings
-    from app.worker import advance_log
+    from app.storage.db import make_engine, make_sessionmaker
+    from app.worker.loop import advance_log
 
     settings = Settings(database_url=database_url, data_dir=data_dir)
     engine = make_engine(settings.database_url)

@@ -1,4 +1,5 @@
-"""Alembic environment: async engines, URL from the caller (app/migrate.py) or the settings."""
+"""Alembic environment: async engines, URL from the caller (app/storage/migrate.py) or the
+settings."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db import make_engine
-from app.models import Base
 from app.settings import Settings
+from app.storage.db import make_engine
+from app.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -32,7 +32,7 @@ class Clock:
     def moved(self, value: Any) -> Any:
         """A JSON value written in the example's frame (the day the example was written: its
         consents of 2026-11-18, its release on 2026-12-01) moved to today, as the example is."""
-        from app import examples
+        from app.notices import examples
 
         return examples.moved(value, self.today - examples.WRITTEN_ON)
 

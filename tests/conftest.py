@@ -27,14 +27,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from app import admin, examples, migrate
-from app.cli import cli
-from app.log_key import load_log_signer
+from app.access import organisations as admin
+from app.audit.signer import load_log_signer
+from app.cli.main import cli
+from app.keys.sealing import DataKeys
 from app.main import create_app
-from app.models import Base
-from app.sealing import DataKeys
+from app.notices import examples
 from app.settings import Settings
-from app.worker import advance_log
+from app.storage import migrate
+from app.storage.models import Base
+from app.worker.loop import advance_log
 from tests import clock as suite_clock
 
 ROOT = Path(__file__).resolve().parent.parent

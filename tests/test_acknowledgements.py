@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app import idempotency, retention
-from app.db import is_sqlite
-from app.worker import purge_expired
+from app.notices import idempotency, retention
+from app.storage.db import is_sqlite
+from app.worker.loop import purge_expired
 from tests.test_consent_withdrawal import change, subscribe, withdrawn
 from tests.test_consents import SMS, as_json, assert_problem, carried, hexid, post, recipients
 from tests.test_retention import backdate, closed_port, leaks

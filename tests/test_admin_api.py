@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from app.identity import hash_secret
+from app.access.identity import hash_secret
 
 PROBLEM = "application/problem+json"
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from app.db import is_sqlite
+from app.storage.db import is_sqlite
 
 PROBLEM = "application/problem+json"
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import is_sqlite
+from app.storage.db import is_sqlite
 
 CHANGES = {
     "update": "UPDATE audit_entry SET action = 'nothing.happened'",

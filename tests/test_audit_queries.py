@@ -13,7 +13,8 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app import log_tree, migrate
+from app.audit import tree as log_tree
+from app.storage import migrate
 from tests.test_consents import assert_problem
 
 OTHER_NOMS = "B7654DE"

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import HMACAlgorithm
 from sqlalchemy import update
 
-from app.jose import CLOCK_SKEW_SECONDS
-from app.models import ApiClient, Organisation
+from app.keys.jose import CLOCK_SKEW_SECONDS
+from app.storage.models import ApiClient, Organisation
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ISSUER = "http://exchange.test"

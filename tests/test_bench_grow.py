@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.decisions import body_of
-from app.models import ReleaseNotice
-from app.worker import http_client, run_once
+from app.consent.decisions import body_of
+from app.storage.models import ReleaseNotice
+from app.worker.loop import http_client, run_once
 from bench.grow import grow
 from tests.receiver import running_receiver
 

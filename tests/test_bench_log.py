@@ -10,8 +10,8 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from app import log_rows
-from app.db import is_sqlite
+from app.audit import rows as log_rows
+from app.storage.db import is_sqlite
 from bench.log_fill import fill, sequence_all
 from bench.log_measure import inclusion_seconds, person_query_seconds
 from bench.world import asyncpg_dsn

@@ -1,4 +1,4 @@
-"""RFC 8785 canonical JSON (app/canonical.py), with the RFC's own examples."""
+"""RFC 8785 canonical JSON (app/wire/canonical.py), with the RFC's own examples."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.canonical import _plain, _write, canonical_json
+from app.wire.canonical import _plain, _write, canonical_json
 
 PROPERTY = settings(max_examples=150, deadline=None)
 

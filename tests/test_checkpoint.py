@@ -1,4 +1,5 @@
-"""Signed checkpoints (app/checkpoint.py): c2sp.org/tlog-checkpoint in a c2sp.org/signed-note."""
+"""Signed checkpoints (app/audit/checkpoint.py): c2sp.org/tlog-checkpoint in a
+c2sp.org/signed-note."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from app.checkpoint import (
+from app.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
     key_id,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app import examples
-from app.jose import load_keyring
-from app.notice import ReleaseNotice, implausible
+from app.keys.jose import load_keyring
+from app.notices import examples
+from app.notices.document import ReleaseNotice, implausible
 
 
 def test_org_and_client_add_print_json_only(run) -> None:
@@ -79,7 +79,7 @@ def test_the_command_starts_without_the_web_framework_or_the_migrations() -> Non
         [
             sys.executable,
             "-c",
-            "import sys, app.cli; print(sorted({'fastapi', 'alembic'} & set(sys.modules)))",
+            "import sys, app.cli.main; print(sorted({'fastapi', 'alembic'} & set(sys.modules)))",
         ],
         capture_output=True,
         text=True,

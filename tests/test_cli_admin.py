@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
 
-from app.auth import Presented, authenticate_client
-from app.db import make_engine, make_sessionmaker
-from app.errors import Problem
-from app.identity import hash_secret
-from app.models import ApiClient, AuditEntry, Organisation
+from app.access.identity import hash_secret
+from app.access.tokens import Presented, authenticate_client
+from app.storage.db import make_engine, make_sessionmaker
+from app.storage.models import ApiClient, AuditEntry, Organisation
+from app.wire.errors import Problem
 
 TOKEN_ENDPOINT = "http://exchange.test/oauth/token"
 STAMP = "%Y-%m-%dT%H:%M:%SZ"

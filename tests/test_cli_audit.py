@@ -13,10 +13,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from app import audit
-from app.checkpoint import parse_and_verify, parse_verifier_key
-from app.log_key import key_path, load_log_signer
-from app.worker import advance_log
+from app.audit import entries as audit
+from app.audit.checkpoint import parse_and_verify, parse_verifier_key
+from app.audit.signer import key_path, load_log_signer
+from app.worker.loop import advance_log
 from tests.test_readme_auditors import python_blocks
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 from sqlalchemy import update
 
-from app.models import ApiClient
+from app.storage.models import ApiClient
 
 ISSUER = "http://exchange.test"
 TOKEN_URL = ISSUER + "/oauth/token"

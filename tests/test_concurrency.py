@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app import outbox
-from app.db import is_sqlite
-from app.models import Delivery
+from app.messages import outbox
+from app.storage.db import is_sqlite
+from app.storage.models import Delivery
 
 NOTICES = 20
 CLAIMERS, LIMIT = 6, 5

@@ -18,9 +18,9 @@ import pytest
 from alembic import command
 from sqlalchemy import update
 
-from app import migrate
-from app.db import is_sqlite
-from app.models import ReleaseNotice
+from app.storage import migrate
+from app.storage.db import is_sqlite
+from app.storage.models import ReleaseNotice
 from tests.test_consent_corrections import without_sms
 from tests.test_consent_withdrawal import change, log
 from tests.test_consents import (

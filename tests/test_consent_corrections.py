@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from app import outbox, outcomes
-from app.delivery import Outcome
+from app.messages import outbox, outcomes
+from app.messages.webhook import Outcome
 from tests.test_consent_withdrawal import change, log, states, subscribe, work
 from tests.test_consents import SMS, carried, history, inbox, post, recipients, withdraw
 

@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import intake, outbox, outcomes, withdrawal
-from app.db import is_sqlite
-from app.delivery import send, webhook_body
-from app.identity import Caller
-from app.notice import ReleaseNotice as NoticeBody
-from app.worker import http_client
+from app.access.identity import Caller
+from app.consent import withdrawal
+from app.messages import outbox, outcomes
+from app.messages.webhook import send, webhook_body
+from app.notices import intake
+from app.notices.document import ReleaseNotice as NoticeBody
+from app.storage.db import is_sqlite
+from app.worker.loop import http_client
 from tests.receiver import running_receiver
 from tests.test_consent_withdrawal import log, states, subscribe, withdrawn, work
 from tests.test_consents import (

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import admin
+from app.access import organisations as admin
 from tests.receiver import running_receiver
 from tests.test_consent_withdrawal import change, log, states, subscribe, withdrawn, work
 from tests.test_consents import (

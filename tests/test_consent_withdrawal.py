@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox, retention
-from app.worker import http_client, run_once
+from app.messages import outbox
+from app.notices import retention
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 from tests.test_consents import (
     CLINICAL,

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import jwt
 
-from app import examples
+from app.notices import examples
 from tests.documents import personal_values
 
 ISSUER = "http://exchange.test"

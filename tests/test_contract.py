@@ -10,9 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from app import contract, examples
-from app.notice import ReleaseNotice, implausible
-from app.schemas_base import PATTERN_WORDS
+from app import contract
+from app.notices import examples
+from app.notices.document import ReleaseNotice, implausible
+from app.wire.base import PATTERN_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "release-notice.v1.json").read_text())

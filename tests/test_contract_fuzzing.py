@@ -31,8 +31,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from app import admin, contract, examples
+from app import contract
+from app.access import organisations as admin
 from app.main import create_app
+from app.notices import examples
 from app.settings import Settings
 from tests.conftest import ISSUER, ORGANISATIONS, World, migrated_postgres_database
 

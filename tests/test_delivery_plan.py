@@ -1,4 +1,5 @@
-"""Webhook delivery planning (app/delivery.py): retries, signing, body, where a webhook may go."""
+"""Webhook delivery planning (app/messages/webhook.py): retries, signing, body, where a webhook may
+go."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app.delivery import (
+from app.messages.webhook import (
     DestinationRefused,
     address_allowed,
     new_secret,

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select, update
 
-from app import migrate, outbox, outcomes
-from app.db import is_sqlite
-from app.delivery import Outcome
-from app.models import Delivery, Message
-from app.worker import http_client, run_once
+from app.messages import outbox, outcomes
+from app.messages.webhook import Outcome
+from app.storage import migrate
+from app.storage.db import is_sqlite
+from app.storage.models import Delivery, Message
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 from tests.test_consents import SMS, carried, withdraw
 

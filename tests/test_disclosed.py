@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
 
-from app import contract, disclosed, schemas_webhooks
-from app.notice import ReleaseNotice
-from app.policy import CONDITIONS, TRANSFORMS, consents_from_records, decide
+from app import contract
+from app.api import webhook_schemas as schemas_webhooks
+from app.disclosure import claims_schema as disclosed
+from app.disclosure.policy import CONDITIONS, TRANSFORMS, consents_from_records, decide
+from app.notices.document import ReleaseNotice
 from tests.test_policy_rules import (
     BASE,
     EXAMPLE,

@@ -17,9 +17,9 @@ import jwt
 import pytest
 import yaml
 
-from app import examples
-from app.notice import ReleaseNotice
-from app.policy_load import load_policy
+from app.disclosure.policy_files import load_policy
+from app.notices import examples
+from app.notices.document import ReleaseNotice
 from tests.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto.common import json_decode
 from standardwebhooks.webhooks import Webhook
 
-from app.worker import http_client, run_once
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 
 ISSUER = "http://exchange.test"

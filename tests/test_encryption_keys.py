@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwcrypto import jwk as jwcrypto_jwk
 
-from app.recipient_keys import encryption_jwk
+from app.keys.recipient_keys import encryption_jwk
 
 PROBLEM = "application/problem+json"
 

@@ -14,8 +14,8 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from app.models import ApiClient, ClientAssertion
 from app.settings import Settings
+from app.storage.models import ApiClient, ClientAssertion
 from tests.test_client_auth import (
     assert_refused,
     bearer,

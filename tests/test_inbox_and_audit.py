@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from app import examples
+from app.notices import examples
 from tests.documents import personal_values
 
 ISSUER = "http://exchange.test"

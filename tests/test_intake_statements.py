@@ -14,9 +14,9 @@ from datetime import timedelta
 
 from sqlalchemy import event, select
 
-from app.db import is_sqlite
-from app.examples import moved
-from app.models import AuditEntry, Message
+from app.notices.examples import moved
+from app.storage.db import is_sqlite
+from app.storage.models import AuditEntry, Message
 
 RECIPIENTS = ("N07", "SMS-LEEDS")
 INSERT = re.compile(r"^\s*INSERT INTO (\w+)", re.I)

@@ -1,4 +1,5 @@
-"""Keys, signing and verification (app/jose.py), checked with PyJWT as the independent library."""
+"""Keys, signing and verification (app/keys/jose.py), checked with PyJWT as the independent
+library."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
-from app import jose, signing_keys
+from app.keys import jose, signing_keys
 
 TYP = "at+jwt"
 ISSUER = "http://exchange.test"

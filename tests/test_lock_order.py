@@ -1,5 +1,5 @@
-"""Transactions that lock many deliveries lock them in one order (app/lock_order.py), so that a
-recipient deleting a subscription while the worker delivers to it never deadlocks.
+"""Transactions that lock many deliveries lock them in one order (app/messages/lock_order.py), so
+that a recipient deleting a subscription while the worker delivers to it never deadlocks.
 
 A real worker (run_forever) delivers to a real, slow loopback receiver while DELETEs race it;
 on PostgreSQL the order each writer takes its locks in is also watched row by row.
@@ -22,10 +22,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
-from app import outbox, outcomes, retention
-from app.db import is_sqlite
-from app.delivery import Outcome
-from app.models import Delivery, Message, ReleaseNotice
+from app.messages import outbox, outcomes
+from app.messages.webhook import Outcome
+from app.notices import retention
+from app.storage.db import is_sqlite
+from app.storage.models import Delivery, Message, ReleaseNotice
 from tests.receiver import running_receiver
 from tests.test_delivery_regressions import until_waiting_or_done
 from tests.test_subscriptions import assert_problem

@@ -8,9 +8,9 @@ import base64
 import json
 from typing import Any
 
-from app import merkle
-from app.canonical import canonical_json
-from app.checkpoint import parse_and_verify, parse_verifier_key
+from app.audit import merkle
+from app.audit.checkpoint import parse_and_verify, parse_verifier_key
+from app.wire.canonical import canonical_json
 
 
 def parsed(body: bytes) -> list[dict[str, Any]]:

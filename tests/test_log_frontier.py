@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from app import merkle
-from app.log_verify import Frontier
+from app.audit import merkle
+from app.audit.verify import Frontier
 
 
 def test_leaves_added_one_by_one_make_the_rfc_root_at_every_size() -> None:

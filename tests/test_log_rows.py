@@ -1,4 +1,4 @@
-"""Verify's two ways to an entry's leaf hash (app/log_rows.py): spliced from the stored text on
+"""Verify's two ways to an entry's leaf hash (app/audit/rows.py): spliced from the stored text on
 PostgreSQL, recomputed from the values otherwise, and the second whenever the first does not
 match. Both must find the same things: altered entries, and nothing in entries merely written
 before details were stored canonical."""
@@ -13,11 +13,13 @@ from hashlib import sha256
 import pytest
 from sqlalchemy import select, text
 
-from app import audit, log_rows, log_tree
-from app.canonical import canonical_json
-from app.db import is_sqlite
-from app.models import AuditEntry, AuditLeaf
-from app.worker import advance_log
+from app.audit import entries as audit
+from app.audit import rows as log_rows
+from app.audit import tree as log_tree
+from app.storage.db import is_sqlite
+from app.storage.models import AuditEntry, AuditLeaf
+from app.wire.canonical import canonical_json
+from app.worker.loop import advance_log
 from tests.test_log_verify import OLD, leaf, tamper, verified
 
 AWKWARD = {  # what the splicing must escape or keep exactly as the canonical form does

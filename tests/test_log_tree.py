@@ -20,13 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app import audit, log_tree, merkle
-from app.canonical import canonical_json
-from app.checkpoint import parse_and_verify, parse_verifier_key
-from app.db import is_sqlite
-from app.log_key import LogSigner, load_log_signer
-from app.models import AuditEntry, AuditLeaf, AuditNode
-from app.worker import advance_log
+from app.audit import entries as audit
+from app.audit import merkle
+from app.audit import tree as log_tree
+from app.audit.checkpoint import parse_and_verify, parse_verifier_key
+from app.audit.signer import LogSigner, load_log_signer
+from app.storage.db import is_sqlite
+from app.storage.models import AuditEntry, AuditLeaf, AuditNode
+from app.wire.canonical import canonical_json
+from app.worker.loop import advance_log
 from tests.test_admin_api import assert_problem
 from tests.test_readme_auditors import python_blocks
 

@@ -17,12 +17,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import audit, log_rows, log_tree, log_verify
-from app.db import is_sqlite
-from app.log_key import key_path, load_log_signer
-from app.models import AuditEntry, AuditLeaf
+from app.audit import entries as audit
+from app.audit import rows as log_rows
+from app.audit import tree as log_tree
+from app.audit import verify as log_verify
+from app.audit.signer import key_path, load_log_signer
 from app.settings import Settings
-from app.worker import advance_log
+from app.storage.db import is_sqlite
+from app.storage.models import AuditEntry, AuditLeaf
+from app.worker.loop import advance_log
 
 TRIGGERS = [
     f"{table}_no_{event}"

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
-from app import logs
-from app.problems import ContainUnexpected
-from app.worker import http_client, run_once
+from app.api.problems import ContainUnexpected
+from app.cli import diagnostics as logs
+from app.worker.loop import http_client, run_once
 from tests.documents import personal_values
 from tests.receiver import running_receiver
 

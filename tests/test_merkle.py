@@ -1,4 +1,4 @@
-"""The log's Merkle tree (app/merkle.py) against RFC 9162 section 2.1.
+"""The log's Merkle tree (app/audit/merkle.py) against RFC 9162 section 2.1.
 
 The expected hashes and proofs here are written out by hand from the RFC's definitions with
 hashlib, never computed by the code under test; the figure in RFC 6962 section 2.1.3 gives the
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.merkle import (
+from app.audit.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_proof,
@@ -539,7 +539,7 @@ def test_a_rewritten_history_is_not_consistent(tree: list[bytes], data: st.DataO
 
 def test_the_logs_pure_core_imports_no_database_or_web_framework() -> None:
     code = (
-        "import sys, app.canonical, app.merkle, app.checkpoint; "
+        "import sys, app.wire.canonical, app.audit.merkle, app.audit.checkpoint; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'fastapi', 'jose'}))"
     )
     root = Path(__file__).resolve().parents[1]

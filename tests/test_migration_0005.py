@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from app import migrate
-from app.db import is_sqlite, make_engine
+from app.storage import migrate
+from app.storage.db import is_sqlite, make_engine
 
 U, S, T = sa.Uuid(), sa.String(), sa.DateTime(timezone=True)
 ORGANISATION = sa.table(

@@ -1,7 +1,7 @@
-"""The migrations, on both databases: they build exactly the schema app/models.py describes, and
-every one of them goes down and up again.
+"""The migrations, on both databases: they build exactly the schema app/storage/models.py
+describes, and every one of them goes down and up again.
 
-app.migrate and alembic's commands run their own event loop, so they are called in a thread.
+app.storage.migrate and alembic's commands run their own event loop, so they are called in a thread.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from app import migrate
-from app.db import make_engine
-from app.models import Base
+from app.storage import migrate
+from app.storage.db import make_engine
+from app.storage.models import Base
 
 MODEL_TABLES = set(Base.metadata.tables)
 

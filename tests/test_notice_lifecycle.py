@@ -18,8 +18,8 @@ import jwt
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import retention
-from app.worker import http_client, run_once
+from app.notices import retention
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 
 ISSUER = "http://exchange.test"

@@ -27,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.api.deps import _request_session
-from app.db import is_sqlite
 from app.main import ROUTER_MODULES, create_app
+from app.storage.db import is_sqlite
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn
 from tests.receiver import running_receiver
 

@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from app.db import is_sqlite
 from app.main import create_app
+from app.storage.db import is_sqlite
 from tests.conftest import _asyncpg_dsn
 from tests.receiver import running_receiver
 from tests.test_outage import assert_unavailable, sqlite_write_locked

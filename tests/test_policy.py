@@ -1,4 +1,5 @@
-"""The disclosure policy (app/policy.py) over the real consent/ files: pure, no database."""
+"""The disclosure policy (app/disclosure/policy.py) over the real consent/ files: pure, no
+database."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.notice import ReleaseNotice
-from app.policy import (
+from app.disclosure.policy import (
     TRANSFORMS,
     Policy,
     Rule,
@@ -21,7 +21,8 @@ from app.policy import (
     consents_from_records,
     decide,
 )
-from app.policy_load import load_policy
+from app.disclosure.policy_files import load_policy
+from app.notices.document import ReleaseNotice
 from tests.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ PNC = "/person/pnc_number"
 NOT_GIVEN, NO_RULE = "consent_not_given", "no_rule_allows"
 
 
-# --- helpers, independent of app.policy --------------------------------------------------------
+# --- helpers, independent of app.disclosure.policy ------------------------------------------
 
 
 def without(document: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
@@ -367,7 +368,7 @@ def test_the_rules_covering_a_pointer_are_worked_out_once(monkeypatch) -> None:
 
 
 def test_a_leafs_outcome_is_worked_out_once_for_the_same_rules_in_force(monkeypatch) -> None:
-    import app.policy as policy_module
+    import app.disclosure.policy as policy_module
 
     worked_out: list[str] = []
     leaf_outcome = policy_module._leaf_outcome
@@ -389,7 +390,7 @@ def test_a_leafs_outcome_is_worked_out_once_for_the_same_rules_in_force(monkeypa
 def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatch) -> None:
     """The rules covering each pointer are worked out once per policy and recipient, and what
     is remembered is bounded: a body's keys come from outside."""
-    import app.policy as policy_module
+    import app.disclosure.policy as policy_module
 
     monkeypatch.setattr(policy_module, "MATCHES_KEPT", 3)
     monkeypatch.setattr(policy_module, "OUTCOME_TABLES_KEPT", 1)

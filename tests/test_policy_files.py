@@ -1,5 +1,5 @@
-"""Reading the policy files (app/policy_load.py): refusals naming the file and rule, and the
-hash that ties every decision to the exact text that made it. Pure, no database."""
+"""Reading the policy files (app/disclosure/policy_files.py): refusals naming the file and rule,
+and the hash that ties every decision to the exact text that made it. Pure, no database."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from app.notice import ReleaseNotice
-from app.policy import PolicyError
-from app.policy_load import load_policy
+from app.disclosure.policy import PolicyError
+from app.disclosure.policy_files import load_policy
+from app.notices.document import ReleaseNotice
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSENT_DIR = ROOT / "consent"

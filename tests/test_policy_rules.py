@@ -16,9 +16,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.notice import ReleaseNotice
-from app.policy import Policy, PolicyError, consents_from_records, decide
-from app.policy_load import load_policy
+from app.disclosure.policy import Policy, PolicyError, consents_from_records, decide
+from app.disclosure.policy_files import load_policy
+from app.notices.document import ReleaseNotice
 from tests.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.canonical import canonical_json
-from app.checkpoint import sign_checkpoint, verifier_key
-from app.merkle import inclusion_proof, root_hash, subtree_hasher
-from app.merkle import leaf_hash as our_leaf_hash
+from app.audit.checkpoint import sign_checkpoint, verifier_key
+from app.audit.merkle import inclusion_proof, root_hash, subtree_hasher
+from app.audit.merkle import leaf_hash as our_leaf_hash
+from app.wire.canonical import canonical_json
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## For auditors: checking the log yourself"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
-from app import recovery
-from app.identity import Caller, Scope
-from app.models import AuditEntry, Delivery, Message
-from app.worker import http_client, purge_expired, run_once
+from app.access.identity import Caller, Scope
+from app.messages import recovery
+from app.storage.models import AuditEntry, Delivery, Message
+from app.worker.loop import http_client, purge_expired, run_once
 from tests.receiver import running_receiver
 from tests.test_subscriptions import assert_problem, subscribe
 

@@ -23,13 +23,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import bindparam, select, text
 
-from app import retention
-from app.decisions import body_of
+from app.consent.decisions import body_of
+from app.keys.sealing import SealError, load_data_keys
 from app.main import create_app
-from app.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, ReleaseNotice
-from app.outbox import jws_of
-from app.sealing import SealError, load_data_keys
-from app.worker import http_client, purge_expired, run_once
+from app.messages.outbox import jws_of
+from app.notices import retention
+from app.storage.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, ReleaseNotice
+from app.worker.loop import http_client, purge_expired, run_once
 from tests.documents import personal_values
 from tests.receiver import running_receiver
 

@@ -1,4 +1,4 @@
-"""The retry plan (app/retry.py): pure, so every branch is a row in a table."""
+"""The retry plan (app/messages/retry.py): pure, so every branch is a row in a table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.retry import (
+from app.messages.retry import (
     JITTER,
     MAX_RETRY_AFTER,
     STANDARD_SCHEDULE,

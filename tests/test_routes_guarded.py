@@ -10,7 +10,7 @@ import uuid
 
 from fastapi.routing import APIRoute
 
-from app.identity import KIND_SCOPES, Scope
+from app.access.identity import KIND_SCOPES, Scope
 from app.main import ROUTER_MODULES
 
 OPEN = {

@@ -1,4 +1,5 @@
-"""Sealing at rest (app/sealing.py), pure: AES-256-GCM with the value's place as associated data.
+"""Sealing at rest (app/keys/sealing.py), pure: AES-256-GCM with the value's place as associated
+data.
 
 The format is checked with cryptography's low-level Cipher API, not the AESGCM class the module
 uses, so a sealed value is known to be standard AES-256-GCM that any implementation can open.
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sealing import (
+from app.keys.sealing import (
     NONCE_BYTES,
     DataKeys,
     Sealed,

@@ -2,8 +2,9 @@
 message payload stored in plain by 0002 opens, sealed in its own place, with the data keys the
 migration was given; the downgrade restores the plaintext (empty where purged meanwhile).
 
-app.migrate, alembic's commands and the `exchange` command run their own event loop, so they are
-called in a thread; the database is made blank as test_migrations.py does, by going to base.
+app.storage.migrate, alembic's commands and the `exchange` command run their own event loop, so
+they are called in a thread; the database is made blank as test_migrations.py does, by going to
+base.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import migrate, retention
-from app.db import is_sqlite, make_engine, make_sessionmaker
-from app.models import Message, ReleaseNotice
-from app.sealing import Sealed, SealError, load_data_keys, place
+from app.keys.sealing import Sealed, SealError, load_data_keys, place
+from app.notices import retention
 from app.settings import Settings
-from app.worker import purge_expired
+from app.storage import migrate
+from app.storage.db import is_sqlite, make_engine, make_sessionmaker
+from app.storage.models import Message, ReleaseNotice
+from app.worker.loop import purge_expired
 
 U, S, J, T = sa.Uuid(), sa.String(), sa.JSON(), sa.DateTime(timezone=True)
 
@@ -97,11 +99,11 @@ async def read(url: str, statement: sa.Select) -> dict[uuid.UUID, tuple]:
         return {r[0]: tuple(r[1:]) for r in await connection.execute(statement)}
 
 
-@pytest.mark.parametrize("how", ["app.migrate", "exchange db upgrade"])
+@pytest.mark.parametrize("how", ["app.storage.migrate", "exchange db upgrade"])
 async def test_migration_0003_seals_existing_data_and_its_downgrade_restores_it(
     database_url, run, tmp_path, example, how, request
 ):
-    keys_dir = tmp_path / "keys" if how == "app.migrate" else tmp_path / "var" / "data-keys"
+    keys_dir = tmp_path / "keys" if how == "app.storage.migrate" else tmp_path / "var" / "data-keys"
     second_body = copy.deepcopy(example)
     second_body["release"]["accommodation"]["status"] = "settled"
     bodies = [example, second_body]
@@ -110,7 +112,7 @@ async def test_migration_0003_seals_existing_data_and_its_downgrade_restores_it(
         await asyncio.to_thread(migrate.upgrade, database_url, "0002")
         seeded = await seed_0002(database_url, bodies)
 
-        if how == "app.migrate":
+        if how == "app.storage.migrate":
             await asyncio.to_thread(migrate.upgrade, database_url, data_keys_dir=keys_dir)
         else:  # the run fixture's EXCHANGE_DATA_DIR is tmp_path/var: its data-keys are used
             result = await asyncio.to_thread(run, "db", "upgrade")

@@ -16,7 +16,8 @@ import httpx
 import jwt
 import pytest
 
-from app import admin, jose, signing_keys
+from app.access import organisations as admin
+from app.keys import jose, signing_keys
 from app.main import create_app
 from app.settings import Settings
 
@@ -183,8 +184,8 @@ def test_exchange_serve_refuses_a_group_readable_key_file_naming_it(tmp_path, mo
     import uvicorn
     from typer.testing import CliRunner
 
-    from app import logs
-    from app.cli import cli
+    from app.cli import diagnostics as logs
+    from app.cli.main import cli
 
     settings = settings_for(tmp_path)
     monkeypatch.setenv("EXCHANGE_DATA_DIR", str(settings.data_dir))

@@ -1,4 +1,4 @@
-"""app/strict_json.py: I-JSON as the exchange reads it, each refusal naming its place."""
+"""app/wire/strict_json.py: I-JSON as the exchange reads it, each refusal naming its place."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.strict_json import MAX_DEPTH, JsonRefused, loads
+from app.wire.strict_json import MAX_DEPTH, JsonRefused, loads
 
 # (case, JSON text, the pointer refused, words the refusal must hold)
 REFUSED = [

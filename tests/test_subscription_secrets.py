@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from app.models import Subscription
-from app.outbox import signing_secrets
-from app.worker import http_client, run_once
+from app.messages.outbox import signing_secrets
+from app.storage.models import Subscription
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 from tests.test_subscriptions import assert_problem, get, subscribe
 

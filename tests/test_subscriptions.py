@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import update
 
 from app.main import create_app
-from app.models import Subscription
-from app.worker import http_client, run_once
+from app.storage.models import Subscription
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 
 ISSUER = "http://exchange.test"

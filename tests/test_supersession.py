@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox
-from app.worker import deliver as attempt_and_record
-from app.worker import http_client, run_once
-from app.worker_tx import claim
+from app.messages import outbox
+from app.worker.loop import deliver as attempt_and_record
+from app.worker.loop import http_client, run_once
+from app.worker.transactions import claim
 from tests.receiver import running_receiver
 from tests.test_notice_lifecycle import (
     CONCERNS,

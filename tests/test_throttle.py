@@ -1,4 +1,4 @@
-"""FailureThrottle (app/throttle.py), pure: no database, no clock; times are given."""
+"""FailureThrottle (app/access/throttle.py), pure: no database, no clock; times are given."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.throttle import FailureThrottle, Key
+from app.access.throttle import FailureThrottle, Key
 
 LIMIT, WINDOW = 3, 60.0
 A = ("cli_a", "10.0.0.1")

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 
 from app.main import create_app
-from app.models import ReleaseNotice
 from app.settings import Settings
+from app.storage.models import ReleaseNotice
 
 ISSUER = "http://exchange.test"
 IDP = "https://prison-idp.example"

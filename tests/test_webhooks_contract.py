@@ -25,9 +25,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from standardwebhooks.webhooks import Webhook
 
-from app.delivery import EVENT_TYPES
-from app.dispatch import TYP
-from app.worker import http_client, run_once
+from app.messages.signed import TYP
+from app.messages.webhook import EVENT_TYPES
+from app.worker.loop import http_client, run_once
 from tests.receiver import Received, running_receiver
 from tests.test_consents import CLINICAL, SMS, carried, consent, record, withdraw
 from tests.test_encrypted_messages import Recipient, register

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox, outcomes
-from app.delivery import Outcome, new_secret, send
-from app.models import Message
-from app.retry import JITTER, STANDARD_SCHEDULE, max_attempts
-from app.worker import http_client, run_once
+from app.messages import outbox, outcomes
+from app.messages.retry import JITTER, STANDARD_SCHEDULE, max_attempts
+from app.messages.webhook import Outcome, new_secret, send
+from app.storage.models import Message
+from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
 
 

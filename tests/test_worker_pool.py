@@ -18,12 +18,13 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from app import outbox, worker_tx
-from app import worker as worker_module
-from app.db import is_sqlite
-from app.delivery import MAX_RESPONSE_BYTES, new_secret
-from app.models import Message, Subscription
-from app.worker import (
+from app.messages import outbox
+from app.messages.webhook import MAX_RESPONSE_BYTES, new_secret
+from app.storage.db import is_sqlite
+from app.storage.models import Message, Subscription
+from app.worker import loop as worker_module
+from app.worker import transactions as worker_tx
+from app.worker.loop import (
     ROUNDS_AHEAD,
     Pace,
     claims_ahead,

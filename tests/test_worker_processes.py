@@ -28,9 +28,9 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from app.db import is_sqlite
-from app.models import Delivery, DeliveryAttempt, Subscription
-from app.retry import JITTER
+from app.messages.retry import JITTER
+from app.storage.db import is_sqlite
+from app.storage.models import Delivery, DeliveryAttempt, Subscription
 from tests.receiver import Received, Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent

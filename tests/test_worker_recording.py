@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from app import outbox
-from app.db import is_sqlite
-from app.delivery import Outcome
-from app.worker import record
+from app.messages import outbox
+from app.messages.webhook import Outcome
+from app.storage.db import is_sqlite
+from app.worker.loop import record
 
 
 async def claimed_deliveries(world, example, notices: int) -> list[outbox.Claimed]:

@@ -11,15 +11,16 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import acknowledgements, idempotency
+from app.api.callers import AcknowledgementReader, AcknowledgementWriter
 from app.api.deps import DataKeysDep, Now, Session
 from app.api.notices import IdempotencyKey
 from app.api.pages import Cursor, Limit, after, next_offset
-from app.auth import AcknowledgementReader, AcknowledgementWriter
-from app.models import Acknowledgement
-from app.problems import PROBLEMS, documented
-from app.schemas import AcknowledgementIn, AcknowledgementOut, AcknowledgementPage
-from app.sealing import DataKeys
+from app.api.problems import PROBLEMS, documented
+from app.keys.sealing import DataKeys
+from app.messages import acknowledgements
+from app.notices import idempotency
+from app.storage.models import Acknowledgement
+from app.wire.schemas import AcknowledgementIn, AcknowledgementOut, AcknowledgementPage
 
 router = APIRouter(prefix="/v1/messages", tags=["acknowledgements"])
 

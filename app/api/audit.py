@@ -13,22 +13,25 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit, disclosures, log_export, log_tree
+from app.access.identity import Caller
+from app.api.callers import AuditReader
 from app.api.deps import DataKeysDep, LogSignerDep, Now, Session
 from app.api.notices import disclosures_out
 from app.api.pages import IN_DIGITS, Cursor, Limit, after, next_cursor
-from app.auth import AuditReader
-from app.errors import Problem
-from app.identity import Caller
-from app.models import AuditEntry
-from app.problems import PROBLEMS
-from app.schemas import (
+from app.api.problems import PROBLEMS
+from app.audit import entries as audit
+from app.audit import export as log_export
+from app.audit import tree as log_tree
+from app.disclosure import explanations as disclosures
+from app.storage.models import AuditEntry
+from app.wire.audit import CheckpointOut, ConsistencyProofOut, InclusionProofOut
+from app.wire.base import Instant
+from app.wire.errors import Problem
+from app.wire.schemas import (
     AuditEntryOut,
     AuditPage,
     NoticeDisclosures,
 )
-from app.schemas_base import Instant
-from app.schemas_log import CheckpointOut, ConsistencyProofOut, InclusionProofOut
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 ACTION = r"^[a-z][a-z0-9_.]{0,63}$"  # what was done: lower case words, dot-separated

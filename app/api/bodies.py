@@ -5,7 +5,7 @@ refused as soon as that is known. A body must be application/json in UTF-8 (no o
 even a +json one: the contract names only this), except at the token endpoint, which RFC 6749
 makes form-encoded. JSON that cannot be read at all (bad syntax, bad UTF-8, NaN or Infinity,
 nesting deeper than strict_json.MAX_DEPTH), or that another parser could read otherwise (a
-member given twice, a lone surrogate: app/strict_json.py), is a 422 here naming where,
+member given twice, a lone surrogate: app/wire/strict_json.py), is a 422 here naming where,
 whatever a parser deeper in the stack would have done.
 """
 
@@ -16,9 +16,9 @@ from email.message import Message as MimeHeader
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import strict_json
-from app.errors import Problem, invalid
-from app.problems import problem_response
+from app.api.problems import problem_response
+from app.wire import strict_json
+from app.wire.errors import Problem, invalid
 
 MAX_BODY_BYTES = 256 * 1024
 FORM_PATHS = {"/oauth/token": "application/x-www-form-urlencoded"}

@@ -7,14 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app import consents, withdrawal
+from app.api.callers import ConsentWriter
 from app.api.deps import IntakeContext, Now, Session
-from app.auth import ConsentWriter
-from app.errors import Problem, invalid
-from app.models import Consent
-from app.notice import CLOCK_SKEW
-from app.problems import PROBLEMS, documented
-from app.schemas import ConsentHistory, ConsentIn, ConsentOut, WithdrawalOut
+from app.api.problems import PROBLEMS, documented
+from app.consent import records as consents
+from app.consent import withdrawal
+from app.notices.document import CLOCK_SKEW
+from app.storage.models import Consent
+from app.wire.errors import Problem, invalid
+from app.wire.schemas import ConsentHistory, ConsentIn, ConsentOut, WithdrawalOut
 
 router = APIRouter(prefix="/v1/people/{noms_number}/consents", tags=["consents"])
 NomsNumber = Annotated[

@@ -12,12 +12,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import db
-from app.intake import Context
-from app.jose import KeyRing
-from app.log_key import LogSigner
-from app.sealing import DataKeys
+from app.audit.signer import LogSigner
+from app.keys.jose import KeyRing
+from app.keys.sealing import DataKeys
+from app.notices.intake import Context
 from app.settings import Settings
+from app.storage import db
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app import encryption_keys
+from app.access import encryption_keys
+from app.api.callers import SubscriptionWriter
 from app.api.deps import Now, Session
-from app.auth import SubscriptionWriter
-from app.errors import Problem, invalid
-from app.problems import PROBLEMS
-from app.schemas_keys import EncryptionKeyIn, EncryptionKeyOut
+from app.api.problems import PROBLEMS
+from app.wire.errors import Problem, invalid
+from app.wire.keys import EncryptionKeyIn, EncryptionKeyOut
 
 router = APIRouter(prefix="/v1/encryption-key", tags=["encryption-key"])
 

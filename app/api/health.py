@@ -7,15 +7,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app import migrate
-from app.auth import MetricsReader
-from app.errors import Problem
-from app.problems import (
+from app.api.callers import MetricsReader
+from app.api.problems import (
     PROBLEMS,
     UNAVAILABLE_RETRY_AFTER_SECONDS,
     documented,
     problem_response,
 )
+from app.storage import migrate
+from app.wire.errors import Problem
 
 router = APIRouter(tags=["health"])
 

@@ -8,19 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from sqlalchemy import Select, select
 
-from app import recovery
+from app.api.callers import RecipientReader, SubscriptionWriter
 from app.api.deps import DataKeysDep, Now, Session
 from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
-from app.auth import RecipientReader, SubscriptionWriter
-from app.errors import Problem
-from app.jose import is_encrypted
-from app.models import Message
-from app.outbox import jws_of
-from app.problems import PROBLEMS, documented
-from app.schemas_messages import MessageOut, MessagePage
-from app.schemas_subscriptions import Redelivery, RedeliveryIn
-from app.sealing import DataKeys
-from app.supersession import superseded_by
+from app.api.problems import PROBLEMS, documented
+from app.keys.jose import is_encrypted
+from app.keys.sealing import DataKeys
+from app.messages import recovery
+from app.messages.outbox import jws_of
+from app.messages.supersession import superseded_by
+from app.storage.models import Message
+from app.wire.errors import Problem
+from app.wire.messages import MessageOut, MessagePage
+from app.wire.subscriptions import Redelivery, RedeliveryIn
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 

@@ -12,14 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from app import disclosures, idempotency, intake, tracking
+from app.api.callers import PrisonCaller
 from app.api.deps import DataKeysDep, IntakeContext, Now, Session
-from app.auth import PrisonCaller
-from app.intake import Accepted
-from app.models import ReleaseNotice
-from app.notice import ReleaseNotice as NoticeBody
-from app.problems import PROBLEMS, documented
-from app.schemas import (
+from app.api.problems import PROBLEMS, documented
+from app.disclosure import explanations as disclosures
+from app.notices import idempotency, intake, tracking
+from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.intake import Accepted
+from app.storage.models import ReleaseNotice
+from app.wire.schemas import (
     CancellationIn,
     DeliveryStatus,
     NoticeAccepted,

@@ -7,20 +7,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Header, Request, Response
 
-from app import db
-from app.api.deps import KeyRingDep, Now, Session, SettingsDep
-from app.auth import (
+from app.access.throttle import FailureThrottle
+from app.access.tokens import (
     ClientAuthFailed,
     authenticate_client,
     issue_access_token,
     presented,
     requested_scopes,
 )
-from app.errors import Problem
-from app.metrics import Metrics
-from app.problems import PROBLEMS, documented
-from app.schemas import TokenResponse
-from app.throttle import FailureThrottle
+from app.api.deps import KeyRingDep, Now, Session, SettingsDep
+from app.api.metrics import Metrics
+from app.api.problems import PROBLEMS, documented
+from app.storage import db
+from app.wire.errors import Problem
+from app.wire.schemas import TokenResponse
 
 router = APIRouter(tags=["oauth"])
 

@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
-from app import admin
+from app.access import organisations as admin
+from app.access.identity import CLIENT_ID
+from app.api.callers import Operator
 from app.api.deps import Now, Session
 from app.api.pages import Cursor, Limit, after, next_offset
-from app.auth import Operator
-from app.identity import CLIENT_ID
-from app.models import ApiClient, Organisation
-from app.problems import PROBLEMS, documented
-from app.schemas import (
+from app.api.problems import PROBLEMS, documented
+from app.storage.models import ApiClient, Organisation
+from app.wire.schemas import (
     ClientCreated,
     ClientIn,
     ClientOut,

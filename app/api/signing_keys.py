@@ -6,11 +6,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from app import jose
 from app.api.deps import KeyRingDep, Now
-from app.errors import Problem
-from app.problems import PROBLEMS
-from app.schemas_keys import SigningKeyOut, SigningKeyPage
+from app.api.problems import PROBLEMS
+from app.keys import jose
+from app.wire.errors import Problem
+from app.wire.keys import SigningKeyOut, SigningKeyPage
 
 router = APIRouter(prefix="/v1/signing-keys", tags=["signing-keys"])
 ANSWERS = {s: PROBLEMS[s] for s in (404, 422)}

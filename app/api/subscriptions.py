@@ -9,15 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import select
 
-from app import recovery, subscriptions
+from app.api.callers import SubscriptionWriter
 from app.api.deps import Now, Session, SettingsDep
 from app.api.pages import Cursor, Limit, after, next_offset
-from app.auth import SubscriptionWriter
-from app.models import Subscription
-from app.outbox import previous_secret_until
-from app.problems import PROBLEMS, documented
-from app.schemas import DeliveryState
-from app.schemas_subscriptions import (
+from app.api.problems import PROBLEMS, documented
+from app.messages import recovery, subscriptions
+from app.messages.outbox import previous_secret_until
+from app.storage.models import Subscription
+from app.wire.schemas import DeliveryState
+from app.wire.subscriptions import (
     DeliveryAttemptOut,
     DeliveryOut,
     DeliveryPage,

@@ -13,10 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from app.delivery import CONNECT_TIMEOUT_SECONDS, EVENT_TYPES, MAX_RESPONSE_BYTES
-from app.delivery import TOTAL_TIMEOUT_SECONDS as ATTEMPT_SECONDS
-from app.dispatch import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, TYP
-from app.retry import (
+from app.api.webhook_schemas import ConsentWithdrawn, DisclosureCreated, NoticeCancelled
+from app.messages.retry import (
     GONE,
     JITTER,
     MAX_RETRY_AFTER,
@@ -24,7 +22,9 @@ from app.retry import (
     STANDARD_SCHEDULE,
     max_attempts,
 )
-from app.schemas_webhooks import ConsentWithdrawn, DisclosureCreated, NoticeCancelled
+from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, TYP
+from app.messages.webhook import CONNECT_TIMEOUT_SECONDS, EVENT_TYPES, MAX_RESPONSE_BYTES
+from app.messages.webhook import TOTAL_TIMEOUT_SECONDS as ATTEMPT_SECONDS
 
 SCHEMAS = "https://nps-exchange.example/schemas/"
 SIGNATURE = r"^v1,[A-Za-z0-9+/]+={0,2}( v1,[A-Za-z0-9+/]+={0,2})*$"

@@ -1,7 +1,7 @@
 """notices: versions, sealed bodies and payloads, idempotency keys, retention
 
 Existing notice bodies and message payloads are sealed with the data keys (AES-256-GCM), read
-from the directory the caller names (app/migrate.py) or the settings' default.
+from the directory the caller names (app/storage/migrate.py) or the settings' default.
 
 Revision ID: 0003
 Revises: 0002
@@ -37,7 +37,7 @@ message = sa.table(
 
 
 def _data_keys(*, create: bool):
-    from app.sealing import load_data_keys
+    from app.keys.sealing import load_data_keys
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir
@@ -47,7 +47,7 @@ def _data_keys(*, create: bool):
 
 def _reseal(table, plain: str, sealed: str, key_id: str, encode, decode, *, to_sealed: bool):
     """Move every row's value between the plain and the sealed column, one row at a time."""
-    from app.sealing import Sealed, place
+    from app.keys.sealing import Sealed, place
 
     bind = op.get_bind()
     source = table.c[plain] if to_sealed else table.c[sealed]

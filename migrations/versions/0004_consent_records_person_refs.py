@@ -116,7 +116,7 @@ def _refs_and_consents() -> None:
     ).all()
     if not rows:
         return
-    from app.sealing import Sealed, load_data_keys, place
+    from app.keys.sealing import Sealed, load_data_keys, place
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir

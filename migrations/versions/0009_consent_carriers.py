@@ -3,7 +3,7 @@
 A consent decision carried by several notices used to be one record under the first notice
 alone, so cancelling that notice as entered in error voided the record for the others too. Each
 notice version that carries a record now names it (consent_carrier), and a record made from
-notices is voided only when none that carries it is in force (app/consents.py).
+notices is voided only when none that carries it is in force (app/consent/records.py).
 
 The carriers so far: the notice each record was made from, and every notice whose stored body
 carries the same decision as a record not voided (read with the data keys, as 0004 did, a
@@ -69,7 +69,7 @@ def upgrade() -> None:
 
 
 def _decision(person_ref: str, scope: str, decision: str, at: datetime, by: str) -> tuple:
-    """What makes two records one decision (app/consents.py), the instant in UTC."""
+    """What makes two records one decision (app/consent/records.py), the instant in UTC."""
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return (person_ref, scope, decision, at, by)
 
@@ -148,7 +148,7 @@ def _standing(bind: Any, people: set[str]) -> dict[tuple, list[tuple[Any, Any]]]
 
 
 def _data_keys() -> Any:
-    from app.sealing import load_data_keys
+    from app.keys.sealing import load_data_keys
     from app.settings import Settings
 
     keys_dir = context.config.attributes.get("data_keys_dir") or Settings().sealing_keys_dir
@@ -157,7 +157,7 @@ def _data_keys() -> Any:
 
 def _opened(keys: Any, row: Any) -> dict[str, Any] | None:
     """The notice's body, or None if it cannot be opened (an unknown data key, altered)."""
-    from app.sealing import Sealed, SealError, place
+    from app.keys.sealing import Sealed, SealError, place
 
     try:
         sealed = Sealed(row.body_key_id, row.body_sealed)

@@ -1,0 +1,236 @@
+"""What a recipient receives: each webhook event's body, and the claims of each signed message.
+
+The bodies are documented in the OpenAPI `webhooks` section (app/api/webhooks.py); the claims
+are published as schemas/<kind>-claims.v1.json, one per kind of message. A disclosure's claims
+follow the policy that decides them (app/disclosure/claims_schema.py), so their model is made for a
+policy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+
+from app.disclosure import claims_schema as disclosed
+from app.disclosure.policy import (
+    NO_RULE,
+    REASON_NO_CONDITION,
+    REASON_NO_CONSENT,
+    REASON_NO_RULE,
+    TRANSFORMS,
+    Policy,
+)
+from app.notices.document import NomsNumber, OrganisationCode, ReleaseNotice
+from app.wire.schemas import CancellationReason, ConsentScope, PolicyRef, Wire
+
+POINTER = r"^(/[a-z0-9_]+)+$"  # a member of the release notice, as a JSON Pointer
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def absent(description: str) -> Any:
+    """A member that is sometimes left out (never null): not required, and no default."""
+    return Field(default=None, description=description, json_schema_extra=_no_default)
+
+
+# --- the webhook events --------------------------------------------------------------------
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["jws"]}, {"required": ["jwe"]}]},
+    )
+
+    message_id: uuid.UUID = Field(
+        description="The message: the same as the `webhook-id` header and the JWS's `jti`, and "
+        "the same on every retry and redelivery. Deduplicate on it."
+    )
+    notice_id: uuid.UUID = Field(
+        description="The notice version the message is about (the JWS's `notice_id`)."
+    )
+    sequence: int = Field(
+        ge=1,
+        description="Your organisation's inbox number for the message. Numbers have no gaps, "
+        "and deliveries may arrive out of order: read a missing one with "
+        "`GET /v1/messages?after=SEQ`.",
+    )
+    jws: str = absent(
+        "The signed message, a compact JWS (ES256; `kid` in `/.well-known/jwks.json`, or at "
+        "`GET /v1/signing-keys/{kid}` after a key rotation). Its header `typ` and its claims "
+        "are those of the event. Absent when `jwe` is sent."
+    )
+    jwe: str = absent(
+        "Instead of `jws` when your organisation has registered an encryption key: the same "
+        "signed message encrypted to that key, a compact JWE (RSA-OAEP-256, A256GCM, `cty` "
+        "JWT, `kid` your key's). Decrypt it with your private key, then verify the JWS inside."
+    )
+
+
+REPLACES = (
+    "The message this one replaces: the last one made for you about the notice (your disclosure "
+    "of the version that an amendment corrected, or the cancellation of an earlier version that "
+    "stopped going to you), or one decided again after a consent it relied on was withdrawn "
+    "before it was sent. It may be one you never received (revoked before any attempt): your "
+    "inbox has it, with its own `supersedes`. The replaced message shows `superseded_by` there. "
+    "Absent for a first disclosure."
+)
+
+
+class DisclosureData(EventData):
+    supersedes: uuid.UUID = absent(REPLACES)
+
+
+class CancellationData(EventData):
+    supersedes: uuid.UUID = Field(description="The disclosure that no longer stands.")
+
+
+class ConsentWithdrawnData(EventData):
+    supersedes: uuid.UUID = Field(
+        description="The disclosure that relied on the consent now withdrawn."
+    )
+
+
+class Event(Wire):
+    type: str
+    timestamp: datetime = Field(
+        description="When the message was made (UTC, whole seconds); the same on every retry. "
+        "When this attempt was made is the `webhook-timestamp` header."
+    )
+
+
+class DisclosureCreated(Event):
+    """What the policy lets you see of one version of a release notice."""
+
+    type: Literal["disclosure.created"]
+    data: DisclosureData
+
+
+class NoticeCancelled(Event):
+    """A disclosure you were sent no longer stands."""
+
+    type: Literal["notice.cancelled"]
+    data: CancellationData
+
+
+class ConsentWithdrawn(Event):
+    """A disclosure you were sent relied on a consent the person has withdrawn."""
+
+    type: Literal["consent.withdrawn"]
+    data: ConsentWithdrawnData
+
+
+# --- the signed messages' claims -----------------------------------------------------------
+
+
+class Claims(Wire):
+    """The claims every signed message carries."""
+
+    iss: str = Field(description="The exchange that signed it: its issuer URL.")
+    aud: OrganisationCode = Field(description="Your organisation's code: check it is yours.")
+    iat: int = Field(description="When it was signed, in unix seconds.")
+    jti: uuid.UUID = Field(
+        description="The message's id: the `webhook-id` header, the event's `message_id` and "
+        "the inbox item's `id`."
+    )
+    notice_id: uuid.UUID = Field(description="The notice version it is about.")
+
+
+class CancellationClaims(Claims):
+    """A cancellation (JWS `typ` `cancellation+jwt`, event `notice.cancelled`): a disclosure
+    you were sent no longer stands."""
+
+    supersedes: uuid.UUID = Field(description="The disclosure that no longer stands.")
+    reason: Literal[CancellationReason, "amended_not_shared"] = Field(
+        description="`entered_in_error`: the notice should never have been sent (wrong "
+        "person, wrong prison). `release_cancelled`: the release will not happen as notified. "
+        "`other`: the prison cancelled it for another reason. `amended_not_shared`: a corrected "
+        "version of the notice no longer goes to you (its release plan no longer names you, "
+        "the release is no longer into the community, or the policy allows you nothing of it)."
+    )
+
+
+class ConsentWithdrawnClaims(Claims):
+    """A consent withdrawal (JWS `typ` `consent-withdrawn+jwt`, event `consent.withdrawn`): a
+    disclosure you were sent relied on a consent that no longer stands (the person withdrew it
+    or refused it since, or it came in a notice entered in error). Stop using, and delete,
+    what it gave you on the strength of that consent."""
+
+    supersedes: uuid.UUID = Field(description="The disclosure that relied on the consent.")
+    scope: ConsentScope = Field(description="The consent that no longer stands.")
+    withdrawn_at: int = Field(description="When it stopped standing, in unix seconds.")
+
+
+class Transformed(Wire):
+    path: str = Field(pattern=POINTER, description="A member sent changed.")
+    rule: str = Field(description="The rule that changed it.")
+    transform: Literal[tuple(TRANSFORMS)] = Field(  # type: ignore[valid-type]
+        description="How: `month` (a date cut to YYYY-MM), `year` (cut to YYYY)."
+    )
+
+
+DISCLOSURE_DOC = """A disclosure (JWS `typ` `disclosure+jwt`, event `disclosure.created`):
+what the policy lets you see of one version of a release notice, what it withheld and why."""
+
+
+def disclosure_claims(policy: Policy) -> type[BaseModel]:
+    """The claims of a disclosure decided by this policy: which members of the notice it can
+    carry, in which forms, and which it always carries, are the policy's
+    (app/disclosure/claims_schema.py)."""
+    notice = ReleaseNotice.model_json_schema()
+    found = disclosed.shape(policy, notice)
+    reasons = {REASON_NO_RULE, REASON_NO_CONSENT, REASON_NO_CONDITION}
+    reasons |= {r.reason for r in policy.rules if r.reason}
+    withheld = create_model(
+        "Withheld",
+        __base__=Wire,
+        path=(str, Field(pattern=POINTER, description="A member withheld, with all it holds.")),
+        rule=(str, Field(description=f"The rule that withheld it (`{NO_RULE}`: none sends it).")),
+        reason=(
+            Literal[tuple(sorted(reasons))],  # type: ignore[valid-type]
+            Field(
+                description="Why: `consent_not_given` (the person has not given the consent "
+                "this needs), `condition_not_met` (nobody is at the risk the rule is for), "
+                "`not_necessary` (you do not need it), `no_rule_allows` (no rule sends it)."
+            ),
+        ),
+    )
+    named = "/person/noms_number" in found.always
+    sub = "The person's NOMS number (`/person/noms_number` of the disclosure)."
+    disclosure = Annotated[
+        dict[str, Any], WithJsonSchema(disclosed.disclosure_schema(notice, found))
+    ]
+    return create_model(
+        "DisclosureClaims",
+        __base__=Claims,
+        __doc__=DISCLOSURE_DOC,
+        sub=(NomsNumber, Field(description=sub) if named else absent(f"{sub} Absent unless sent.")),
+        supersedes=(
+            uuid.UUID,
+            absent(REPLACES),
+        ),
+        disclosure=(
+            disclosure,
+            Field(
+                description="What you may see of the notice: the release notice "
+                "(release-notice.v1.json) as the prison sent it, without what was withheld "
+                "(each withheld member is in `manifest`) and with some dates cut (see "
+                "`transformed`). A member that is neither here nor in `manifest` was not sent "
+                "by the prison."
+            ),
+        ),
+        manifest=(
+            list[withheld],  # type: ignore[valid-type]
+            Field(description="Each member withheld from you and why; never its value."),
+        ),
+        transformed=(
+            list[Transformed],
+            absent("Each member sent changed, and how; absent when none was."),
+        ),
+        policy=(PolicyRef, Field(description="The policy that decided: its version and hash.")),
+    )

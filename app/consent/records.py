@@ -1,0 +1,315 @@
+"""A person's consent records: recorded, listed with their history, withdrawn, voided.
+
+The person is found by person_ref, a keyed hash of the NOMS number (app/keys/sealing.py), so the
+table names nobody. A record is a decision the person made: its scope, `given` or `refused`,
+when (`recorded_at`) and by whom it was recorded. It is never changed, except to be withdrawn or
+voided, once. Whether a consent stands is decided by app/policy.consents_from_records over every
+record not voided.
+
+What a record rests on:
+
+- Recorded through the API, it stands on its own: notices never void it.
+- Carried by notices, it rests on them. Each notice version that carries a decision is a
+  carrier of it (ConsentCarrier): the decision is made a record once, by the first notice to
+  carry it, and a later notice carrying the same decision (scope, decision, recorded_at,
+  recorded_by) becomes a carrier of every record of it that is not voided, the API's included.
+- A carrier counts while its notice is in force: the latest version of its notice, and not
+  cancelled as `entered_in_error`. A notice cancelled for another reason, or purged, still
+  counts: the person did decide.
+- A record made from notices is voided when its last carrier stops counting: a notice
+  cancelled as entered in error, or amended to a version that no longer carries it, voids only
+  what rested on it alone. A voided record counts as never made, and stays so: the same
+  decision carried again later is a new record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access.identity import Caller
+from app.audit import entries as audit
+from app.disclosure.policy import consents_from_records
+from app.storage.models import Consent, ConsentCarrier, Disclosure, ReleaseNotice
+from app.wire.errors import Problem
+
+
+async def lock_person(session: AsyncSession, person_ref: str) -> None:
+    """Serialise everything that reads or changes one person's consents and messages (intake,
+    amendment, cancellation, consent records and withdrawals) until the transaction ends. On
+    SQLite the single writer does this: a transaction becomes the writer at its first write, so
+    a write that changes nothing makes it the writer now, before it reads what another writer
+    may be changing."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(person_ref, 0)))
+        )
+    else:
+        await session.execute(text("UPDATE consent SET id = id WHERE 0"))
+
+
+async def know_person(session: AsyncSession, person_ref: str, caller: Caller) -> None:
+    """404 unless the caller has a part in the person's notices: the prison that posted one, or
+    a recipient one was decided for. Nobody else may read or change their consents."""
+    if caller.kind == "prison":
+        known = select(ReleaseNotice.id).where(
+            ReleaseNotice.person_ref == person_ref,
+            ReleaseNotice.organisation_id == caller.organisation_id,
+        )
+    else:
+        known = (
+            select(Disclosure.id)
+            .join(ReleaseNotice, ReleaseNotice.id == Disclosure.notice_id)
+            .where(
+                ReleaseNotice.person_ref == person_ref,
+                Disclosure.recipient_organisation_id == caller.organisation_id,
+            )
+        )
+    if await session.scalar(known.limit(1)) is None:
+        raise Problem(404, "Not found", "No notice about this person concerns you.")
+
+
+def _as_event(record: Consent) -> dict[str, Any]:
+    return {
+        "scope": record.scope,
+        "decision": record.decision,
+        "recorded_at": record.recorded_at,
+        "withdrawn_at": record.withdrawn_at,
+        "expires_at": record.expires_at,
+    }
+
+
+async def history(session: AsyncSession, person_ref: str) -> list[Consent]:
+    """Every record for the person, oldest first."""
+    return list(
+        (
+            await session.scalars(
+                select(Consent)
+                .where(Consent.person_ref == person_ref)
+                .order_by(Consent.recorded_at, Consent.created_at, Consent.id)
+            )
+        ).all()
+    )
+
+
+def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
+    """Per scope, whether consent stands now, given every record of the person. A voided
+    record (no notice in force carries it any more) never happened."""
+    return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
+
+
+def ever_given(records: Iterable[Consent]) -> set[str]:
+    """The scopes that any of these records gave, voided or not. A disclosure relies only on a
+    consent that stood when it was decided, so, records never being deleted, nothing can rely
+    on a scope outside this set of the person's records."""
+    return {r.scope for r in records if r.decision == "given"}
+
+
+async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dict[str, bool]:
+    """Per scope, whether the person's consent stands now."""
+    return standing_of(await history(session, person_ref), now)
+
+
+async def record(
+    session: AsyncSession,
+    person_ref: str,
+    *,
+    scope: str,
+    decision: str,
+    recorded_at: datetime,
+    recorded_by: str,
+    expires_at: datetime | None,
+    caller: Caller,
+    now: datetime,
+    notice_id: uuid.UUID | None = None,
+) -> Consent:
+    row = Consent(
+        id=uuid.uuid4(),
+        person_ref=person_ref,
+        scope=scope,
+        decision=decision,
+        recorded_at=recorded_at,
+        recorded_by=recorded_by,
+        expires_at=expires_at,
+        organisation_id=caller.organisation_id,
+        notice_id=notice_id,
+        created_at=now,
+    )
+    session.add(row)
+    audit.append(
+        session,
+        "consent.recorded",
+        person_ref=person_ref,
+        at=now,
+        actor_organisation_id=caller.organisation_id,
+        actor_client_id=caller.client_id,
+        notice_id=notice_id,
+        details={
+            "consent_id": str(row.id),
+            "person_ref": person_ref,
+            "scope": scope,
+            "decision": decision,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return row
+
+
+def _decision(record: Any) -> tuple[Any, ...]:
+    """What makes two records one decision: the same scope and decision, recorded at the same
+    instant by the same role."""
+    return (record.scope, record.decision, record.recorded_at, record.recorded_by)
+
+
+async def record_carried(
+    session: AsyncSession,
+    person_ref: str,
+    carried: Iterable[Any],
+    *,
+    caller: Caller,
+    notice_id: uuid.UUID,
+    now: datetime,
+) -> list[Consent]:
+    """Make the notice a carrier of each decision it carries: of every record of it that is not
+    voided, or of a new record made from it if there is none. Return every record of the person.
+    What is new is written by the caller's next flush."""
+    records = await history(session, person_ref)
+    known: dict[tuple[Any, ...], list[Consent]] = {}
+    for r in records:
+        if r.voided_at is None:
+            known.setdefault(_decision(r), []).append(r)
+    linked: set[tuple[Any, ...]] = set()
+    for item in carried:
+        key = _decision(item)
+        if key in linked:  # the notice lists the same decision twice
+            continue
+        linked.add(key)
+        if key not in known:
+            made = await record(
+                session,
+                person_ref,
+                scope=item.scope,
+                decision=item.decision,
+                recorded_at=item.recorded_at,
+                recorded_by=item.recorded_by,
+                expires_at=None,
+                caller=caller,
+                now=now,
+                notice_id=notice_id,
+            )
+            records.append(made)
+            known[key] = [made]
+        for r in known[key]:
+            session.add(ConsentCarrier(consent_id=r.id, notice_id=notice_id, created_at=now))
+    return records
+
+
+async def withdraw(
+    session: AsyncSession, person_ref: str, consent_id: uuid.UUID, caller: Caller, now: datetime
+) -> Consent:
+    """Withdraw a record, once: of two racing withdrawals, one wins and the other is a 409."""
+    withdrawn = (
+        await session.scalars(
+            update(Consent)
+            .where(
+                Consent.id == consent_id,
+                Consent.person_ref == person_ref,
+                Consent.decision == "given",
+                Consent.withdrawn_at.is_(None),
+                Consent.voided_at.is_(None),
+            )
+            .values(withdrawn_at=now, withdrawn_by_organisation_id=caller.organisation_id)
+            .returning(Consent)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if withdrawn is None:
+        existing = await session.get(Consent, consent_id)
+        if existing is None or existing.person_ref != person_ref:
+            raise Problem(404, "Not found", "No such consent record for this person.")
+        if existing.decision != "given":
+            raise Problem(
+                409, "Not a consent", "A refusal cannot be withdrawn: record a new decision."
+            )
+        raise Problem(409, "Already withdrawn", "This consent record is already withdrawn.")
+    audit.append(
+        session,
+        "consent.withdrawn",
+        person_ref=person_ref,
+        at=now,
+        actor_organisation_id=caller.organisation_id,
+        actor_client_id=caller.client_id,
+        details={
+            "consent_id": str(consent_id),
+            "person_ref": person_ref,
+            "scope": withdrawn.scope,
+        },
+    )
+    return withdrawn
+
+
+def _in_force() -> ColumnElement[bool]:
+    """Whether a notice version still carries what it carried: it is the latest version of its
+    notice and was not cancelled as entered in error (the status app/notices/intake.py sets)."""
+    return and_(
+        ReleaseNotice.status != "superseded",
+        ReleaseNotice.status_reason.is_distinct_from("cancelled_entered_in_error"),
+    )
+
+
+async def void_unsupported(
+    session: AsyncSession,
+    person_ref: str,
+    notice_ids: Iterable[uuid.UUID],
+    *,
+    caller: Caller,
+    now: datetime,
+) -> set[str]:
+    """Void each record these notices carried that nothing supports any more: made from notices
+    (not recorded through the API), and carried by none in force. Called once the notices are
+    cancelled or amended, with the amendment's carriers written. Unlike a withdrawal, a voided
+    record counts as never made. Return the scopes of the records voided."""
+    carried_here = select(ConsentCarrier.consent_id).where(
+        ConsentCarrier.notice_id.in_(list(notice_ids))
+    )
+    still_carried = (
+        select(ConsentCarrier.notice_id)
+        .join(ReleaseNotice, ReleaseNotice.id == ConsentCarrier.notice_id)
+        .where(ConsentCarrier.consent_id == Consent.id, _in_force())
+        .exists()
+    )
+    unsupported = (
+        await session.scalars(
+            select(Consent)
+            .where(
+                Consent.person_ref == person_ref,
+                Consent.voided_at.is_(None),
+                Consent.notice_id.is_not(None),
+                Consent.id.in_(carried_here),
+                ~still_carried,
+            )
+            .order_by(Consent.recorded_at, Consent.created_at, Consent.id)
+        )
+    ).all()
+    scopes = set()
+    for record in unsupported:
+        record.voided_at = now
+        record.withdrawn_by_organisation_id = caller.organisation_id
+        scopes.add(record.scope)
+        audit.append(
+            session,
+            "consent.voided",
+            person_ref=person_ref,
+            at=now,
+            actor_organisation_id=caller.organisation_id,
+            actor_client_id=caller.client_id,
+            notice_id=record.notice_id,
+            details={"consent_id": str(record.id), "person_ref": person_ref, "scope": record.scope},
+        )
+    await session.flush()
+    return scopes

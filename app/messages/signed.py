@@ -1,0 +1,333 @@
+"""Signed messages to recipients: made, sealed, stored and queued for delivery.
+
+A message is a disclosure (what the policy lets one recipient see of one notice version), a
+cancellation (a disclosure it held no longer stands), or a consent withdrawal (a disclosure it
+holds relied on a consent the person has withdrawn). Each is a JWS signed with the exchange's
+current key (and then a JWE encrypted to the recipient's key, if it registered one), sealed at
+rest, numbered in the recipient's inbox and queued in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import entries as audit
+from app.disclosure.policy import Policy
+from app.keys import jose
+from app.keys.recipient_keys import RecipientKeys
+from app.keys.sealing import DataKeys, place
+from app.messages import outbox
+from app.storage.db import flush_pending
+from app.storage.models import Delivery, Message, Organisation, ReleaseNotice
+
+DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
+TYP = {
+    DISCLOSURE: "disclosure+jwt",
+    CANCELLATION: "cancellation+jwt",
+    CONSENT_WITHDRAWN: "consent-withdrawn+jwt",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the use cases need from the running exchange, built once in create_app."""
+
+    policy: Policy
+    keyring: jose.KeyRing
+    data_keys: DataKeys
+    issuer: str
+    # Recipients' encryption keys, each parsed once (on first use, never at import time).
+    recipient_keys: RecipientKeys = field(default_factory=RecipientKeys)
+
+
+@dataclass(frozen=True)
+class Sent:
+    organisation: Organisation
+    role: str
+    message_id: uuid.UUID | None
+    kind: str = DISCLOSURE
+
+
+async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, Message]:
+    """Per recipient, the latest message it holds about any version of this notice: a
+    disclosure or a cancellation. A revoked message was never sent, and a consent withdrawal
+    only annotates the disclosure it names: neither is what a recipient holds."""
+    messages = await session.scalars(
+        select(Message)
+        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+        .where(
+            ReleaseNotice.series_id == series_id,
+            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.revoked_at.is_(None),
+        )
+        .order_by(Message.sequence)
+    )
+    return {m.recipient_organisation_id: m for m in messages}
+
+
+async def lock_recipients(session: AsyncSession, organisation_ids: Iterable[uuid.UUID]) -> None:
+    """Lock the recipients' inbox counters in one order (by id) before numbering messages for
+    several of them, so that two transactions never wait on each other in opposite orders. FOR
+    NO KEY UPDATE, as the numbering UPDATE itself: it does not conflict with the share locks
+    that rows referencing the organisation (disclosures, messages) take on it, which FOR UPDATE
+    would, and two notices holding those would then wait on each other in a circle."""
+    ids = sorted(set(organisation_ids))
+    if ids and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            select(Organisation.id)
+            .where(Organisation.id.in_(ids))
+            .order_by(Organisation.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def retract(session: AsyncSession, message: Message, now: datetime, why: str) -> bool:
+    """Stop a message that is no longer to be sent, because a later one supersedes it (`why`
+    "superseded" or "cancelled") or its consent was withdrawn. True if it was revoked: it had
+    deliveries and none was ever attempted or is in flight, so its recipient never got it, and
+    never will (the inbox withholds it). False if its recipient may hold it (an attempt made, one
+    being sent, or inbox-only); its other pending deliveries are stopped all the same, and one
+    in flight is not tried again (a claim withholds a superseded or withdrawn message)."""
+    if message.revoked_at is not None:
+        return True  # already stopped, by an earlier step of the same change
+    rows = (
+        await session.execute(
+            select(Delivery.id, Delivery.state, Delivery.leased_until, Delivery.attempts)
+            .where(Delivery.message_id == message.id)
+            .order_by(Delivery.id)  # app/messages/lock_order.py
+            .with_for_update()  # a worker's claim waits, or has committed and is seen here
+        )
+    ).all()
+    # Any attempt may have reached the receiver, even one recorded as failed (a timeout after
+    # the request went out), and so may one claimed but never settled (its worker died, perhaps
+    # after sending: its lease is left behind): only a message never claimed is certainly unseen.
+    claimed = [r for r in rows if r.leased_until is not None]
+    revoking = bool(rows) and not claimed and not any(r.attempts > 0 for r in rows)
+    pending = [r for r in rows if r.state == outbox.PENDING]
+    in_flight = [r for r in pending if r.leased_until and r.leased_until > now]
+    stop = [r.id for r in pending if r not in in_flight]
+    if stop:
+        replaced = why != "consent_withdrawn" and not revoking  # kept, but no longer sent
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(stop))
+            .values(  # leased_until stays
+                state=outbox.SUPERSEDED if replaced else outbox.REVOKED,
+                lease_token=None,
+                last_error=why,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if not revoking:
+        return False
+    message.revoked_at = now
+    audit.append(
+        session,
+        "message.revoked",
+        at=now,
+        notice_id=message.notice_id,
+        message_id=message.id,
+        subject_organisation_id=message.recipient_organisation_id,
+        details={"reason": why},
+    )
+    return True
+
+
+async def retract_held(
+    session: AsyncSession, message: Message, now: datetime, why: str
+) -> Message | None:
+    """Stop a disclosure its recipient holds (as held() found it), as retract does. If it is
+    revoked, never sent, its recipient may still hold the one before it: that is stopped in its
+    turn, and so on. The disclosure the recipient may hold after all, to be told it no longer
+    stands; None if it holds none (or holds a cancellation already)."""
+    while message is not None and message.kind == DISCLOSURE:
+        if not await retract(session, message, now, why):
+            return message
+        message = await _held_before(session, message)
+    return None
+
+
+async def _held_before(session: AsyncSession, message: Message) -> Message | None:
+    """What the recipient held of the notice before this message was made: the latest earlier
+    disclosure or cancellation to it of any version of the notice, not revoked."""
+    series = select(ReleaseNotice.series_id).where(ReleaseNotice.id == message.notice_id)
+    return await session.scalar(
+        select(Message)
+        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+        .where(
+            ReleaseNotice.series_id == series.scalar_subquery(),
+            Message.recipient_organisation_id == message.recipient_organisation_id,
+            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.revoked_at.is_(None),
+            Message.sequence < message.sequence,
+        )
+        .order_by(Message.sequence.desc())
+        .limit(1)
+    )
+
+
+async def cancel(
+    session: AsyncSession,
+    notice: ReleaseNotice,
+    cancelled: Message,
+    reason: str,
+    context: Context,
+    now: datetime,
+) -> Sent:
+    organisation = await session.get_one(Organisation, cancelled.recipient_organisation_id)
+    message = await queue(
+        session,
+        CANCELLATION,
+        notice,
+        organisation,
+        {"reason": reason},
+        context,
+        now,
+        supersedes=cancelled.id,
+    )
+    return Sent(organisation, organisation.kind, message.id, CANCELLATION)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message signed (and encrypted and sealed), not yet numbered, stored or queued."""
+
+    message: Message  # its sequence is given by store()
+    organisation: Organisation
+    jws: str
+    sent: str  # the JWS, or the JWE of it the recipient gets
+    kid: str
+    encrypted_to: str | None
+
+
+def draft(
+    kind: str,
+    notice: ReleaseNotice,
+    organisation: Organisation,
+    claims: dict[str, Any],
+    context: Context,
+    now: datetime,
+    *,
+    disclosure_id: uuid.UUID | None = None,
+    supersedes: uuid.UUID | None = None,
+) -> Draft:
+    """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
+    key now) and seal it: the slow part, done before the recipient's inbox counter is locked."""
+    message_id = uuid.uuid4()
+    signed = {
+        "iss": context.issuer,
+        "aud": organisation.code,
+        "iat": int(now.timestamp()),
+        "jti": str(message_id),
+        "notice_id": str(notice.id),
+        **({"supersedes": str(supersedes)} if supersedes else {}),
+        **claims,
+    }
+    jws = jose.sign(context.keyring, signed, typ=TYP[kind])
+    recipient_key = organisation.encryption_jwk
+    sent = jose.encrypt(context.recipient_keys, jws, recipient_key) if recipient_key else jws
+    sealed = context.data_keys.seal(sent.encode(), place("message", "jws_sealed", message_id))
+    message = Message(
+        id=message_id,
+        kind=kind,
+        notice_id=notice.id,
+        disclosure_id=disclosure_id,
+        supersedes_id=supersedes,
+        recipient_organisation_id=organisation.id,
+        jws_sealed=sealed.blob,
+        jws_key_id=sealed.key_id,
+        created_at=now,
+    )
+    encrypted_to = recipient_key["kid"] if recipient_key else None
+    return Draft(message, organisation, jws, sent, context.keyring.current.kid, encrypted_to)
+
+
+async def store(
+    session: AsyncSession,
+    drafts: Iterable[Draft],
+    now: datetime,
+    *,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
+) -> list[Message]:
+    """Number each drafted message in its recipient's inbox, store it, log it and queue its
+    deliveries, now. Numbering locks the recipients' counters until the transaction ends, so it
+    is done last: what the session holds pending is written first, and after the numbers only
+    the messages, their deliveries and their log entries, a Core statement for each table (a
+    caller numbering for several recipients in turn locks them all first: lock_recipients).
+    `subscribed` is what outbox.subscribers found for the recipients, if the caller has read it.
+    The messages returned are not in the session: a query reads them as stored."""
+    drafts = list(drafts)
+    if not drafts:
+        return []
+    if subscribed is None:
+        subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
+    await flush_pending(session)
+    numbers = await outbox.next_sequences(session, [d.organisation.id for d in drafts])
+    messages, entries = [], []
+    for drafted, number in zip(drafts, numbers, strict=True):
+        message = drafted.message
+        message.sequence = number
+        messages.append(message)
+        entries.append(
+            audit.about_message(
+                message,
+                "message.signed",
+                now,
+                {
+                    "kind": message.kind,
+                    "kid": drafted.kid,
+                    "jws_sha256": audit.sha256_hex(drafted.jws),
+                    "sequence": message.sequence,
+                    "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
+                    **(
+                        {
+                            "encrypted_to": drafted.encrypted_to,
+                            "jwe_sha256": audit.sha256_hex(drafted.sent),
+                        }
+                        if drafted.encrypted_to
+                        else {}
+                    ),
+                },
+            )
+        )
+    connection = await session.connection()
+    await connection.execute(insert(Message.__table__), [_columns(m) for m in messages])
+    await outbox.enqueue(session, messages, now, subscribed, logged=entries)
+    return messages
+
+
+def _columns(message: Message) -> dict[str, Any]:
+    return {column.key: getattr(message, column.key) for column in Message.__table__.columns}
+
+
+async def queue(
+    session: AsyncSession,
+    kind: str,
+    notice: ReleaseNotice,
+    organisation: Organisation,
+    claims: dict[str, Any],
+    context: Context,
+    now: datetime,
+    *,
+    disclosure_id: uuid.UUID | None = None,
+    supersedes: uuid.UUID | None = None,
+) -> Message:
+    """Sign a message for one recipient, seal and store it, and queue its deliveries."""
+    drafted = draft(
+        kind,
+        notice,
+        organisation,
+        claims,
+        context,
+        now,
+        disclosure_id=disclosure_id,
+        supersedes=supersedes,
+    )
+    return (await store(session, [drafted], now))[0]

@@ -1,0 +1,126 @@
+"""What became of a prison's notice: every version, and per recipient its message, deliveries
+and acknowledgements.
+
+Read only; never a payload value, only ids, codes and states, and the notes recipients wrote
+for the prison with their acknowledgements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access.identity import Caller
+from app.keys.sealing import DataKeys
+from app.messages import acknowledgements
+from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.supersession import superseded_by
+from app.storage.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
+from app.wire.errors import Problem
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    status: str
+    note: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class RecipientTracking:
+    organisation_code: str
+    role: str
+    kind: str
+    message_id: uuid.UUID | None
+    supersedes: uuid.UUID | None
+    superseded_by: uuid.UUID | None  # the later message that replaced this one, if one did
+    deliveries: list[Delivery]
+    acknowledgements: list[Acknowledged]  # oldest first
+
+    @property
+    def acknowledgement(self) -> str | None:
+        """The latest status the recipient gave."""
+        return self.acknowledgements[-1].status if self.acknowledgements else None
+
+
+@dataclass(frozen=True)
+class Tracking:
+    notice: ReleaseNotice
+    versions: list[ReleaseNotice]  # the whole series, oldest first
+    recipients: list[RecipientTracking]
+
+    @property
+    def superseded_by(self) -> uuid.UUID | None:
+        return next((v.id for v in self.versions if v.supersedes_id == self.notice.id), None)
+
+
+async def track(
+    session: AsyncSession, notice_id: uuid.UUID, caller: Caller, data_keys: DataKeys
+) -> Tracking:
+    """A notice of the caller's own with its history and recipients; else 404."""
+    notice = await session.get(ReleaseNotice, notice_id)
+    if notice is None or notice.organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such release notice.")
+    versions = (
+        await session.scalars(
+            select(ReleaseNotice)
+            .where(ReleaseNotice.series_id == notice.series_id)
+            .order_by(ReleaseNotice.version)
+        )
+    ).all()
+    decided = (
+        await session.execute(
+            select(Disclosure.id, Disclosure.recipient_role, Organisation.code)
+            .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
+            .where(Disclosure.notice_id == notice_id)
+            .order_by(Disclosure.recipient_role)
+        )
+    ).all()
+    messages = (
+        await session.execute(
+            select(Message, Organisation.code, Organisation.kind, superseded_by(Message.id))
+            .join(Organisation, Organisation.id == Message.recipient_organisation_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Message.sequence)
+        )
+    ).all()
+    replaced_by = {m.id: by for m, _, _, by in messages}
+    deliveries = (
+        await session.scalars(
+            select(Delivery)
+            .join(Message, Message.id == Delivery.message_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Delivery.created_at, Delivery.id)
+        )
+    ).all()
+    acknowledged = await acknowledgements.of_messages(session, (m.id for m, *_ in messages))
+
+    def row(kind: str, code: str, role: str, message: Message | None) -> RecipientTracking:
+        return RecipientTracking(
+            organisation_code=code,
+            role=role,
+            kind=kind,
+            message_id=message.id if message else None,
+            supersedes=message.supersedes_id if message else None,
+            superseded_by=replaced_by.get(message.id) if message else None,
+            deliveries=[d for d in deliveries if message and d.message_id == message.id],
+            acknowledgements=[
+                Acknowledged(a.status, acknowledgements.note_of(data_keys, a), a.recorded_at)
+                for a in (acknowledged[message.id] if message else [])
+            ],
+        )
+
+    by_disclosure = {m.disclosure_id: m for m, *_ in messages if m.disclosure_id}
+    recipients = [
+        row(DISCLOSURE, code, role, by_disclosure.get(disclosure_id))
+        for disclosure_id, role, code in decided
+    ] + [
+        row(m.kind, code, kind, m)
+        for m, code, kind, _ in messages
+        if m.kind in (CANCELLATION, CONSENT_WITHDRAWN)
+    ]
+    return Tracking(notice, list(versions), recipients)

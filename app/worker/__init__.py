@@ -1,0 +1,4 @@
+"""The delivery worker: the loop that claims due deliveries, sends them and records what became
+of them, and the transactions it runs. It also sequences the exchange log and purges expired
+data. Run embedded in the API process or by `exchange worker`.
+"""

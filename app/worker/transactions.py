@@ -1,0 +1,174 @@
+"""The delivery worker's transactions: claiming, recording outcomes, or both in one pass.
+
+Each is a transaction of its own, opened here and committed here, and each fails alone: a
+traceback could carry SQL parameters, so failures are logged by type only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.keys.sealing import DataKeys
+from app.messages import outbox, outcomes
+from app.messages.webhook import Outcome
+from app.settings import Settings
+
+log = logging.getLogger("exchange.worker")
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    data_keys: DataKeys,
+    now: datetime,
+    limit: int,
+    waiting: Mapping[uuid.UUID, int] | None,
+    ahead: int | None = None,
+) -> list[outbox.Claimed]:
+    """A claim in a transaction of its own. With `waiting` (the pool's claims not yet started,
+    per subscription), no subscription gets more than `ahead` waiting at once."""
+    async with sessions() as session, session.begin():
+        return await _claim_in(session, settings, data_keys, now, limit, waiting, ahead)
+
+
+async def _claim_in(
+    session: AsyncSession,
+    settings: Settings,
+    data_keys: DataKeys,
+    now: datetime,
+    limit: int,
+    waiting: Mapping[uuid.UUID, int] | None,
+    ahead: int | None,
+) -> list[outbox.Claimed]:
+    return await outbox.claim_due(
+        session,
+        data_keys,
+        now=now,
+        limit=limit,
+        lease=timedelta(seconds=settings.delivery_lease_seconds),
+        in_flight=waiting,
+        per_subscription=ahead,
+    )
+
+
+async def record(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    ended: list[tuple[outbox.Claimed, Outcome]],
+    clock: Callable[[], datetime],
+) -> list[str | None]:
+    """The outcomes of attempts that have ended, settled in one transaction: each delivery's
+    state (None where its lease was lost). Should that transaction fail, each is settled again
+    in one of its own, so that one outcome's fault costs no other its record."""
+    draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
+    try:
+        async with sessions() as session, session.begin():
+            states = await outcomes.settle_many(
+                session, ended, clock(), draws, settings.retry_schedule
+            )
+    except Exception:
+        if len(ended) == 1:
+            raise
+        states = []
+        for one in ended:
+            try:
+                states += await record(sessions, settings, [one], clock)
+            except Exception as exc:  # its lease runs out and it is sent again: at least once
+                log.error(
+                    "recording delivery %s failed (%s)", one[0].delivery_id, type(exc).__name__
+                )
+                states.append(None)
+        return states
+    _log_recorded(ended, states)
+    return states
+
+
+def _log_recorded(ended: list[tuple[outbox.Claimed, Outcome]], states: list[str | None]) -> None:
+    for (item, outcome), state in zip(ended, states, strict=True):
+        log.info(
+            "delivery %s attempt %d: %s (%s)",
+            item.delivery_id,
+            item.attempts + 1,
+            state,
+            outcome.status_code or outcome.error,
+        )
+
+
+async def record_and_claim(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    data_keys: DataKeys,
+    ended: list[tuple[outbox.Claimed, Outcome]],
+    room: int,
+    waiting: Mapping[uuid.UUID, int],
+    ahead: int,
+) -> list[outbox.Claimed]:
+    """The outcomes of attempts that have ended, then a claim of as many as there is room for,
+    in one transaction: a pass of the pool costs one commit, not two. Should it fail, each is
+    done again in a transaction of its own (recording then settles one outcome at a time if it
+    must), so that a fault in one costs the other nothing."""
+    if ended and room > 0:
+        draws = [random.random() for _ in ended]  # noqa: S311 - jitter, not a secret
+        now = datetime.now(UTC)
+        try:
+            async with sessions() as session, session.begin():
+                states = await outcomes.settle_many(
+                    session, ended, now, draws, settings.retry_schedule
+                )
+                claimed = await _claim_in(session, settings, data_keys, now, room, waiting, ahead)
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.warning("recording and claiming together failed (%s): apart", type(exc).__name__)
+        else:
+            _log_recorded(ended, states)
+            return claimed
+    if ended:
+        try:
+            await record(sessions, settings, ended, lambda: datetime.now(UTC))
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.error("recording deliveries failed (%s)", type(exc).__name__)
+    if room <= 0:
+        return []
+    try:
+        return await claim(sessions, settings, data_keys, datetime.now(UTC), room, waiting, ahead)
+    except Exception as exc:  # a traceback could carry SQL parameters: type only
+        log.error("claiming deliveries failed (%s)", type(exc).__name__)
+        return []
+
+
+async def release(sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed]) -> None:
+    if not items:
+        return
+    try:
+        async with sessions() as session, session.begin():
+            await outbox.release(session, items)
+    except Exception as exc:  # their leases run out instead
+        log.error("releasing deliveries failed (%s)", type(exc).__name__)
+
+
+async def renew(
+    sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed], until: datetime
+) -> list[outbox.Claimed] | None:
+    """Claims waiting for room, their leases extended to `until`; any whose lease was lost
+    meanwhile (another worker has it), or whose message or subscription was stopped, is left out.
+    None if the transaction failed: the claims keep their leases as they were, and one that runs
+    out then stops its claim from starting."""
+    try:
+        async with sessions() as session, session.begin():
+            kept = await outbox.renew(session, items, until)
+    except Exception as exc:  # a traceback could carry SQL parameters: type only
+        log.error("renewing leases failed (%s)", type(exc).__name__)
+        return None
+    renewed = []
+    for item in items:
+        if (item.delivery_id, item.lease_token) in kept:
+            renewed.append(replace(item, leased_until=until))
+        else:
+            log.warning("delivery %s: its claim was given up while it waited", item.delivery_id)
+    return renewed
