@@ -234,7 +234,7 @@ def _api_processes(parent: int) -> list[str]:
     pids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     serving = []
     for pid in pids:
-        with contextlib.suppress(FileNotFoundError):  # it may have ended since
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it may have ended
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 serving.append(pid)
     return serving

@@ -14,5 +14,7 @@ if int(os.environ.get("EXCHANGE_TEST_CLOCK_SHIFT", "0")):
     import time_machine
 
     days = timedelta(days=int(os.environ["EXCHANGE_TEST_CLOCK_SHIFT"]))
-    time_machine.travel(datetime.now(UTC) + days, tick=True).start()
+    # time-machine's clock starts ticking when it is first read, not when it is moved: read
+    # it now, or a process that imports for a second first runs a second behind the others.
+    time_machine.travel(datetime.now(UTC) + days, tick=True).start().time_ns()
     os.environ["EXCHANGE_TEST_CLOCK_MOVED"] = str(os.getpid())  # once a process: tests/clock.py
