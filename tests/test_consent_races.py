@@ -148,7 +148,6 @@ async def test_an_intake_that_read_the_clock_before_the_consent_ended_decides_wi
             context=app.state.intake,
             now=arrived,
         )
-        await intake.finish(session, accepted)
     sent = {r.organisation.code: r.message_id for r in accepted.recipients}
     every = await relying(world, "SMS-LEEDS", SMS)
     assert all(stopped(m) for m in every), (sent, every)
@@ -210,7 +209,6 @@ async def test_a_withdrawal_waits_for_an_intake_in_progress_and_then_stops_what_
         accepted = await intake.accept_notice(
             session, body, caller=caller(world, "MDI"), context=app.state.intake, now=now()
         )
-        await intake.finish(session, accepted)
         second = {r.organisation.code: r.message_id for r in accepted.recipients}
         assert second["SMS-LEEDS"]  # decided while the consent still stood
         task = asyncio.create_task(withdraw(world, given["id"], code="SMS-LEEDS"))

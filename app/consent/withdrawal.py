@@ -175,7 +175,12 @@ async def _relying(
                 Message.withdrawn_at.is_(None),
                 Message.purged_at.is_(None),
             )
-            .order_by(Message.recipient_organisation_id, Message.created_at, Message.id)
+            .order_by(
+                Message.recipient_organisation_id,
+                Message.created_at,
+                Message.stored_order,
+                Message.id,
+            )
         )
     ).all()
     return [(m, d, n, bool(s)) for m, d, n, s in rows if scope in (d.consents_relied or [])]

@@ -236,7 +236,7 @@ async def recover(
         await session.execute(
             select(Message.id, Message.created_at)
             .where(*window)
-            .order_by(Message.created_at, Message.id)
+            .order_by(Message.created_at, Message.stored_order, Message.id)
             .limit(limit + 1)
         )
     ).all()

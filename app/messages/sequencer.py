@@ -8,7 +8,8 @@ organisation.message_sequence. It can only see committed messages, so numbers fo
 in which messages became visible: a message committed after another is numbered after it,
 whichever was begun or created first (on PostgreSQL transactions commit out of the order in
 which they began; ids and times say nothing about that). Messages that became visible between
-two passes are numbered in the order they were created (created_at, then id).
+two passes are numbered in the order they were made (created_at; one transaction's, which share
+it, in the order it stored them: stored_order).
 
 One sequencer numbers at a time: on PostgreSQL it holds an advisory lock for its transaction
 (another sequencer finds it taken and numbers nothing), and it locks the messages it numbers
@@ -90,7 +91,7 @@ def _unnumbered(locking: bool) -> Select[tuple[uuid.UUID, uuid.UUID]]:
     query = (
         select(_message.c.id, _message.c.recipient_organisation_id)
         .where(_message.c.sequence.is_(None))
-        .order_by(_message.c.created_at, _message.c.id)
+        .order_by(_message.c.created_at, _message.c.stored_order, _message.c.id)
         .limit(bindparam("limit"))
     )
     return query.with_for_update(skip_locked=True) if locking else query

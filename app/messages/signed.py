@@ -32,6 +32,7 @@ from app.storage.db import flush_pending
 from app.storage.models import Delivery, Message, Organisation, ReleaseNotice
 
 DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
+STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 TYP = {
     DISCLOSURE: "disclosure+jwt",
     CANCELLATION: "cancellation+jwt",
@@ -61,9 +62,9 @@ class Sent:
 
 def made_in_order() -> tuple[ColumnElement[Any], ...]:
     """The order in which a recipient's messages about one notice were made, for a query that
-    joins ReleaseNotice: by version of the notice, then by time made, then by id (the same
-    version and time: one transaction's, to different recipients but for a re-disclosure)."""
-    return (ReleaseNotice.version, Message.created_at, Message.id)
+    joins ReleaseNotice: by version of the notice, then by time made, then in the order its
+    transaction stored them (which share the time), then by id."""
+    return (ReleaseNotice.version, Message.created_at, Message.stored_order, Message.id)
 
 
 async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, Message]:
@@ -167,7 +168,8 @@ async def _held_before(session: AsyncSession, message: Message) -> Message | Non
             Message.recipient_organisation_id == message.recipient_organisation_id,
             Message.kind.in_((DISCLOSURE, CANCELLATION)),
             Message.revoked_at.is_(None),
-            tuple_(*made_in_order()) < tuple_(version, message.created_at, message.id),
+            tuple_(*made_in_order())
+            < tuple_(version, message.created_at, message.stored_order, message.id),
         )
         .order_by(*(column.desc() for column in made_in_order()))
         .limit(1)
@@ -270,8 +272,11 @@ async def store(
         subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
     await flush_pending(session)
     messages, entries = [], []
-    for drafted in drafts:
+    stored = session.info.get(STORED, 0)  # how many this session has stored before
+    session.info[STORED] = stored + len(drafts)
+    for order, drafted in enumerate(drafts, start=stored):
         message = drafted.message
+        message.stored_order = order
         messages.append(message)
         entries.append(
             audit.about_message(

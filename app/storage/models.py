@@ -218,6 +218,7 @@ class Message(Base):
         Index(
             "ix_message_unnumbered",
             "created_at",
+            "stored_order",
             "id",
             sqlite_where=text("sequence IS NULL"),
             postgresql_where=text("sequence IS NULL"),
@@ -234,6 +235,9 @@ class Message(Base):
     _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
     _disclosure: Mapped[Disclosure | None] = relationship(lazy="raise")  # flush order only
     sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # Its place among the messages its session stored (0, 1, ...): one transaction's messages
+    # share created_at, and the sequencer numbers them in the order they were stored.
+    stored_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     jws_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     jws_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

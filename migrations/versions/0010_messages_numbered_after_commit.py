@@ -3,9 +3,11 @@
 A message is stored unnumbered (sequence NULL) and the sequencer (app/messages/sequencer.py)
 gives it the next number in its recipient's inbox once its transaction has committed, so intake
 no longer locks the recipient's counter until commit. The partial index lists the messages
-still to be numbered; (recipient_organisation_id, sequence) stays unique.
+still to be numbered; (recipient_organisation_id, sequence) stays unique. One transaction's
+messages share created_at: stored_order keeps the order they were stored in, which the
+sequencer numbers them in (as it did when numbers were given at intake).
 
-Going down numbers whatever is still unnumbered, each recipient's in (created_at, id) order
+Going down numbers whatever is still unnumbered, each recipient's in the sequencer's order
 after its last number, as the sequencer would, so the column can be NOT NULL again.
 
 Revision ID: 0010
@@ -41,10 +43,13 @@ organisation = sa.table(
 def upgrade() -> None:
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.alter_column('sequence', existing_type=sa.BigInteger(), nullable=True)
+        batch_op.add_column(
+            sa.Column('stored_order', sa.Integer(), server_default='0', nullable=False)
+        )
     op.create_index(
         'ix_message_unnumbered',
         'message',
-        ['created_at', 'id'],
+        ['created_at', 'stored_order', 'id'],
         unique=False,
         sqlite_where=UNNUMBERED,
         postgresql_where=UNNUMBERED,
@@ -56,7 +61,7 @@ def _number_the_rest() -> None:
     waiting = bind.execute(
         sa.select(message.c.id, message.c.recipient_organisation_id)
         .where(message.c.sequence.is_(None))
-        .order_by(message.c.created_at, message.c.id)
+        .order_by(message.c.created_at, sa.column("stored_order"), message.c.id)
     ).all()
     if not waiting:
         return
@@ -81,4 +86,5 @@ def downgrade() -> None:
     _number_the_rest()
     op.drop_index('ix_message_unnumbered', table_name='message')
     with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_column('stored_order')
         batch_op.alter_column('sequence', existing_type=sa.BigInteger(), nullable=False)
