@@ -28,7 +28,7 @@ SETTLED = {
     DEAD: "delivery.dead",
 }
 QUEUEING = ("active", "disabled")  # subscriptions that get new deliveries (not deleted ones)
-CHANNEL = "exchange_deliveries"  # PostgreSQL NOTIFY channel: deliveries are due
+CHANNEL = "exchange_deliveries"  # PostgreSQL NOTIFY: messages to number or deliveries are due
 WOKEN = "exchange.outbox.woken"  # session.info: the transaction that has told the workers
 
 
@@ -114,9 +114,9 @@ async def enqueue(
 
 
 async def wake_workers(session: AsyncSession) -> None:
-    """On PostgreSQL, tell listening workers that deliveries are due, when this transaction
-    commits (a rolled-back one tells nobody). Once per transaction is enough: PostgreSQL folds
-    the same notification sent twice in one transaction into one anyway."""
+    """On PostgreSQL, tell listening workers that there are messages to number or deliveries
+    due, when this transaction commits (a rolled-back one tells nobody). Once per transaction
+    is enough: PostgreSQL folds the same notification sent twice in one transaction into one."""
     if session.bind.dialect.name == "postgresql" and not _woken(session):
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         _woke(session)
