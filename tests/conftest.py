@@ -37,6 +37,7 @@ from app.settings import Settings
 from app.storage import migrate
 from app.storage.models import Base
 from app.worker.loop import advance_log
+from app.worker.transactions import number
 from tests import clock as suite_clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,8 +165,35 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
+async def number_messages(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Number every committed message still unnumbered, as a worker does moments after the
+    commit that stored it (app/messages/sequencer.py): how many. The suite's one way to let the
+    inbox and deliveries catch up, instead of running a worker or sleeping."""
+    return await number(sessions)
+
+
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in process. After each request but a GET (which stores no message), what it
+    stored is numbered at once (number_messages), as a worker would do after its commit: a
+    test reads the inbox as a recipient would a moment later. Tests of the unnumbered state
+    make their own client (unnumbered_api) or call the use cases directly."""
+    sessions = app.state.sessions
+
+    async def numbered(response: httpx.Response) -> None:
+        if response.request.method != "GET":
+            await number_messages(sessions)
+
+    transport = httpx.ASGITransport(app=app)
+    hooks = {"response": [numbered]}
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, event_hooks=hooks) as client:
+        yield client
+
+
+@pytest.fixture
+async def unnumbered_api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in process, with no sequencer behind it: what a request stores stays unnumbered
+    until the test calls number_messages."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
         yield client

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.messages import outbox
+from app.messages import leases
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery
 
@@ -95,7 +95,7 @@ async def test_concurrent_claims_take_disjoint_batches_that_cover_every_due_deli
 
     async def claim() -> list[uuid.UUID]:
         async with world.sessions() as session, session.begin():
-            claimed = await outbox.claim_due(
+            claimed = await leases.claim_due(
                 session, world.data_keys, now=now, limit=LIMIT, lease=timedelta(minutes=5)
             )
             if barrier is not None:
@@ -116,7 +116,7 @@ async def test_concurrent_claims_take_disjoint_batches_that_cover_every_due_deli
     # Every one is now leased, so nothing is left for a seventh worker.
     async with world.sessions() as session, session.begin():
         assert (
-            await outbox.claim_due(
+            await leases.claim_due(
                 session, world.data_keys, now=now, limit=LIMIT, lease=timedelta(0)
             )
             == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from app.messages import outbox, outcomes
+from app.messages import leases, outcomes
 from app.messages.webhook import Outcome
 from tests.test_consent_withdrawal import change, log, states, subscribe, work
 from tests.test_consents import SMS, carried, history, inbox, post, recipients, withdraw
@@ -68,7 +68,7 @@ async def test_a_withdrawn_messages_delivery_in_flight_that_fails_is_settled(
     await subscribe(world, "SMS-LEEDS", "http://127.0.0.1:9/hooks")
     sent = recipients(await post(world, example))["SMS-LEEDS"]
     async with world.sessions() as session, session.begin():
-        [claimed] = await outbox.claim_due(
+        [claimed] = await leases.claim_due(
             session, world.data_keys, now=datetime.now(UTC), limit=10, lease=timedelta(minutes=5)
         )
     assert (await withdraw(world, (await carried(world, SMS))["id"])).status_code == 200

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
 from app.consent import withdrawal
-from app.messages import outbox, outcomes
+from app.messages import leases, outcomes
 from app.messages.webhook import send, webhook_body
 from app.notices import intake
 from app.notices.document import ReleaseNotice as NoticeBody
@@ -148,7 +148,6 @@ async def test_an_intake_that_read_the_clock_before_the_consent_ended_decides_wi
             context=app.state.intake,
             now=arrived,
         )
-        await intake.finish(session, accepted)
     sent = {r.organisation.code: r.message_id for r in accepted.recipients}
     every = await relying(world, "SMS-LEEDS", SMS)
     assert all(stopped(m) for m in every), (sent, every)
@@ -210,7 +209,6 @@ async def test_a_withdrawal_waits_for_an_intake_in_progress_and_then_stops_what_
         accepted = await intake.accept_notice(
             session, body, caller=caller(world, "MDI"), context=app.state.intake, now=now()
         )
-        await intake.finish(session, accepted)
         second = {r.organisation.code: r.message_id for r in accepted.recipients}
         assert second["SMS-LEEDS"]  # decided while the consent still stood
         task = asyncio.create_task(withdraw(world, given["id"], code="SMS-LEEDS"))
@@ -278,7 +276,7 @@ async def test_a_worker_claim_racing_a_withdrawal_never_loses_the_notification(
         sent = recipients(await post(world, example))["SMS-LEEDS"]
         given = await carried(world, SMS)
         async with held_open(world) as session:
-            claimed = await outbox.claim_due(
+            claimed = await leases.claim_due(
                 session, world.data_keys, now=now(), limit=10, lease=lease
             )
             if committed:
@@ -342,11 +340,11 @@ async def test_a_worker_claiming_during_a_withdrawal_skips_what_it_revokes(world
         assert [str(m) for m in done.effects.revoked] == [sent]
         # The revoking transaction holds the delivery: a worker passes it by, without waiting.
         async with world.sessions() as worker, worker.begin():
-            claim = outbox.claim_due(worker, world.data_keys, now=now(), limit=10, lease=lease)
+            claim = leases.claim_due(worker, world.data_keys, now=now(), limit=10, lease=lease)
             assert await asyncio.wait_for(claim, 5) == []
         await session.commit()
     async with world.sessions() as worker, worker.begin():
         later = now() + timedelta(hours=1)
-        found = await outbox.claim_due(worker, world.data_keys, now=later, limit=10, lease=lease)
+        found = await leases.claim_due(worker, world.data_keys, now=later, limit=10, lease=lease)
     assert found == []
     assert (await states(world))[("SMS-LEEDS", hexid(sent))] == ["revoked"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app.messages import outbox
+from app.messages import leases
 from app.notices import retention
 from app.worker.loop import http_client, run_once
 from tests.receiver import running_receiver
@@ -217,7 +217,7 @@ async def test_a_recipient_that_may_hold_the_message_is_sent_consent_withdrawn(
         if holds == "in flight":  # a worker has it leased and may be sending it now
             async with world.sessions() as session, session.begin():
                 now, lease = datetime.now(UTC), timedelta(minutes=5)
-                claimed = await outbox.claim_due(
+                claimed = await leases.claim_due(
                     session, world.data_keys, now=now, limit=10, lease=lease
                 )
             assert len(claimed) == 1

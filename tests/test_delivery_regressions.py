@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select, update
 
-from app.messages import outbox, outcomes
+from app.messages import leases, outbox, outcomes
 from app.messages.webhook import Outcome
 from app.storage import migrate
 from app.storage.db import is_sqlite
@@ -37,9 +37,9 @@ async def once(world, settings, at: datetime | None = None) -> int:
         )
 
 
-async def claim(world, now: datetime, lease: timedelta) -> list[outbox.Claimed]:
+async def claim(world, now: datetime, lease: timedelta) -> list[leases.Claimed]:
     async with world.sessions() as session, session.begin():
-        return await outbox.claim_due(session, world.data_keys, now=now, limit=10, lease=lease)
+        return await leases.claim_due(session, world.data_keys, now=now, limit=10, lease=lease)
 
 
 async def test_a_message_whose_worker_died_after_claiming_it_may_be_held(world, example):

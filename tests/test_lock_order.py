@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
-from app.messages import outbox, outcomes
+from app.messages import leases, outcomes
 from app.messages.webhook import Outcome
 from app.notices import retention
 from app.storage.db import is_sqlite
@@ -94,9 +94,9 @@ def postgresql_only(database_url: str) -> str:
     return database_url
 
 
-async def claimed(world) -> list[outbox.Claimed]:
+async def claimed(world) -> list[leases.Claimed]:
     async with world.sessions() as session, session.begin():
-        return await outbox.claim_due(
+        return await leases.claim_due(
             session,
             world.data_keys,
             now=datetime.now(UTC),
@@ -105,7 +105,7 @@ async def claimed(world) -> list[outbox.Claimed]:
         )
 
 
-def outcomes_of(items: list[outbox.Claimed], *codes: int) -> list[tuple[outbox.Claimed, Outcome]]:
+def outcomes_of(items: list[leases.Claimed], *codes: int) -> list[tuple[leases.Claimed, Outcome]]:
     """Each claim's outcome, the status codes taken in turn."""
     return [
         (item, Outcome(200 <= code < 300, code, 5, None if code < 300 else "non-2xx response"))
@@ -146,9 +146,9 @@ async def writing(world, writer: str, subscription_id: str) -> Awaitable[Any]:
     assert len(items) == ROWS
     if writer == "renew":
         until = datetime.now(UTC) + timedelta(seconds=90)
-        return in_transaction(world, lambda s: outbox.renew(s, items, until))
+        return in_transaction(world, lambda s: leases.renew(s, items, until))
     if writer == "release":
-        return in_transaction(world, lambda s: outbox.release(s, items))
+        return in_transaction(world, lambda s: leases.release(s, items))
     codes = {"settle": (204,), "settle in groups": (204, 503, 410, 400)}[writer]
     ended = outcomes_of(items, *codes)
     return in_transaction(world, lambda s: outcomes.settle_many(s, ended, datetime.now(UTC)))

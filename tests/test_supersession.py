@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app.messages import outbox
+from app.messages import leases
 from app.worker.loop import deliver as attempt_and_record
 from app.worker.loop import http_client, run_once
 from app.worker.transactions import claim
@@ -279,12 +279,12 @@ async def test_a_claim_waiting_to_be_sent_is_given_up_once_its_message_is_replac
     first = ok(await world.post_notice(example))
     [item] = await claim(world.sessions, settings, world.data_keys, datetime.now(UTC), 10, None)
     async with world.sessions() as session, session.begin():  # still current: renewed
-        assert await outbox.renew(session, [item], datetime.now(UTC) + LATER) == {
+        assert await leases.renew(session, [item], datetime.now(UTC) + LATER) == {
             (item.delivery_id, item.lease_token)
         }
     ok(await amend(world, first["id"], example))
     async with world.sessions() as session, session.begin():
-        assert await outbox.renew(session, [item], datetime.now(UTC) + LATER) == set()
+        assert await leases.renew(session, [item], datetime.now(UTC) + LATER) == set()
 
 
 async def test_a_recipient_shared_with_again_gets_a_disclosure_replacing_its_cancellation(

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from app.messages import outbox, outcomes
+from app.messages import leases, outcomes
 from app.messages.retry import JITTER, STANDARD_SCHEDULE, max_attempts
 from app.messages.webhook import Outcome, new_secret, send
 from app.storage.models import Message
@@ -169,7 +169,7 @@ async def test_a_lease_keeps_other_workers_off_until_it_expires(world, example, 
         async with world.sessions() as session, session.begin():
             return {
                 c.delivery_id
-                for c in await outbox.claim_due(
+                for c in await leases.claim_due(
                     session, world.data_keys, now=at, limit=1, lease=lease
                 )
             }
@@ -233,14 +233,14 @@ async def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_outcome(
     await world.post_notice(example)
     now, lease = datetime.now(UTC), timedelta(seconds=60)
 
-    async def claim(at: datetime) -> outbox.Claimed:
+    async def claim(at: datetime) -> leases.Claimed:
         async with world.sessions() as session, session.begin():
-            [claimed] = await outbox.claim_due(
+            [claimed] = await leases.claim_due(
                 session, world.data_keys, now=at, limit=1, lease=lease
             )
             return claimed
 
-    async def settle(claimed: outbox.Claimed, delivered: bool, at: datetime) -> str | None:
+    async def settle(claimed: leases.Claimed, delivered: bool, at: datetime) -> str | None:
         outcome = Outcome(delivered, 204 if delivered else 500, 5)
         async with world.sessions() as session, session.begin():
             return await outcomes.settle(session, claimed, outcome, at)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
-from app.messages import outbox
+from app.messages import leases
 from app.messages.webhook import MAX_RESPONSE_BYTES, new_secret
 from app.storage.db import is_sqlite
 from app.storage.models import Message, Subscription
@@ -223,15 +223,15 @@ async def test_renewing_extends_only_the_leases_still_held(world, example):
         await world.post_notice(example)
     now = datetime.now(UTC)
 
-    async def claim(at: datetime) -> list[outbox.Claimed]:
+    async def claim(at: datetime) -> list[leases.Claimed]:
         async with world.sessions() as session, session.begin():
-            return await outbox.claim_due(
+            return await leases.claim_due(
                 session, world.data_keys, now=at, limit=10, lease=timedelta(hours=1)
             )
 
     first = await claim(now)
     async with world.sessions() as session, session.begin():
-        await outbox.release(session, first[:1])
+        await leases.release(session, first[:1])
     assert [c.delivery_id for c in await claim(now)] == [first[0].delivery_id]  # another's now
     async with world.sessions() as session, session.begin():
         await session.execute(
@@ -276,7 +276,7 @@ async def test_a_claim_takes_no_more_of_one_subscription_than_its_cap(world, exa
         await world.post_notice(example)
     now = datetime.now(UTC)
     async with world.sessions() as session, session.begin():
-        claimed = await outbox.claim_due(
+        claimed = await leases.claim_due(
             session,
             world.data_keys,
             now=now,
@@ -437,16 +437,16 @@ async def test_released_claims_are_due_again_at_once(world, example):
     for _ in range(2):
         await world.post_notice(example)
 
-    async def claim() -> list[outbox.Claimed]:
+    async def claim() -> list[leases.Claimed]:
         async with world.sessions() as session, session.begin():
-            return await outbox.claim_due(
+            return await leases.claim_due(
                 session, world.data_keys, now=datetime.now(UTC), limit=10, lease=timedelta(hours=1)
             )
 
     first = await claim()
     assert len(first) == 2 and await claim() == []
     async with world.sessions() as session, session.begin():
-        await outbox.release(session, first)
+        await leases.release(session, first)
     assert {c.delivery_id for c in await claim()} == {c.delivery_id for c in first}
 
 
@@ -459,7 +459,7 @@ def test_a_claim_starts_only_while_its_lease_outlasts_a_whole_attempt() -> None:
     assert lease_lasts(replace(item, leased_until=None), now, timedelta(seconds=15))
 
 
-CLAIMED = outbox.Claimed(
+CLAIMED = leases.Claimed(
     delivery_id=uuid.uuid4(),
     lease_token=uuid.uuid4(),
     attempts=0,

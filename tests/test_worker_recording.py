@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from app.messages import outbox
+from app.messages import leases
 from app.messages.webhook import Outcome
 from app.storage.db import is_sqlite
 from app.worker.loop import record
 
 
-async def claimed_deliveries(world, example, notices: int) -> list[outbox.Claimed]:
+async def claimed_deliveries(world, example, notices: int) -> list[leases.Claimed]:
     for code in ("N07", "SMS-LEEDS"):
         response = await world.api.post(
             "/v1/subscriptions",
@@ -28,7 +28,7 @@ async def claimed_deliveries(world, example, notices: int) -> list[outbox.Claime
         example["person"]["noms_number"] = f"A{n:04d}BC"
         assert (await world.post_notice(example)).status_code == 202
     async with world.sessions() as session, session.begin():
-        return await outbox.claim_due(
+        return await leases.claim_due(
             session,
             world.data_keys,
             now=datetime.now(UTC),

@@ -80,12 +80,14 @@ async def list_messages(
 async def get_message(
     message_id: uuid.UUID, caller: RecipientReader, session: Session, data_keys: DataKeysDep
 ) -> MessageOut:
-    """One signed message. Another organisation's message does not exist, as far as you know."""
+    """One signed message. Another organisation's message does not exist, as far as you know;
+    nor does one of yours until it has its number in your inbox (moments after it was made)."""
     found = (
         await session.execute(
             _with_replacement().where(
                 Message.id == message_id,
                 Message.recipient_organisation_id == caller.organisation_id,
+                Message.sequence.is_not(None),  # in the inbox once numbered, not before
             )
         )
     ).one_or_none()

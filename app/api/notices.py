@@ -101,7 +101,6 @@ async def _once(
     )
     if claimed is not None:
         idempotency.remember(claimed, answer, accepted.notice.id)
-    await intake.finish(session, accepted)  # last: it locks the recipients' inbox counters
     return JSONResponse(answer.body, answer.status_code, headers={"location": answer.location})
 
 

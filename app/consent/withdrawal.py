@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,7 +36,6 @@ from app.messages.signed import (
     CONSENT_WITHDRAWN,
     DISCLOSURE,
     Context,
-    lock_recipients,
     queue,
     retract,
 )
@@ -115,24 +113,17 @@ async def consent_lost(
     context: Context,
     now: datetime,
     *,
-    also_lock: Iterable[uuid.UUID] = (),
     standing: dict[str, bool] | None = None,
 ) -> Effects:
     """Deal with every message that relied on `scope`, if the person's consent to it does not
-    stand now (another record may still give it). Numbering messages for those recipients locks
-    their inbox counters, and with them `also_lock`, the ones the caller will number next: in one
-    statement, so in one order. `standing` is the person's standing consent now, if the caller
-    has read it since the last change to their records."""
+    stand now (another record may still give it). `standing` is the person's standing consent
+    now, if the caller has read it since the last change to their records."""
     effects = Effects()
     if standing is None:
         standing = await consents.standing(session, person_ref, now)
     if standing.get(scope):
         return effects
     relying = await _relying(session, person_ref, scope)
-    if relying:
-        await lock_recipients(
-            session, [*(m.recipient_organisation_id for m, *_ in relying), *also_lock]
-        )
     for message, disclosure, notice, stands in relying:
         if await retract(session, message, now, "consent_withdrawn"):
             effects.revoked.append(message.id)
@@ -184,7 +175,12 @@ async def _relying(
                 Message.withdrawn_at.is_(None),
                 Message.purged_at.is_(None),
             )
-            .order_by(Message.recipient_organisation_id, Message.sequence)
+            .order_by(
+                Message.recipient_organisation_id,
+                Message.created_at,
+                Message.stored_order,
+                Message.id,
+            )
         )
     ).all()
     return [(m, d, n, bool(s)) for m, d, n, s in rows if scope in (d.consents_relied or [])]

@@ -53,6 +53,8 @@ async def _own_message(
     message = await session.scalar(query)
     if message is None or message.recipient_organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
+    if message.sequence is None:  # not in the inbox until numbered (app/api/messages.py)
+        raise Problem(404, "Not found", "No such message.")
     return message
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
 from app.messages import lock_order, retry
-from app.messages.outbox import DELIVERED, PENDING, SETTLED, Claimed
+from app.messages.leases import Claimed
+from app.messages.outbox import DELIVERED, PENDING, SETTLED
 from app.messages.webhook import Outcome
 from app.storage.models import Delivery, DeliveryAttempt, Subscription
 

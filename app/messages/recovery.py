@@ -49,12 +49,13 @@ async def deliveries(
     offset: int,
     limit: int,
 ) -> list[DeliveryRecord]:
-    """A page of the subscription's deliveries, newest first, each with every attempt."""
+    """A page of the subscription's deliveries, newest first, each with every attempt: those
+    of messages numbered in the inbox (the others are not yet due)."""
     subscription = await subscriptions.own(session, caller, subscription_id)
     query = (
         select(Delivery, Message.sequence, Message.kind)
         .join(Message, Message.id == Delivery.message_id)
-        .where(Delivery.subscription_id == subscription.id)
+        .where(Delivery.subscription_id == subscription.id, Message.sequence.is_not(None))
     )
     if state is not None:
         query = query.where(Delivery.state == state)
@@ -81,7 +82,7 @@ async def deliveries(
 
 
 def unsendable(message: Message, superseded_by: uuid.UUID | None) -> str | None:
-    """Why a message may no longer be sent (as outbox.claim_due decides), or None; with the
+    """Why a message may no longer be sent (as leases.claim_due decides), or None; with the
     message that replaced it, if one did (supersession.superseded_by)."""
     if message.revoked_at is not None:
         return "revoked"
@@ -126,6 +127,8 @@ async def redeliver(
     only the one named); the deliveries that will send it."""
     message = await session.get(Message, message_id)
     if message is None or message.recipient_organisation_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such message.")
+    if message.sequence is None:  # not in the inbox until numbered (app/api/messages.py)
         raise Problem(404, "Not found", "No such message.")
     named = None
     if subscription_id is not None:
@@ -233,7 +236,7 @@ async def recover(
         await session.execute(
             select(Message.id, Message.created_at)
             .where(*window)
-            .order_by(Message.created_at, Message.sequence)
+            .order_by(Message.created_at, Message.stored_order, Message.id)
             .limit(limit + 1)
         )
     ).all()

@@ -4,7 +4,11 @@ A message is a disclosure (what the policy lets one recipient see of one notice 
 cancellation (a disclosure it held no longer stands), or a consent withdrawal (a disclosure it
 holds relied on a consent the person has withdrawn). Each is a JWS signed with the exchange's
 current key (and then a JWE encrypted to the recipient's key, if it registered one), sealed at
-rest, numbered in the recipient's inbox and queued in the caller's transaction.
+rest, stored and queued in the caller's transaction. It is stored unnumbered: the sequencer
+gives it its number in the recipient's inbox once the transaction has committed
+(app/messages/sequencer.py), so intake locks nothing of the recipient's. Which message is a
+recipient's latest is told, here, by the order messages are made in (`made_in_order`), which
+exists before the number does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
@@ -28,6 +32,7 @@ from app.storage.db import flush_pending
 from app.storage.models import Delivery, Message, Organisation, ReleaseNotice
 
 DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
+STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 TYP = {
     DISCLOSURE: "disclosure+jwt",
     CANCELLATION: "cancellation+jwt",
@@ -55,6 +60,13 @@ class Sent:
     kind: str = DISCLOSURE
 
 
+def made_in_order() -> tuple[ColumnElement[Any], ...]:
+    """The order in which a recipient's messages about one notice were made, for a query that
+    joins ReleaseNotice: by version of the notice, then by time made, then in the order its
+    transaction stored them (which share the time), then by id."""
+    return (ReleaseNotice.version, Message.created_at, Message.stored_order, Message.id)
+
+
 async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, Message]:
     """Per recipient, the latest message it holds about any version of this notice: a
     disclosure or a cancellation. A revoked message was never sent, and a consent withdrawal
@@ -67,25 +79,9 @@ async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, M
             Message.kind.in_((DISCLOSURE, CANCELLATION)),
             Message.revoked_at.is_(None),
         )
-        .order_by(Message.sequence)
+        .order_by(*made_in_order())
     )
     return {m.recipient_organisation_id: m for m in messages}
-
-
-async def lock_recipients(session: AsyncSession, organisation_ids: Iterable[uuid.UUID]) -> None:
-    """Lock the recipients' inbox counters in one order (by id) before numbering messages for
-    several of them, so that two transactions never wait on each other in opposite orders. FOR
-    NO KEY UPDATE, as the numbering UPDATE itself: it does not conflict with the share locks
-    that rows referencing the organisation (disclosures, messages) take on it, which FOR UPDATE
-    would, and two notices holding those would then wait on each other in a circle."""
-    ids = sorted(set(organisation_ids))
-    if ids and session.bind.dialect.name == "postgresql":
-        await session.execute(
-            select(Organisation.id)
-            .where(Organisation.id.in_(ids))
-            .order_by(Organisation.id)
-            .with_for_update(key_share=True)
-        )
 
 
 async def retract(session: AsyncSession, message: Message, now: datetime, why: str) -> bool:
@@ -157,18 +153,25 @@ async def retract_held(
 async def _held_before(session: AsyncSession, message: Message) -> Message | None:
     """What the recipient held of the notice before this message was made: the latest earlier
     disclosure or cancellation to it of any version of the notice, not revoked."""
-    series = select(ReleaseNotice.series_id).where(ReleaseNotice.id == message.notice_id)
+    series, version = (
+        await session.execute(
+            select(ReleaseNotice.series_id, ReleaseNotice.version).where(
+                ReleaseNotice.id == message.notice_id
+            )
+        )
+    ).one()
     return await session.scalar(
         select(Message)
         .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
         .where(
-            ReleaseNotice.series_id == series.scalar_subquery(),
+            ReleaseNotice.series_id == series,
             Message.recipient_organisation_id == message.recipient_organisation_id,
             Message.kind.in_((DISCLOSURE, CANCELLATION)),
             Message.revoked_at.is_(None),
-            Message.sequence < message.sequence,
+            tuple_(*made_in_order())
+            < tuple_(version, message.created_at, message.stored_order, message.id),
         )
-        .order_by(Message.sequence.desc())
+        .order_by(*(column.desc() for column in made_in_order()))
         .limit(1)
     )
 
@@ -197,9 +200,9 @@ async def cancel(
 
 @dataclass(frozen=True)
 class Draft:
-    """A message signed (and encrypted and sealed), not yet numbered, stored or queued."""
+    """A message signed (and encrypted and sealed), not yet stored or queued."""
 
-    message: Message  # its sequence is given by store()
+    message: Message  # unnumbered: the sequencer numbers it after commit
     organisation: Organisation
     jws: str
     sent: str  # the JWS, or the JWE of it the recipient gets
@@ -219,7 +222,7 @@ def draft(
     supersedes: uuid.UUID | None = None,
 ) -> Draft:
     """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
-    key now) and seal it: the slow part, done before the recipient's inbox counter is locked."""
+    key now) and seal it."""
     message_id = uuid.uuid4()
     signed = {
         "iss": context.issuer,
@@ -256,24 +259,24 @@ async def store(
     *,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> list[Message]:
-    """Number each drafted message in its recipient's inbox, store it, log it and queue its
-    deliveries, now. Numbering locks the recipients' counters until the transaction ends, so it
-    is done last: what the session holds pending is written first, and after the numbers only
-    the messages, their deliveries and their log entries, a Core statement for each table (a
-    caller numbering for several recipients in turn locks them all first: lock_recipients).
-    `subscribed` is what outbox.subscribers found for the recipients, if the caller has read it.
-    The messages returned are not in the session: a query reads them as stored."""
+    """Store each drafted message, unnumbered, log it and queue its deliveries, now: what the
+    session holds pending is written first, then the messages, their deliveries and their log
+    entries, a Core statement for each table. `subscribed` is what outbox.subscribers found
+    for the recipients, if the caller has read it. On PostgreSQL the workers are told at commit
+    (by that read, or else here), and one of them numbers the messages then; their deliveries
+    wait for the numbers. The messages returned are not in the session: a query reads them."""
     drafts = list(drafts)
     if not drafts:
         return []
     if subscribed is None:
         subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
     await flush_pending(session)
-    numbers = await outbox.next_sequences(session, [d.organisation.id for d in drafts])
     messages, entries = [], []
-    for drafted, number in zip(drafts, numbers, strict=True):
+    stored = session.info.get(STORED, 0)  # how many this session has stored before
+    session.info[STORED] = stored + len(drafts)
+    for order, drafted in enumerate(drafts, start=stored):
         message = drafted.message
-        message.sequence = number
+        message.stored_order = order
         messages.append(message)
         entries.append(
             audit.about_message(
@@ -284,7 +287,6 @@ async def store(
                     "kind": message.kind,
                     "kid": drafted.kid,
                     "jws_sha256": audit.sha256_hex(drafted.jws),
-                    "sequence": message.sequence,
                     "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
                     **(
                         {
@@ -300,6 +302,7 @@ async def store(
     connection = await session.connection()
     await connection.execute(insert(Message.__table__), [_columns(m) for m in messages])
     await outbox.enqueue(session, messages, now, subscribed, logged=entries)
+    await outbox.wake_workers(session)  # to number them, if subscribers() has not told them
     return messages
 
 

@@ -28,7 +28,7 @@ def superseded_by(message_id: ColumnElement[Any] | Any) -> ScalarSelect[Any]:
     return (
         select(newer.c.id)
         .where(newer.c.supersedes_id == message_id, newer.c.kind.in_(REPLACING))
-        .order_by(newer.c.sequence.desc())
+        .order_by(newer.c.created_at.desc(), newer.c.stored_order.desc(), newer.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )

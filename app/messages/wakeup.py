@@ -21,7 +21,8 @@ RETRY_SECONDS = 5.0
 
 
 class Listener:
-    """Sets `kick` whenever deliveries are queued, for as long as it is open."""
+    """Sets `kick` whenever messages are stored (to be numbered), numbered, or deliveries
+    queued, for as long as it is open."""
 
     def __init__(self, database_url: str, kick: asyncio.Event) -> None:
         self._dsn = (

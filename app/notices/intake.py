@@ -2,9 +2,8 @@
 
 Each routes, decides, signs and queues in the caller's transaction, with a log entry for each
 step, and never commits: the caller owns the transaction. A notice's body and every message's
-payload are sealed before they are stored. A first version's messages are numbered and queued
-by finish(), which the caller must call as its last step before it commits: numbering locks the
-recipients' inbox counters until then.
+payload are sealed before they are stored. Messages are stored unnumbered: the sequencer numbers
+them in their recipients' inboxes once the caller has committed (app/messages/sequencer.py).
 """
 
 from __future__ import annotations
@@ -27,18 +26,15 @@ from app.messages.outbox import subscribers
 from app.messages.signed import (
     DISCLOSURE,
     Context,
-    Draft,
     Sent,
     cancel,
     held,
-    lock_recipients,
     retract,
     retract_held,
     store,
 )
 from app.notices.document import ReleaseNotice as NoticeBody
 from app.notices.document import implausible
-from app.storage.db import flush_pending
 from app.storage.models import Organisation, ReleaseNotice
 from app.wire.errors import Problem, invalid
 
@@ -53,29 +49,9 @@ ROUTES = (
 
 
 @dataclass(frozen=True)
-class Unnumbered:
-    """Messages signed, their deliveries' subscriptions read, but not yet numbered or stored."""
-
-    drafts: list[Draft]
-    subscribed: dict[uuid.UUID, list[uuid.UUID]]
-    now: datetime
-
-
-@dataclass(frozen=True)
 class Accepted:
     notice: ReleaseNotice
     recipients: list[Sent]
-    # A first version's messages, left for finish(): numbering locks the recipients' inbox
-    # counters until commit, so it is the transaction's last step.
-    unnumbered: Unnumbered | None = None
-
-
-async def finish(session: AsyncSession, accepted: Accepted) -> None:
-    """Number and store the messages accept_notice left unnumbered, if any: the caller's last
-    writes before it commits, since the recipients' counters stay locked until then."""
-    if accepted.unnumbered:
-        job = accepted.unnumbered
-        await store(session, job.drafts, job.now, subscribed=job.subscribed)
 
 
 async def route(
@@ -117,8 +93,7 @@ async def accept_notice(
     now: datetime,
     amends: uuid.UUID | None = None,
 ) -> Accepted:
-    """Store a notice (or, with `amends`, a new version of one) and send what it causes; what
-    Accepted.unnumbered holds is stored only by finish(), which the caller must then call."""
+    """Store a notice (or, with `amends`, a new version of one) and send what it causes."""
     errors = []  # every failing field at once, not the first stage's only
     if notice.release.prison_code != caller.organisation_code:
         errors.append(
@@ -155,7 +130,7 @@ async def accept_notice(
         status_reason=None if community else f"release_reason_{notice.release.reason}",
         received_at=now,
     )
-    session.add(row)  # written by the flush before the counters are locked, with its consents
+    session.add(row)  # written by the first flush, with its consents
     actor = {
         "actor_organisation_id": caller.organisation_id,
         "actor_client_id": caller.client_id,
@@ -184,10 +159,6 @@ async def accept_notice(
             details={"reason": row.status_reason},
         )
     holders = await held(session, row.series_id) if previous else {}
-    # Every inbox counter this notice may number, locked in one order (lock_recipients) by the
-    # first step that numbers a message: a lost consent's notices, or else the recipients' own
-    # below, once their messages are decided and signed. The lock is held until commit.
-    counters = [o.id for o, _ in recipients] + list(holders)
     records = await consents.record_carried(
         session, person_ref, notice.consent, caller=caller, notice_id=row.id, now=now
     )
@@ -209,9 +180,7 @@ async def accept_notice(
     # A consent that no longer stands stops what relied on it; one never given (a first
     # notice's refusal, say) cannot have been relied on, and costs no search.
     for scope in sorted(lost & consents.ever_given(records)):
-        await consent_lost(
-            session, person_ref, scope, context, now, also_lock=counters, standing=standing
-        )
+        await consent_lost(session, person_ref, scope, context, now, standing=standing)
     drafts = [
         decided(session, row, body, organisation, role, standing, context, now, holders)
         for organisation, role in recipients
@@ -222,13 +191,9 @@ async def accept_notice(
     ]
     signed = [d for d in drafts if d]
     subscribed = await subscribers(session, [d.organisation.id for d in signed])
-    if not holders:  # numbered last, by finish(): nothing below needs the numbers
-        return Accepted(row, sent, Unnumbered(signed, subscribed, now))
-    # Numbering locks the recipients' counters in one order (the holders' with them, as a
-    # cancellation below numbers for them too) until commit: what needs no number goes first.
-    await flush_pending(session)
-    await lock_recipients(session, counters)
     await store(session, signed, now, subscribed=subscribed)
+    if not holders:
+        return Accepted(row, sent)
     # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
     # may hold one (that one, or one before it, if it never went) and gets nothing from this
     # version is told it no longer stands.
@@ -273,7 +238,6 @@ async def cancel_notice(
         details={"reason": reason, "version": row.version},
     )
     holders = await held(session, row.series_id)
-    await lock_recipients(session, holders)
     sent = []
     for message in holders.values():
         if still := await retract_held(session, message, now, "cancelled"):

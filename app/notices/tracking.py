@@ -85,7 +85,7 @@ async def track(
             select(Message, Organisation.code, Organisation.kind, superseded_by(Message.id))
             .join(Organisation, Organisation.id == Message.recipient_organisation_id)
             .where(Message.notice_id == notice_id)
-            .order_by(Message.sequence)
+            .order_by(Message.created_at, Message.stored_order, Message.id)
         )
     ).all()
     replaced_by = {m.id: by for m, _, _, by in messages}

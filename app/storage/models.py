@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,7 +95,7 @@ class Organisation(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
-    # The last inbox sequence number handed out to this organisation as a recipient.
+    # The last inbox sequence number the sequencer gave this organisation's messages.
     message_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # A recipient's RSA public key (a JWK with its kid): its messages are then signed and then
     # encrypted to it (RSA-OAEP-256, A256GCM, cty JWT). None: signed only.
@@ -205,12 +206,23 @@ class Message(Base):
 
     A disclosure, or a cancellation of an earlier message. `supersedes_id` names the message to
     the same recipient that this one replaces (an amendment's disclosure, or a cancellation).
+    `sequence` is its number in the recipient's inbox: NULL when stored, given once, after
+    commit, by the sequencer (app/messages/sequencer.py), and never changed.
     """
 
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("recipient_organisation_id", "sequence"),
         Index("ix_message_recipient_created", "recipient_organisation_id", "created_at"),
+        # The messages the sequencer has still to number: a few rows, whatever the table's size.
+        Index(
+            "ix_message_unnumbered",
+            "created_at",
+            "stored_order",
+            "id",
+            sqlite_where=text("sequence IS NULL"),
+            postgresql_where=text("sequence IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -222,7 +234,10 @@ class Message(Base):
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
     _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
     _disclosure: Mapped[Disclosure | None] = relationship(lazy="raise")  # flush order only
-    sequence: Mapped[int] = mapped_column(BigInteger)
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # Its place among the messages its session stored (0, 1, ...): one transaction's messages
+    # share created_at, and the sequencer numbers them in the order they were stored.
+    stored_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     jws_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     jws_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,9 @@ started, so that one pass settles and claims many deliveries: a pass costs a few
 whatever its size. It also purges data past its retention period, once per
 EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and once a second
 sequences new log entries into the log's tree and signs a checkpoint when one is due
-(app/audit/tree.py), in another.
+(app/audit/tree.py), in another. Before each pass claims, it numbers the messages committed since
+the last in their recipients' inboxes (app/messages/sequencer.py): a delivery waits for its
+message's number, which its webhook carries.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import tree as log_tree
 from app.audit.signer import LogSigner, load_log_signer
 from app.keys.sealing import DataKeys
-from app.messages import outbox
+from app.messages import leases
 from app.messages.wakeup import Listener
 from app.messages.webhook import (
     CONNECT_TIMEOUT_SECONDS,
@@ -41,7 +43,7 @@ from app.messages.webhook import (
 )
 from app.notices import retention
 from app.settings import Settings
-from app.worker.transactions import claim, record, record_and_claim, release, renew
+from app.worker.transactions import claim, number, record, record_and_claim, release, renew
 
 log = logging.getLogger("exchange.worker")
 LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
@@ -76,14 +78,16 @@ async def run_once(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Claim what is due now (a batch), deliver it all, and return how many were attempted.
-    One pass, for tests and tools: run_forever is the worker, and shares itself out."""
+    """Number what was committed unnumbered, claim what is due now (a batch), deliver it all,
+    and return how many were attempted. One pass, for tests and tools: run_forever is the
+    worker, and shares itself out."""
+    await number(sessions)
     claimed = await claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
     await asyncio.gather(*(deliver(sessions, client, settings, item, clock) for item in claimed))
     return len(claimed)
 
 
-async def attempt(client: httpx.AsyncClient, settings: Settings, item: outbox.Claimed) -> Outcome:
+async def attempt(client: httpx.AsyncClient, settings: Settings, item: leases.Claimed) -> Outcome:
     """One attempt at one claimed delivery; no database."""
     body = webhook_body(
         kind=item.kind,
@@ -109,7 +113,7 @@ async def deliver(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
-    item: outbox.Claimed,
+    item: leases.Claimed,
     clock: Callable[[], datetime],
 ) -> str | None:
     """One attempt at one claimed delivery, then its outcome recorded in a transaction of its
@@ -136,7 +140,7 @@ async def purge_expired(
             return retention.Purged(notices, messages)
 
 
-def lease_lasts(item: outbox.Claimed, now: datetime, whole_attempt: timedelta) -> bool:
+def lease_lasts(item: leases.Claimed, now: datetime, whole_attempt: timedelta) -> bool:
     """PURE: whether a claimed delivery may start now: its lease must outlast a whole attempt,
     or another worker could claim and send it while this one still is."""
     return item.leased_until is None or now + whole_attempt < item.leased_until
@@ -149,7 +153,7 @@ def claims_ahead(settings: Settings) -> int:
 
 
 def lease_renewal_due(
-    item: outbox.Claimed, now: datetime, lease: timedelta, whole_attempt: timedelta
+    item: leases.Claimed, now: datetime, lease: timedelta, whole_attempt: timedelta
 ) -> bool:
     """PURE: whether a claim waiting for room should have its lease renewed now: once it has
     less left than halfway from a whole lease down to a whole attempt. Passes come at least every
@@ -160,8 +164,8 @@ def lease_renewal_due(
 
 
 def still_ready(
-    ready: Iterable[outbox.Claimed], asked: Sequence[outbox.Claimed], kept: Sequence[outbox.Claimed]
-) -> list[outbox.Claimed]:
+    ready: Iterable[leases.Claimed], asked: Sequence[leases.Claimed], kept: Sequence[leases.Claimed]
+) -> list[leases.Claimed]:
     """PURE: what waits once a renewal of `asked` came back `kept`, from what `ready` holds now
     (attempts that ended while it ran may have started some: they stay started, never queued
     again): the renewed in their new lease, those asked and not kept given up, the rest as they
@@ -195,9 +199,10 @@ async def run_forever(
     out however slow its receiver. A pass runs when three quarters of what the last one left
     ready has started (so a pass settles and claims many deliveries, not one), when nothing is
     ready and the last claim may have left some due (Pace), when PostgreSQL notifies that
-    deliveries were queued, or after worker_poll_seconds; an ended attempt is recorded within
-    RECORD_WITHIN_SECONDS. What is still ready when the worker stops is released, due again at
-    once.
+    messages were stored or numbered, or after worker_poll_seconds (SQLite's only wake-up).
+    Each pass first numbers the messages committed since the last (app/messages/sequencer.py).
+    An ended attempt is recorded within RECORD_WITHIN_SECONDS. What is still ready when the
+    worker stops is released, due again at once.
     """
     loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
@@ -205,10 +210,10 @@ async def run_forever(
     stop_waiter = asyncio.ensure_future(stop.wait())
     stop_waiter.add_done_callback(lambda _: kick.set())
     listener = Listener(settings.database_url, kick)
-    in_flight: dict[asyncio.Task[Outcome], outbox.Claimed] = {}
+    in_flight: dict[asyncio.Task[Outcome], leases.Claimed] = {}
     per_subscription: Counter[uuid.UUID] = Counter()  # attempts in flight
-    ready: deque[outbox.Claimed] = deque()  # claimed, waiting for room
-    ended: list[tuple[outbox.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
+    ready: deque[leases.Claimed] = deque()  # claimed, waiting for room
+    ended: list[tuple[leases.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
     cap, ahead = settings.worker_subscription_concurrency, claims_ahead(settings)
     most_ready = settings.worker_concurrency * ROUNDS_AHEAD
     whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
@@ -266,6 +271,7 @@ async def run_forever(
             kick.clear()
             pace.passing()
             await listener.ensure()
+            await number(sessions)  # before claiming: a delivery waits for its message's number
             if loop.time() >= next_purge:
                 next_purge = loop.time() + settings.retention_purge_interval_seconds
                 await _purge(sessions, settings)

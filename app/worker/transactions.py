@@ -1,4 +1,5 @@
-"""The delivery worker's transactions: claiming, recording outcomes, or both in one pass.
+"""The delivery worker's transactions: numbering messages, claiming, recording outcomes, or
+both of the last in one pass.
 
 Each is a transaction of its own, opened here and committed here, and each fails alone: a
 traceback could carry SQL parameters, so failures are logged by type only.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.keys.sealing import DataKeys
-from app.messages import outbox, outcomes
+from app.messages import leases, outcomes, sequencer
 from app.messages.webhook import Outcome
 from app.settings import Settings
 
@@ -31,7 +32,7 @@ async def claim(
     limit: int,
     waiting: Mapping[uuid.UUID, int] | None,
     ahead: int | None = None,
-) -> list[outbox.Claimed]:
+) -> list[leases.Claimed]:
     """A claim in a transaction of its own. With `waiting` (the pool's claims not yet started,
     per subscription), no subscription gets more than `ahead` waiting at once."""
     async with sessions() as session, session.begin():
@@ -46,8 +47,8 @@ async def _claim_in(
     limit: int,
     waiting: Mapping[uuid.UUID, int] | None,
     ahead: int | None,
-) -> list[outbox.Claimed]:
-    return await outbox.claim_due(
+) -> list[leases.Claimed]:
+    return await leases.claim_due(
         session,
         data_keys,
         now=now,
@@ -61,7 +62,7 @@ async def _claim_in(
 async def record(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
-    ended: list[tuple[outbox.Claimed, Outcome]],
+    ended: list[tuple[leases.Claimed, Outcome]],
     clock: Callable[[], datetime],
 ) -> list[str | None]:
     """The outcomes of attempts that have ended, settled in one transaction: each delivery's
@@ -90,7 +91,7 @@ async def record(
     return states
 
 
-def _log_recorded(ended: list[tuple[outbox.Claimed, Outcome]], states: list[str | None]) -> None:
+def _log_recorded(ended: list[tuple[leases.Claimed, Outcome]], states: list[str | None]) -> None:
     for (item, outcome), state in zip(ended, states, strict=True):
         log.info(
             "delivery %s attempt %d: %s (%s)",
@@ -105,11 +106,11 @@ async def record_and_claim(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     data_keys: DataKeys,
-    ended: list[tuple[outbox.Claimed, Outcome]],
+    ended: list[tuple[leases.Claimed, Outcome]],
     room: int,
     waiting: Mapping[uuid.UUID, int],
     ahead: int,
-) -> list[outbox.Claimed]:
+) -> list[leases.Claimed]:
     """The outcomes of attempts that have ended, then a claim of as many as there is room for,
     in one transaction: a pass of the pool costs one commit, not two. Should it fail, each is
     done again in a transaction of its own (recording then settles one outcome at a time if it
@@ -142,26 +143,26 @@ async def record_and_claim(
         return []
 
 
-async def release(sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed]) -> None:
+async def release(sessions: async_sessionmaker[AsyncSession], items: list[leases.Claimed]) -> None:
     if not items:
         return
     try:
         async with sessions() as session, session.begin():
-            await outbox.release(session, items)
+            await leases.release(session, items)
     except Exception as exc:  # their leases run out instead
         log.error("releasing deliveries failed (%s)", type(exc).__name__)
 
 
 async def renew(
-    sessions: async_sessionmaker[AsyncSession], items: list[outbox.Claimed], until: datetime
-) -> list[outbox.Claimed] | None:
+    sessions: async_sessionmaker[AsyncSession], items: list[leases.Claimed], until: datetime
+) -> list[leases.Claimed] | None:
     """Claims waiting for room, their leases extended to `until`; any whose lease was lost
     meanwhile (another worker has it), or whose message or subscription was stopped, is left out.
     None if the transaction failed: the claims keep their leases as they were, and one that runs
     out then stops its claim from starting."""
     try:
         async with sessions() as session, session.begin():
-            kept = await outbox.renew(session, items, until)
+            kept = await leases.renew(session, items, until)
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("renewing leases failed (%s)", type(exc).__name__)
         return None
@@ -172,3 +173,21 @@ async def renew(
         else:
             log.warning("delivery %s: its claim was given up while it waited", item.delivery_id)
     return renewed
+
+
+async def number(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Number the committed messages still unnumbered in their recipients' inboxes
+    (app/messages/sequencer.py), a batch per transaction, until none is left or another
+    sequencer is at work: how many this one numbered. A failure is logged and left for the next
+    pass: the messages stay unnumbered, and their deliveries wait, until one succeeds."""
+    numbered = 0
+    while True:
+        try:
+            async with sessions() as session, session.begin():
+                batch = await sequencer.number(session)
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.error("numbering messages failed (%s)", type(exc).__name__)
+            return numbered
+        numbered += batch
+        if batch < sequencer.BATCH:
+            return numbered
