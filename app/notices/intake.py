@@ -39,11 +39,9 @@ from app.messages.signed import (
     store,
 )
 from app.notices.document import ReleaseNotice as NoticeBody
-from app.notices.document import implausible
 from app.notices.plan import (
     ACCEPTED,
     CANCELLED,
-    COMMUNITY_RELEASE,
     NOT_ROUTED,
     SUPERSEDED,
     Carrier,
@@ -53,6 +51,7 @@ from app.notices.plan import (
     Record,
     plan_notice,
 )
+from app.notices.routing import validated
 from app.storage.models import (
     Consent,
     ConsentCarrier,
@@ -64,11 +63,6 @@ from app.storage.models import (
 from app.wire.errors import Problem, invalid
 
 OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which may change
-# Which member of the release plan names which kind of recipient.
-ROUTES = (
-    ("probation_provider", "probation_provider"),
-    ("substance_misuse_service", "substance_misuse_service"),
-)
 
 
 @dataclass(frozen=True)
@@ -97,36 +91,6 @@ async def finish(session: AsyncSession, accepted: Accepted) -> None:
         await store(session, job.drafts, job.now, subscribed=job.subscribed)
 
 
-async def route(
-    session: AsyncSession, notice: NoticeBody
-) -> tuple[list[tuple[Organisation, str]], list[dict[str, str]]]:
-    """The registered, enabled organisations the release plan names, and an error for each
-    code that names none."""
-    wanted = [
-        (member, role, getattr(notice.release_plan, member))
-        for member, role in ROUTES
-        if getattr(notice.release_plan, member)
-    ]
-    codes = {code for _, _, code in wanted}
-    found = {
-        o.code: o
-        for o in await session.scalars(select(Organisation).where(Organisation.code.in_(codes)))
-    }
-    routed, errors = [], []
-    for member, role, code in wanted:
-        organisation = found.get(code)
-        if organisation is None or organisation.kind != role or organisation.disabled_at:
-            errors.append(
-                {
-                    "pointer": f"/release_plan/{member}",
-                    "detail": f"{code!r} is not a registered {role.replace('_', ' ')}",
-                }
-            )
-        else:
-            routed.append((organisation, role))
-    return routed, errors
-
-
 async def accept_notice(
     session: AsyncSession,
     notice: NoticeBody,
@@ -140,7 +104,7 @@ async def accept_notice(
     Accepted.unnumbered holds is stored only by finish(), which the caller must then call.
     It reads what the decision needs (_read), plans it (app/notices/plan.py), signs what the
     plan sends, then writes the plan (_write)."""
-    recipients = await _validated(session, notice, caller=caller, now=now)
+    recipients = await validated(session, notice, caller=caller, now=now)
     person_ref = context.data_keys.person_ref(notice.person.noms_number)
     read, holders = await _read(
         session,
@@ -202,26 +166,6 @@ async def accept_notice(
     await store(session, drafts, now, subscribed=read.subscribed)
     sent += await _replace_held(session, row, holders, sent, context=context, now=now)
     return Accepted(row, sent)
-
-
-async def _validated(
-    session: AsyncSession, notice: NoticeBody, *, caller: Caller, now: datetime
-) -> list[tuple[Organisation, str]]:
-    """The notice's recipients, or 422 with every failing field at once."""
-    errors = []
-    if notice.release.prison_code != caller.organisation_code:
-        errors.append(
-            {
-                "pointer": "/release/prison_code",
-                "detail": f"you act for {caller.organisation_code}: post only its releases",
-            }
-        )
-    errors += implausible(notice, now)
-    community = notice.release.reason == COMMUNITY_RELEASE
-    recipients, unrouted = await route(session, notice) if community else ([], [])
-    if errors or unrouted:
-        raise invalid(errors + unrouted)
-    return recipients
 
 
 async def _read(

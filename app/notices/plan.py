@@ -208,30 +208,7 @@ def plan_notice(
         "person_ref": person_ref,
     }
     earlier = read.earlier
-    entries = [
-        Entry(
-            "notice.amended" if earlier else "notice.received",
-            at=now,
-            notice_id=notice_id,
-            **actor,
-            details={
-                "body_sha256": body_sha256,
-                "version": row["version"],
-                "supersedes": str(earlier.id) if earlier else None,
-                "recipients": [o.code for o, _ in read.recipients],
-            },
-        )
-    ]
-    if row["status"] == NOT_ROUTED:
-        entries.append(
-            Entry(
-                "notice.not_routed",
-                at=now,
-                notice_id=notice_id,
-                **actor,
-                details={"reason": row["status_reason"]},
-            )
-        )
+    entries = _notice_entries(row, read, actor=actor, now=now)
     made, carried = carry(read.records, notice.consent, notice_id=notice_id, now=now, new_id=new_id)
     entries += [_recorded(r, now=now, **actor) for r in made]
     records = [*read.records, *made]
@@ -249,8 +226,7 @@ def plan_notice(
         gone = {r.id for r in voided}
         records = [r for r in records if r.id not in gone]
     standing = standing_of(records, now)
-    # A consent that no longer stands stops what relied on it; one never given (a first
-    # notice's refusal, say) cannot have been relied on, and costs no search.
+    # A lost consent never given (a first notice's refusal) cannot have been relied on.
     ever_given = {r.scope for r in [*read.records, *made] if r.decision == "given"}
     decided = _decide(
         body, read, policy=policy, standing=standing, notice_id=notice_id, now=now, new_id=new_id
@@ -273,6 +249,38 @@ def plan_notice(
         withdrawals=tuple(sorted(lost & ever_given)),
         standing=standing,
     )
+
+
+def _notice_entries(
+    row: Mapping[str, Any], read: Read, *, actor: Mapping[str, Any], now: datetime
+) -> list[Entry]:
+    """The notice's own log entries: received (or amended), and not routed if it is not."""
+    earlier = read.earlier
+    entries = [
+        Entry(
+            "notice.amended" if earlier else "notice.received",
+            at=now,
+            notice_id=row["id"],
+            **actor,
+            details={
+                "body_sha256": row["body_sha256"],
+                "version": row["version"],
+                "supersedes": str(earlier.id) if earlier else None,
+                "recipients": [o.code for o, _ in read.recipients],
+            },
+        )
+    ]
+    if row["status"] == NOT_ROUTED:
+        entries.append(
+            Entry(
+                "notice.not_routed",
+                at=now,
+                notice_id=row["id"],
+                **actor,
+                details={"reason": row["status_reason"]},
+            )
+        )
+    return entries
 
 
 def _decide(
@@ -357,9 +365,7 @@ def _consent_row(
         "organisation_id": caller.organisation_id,
         "notice_id": record.notice_id,
         "created_at": now,
-        "withdrawn_at": None,
-        "voided_at": None,
-        "withdrawn_by_organisation_id": None,
+        **dict.fromkeys(("withdrawn_at", "voided_at", "withdrawn_by_organisation_id")),
     }
 
 
