@@ -70,7 +70,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations (alembic upgrade head)."""
-    from app import migrate  # alembic takes a fifth of a second to import: only here
+    from app.storage import migrate  # alembic takes a fifth of a second to import: only here
 
     logs.configure()
     settings = Settings()
