@@ -6,7 +6,6 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +13,12 @@ from sqlalchemy import Insert, ScalarSelect, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.util import identity_key
 
+from app.audit.entry import Entry, about_message
 from app.storage.db import flush_pending
 from app.storage.models import AuditEntry, ReleaseNotice
 from app.wire.canonical import canonical_json
+
+__all__ = ["Entry", "about_message", "append", "append_many", "sha256_hex"]
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -70,33 +72,6 @@ def append(
             person_ref=person,
             details=details or {},
         )
-    )
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One log entry, as append takes it."""
-
-    action: str
-    at: datetime
-    actor_organisation_id: uuid.UUID | None = None
-    actor_client_id: str | None = None
-    notice_id: uuid.UUID | None = None
-    message_id: uuid.UUID | None = None
-    subject_organisation_id: uuid.UUID | None = None
-    person_ref: str | None = None
-    details: dict[str, Any] | None = None
-
-
-def about_message(message: Any, action: str, at: datetime, details: dict[str, Any]) -> Entry:
-    """A log entry about a message: its notice, and its recipient as the subject."""
-    return Entry(
-        action,
-        at=at,
-        notice_id=message.notice_id,
-        message_id=message.id,
-        subject_organisation_id=message.recipient_organisation_id,
-        details=details,
     )
 
 

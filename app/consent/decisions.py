@@ -1,7 +1,8 @@
 """Deciding one recipient's disclosure of one notice version, and queueing what it allows.
 
-Used wherever a notice is decided: intake (a new notice or an amendment) and a consent
-withdrawal (a notice decided again). Never commits: the caller owns the transaction.
+Used where a consent withdrawal decides a notice again; intake decides through its planner
+(app/notices/plan.py), with the same app/disclosure/explained.disclosure. Never commits: the
+caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
-from app.disclosure.explanations import explanation
-from app.disclosure.policy import decide
+from app.disclosure.explained import disclosure
 from app.keys.sealing import DataKeys, Sealed, place
 from app.messages.signed import DISCLOSURE, Context, Draft, draft, store
 from app.storage.models import Disclosure, Message, Organisation, ReleaseNotice
@@ -33,63 +33,36 @@ def decided(
     session: AsyncSession,
     notice: ReleaseNotice,
     body: dict[str, Any],
-    organisation: Organisation,
-    role: str,
+    *,
+    recipient: tuple[Organisation, str],
     standing: dict[str, bool],
     context: Context,
     now: datetime,
     holders: dict[uuid.UUID, Message],
 ) -> Draft | None:
-    """Decide what one recipient gets, record the decision, and draft the signed message if
-    anything at all is allowed (dispatch.store numbers and queues it). No query: the recipient's
-    inbox counter is locked only once the slow part, deciding and signing, is done."""
-    policy = context.policy
-    decision = decide(policy, body, role, standing)
-    told = explanation(policy, decision)  # the same account disclosures.py gives back
-    allowed, manifest = told["sent"], told["withheld"]
-    disclosure = Disclosure(
-        id=uuid.uuid4(),
+    """Decide what one recipient (organisation, role) gets, record the decision, and draft the
+    signed message if anything at all is allowed (signed.store numbers and queues it)."""
+    organisation, _ = recipient
+    row, entry, claims = disclosure(
+        context.policy,
+        body,
+        recipient,
+        standing=standing,
         notice_id=notice.id,
-        recipient_organisation_id=organisation.id,
-        recipient_role=role,
-        fields_sent=list(decision.fields_sent),
-        manifest=manifest,
-        allowed=allowed,
-        bases=told["bases"],
-        consents_relied=sorted(decision.consents_relied),
-        policy_version=policy.version,
-        policy_hash=policy.sha256,
-        decided_at=now,
+        now=now,
+        disclosure_id=uuid.uuid4(),
     )
-    session.add(disclosure)
+    session.add(Disclosure(**row))
     audit.append(
         session,
-        "disclosure.decided",
+        entry.action,
         at=now,
         notice_id=notice.id,
         subject_organisation_id=organisation.id,
-        details={
-            "disclosure_id": str(disclosure.id),
-            "role": role,
-            "allowed": allowed,
-            "withheld": manifest,
-            "consents_relied": disclosure.consents_relied,
-            "policy_version": policy.version,
-            "policy_hash": policy.sha256,
-        },
+        details=entry.details,
     )
-    if not decision.discloses_anything:
+    if claims is None:
         return None  # nothing allowed: not even the fact of the notice leaves the exchange
-    claims: dict[str, Any] = {
-        "disclosure": decision.disclosure,
-        "manifest": manifest,
-        "policy": {"version": policy.version, "sha256": policy.sha256},
-    }
-    if transformed := [a for a in allowed if "transform" in a]:
-        claims["transformed"] = transformed
-    noms_number = decision.disclosure.get("person", {}).get("noms_number")
-    if noms_number:  # the subject is named only where the policy lets the recipient see it
-        claims["sub"] = noms_number
     previous = holders.get(organisation.id)
     return draft(
         DISCLOSURE,
@@ -98,7 +71,7 @@ def decided(
         claims,
         context,
         now,
-        disclosure_id=disclosure.id,
+        disclosure_id=row["id"],
         supersedes=previous.id if previous else None,
     )
 
@@ -107,15 +80,24 @@ async def disclose(
     session: AsyncSession,
     notice: ReleaseNotice,
     body: dict[str, Any],
-    organisation: Organisation,
-    role: str,
+    *,
+    recipient: tuple[Organisation, str],
     standing: dict[str, bool],
     context: Context,
     now: datetime,
     holders: dict[uuid.UUID, Message],
 ) -> uuid.UUID | None:
     """Decide what one recipient gets; sign and queue it if anything at all is allowed."""
-    drafted = decided(session, notice, body, organisation, role, standing, context, now, holders)
+    drafted = decided(
+        session,
+        notice,
+        body,
+        recipient=recipient,
+        standing=standing,
+        context=context,
+        now=now,
+        holders=holders,
+    )
     if drafted is None:
         return None
     return (await store(session, [drafted], now))[0].id

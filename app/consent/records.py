@@ -103,13 +103,6 @@ def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
     return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
 
 
-def ever_given(records: Iterable[Consent]) -> set[str]:
-    """The scopes that any of these records gave, voided or not. A disclosure relies only on a
-    consent that stood when it was decided, so, records never being deleted, nothing can rely
-    on a scope outside this set of the person's records."""
-    return {r.scope for r in records if r.decision == "given"}
-
-
 async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dict[str, bool]:
     """Per scope, whether the person's consent stands now."""
     return standing_of(await history(session, person_ref), now)
@@ -160,53 +153,49 @@ async def record(
     return row
 
 
-def _decision(record: Any) -> tuple[Any, ...]:
-    """What makes two records one decision: the same scope and decision, recorded at the same
-    instant by the same role."""
-    return (record.scope, record.decision, record.recorded_at, record.recorded_by)
+RECORD_COLUMNS = (
+    "id",
+    "scope",
+    "decision",
+    "recorded_at",
+    "recorded_by",
+    "expires_at",
+    "withdrawn_at",
+    "voided_at",
+    "notice_id",
+)
 
 
-async def record_carried(
-    session: AsyncSession,
-    person_ref: str,
-    carried: Iterable[Any],
-    *,
-    caller: Caller,
-    notice_id: uuid.UUID,
-    now: datetime,
-) -> list[Consent]:
-    """Make the notice a carrier of each decision it carries: of every record of it that is not
-    voided, or of a new record made from it if there is none. Return every record of the person.
-    What is new is written by the caller's next flush."""
-    records = await history(session, person_ref)
-    known: dict[tuple[Any, ...], list[Consent]] = {}
-    for r in records:
-        if r.voided_at is None:
-            known.setdefault(_decision(r), []).append(r)
-    linked: set[tuple[Any, ...]] = set()
-    for item in carried:
-        key = _decision(item)
-        if key in linked:  # the notice lists the same decision twice
-            continue
-        linked.add(key)
-        if key not in known:
-            made = await record(
-                session,
-                person_ref,
-                scope=item.scope,
-                decision=item.decision,
-                recorded_at=item.recorded_at,
-                recorded_by=item.recorded_by,
-                expires_at=None,
-                caller=caller,
-                now=now,
-                notice_id=notice_id,
-            )
-            records.append(made)
-            known[key] = [made]
-        for r in known[key]:
-            session.add(ConsentCarrier(consent_id=r.id, notice_id=notice_id, created_at=now))
-    return records
+async def records_of(session: AsyncSession, person_ref: str) -> list[dict[str, Any]]:
+    """Every record for the person, oldest first, as values (what deciding needs of each), not
+    as objects of the session."""
+    table = Consent.__table__
+    rows = await session.execute(
+        select(*(table.c[name] for name in RECORD_COLUMNS))
+        .where(table.c.person_ref == person_ref)
+        .order_by(table.c.recorded_at, table.c.created_at, table.c.id)
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def carriers_of(session: AsyncSession, person_ref: str) -> list[dict[str, Any]]:
+    """What carries each of the person's records made from notices and not voided: the notice
+    version, and whether it is in force now."""
+    rows = await session.execute(
+        select(
+            ConsentCarrier.consent_id,
+            ConsentCarrier.notice_id,
+            _in_force().label("in_force"),
+        )
+        .join(ReleaseNotice, ReleaseNotice.id == ConsentCarrier.notice_id)
+        .join(Consent, Consent.id == ConsentCarrier.consent_id)
+        .where(
+            Consent.person_ref == person_ref,
+            Consent.voided_at.is_(None),
+            Consent.notice_id.is_not(None),
+        )
+    )
+    return [dict(row) for row in rows.mappings()]
 
 
 async def withdraw(

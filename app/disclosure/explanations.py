@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.disclosure.policy import Decision, Policy
+from app.disclosure.explained import explanation
 from app.storage.models import Disclosure, Message, Organisation, ReleaseNotice
 from app.wire.errors import Problem
+
+__all__ = ["Decided", "account", "explanation", "of_notice"]
 
 
 @dataclass(frozen=True)
@@ -24,23 +26,6 @@ class Decided:
     disclosure: Disclosure
     organisation_code: str
     message_id: uuid.UUID | None
-
-
-def explanation(policy: Policy, decision: Decision) -> dict[str, Any]:
-    """A fresh decision, told as a stored one is (see account())."""
-    allowed = [
-        {"path": a.path, "rule": a.rule, **({"transform": a.transform} if a.transform else {})}
-        for a in decision.allowed
-    ]
-    withheld = [{"path": w.path, "rule": w.rule, "reason": w.reason} for w in decision.manifest]
-    return {
-        "role": decision.recipient,
-        "sent": allowed,
-        "withheld": withheld,
-        "bases": policy.bases({a["rule"] for a in allowed} | {w["rule"] for w in withheld}),
-        "consents_relied": sorted(decision.consents_relied),
-        "policy": {"version": policy.version, "sha256": policy.sha256},
-    }
 
 
 def account(decided: Decided) -> dict[str, Any]:

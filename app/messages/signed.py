@@ -28,16 +28,12 @@ from app.keys import jose
 from app.keys.recipient_keys import RecipientKeys
 from app.keys.sealing import DataKeys, place
 from app.messages import outbox
+from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
+from app.messages.kinds import CONSENT_WITHDRAWN as CONSENT_WITHDRAWN  # its callers import it here
 from app.storage.db import flush_pending
 from app.storage.models import Delivery, Message, Organisation, ReleaseNotice
 
-DISCLOSURE, CANCELLATION, CONSENT_WITHDRAWN = "disclosure", "cancellation", "consent_withdrawn"
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
-TYP = {
-    DISCLOSURE: "disclosure+jwt",
-    CANCELLATION: "cancellation+jwt",
-    CONSENT_WITHDRAWN: "consent-withdrawn+jwt",
-}
 
 
 @dataclass(frozen=True)
@@ -220,10 +216,11 @@ def draft(
     *,
     disclosure_id: uuid.UUID | None = None,
     supersedes: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> Draft:
     """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
-    key now) and seal it."""
-    message_id = uuid.uuid4()
+    key now) and seal it. `message_id`: the id a plan gave it; a new one if None."""
+    message_id = message_id or uuid.uuid4()
     signed = {
         "iss": context.issuer,
         "aud": organisation.code,

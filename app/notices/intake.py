@@ -13,13 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.access.identity import Caller
 from app.audit import entries as audit
 from app.consent import records as consents
-from app.consent.decisions import body_of, decided
+from app.consent.decisions import body_of
 from app.consent.withdrawal import consent_lost
 from app.keys.sealing import place
 from app.messages.outbox import subscribers
@@ -28,60 +29,43 @@ from app.messages.signed import (
     Context,
     Sent,
     cancel,
+    draft,
     held,
     retract,
     retract_held,
     store,
 )
 from app.notices.document import ReleaseNotice as NoticeBody
-from app.notices.document import implausible
-from app.storage.models import Organisation, ReleaseNotice
+from app.notices.plan import (
+    ACCEPTED,
+    CANCELLED,
+    NOT_ROUTED,
+    SUPERSEDED,
+    Carrier,
+    Earlier,
+    Plan,
+    Read,
+    Record,
+    plan_notice,
+)
+from app.notices.routing import validated
+from app.storage.models import (
+    Consent,
+    ConsentCarrier,
+    Disclosure,
+    Message,
+    Organisation,
+    ReleaseNotice,
+)
 from app.wire.errors import Problem, invalid
 
-ACCEPTED, NOT_ROUTED, SUPERSEDED, CANCELLED = "accepted", "not_routed", "superseded", "cancelled"
 OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which may change
-COMMUNITY_RELEASE = "released"
-# Which member of the release plan names which kind of recipient.
-ROUTES = (
-    ("probation_provider", "probation_provider"),
-    ("substance_misuse_service", "substance_misuse_service"),
-)
 
 
 @dataclass(frozen=True)
 class Accepted:
     notice: ReleaseNotice
     recipients: list[Sent]
-
-
-async def route(
-    session: AsyncSession, notice: NoticeBody
-) -> tuple[list[tuple[Organisation, str]], list[dict[str, str]]]:
-    """The registered, enabled organisations the release plan names, and an error for each
-    code that names none."""
-    wanted = [
-        (member, role, getattr(notice.release_plan, member))
-        for member, role in ROUTES
-        if getattr(notice.release_plan, member)
-    ]
-    codes = {code for _, _, code in wanted}
-    found = {
-        o.code: o
-        for o in await session.scalars(select(Organisation).where(Organisation.code.in_(codes)))
-    }
-    routed, errors = [], []
-    for member, role, code in wanted:
-        organisation = found.get(code)
-        if organisation is None or organisation.kind != role or organisation.disabled_at:
-            errors.append(
-                {
-                    "pointer": f"/release_plan/{member}",
-                    "detail": f"{code!r} is not a registered {role.replace('_', ' ')}",
-                }
-            )
-        else:
-            routed.append((organisation, role))
-    return routed, errors
 
 
 async def accept_notice(
@@ -93,119 +77,151 @@ async def accept_notice(
     now: datetime,
     amends: uuid.UUID | None = None,
 ) -> Accepted:
-    """Store a notice (or, with `amends`, a new version of one) and send what it causes."""
-    errors = []  # every failing field at once, not the first stage's only
-    if notice.release.prison_code != caller.organisation_code:
-        errors.append(
-            {
-                "pointer": "/release/prison_code",
-                "detail": f"you act for {caller.organisation_code}: post only its releases",
-            }
-        )
-    errors += implausible(notice, now)
-    community = notice.release.reason == COMMUNITY_RELEASE
-    recipients, unrouted = await route(session, notice) if community else ([], [])
-    if errors or unrouted:
-        raise invalid(errors + unrouted)
+    """Store a notice (or, with `amends`, a new version of one) and send what it causes. It
+    reads what the decision needs (_read), plans it (app/notices/plan.py), signs what the plan
+    sends, then writes the plan (_write)."""
+    recipients = await validated(session, notice, caller=caller, now=now)
     person_ref = context.data_keys.person_ref(notice.person.noms_number)
-    await consents.lock_person(session, person_ref)
-    previous = await _supersede(session, amends, notice, caller, context, now) if amends else None
+    read, holders = await _read(
+        session,
+        notice,
+        recipients,
+        person_ref=person_ref,
+        amends=amends,
+        caller=caller,
+        context=context,
+        now=now,
+    )
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()
     sealed = context.data_keys.seal(
         canonical.encode(), place("release_notice", "body_sealed", notice_id)
     )
-    row = ReleaseNotice(
-        id=notice_id,
-        organisation_id=caller.organisation_id,
-        series_id=previous.series_id if previous else notice_id,
-        version=previous.version + 1 if previous else 1,
-        supersedes_id=previous.id if previous else None,
+    plan = plan_notice(
+        notice,
+        body,
+        read,
+        caller=caller,
+        policy=context.policy,
+        now=now,
         person_ref=person_ref,
-        body_sealed=sealed.blob,
-        body_key_id=sealed.key_id,
+        sealed=sealed,
         body_sha256=audit.sha256_hex(canonical),
-        status=ACCEPTED if community else NOT_ROUTED,
-        status_reason=None if community else f"release_reason_{notice.release.reason}",
-        received_at=now,
+        notice_id=notice_id,
     )
-    session.add(row)  # written by the first flush, with its consents
-    actor = {
-        "actor_organisation_id": caller.organisation_id,
-        "actor_client_id": caller.client_id,
-        "person_ref": person_ref,
-    }
-    audit.append(
-        session,
-        "notice.amended" if previous else "notice.received",
-        at=now,
-        notice_id=row.id,
-        **actor,
-        details={
-            "body_sha256": row.body_sha256,
-            "version": row.version,
-            "supersedes": str(previous.id) if previous else None,
-            "recipients": [o.code for o, _ in recipients],
-        },
-    )
-    if not community:
-        audit.append(
-            session,
-            "notice.not_routed",
-            at=now,
-            notice_id=row.id,
-            **actor,
-            details={"reason": row.status_reason},
-        )
-    holders = await held(session, row.series_id) if previous else {}
-    records = await consents.record_carried(
-        session, person_ref, notice.consent, caller=caller, notice_id=row.id, now=now
-    )
-    lost = {r.scope for r in records if r.notice_id == row.id and r.decision != "given"}
-    standing = consents.standing_of(records, now)  # every record of the person, new ones too
-    if previous:  # what earlier versions carried and this one does not was entered in error,
-        # so a record that rested on them alone is voided; one this version or another notice
-        # in force still carries, or recorded through the API, stands
-        await session.flush()  # voiding reads this version and what it carries
-        earlier = await session.scalars(
-            select(ReleaseNotice.id).where(
-                ReleaseNotice.series_id == row.series_id, ReleaseNotice.id != row.id
-            )
-        )
-        lost |= await consents.void_unsupported(
-            session, person_ref, earlier, caller=caller, now=now
-        )
-        standing = await consents.standing(session, person_ref, now)  # some records voided
-    # A consent that no longer stands stops what relied on it; one never given (a first
-    # notice's refusal, say) cannot have been relied on, and costs no search.
-    for scope in sorted(lost & consents.ever_given(records)):
-        await consent_lost(session, person_ref, scope, context, now, standing=standing)
+    row = ReleaseNotice(**plan.notice)
     drafts = [
-        decided(session, row, body, organisation, role, standing, context, now, holders)
-        for organisation, role in recipients
+        draft(
+            s.kind,
+            row,
+            s.organisation,
+            s.claims,
+            context,
+            now,
+            disclosure_id=s.disclosure_id,
+            supersedes=s.supersedes,
+            message_id=s.message_id,
+        )
+        for s in plan.signings
     ]
-    sent = [
-        Sent(organisation, role, drafted.message.id if drafted else None)
-        for (organisation, role), drafted in zip(recipients, drafts, strict=True)
-    ]
-    signed = [d for d in drafts if d]
-    subscribed = await subscribers(session, [d.organisation.id for d in signed])
-    await store(session, signed, now, subscribed=subscribed)
+    await _write(session, plan, row, caller=caller, now=now)
+    sent = [Sent(organisation, role, message_id) for organisation, role, message_id in plan.sent]
+    for scope in plan.withdrawals:
+        await consent_lost(session, person_ref, scope, context, now, standing=plan.standing)
+    if plan.withdrawals:
+        await audit.append_many(session, plan.decided)
+    await store(session, drafts, now, subscribed=read.subscribed)
     if not holders:
         return Accepted(row, sent)
-    # An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
-    # may hold one (that one, or one before it, if it never went) and gets nothing from this
-    # version is told it no longer stands.
+    sent += await _replace_held(session, row, holders, sent, context=context, now=now)
+    return Accepted(row, sent)
+
+
+async def _read(
+    session: AsyncSession,
+    notice: NoticeBody,
+    recipients: list[tuple[Organisation, str]],
+    *,
+    person_ref: str,
+    amends: uuid.UUID | None,
+    caller: Caller,
+    context: Context,
+    now: datetime,
+) -> tuple[Read, dict[uuid.UUID, Message]]:
+    """Under the person's lock, what the plan needs: for an amendment the version it replaces
+    (closed now), what the recipients hold of the notice and what carries the person's consent
+    records; the records; the recipients' subscriptions. Also the held messages themselves."""
+    await consents.lock_person(session, person_ref)
+    earlier, holders, carriers = None, {}, ()
+    if amends:
+        previous = await _supersede(session, amends, notice, caller, context, now)
+        holders = await held(session, previous.series_id)
+        versions = await session.scalars(
+            select(ReleaseNotice.id).where(ReleaseNotice.series_id == previous.series_id)
+        )
+        earlier = Earlier(previous.id, previous.series_id, previous.version, frozenset(versions))
+        carriers = [Carrier(**c) for c in await consents.carriers_of(session, person_ref)]
+    records = [Record(**r) for r in await consents.records_of(session, person_ref)]
+    subscribed = await subscribers(session, [o.id for o, _ in recipients])
+    read = Read(
+        recipients=tuple(recipients),
+        records=tuple(records),
+        subscribed=subscribed,
+        earlier=earlier,
+        carriers=tuple(carriers),
+        held={organisation_id: m.id for organisation_id, m in holders.items()},
+    )
+    return read, holders
+
+
+async def _write(
+    session: AsyncSession, plan: Plan, row: ReleaseNotice, *, caller: Caller, now: datetime
+) -> None:
+    """Write the plan's rows, each table in one statement, and its log entries (those of the
+    disclosures too, unless a withdrawal's come between). The notice joins the session as
+    stored."""
+    connection = await session.connection()
+    await connection.execute(insert(ReleaseNotice.__table__), [plan.notice])
+    make_transient_to_detached(row)
+    session.add(row)
+    if plan.consents:
+        await connection.execute(insert(Consent.__table__), list(plan.consents))
+    if plan.carriers:
+        await connection.execute(insert(ConsentCarrier.__table__), list(plan.carriers))
+    if plan.voided:
+        await connection.execute(
+            update(Consent.__table__)
+            .where(Consent.__table__.c.id.in_(plan.voided))
+            .values(voided_at=now, withdrawn_by_organisation_id=caller.organisation_id)
+        )
+    if plan.disclosures:
+        await connection.execute(insert(Disclosure.__table__), list(plan.disclosures))
+    await audit.append_many(session, [*plan.entries, *(() if plan.withdrawals else plan.decided)])
+
+
+async def _replace_held(
+    session: AsyncSession,
+    row: ReleaseNotice,
+    holders: dict[uuid.UUID, Message],
+    sent: list[Sent],
+    *,
+    context: Context,
+    now: datetime,
+) -> list[Sent]:
+    """An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
+    may hold one (that one, or one before it, if it never went) and gets nothing from this
+    version is told it no longer stands. The cancellations sent."""
     disclosed_to = {s.organisation.id for s in sent if s.message_id}
+    cancelled = []
     for message in holders.values():
         if message.kind != DISCLOSURE:
             continue
         if message.recipient_organisation_id in disclosed_to:  # its new message supersedes it
             await retract(session, message, now, "superseded")
         elif still := await retract_held(session, message, now, "superseded"):
-            sent.append(await cancel(session, row, still, "amended_not_shared", context, now))
-    return Accepted(row, sent)
+            cancelled.append(await cancel(session, row, still, "amended_not_shared", context, now))
+    return cancelled
 
 
 async def cancel_notice(

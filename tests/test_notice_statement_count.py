@@ -1,0 +1,88 @@
+"""How many SQL statements accepting, amending and cancelling a notice send, counted on the real
+engine on both databases (a count, not a timing: the same on any machine). Each use case reads
+what it needs, plans, then writes each table once (app/notices/intake.py)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+RECIPIENTS = ("N07", "SMS-LEEDS")
+
+
+@contextmanager
+def statements(app) -> Iterator[list[str]]:
+    """Every statement the app's engine sends while the block runs."""
+    engine = app.state.sessions.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split())[:160])
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def _subscribed(world) -> dict[str, str]:
+    for code in RECIPIENTS:
+        response = await world.api.post(
+            "/v1/subscriptions",
+            json={"url": f"http://127.0.0.1:9/{code}"},
+            headers=await world.headers(code),
+        )
+        assert response.status_code == 201, response.text
+    return await world.headers("MDI") | {"idempotency-key": str(uuid.uuid4())}
+
+
+def _writes_after_reads(seen: list[str]) -> None:
+    """Once the notice's row is written, nothing more is read (a write's own lock aside)."""
+    first = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO release_notice"))
+    assert not [s for s in seen[first:] if s.startswith("SELECT")], seen[first:]
+
+
+async def test_a_first_version_reads_then_writes_each_table_once(
+    app, world, unnumbered_api, example
+):
+    headers = await _subscribed(world)
+    with statements(app) as seen:  # the request alone: the sequencer numbers after its commit
+        response = await unnumbered_api.post("/v1/release-notices", json=example, headers=headers)
+    assert response.status_code == 202, response.text
+    assert all(r["message_id"] for r in response.json()["recipients"])
+    print("first version", len(seen), *seen, sep="\n  ")
+    _writes_after_reads(seen)
+    # The caller's token, the key's claim and its answer, 4 reads (recipients, the person's
+    # lock, their consents, the subscriptions), and a statement per table written.
+    assert len(seen) <= 15, seen
+
+
+async def test_an_amendment_and_a_cancellation_counted(app, world, unnumbered_api, example):
+    headers = await _subscribed(world)
+    first = await world.api.post("/v1/release-notices", json=example, headers=headers)
+    assert first.status_code == 202, first.text
+    notice_id = first.json()["id"]
+    amended = copy.deepcopy(example)
+    amended["consent"] = amended["consent"][1:]  # drops the consent the treatment service had
+    with statements(app) as seen:
+        response = await unnumbered_api.post(
+            f"/v1/release-notices/{notice_id}/amendments",
+            json=amended,
+            headers=headers | {"idempotency-key": str(uuid.uuid4())},
+        )
+    assert response.status_code == 202, response.text
+    print("amendment", len(seen), *seen, sep="\n  ")
+    latest = response.json()["id"]
+    with statements(app) as seen:
+        response = await unnumbered_api.post(
+            f"/v1/release-notices/{latest}/cancellation",
+            json={"reason": "entered_in_error"},
+            headers=headers | {"idempotency-key": str(uuid.uuid4())},
+        )
+    assert response.status_code == 202, response.text
+    print("cancellation", len(seen), *seen, sep="\n  ")
