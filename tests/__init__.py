@@ -1,0 +1,6 @@
+"""The suite: a folder per package of app/, `flows/` for what spans them, `helpers/` shared."""
+
+import pytest
+
+# Helpers assert too: their failures are explained as a test's own are.
+pytest.register_assert_rewrite("tests.helpers")

@@ -16,7 +16,7 @@ from app.consent.decisions import body_of
 from app.storage.models import ReleaseNotice
 from app.worker.loop import http_client, run_once
 from bench.grow import grow
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 NOTICES = "/v1/release-notices"
 

@@ -28,7 +28,7 @@ from app.notices import intake
 from app.notices.document import ReleaseNotice as NoticeBody
 from app.storage.db import is_sqlite
 from app.worker.loop import http_client
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_consent_withdrawal import log, states, subscribe, withdrawn, work
 from tests.test_consents import (
     CLINICAL,

@@ -19,7 +19,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.access import organisations as admin
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_consent_withdrawal import change, log, states, subscribe, withdrawn, work
 from tests.test_consents import (
     CLINICAL,

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from app.messages import outbox
 from app.notices import retention
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_consents import (
     CLINICAL,
     CLINICAL_NOTES,

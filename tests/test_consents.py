@@ -17,7 +17,7 @@ import httpx
 import jwt
 
 from app.notices import examples
-from tests.documents import personal_values
+from tests.helpers.documents import personal_values
 
 ISSUER = "http://exchange.test"
 NOMS = "A1234BC"  # the example notice's person

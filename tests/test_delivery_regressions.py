@@ -18,7 +18,7 @@ from app.storage import migrate
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery, Message
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_consents import SMS, carried, withdraw
 
 

@@ -19,7 +19,7 @@ from jwcrypto.common import json_decode
 from standardwebhooks.webhooks import Webhook
 
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
 NOTICES = "/v1/release-notices"

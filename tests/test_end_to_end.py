@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from standardwebhooks.webhooks import Webhook
 
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCHANGE = str(Path(sys.executable).parent / "exchange")

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from app.notices import examples
-from tests.documents import personal_values
+from tests.helpers.documents import personal_values
 
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"

@@ -27,7 +27,7 @@ from app.messages.webhook import Outcome
 from app.notices import retention
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery, Message, ReleaseNotice
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_delivery_regressions import until_waiting_or_done
 from tests.test_subscriptions import assert_problem
 from tests.test_worker_pool import replace_settings, subscribe, worker

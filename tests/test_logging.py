@@ -12,8 +12,8 @@ from sqlalchemy import text
 from app.api.problems import ContainUnexpected
 from app.cli import diagnostics as logs
 from app.worker.loop import http_client, run_once
-from tests.documents import personal_values
-from tests.receiver import running_receiver
+from tests.helpers.documents import personal_values
+from tests.helpers.receiver import running_receiver
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.notices import retention
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
 NOTICES = "/v1/release-notices"

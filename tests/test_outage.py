@@ -30,7 +30,7 @@ from app.api.deps import _request_session
 from app.main import ROUTER_MODULES, create_app
 from app.storage.db import is_sqlite
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 PROBLEM = "application/problem+json"
 ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from app.main import create_app
 from app.storage.db import is_sqlite
 from tests.conftest import _asyncpg_dsn
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_outage import assert_unavailable, sqlite_write_locked
 
 ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

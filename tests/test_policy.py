@@ -23,7 +23,7 @@ from app.disclosure.policy import (
 )
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
-from tests.documents import leaves, under
+from tests.helpers.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSENT_DIR = ROOT / "consent"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from app.disclosure.policy import Policy, PolicyError, consents_from_records, decide
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
-from tests.documents import leaves, under
+from tests.helpers.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSENT_DIR = ROOT / "consent"

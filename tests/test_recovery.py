@@ -18,7 +18,7 @@ from app.access.identity import Caller, Scope
 from app.messages import recovery
 from app.storage.models import AuditEntry, Delivery, Message
 from app.worker.loop import http_client, purge_expired, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_subscriptions import assert_problem, subscribe
 
 

@@ -30,8 +30,8 @@ from app.messages.outbox import jws_of
 from app.notices import retention
 from app.storage.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, ReleaseNotice
 from app.worker.loop import http_client, purge_expired, run_once
-from tests.documents import personal_values
-from tests.receiver import running_receiver
+from tests.helpers.documents import personal_values
+from tests.helpers.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
 CONCERNS = "Plans to visit his two children (aged 4 and 7) on the day of release."

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from app.messages.outbox import signing_secrets
 from app.storage.models import Subscription
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_subscriptions import assert_problem, get, subscribe
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from app.main import create_app
 from app.storage.models import Subscription
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"

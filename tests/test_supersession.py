@@ -19,7 +19,7 @@ from app.messages import outbox
 from app.worker.loop import deliver as attempt_and_record
 from app.worker.loop import http_client, run_once
 from app.worker.transactions import claim
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 from tests.test_notice_lifecycle import (
     CONCERNS,
     NO_SMS,

@@ -28,7 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from app.messages.signed import TYP
 from app.messages.webhook import EVENT_TYPES
 from app.worker.loop import http_client, run_once
-from tests.receiver import Received, running_receiver
+from tests.helpers.receiver import Received, running_receiver
 from tests.test_consents import CLINICAL, SMS, carried, consent, record, withdraw
 from tests.test_encrypted_messages import Recipient, register
 

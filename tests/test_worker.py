@@ -25,7 +25,7 @@ from app.messages.retry import JITTER, STANDARD_SCHEDULE, max_attempts
 from app.messages.webhook import Outcome, new_secret, send
 from app.storage.models import Message
 from app.worker.loop import http_client, run_once
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 
 async def subscribe(world, code: str, url: str) -> str:

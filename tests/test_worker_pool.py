@@ -35,7 +35,7 @@ from app.worker.loop import (
     run_once,
     still_ready,
 )
-from tests.receiver import running_receiver
+from tests.helpers.receiver import running_receiver
 
 
 async def subscribe(world, code: str, url: str) -> tuple[str, str]:

@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 from app.messages.retry import JITTER
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery, DeliveryAttempt, Subscription
-from tests.receiver import Received, Receiver, running_receiver
+from tests.helpers.receiver import Received, Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCHANGE = str(Path(sys.executable).parent / "exchange")
