@@ -19,9 +19,11 @@ import pytest
 from app.notices import idempotency, retention
 from app.storage.db import is_sqlite
 from app.worker.loop import purge_expired
-from tests.test_consent_withdrawal import change, subscribe, withdrawn
-from tests.test_consents import SMS, as_json, assert_problem, carried, hexid, post, recipients
-from tests.test_retention import backdate, closed_port, leaks
+from tests.helpers.consents import SMS, as_json, carried, change, hexid, post, recipients, withdrawn
+from tests.helpers.messages import subscribe
+from tests.helpers.problems import assert_problem
+from tests.helpers.receiver import closed_port
+from tests.helpers.retention import backdate, leaks
 
 STATUSES = ["received", "accepted", "appointment_booked", "attended", "did_not_attend", "declined"]
 NOTE = "Seen by Dr Okafor at the Leeds hub; Daniel asked for evening appointments."

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from app.access.identity import hash_secret
+from tests.helpers.problems import assert_problem
 
 PROBLEM = "application/problem+json"
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
@@ -35,14 +36,6 @@ CLIENT_FIELDS = {
     "previous_secret_valid_until",
 }
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
-
-
-def assert_problem(response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
-    return body
 
 
 async def client_id_of(world, code: str) -> str:

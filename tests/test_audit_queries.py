@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.audit import tree as log_tree
 from app.storage import migrate
-from tests.test_consents import assert_problem
+from tests.helpers.problems import assert_problem
 
 OTHER_NOMS = "B7654DE"
 

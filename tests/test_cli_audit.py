@@ -17,7 +17,7 @@ from app.audit import entries as audit
 from app.audit.checkpoint import parse_and_verify, parse_verifier_key
 from app.audit.signer import key_path, load_log_signer
 from app.worker.loop import advance_log
-from tests.test_readme_auditors import python_blocks
+from tests.helpers.readme import python_blocks
 
 
 def readme_verifier() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from jwt.algorithms import ECAlgorithm
 
-from tests.test_client_auth import assert_problem, operator, private_key, private_pem, public_pem
+from tests.helpers.tokens import assert_problem, operator, private_key, private_pem, public_pem
 
 BAD_KEYS: dict[str, Callable[[], str]] = {
     "a private key PEM": lambda: private_pem(private_key("ec")),

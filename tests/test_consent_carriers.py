@@ -21,21 +21,22 @@ from sqlalchemy import update
 from app.storage import migrate
 from app.storage.db import is_sqlite
 from app.storage.models import ReleaseNotice
-from tests.test_consent_corrections import without_sms
-from tests.test_consent_withdrawal import change, log
-from tests.test_consents import (
+from tests.helpers.consents import (
     CLINICAL,
     SMS,
     carried,
+    change,
     consent,
     hexid,
     history,
-    inbox,
     introduce,
+    log,
     post,
     recipients,
     record,
+    without_sms,
 )
+from tests.helpers.messages import inbox
 
 
 async def carriers(world) -> dict[str, set[str]]:

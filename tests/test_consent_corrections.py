@@ -4,19 +4,24 @@ an in-flight delivery of a withdrawn message. Each once went wrong."""
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 
 from app.messages import outbox, outcomes
 from app.messages.webhook import Outcome
-from tests.test_consent_withdrawal import change, log, states, subscribe, work
-from tests.test_consents import SMS, carried, history, inbox, post, recipients, withdraw
-
-
-def without_sms(example):
-    body = copy.deepcopy(example)
-    body["consent"] = [c for c in example["consent"] if c["scope"] != SMS]
-    return body
+from tests.helpers.consents import (
+    SMS,
+    carried,
+    change,
+    history,
+    log,
+    post,
+    recipients,
+    states,
+    withdraw,
+    without_sms,
+)
+from tests.helpers.messages import inbox, subscribe
+from tests.helpers.worker import work
 
 
 async def test_reposting_a_notice_cancelled_in_error_keeps_the_consent_it_carries(world, example):
@@ -76,6 +81,6 @@ async def test_a_withdrawn_messages_delivery_in_flight_that_fails_is_settled(
         await outcomes.settle(session, claimed, Outcome(False, 500, 3), datetime.now(UTC))
     for hours in (1, 5, 30, 200):
         await work(world, settings, datetime.now(UTC) + timedelta(hours=hours))
-    from tests.test_consents import hexid
+    from tests.helpers.consents import hexid
 
     assert "pending" not in (await states(world))[("SMS-LEEDS", hexid(sent))]

@@ -28,9 +28,7 @@ from app.notices import intake
 from app.notices.document import ReleaseNotice as NoticeBody
 from app.storage.db import is_sqlite
 from app.worker.loop import http_client
-from tests.helpers.receiver import running_receiver
-from tests.test_consent_withdrawal import log, states, subscribe, withdrawn, work
-from tests.test_consents import (
+from tests.helpers.consents import (
     CLINICAL,
     NOMS,
     SMS,
@@ -38,12 +36,17 @@ from tests.test_consents import (
     carried,
     consent,
     hexid,
-    inbox,
+    log,
     post,
     recipients,
     record,
+    states,
     withdraw,
+    withdrawn,
 )
+from tests.helpers.messages import inbox, subscribe
+from tests.helpers.receiver import running_receiver
+from tests.helpers.worker import work
 
 ROUNDS = 5
 UNANSWERED = "http://127.0.0.1:9/hooks"  # deliveries queued there stay pending: no worker runs

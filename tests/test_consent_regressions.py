@@ -19,28 +19,31 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.access import organisations as admin
-from tests.helpers.receiver import running_receiver
-from tests.test_consent_withdrawal import change, log, states, subscribe, withdrawn, work
-from tests.test_consents import (
+from tests.helpers.consents import (
     CLINICAL,
     NOMS,
     OTHER,
     SMS,
     as_json,
-    assert_problem,
     carried,
+    change,
     consent,
     hexid,
     history,
-    inbox,
     introduce,
+    log,
     people,
     post,
     recipients,
     record,
     rfc3339,
-    verified,
+    states,
+    withdrawn,
 )
+from tests.helpers.messages import inbox, subscribe, verified
+from tests.helpers.problems import assert_problem
+from tests.helpers.receiver import running_receiver
+from tests.helpers.worker import work
 
 UNKNOWN_TO_YOU = "No notice about this person concerns you."
 

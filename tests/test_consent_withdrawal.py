@@ -10,92 +10,40 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.messages import outbox
 from app.notices import retention
-from app.worker.loop import http_client, run_once
-from tests.helpers.receiver import running_receiver
-from tests.test_consents import (
+from tests.helpers.consents import (
     CLINICAL,
     CLINICAL_NOTES,
     NOMS,
     OTHER,
     SMS,
     as_json,
-    assert_problem,
     carried,
+    change,
     consent,
     hexid,
     history,
-    inbox,
     instant,
     introduce,
+    log,
     post,
     recipients,
     record,
-    verified,
+    states,
     withdraw,
+    withdrawn,
 )
+from tests.helpers.messages import inbox, subscribe, verified
+from tests.helpers.problems import assert_problem
+from tests.helpers.receiver import running_receiver
+from tests.helpers.worker import work
 
 WITHDRAWN_CLAIMS = {"iss", "aud", "iat", "jti", "notice_id", "supersedes", "scope", "withdrawn_at"}
-
-
-async def subscribe(world, code: str, url: str) -> str:
-    response = await world.api.post(
-        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["secret"]
-
-
-async def work(world, settings, at: datetime | None = None) -> int:
-    """One worker pass (at this time, or now): how many deliveries it attempted."""
-    async with http_client() as client:
-        clock = (lambda: at) if at else (lambda: datetime.now(UTC))
-        return await run_once(world.sessions, client, settings, world.data_keys, clock=clock)
-
-
-async def change(world, notice_id: str, what: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Amend or cancel a notice as its prison: the answer."""
-    response = await world.api.post(
-        f"/v1/release-notices/{notice_id}/{what}", json=body, headers=await world.headers("MDI")
-    )
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-async def states(world) -> dict[tuple[str, str], list[str]]:
-    """Per (recipient code, message id), its deliveries' states."""
-    rows = await world.sql(
-        "SELECT o.code, m.id, d.state FROM delivery d JOIN message m ON m.id = d.message_id"
-        " JOIN organisation o ON o.id = m.recipient_organisation_id ORDER BY d.state"
-    )
-    found: dict[tuple[str, str], list[str]] = {}
-    for code, message_id, state in rows:
-        found.setdefault((code, hexid(message_id)), []).append(state)
-    return found
-
-
-async def withdrawn(world, consent_id: str, noms: str = NOMS) -> dict[str, Any]:
-    before = datetime.now(UTC)
-    response = await withdraw(world, consent_id, noms=noms)
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["consent"]["id"] == consent_id
-    assert before <= instant(answer["consent"]["withdrawn_at"]) <= datetime.now(UTC)
-    return answer
-
-
-async def log(world, action: str) -> list[tuple[str | None, dict[str, Any]]]:
-    rows = await world.sql(
-        "SELECT message_id, details FROM audit_entry WHERE action = :action ORDER BY id",
-        action=action,
-    )
-    return [(hexid(m) if m else None, as_json(d)) for m, d in rows]
 
 
 # --- not yet delivered: revoked, and decided again -------------------------------------------

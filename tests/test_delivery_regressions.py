@@ -18,8 +18,9 @@ from app.storage import migrate
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery, Message
 from app.worker.loop import http_client, run_once
+from tests.helpers.consents import SMS, carried, withdraw
 from tests.helpers.receiver import running_receiver
-from tests.test_consents import SMS, carried, withdraw
+from tests.helpers.worker import until_waiting_or_done
 
 
 async def subscribe(world, code: str, url: str) -> str:
@@ -105,23 +106,6 @@ async def test_a_delivery_queued_while_its_subscription_is_deleted_dies_with_it(
         "SELECT s.status, d.state FROM delivery d JOIN subscription s ON s.id = d.subscription_id"
     )
     assert rows == [("deleted", "dead")], rows  # the one delivery queued, settled
-
-
-async def until_waiting_or_done(world, database_url: str, task: asyncio.Task) -> None:
-    """Until another transaction waits on a lock (PostgreSQL: FOR SHARE holds the DELETE back),
-    or the task has ended (it did not wait: the assertions after say whether that was wrong).
-    SQLite shows no waiters: its writer waits on the file lock for a moment given here."""
-    if is_sqlite(database_url):
-        await asyncio.sleep(0.2)
-        return
-    waiting = (
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    )
-    deadline = asyncio.get_running_loop().time() + 30
-    while not task.done() and (await world.sql(waiting))[0][0] == 0:
-        assert asyncio.get_running_loop().time() < deadline, "the DELETE never reached its lock"
-        await asyncio.sleep(0.01)
 
 
 async def test_0005_kills_the_pending_deliveries_of_what_delete_disabled(

@@ -19,7 +19,7 @@ from app.api import webhook_schemas as schemas_webhooks
 from app.disclosure import claims_schema as disclosed
 from app.disclosure.policy import CONDITIONS, TRANSFORMS, consents_from_records, decide
 from app.notices.document import ReleaseNotice
-from tests.test_policy_rules import (
+from tests.helpers.policies import (
     BASE,
     EXAMPLE,
     POLICY,

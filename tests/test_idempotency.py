@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_intake_rejections import DROP, assert_problem, changed
+from tests.helpers.notices import DROP, changed
+from tests.helpers.problems import assert_problem
 
 KEY = "b7e1f3c2-4a5d-4e8f-9c0b-1d2e3f405162"
 NOTICES = "/v1/release-notices"

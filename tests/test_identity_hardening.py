@@ -16,13 +16,7 @@ from sqlalchemy import select, update
 
 from app.settings import Settings
 from app.storage.models import ApiClient, ClientAssertion
-from tests.test_client_auth import (
-    assert_refused,
-    bearer,
-    messages,
-    register,
-    token_request,
-)
+from tests.helpers.tokens import assert_refused, bearer, messages, register, token_request
 
 
 def b64url(data: bytes) -> str:

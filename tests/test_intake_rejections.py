@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,48 +11,8 @@ from typing import Any
 import pytest
 
 from app.api.bodies import MAX_BODY_BYTES
-
-PROBLEM, JSON = "application/problem+json", "application/json"
-DROP = object()
-Maker = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def changed(example: dict[str, Any], pointer: str, value: Any) -> dict[str, Any]:
-    """A copy of the example with the member at `pointer` set to value, or removed with DROP."""
-    body = copy.deepcopy(example)
-    *parents, last = pointer.strip("/").split("/")
-    target: Any = body
-    for part in parents:
-        target = target[int(part)] if isinstance(target, list) else target[part]
-    key: Any = int(last) if isinstance(target, list) else last
-    if value is DROP:
-        del target[key]
-    else:
-        target[key] = value
-    return body
-
-
-def json_body(make: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda example: {"json": make(example)}
-
-
-def raw_body(content: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda _: {"content": content, "headers": {"content-type": "application/json"}}
-
-
-def at(pointer: str, value: Any) -> Maker:
-    return edits((pointer, value))
-
-
-def edits(*pairs: tuple[str, Any]) -> Maker:
-    """Set each pointer; a value given as a function is worked out when the request is made."""
-
-    def make(example: dict[str, Any]) -> dict[str, Any]:
-        for pointer, value in pairs:
-            example = changed(example, pointer, value() if callable(value) else value)
-        return example
-
-    return json_body(make)
+from tests.helpers.notices import DROP, JSON, Maker, at, changed, edits, json_body, raw_body
+from tests.helpers.problems import assert_problem
 
 
 # Dates and times relative to when the request is made: intake judges them by its arrival.
@@ -293,15 +252,6 @@ UNACCEPTABLE = [
     ("UTF-8 labelled Latin-1", typed("application/json; charset=iso-8859-1"), 415),
     ("no content type", typed(None), 415),
 ]
-
-
-def assert_problem(response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status
-    assert body["type"] and body["title"] and body["detail"]
-    return body
 
 
 async def test_the_example_is_accepted_and_routed(world, example):

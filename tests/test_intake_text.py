@@ -10,15 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_intake_rejections import (
-    JSON,
-    Maker,
-    assert_problem,
-    at,
-    changed,
-    edits,
-    raw_body,
-)
+from tests.helpers.notices import JSON, Maker, at, changed, edits, raw_body
+from tests.helpers.problems import assert_problem
 
 
 def twice(pointer: str, first: Any) -> Maker:

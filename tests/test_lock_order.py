@@ -27,10 +27,9 @@ from app.messages.webhook import Outcome
 from app.notices import retention
 from app.storage.db import is_sqlite
 from app.storage.models import Delivery, Message, ReleaseNotice
+from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver
-from tests.test_delivery_regressions import until_waiting_or_done
-from tests.test_subscriptions import assert_problem
-from tests.test_worker_pool import replace_settings, subscribe, worker
+from tests.helpers.worker import replace_settings, subscribe, until_waiting_or_done, worker
 
 BACKLOG = 20  # notices, so messages for N07, each subscription recovers
 SUBSCRIPTIONS = 5  # subscriptions of N07 per round, each deleted while its backlog is sent

@@ -20,7 +20,7 @@ from app.storage.db import is_sqlite
 from app.storage.models import AuditEntry, AuditLeaf
 from app.wire.canonical import canonical_json
 from app.worker.loop import advance_log
-from tests.test_log_verify import OLD, leaf, tamper, verified
+from tests.helpers.audit import OLD, leaf, tamper, verified
 
 AWKWARD = {  # what the splicing must escape or keep exactly as the canonical form does
     "quote": 'say "hi" \\ back',

@@ -29,8 +29,8 @@ from app.storage.db import is_sqlite
 from app.storage.models import AuditEntry, AuditLeaf, AuditNode
 from app.wire.canonical import canonical_json
 from app.worker.loop import advance_log
-from tests.test_admin_api import assert_problem
-from tests.test_readme_auditors import python_blocks
+from tests.helpers.problems import assert_problem
+from tests.helpers.readme import python_blocks
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SIGNER = LogSigner(Ed25519PrivateKey.generate(), "test.example/log")

@@ -8,14 +8,11 @@ connection drops the triggers first.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from app.audit import entries as audit
 from app.audit import rows as log_rows
@@ -26,51 +23,7 @@ from app.settings import Settings
 from app.storage.db import is_sqlite
 from app.storage.models import AuditEntry, AuditLeaf
 from app.worker.loop import advance_log
-
-TRIGGERS = [
-    f"{table}_no_{event}"
-    for table in ("audit_entry", "audit_leaf", "audit_node", "audit_checkpoint")
-    for event in ("update", "delete")
-]
-
-
-async def tamper(database_url: str, *statements: str) -> None:
-    url = make_url(database_url)
-    if is_sqlite(database_url):
-
-        def change() -> None:
-            connection = sqlite3.connect(url.database)
-            try:
-                for trigger in TRIGGERS:
-                    connection.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-                for statement in statements:
-                    connection.execute(statement)
-                connection.commit()
-            finally:
-                connection.close()
-
-        await asyncio.to_thread(change)
-        return
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        async with connection.transaction():
-            await connection.execute("SET LOCAL session_replication_role = replica")
-            for statement in statements:
-                await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def verified(run, signer) -> tuple[int, str]:
-    result = await asyncio.to_thread(run, "audit", "verify", "--verifier-key", signer.verifier_key)
-    return result.exit_code, result.output
-
-
-async def leaf(world, index: int) -> AuditEntry:
-    async with world.sessions() as session:
-        row = await session.get_one(AuditLeaf, index)
-        return await session.get_one(AuditEntry, row.entry_id)
+from tests.helpers.audit import OLD, leaf, tamper, verified
 
 
 async def size(world) -> int:
@@ -176,8 +129,6 @@ async def test_without_a_verifier_key_or_a_log_key_it_refuses_rather_than_make_o
 
 
 # --- what a review found: entries no leaf commits to, unhashable entries, no checkpoint -------
-
-OLD = "2000-01-01 00:00:00"
 
 
 async def test_an_entry_in_no_leaf_is_reported(world, log, run, database_url):

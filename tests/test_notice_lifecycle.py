@@ -7,92 +7,26 @@ webhooks go to a real loopback receiver.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-import jwt
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.notices import retention
 from app.worker.loop import http_client, run_once
+from tests.helpers.messages import inbox, subscribe, verified
+from tests.helpers.notices import CONCERNS, NO_SMS, PLAN, amend, cancel, edited, ok, sent, tracked
 from tests.helpers.receiver import running_receiver
 
-ISSUER = "http://exchange.test"
-NOTICES = "/v1/release-notices"
 RECIPIENTS = {"N07", "SMS-LEEDS"}  # whom the example notice discloses to
 CANCELLATION_CLAIMS = {"iss", "aud", "iat", "jti", "notice_id", "supersedes", "reason"}
-CONCERNS = "Amended: contact with the children only under supervision."
-DROP = object()
-PLAN = "/release_plan/"
-NO_SMS = {PLAN + "substance_misuse_service": DROP, PLAN + "treatment_appointment": DROP}
-
-
-def edited(example: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the example with the member at each pointer set, or removed with DROP."""
-    body = copy.deepcopy(example)
-    for pointer, value in changes.items():
-        *parents, last = pointer.strip("/").split("/")
-        target: Any = body
-        for part in parents:
-            target = target[int(part) if isinstance(target, list) else part]
-        if value is DROP:
-            del target[last]
-        else:
-            target[last] = value
-    return body
-
-
-async def post(world, path: str, body: Any, code: str = "MDI") -> httpx.Response:
-    return await world.api.post(path, json=body, headers=await world.headers(code))
-
-
-async def amend(world, notice_id: str, body: Any, code: str = "MDI") -> httpx.Response:
-    return await post(world, f"{NOTICES}/{notice_id}/amendments", body, code)
-
-
-async def cancel(world, notice_id: str, reason: str = "entered_in_error", code: str = "MDI"):
-    return await post(world, f"{NOTICES}/{notice_id}/cancellation", {"reason": reason}, code)
-
-
-def ok(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 202, response.text
-    assert response.headers["location"] == f"{NOTICES}/{response.json()['id']}"
-    return response.json()
-
-
-def sent(answer: dict[str, Any], kind: str = "disclosure", member: str = "message_id") -> dict:
-    """Per recipient, the message of this kind that an answer (or a status) names, or a member."""
-    return {r["organisation_code"]: r[member] for r in answer["recipients"] if r["kind"] == kind}
-
-
-async def tracked(world, notice_id: str) -> dict[str, Any]:
-    response = await world.api.get(f"{NOTICES}/{notice_id}", headers=await world.headers("MDI"))
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def history(status: dict[str, Any]) -> list[tuple]:
     return [(v["id"], v["version"], v["status"], v["status_reason"]) for v in status["history"]]
-
-
-async def inbox(world, code: str) -> list[dict[str, Any]]:
-    response = await world.api.get("/v1/messages", headers=await world.headers(code))
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
-
-
-async def verified(api, jws: str, audience: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims of a message, checked with PyJWT against the published JWKS only."""
-    header = jwt.get_unverified_header(jws)
-    keys = (await api.get("/.well-known/jwks.json")).json()["keys"]
-    (key,) = [jwt.PyJWK(k) for k in keys if k["kid"] == header["kid"]]
-    claims = jwt.decode(jws, key, algorithms=["ES256"], audience=audience, issuer=ISSUER)
-    return header, claims
 
 
 async def assert_cancellation(api, item, code, *, notice_id, supersedes, reason) -> None:
@@ -377,12 +311,6 @@ async def test_a_release_not_into_the_community_is_recorded_and_sent_to_nobody(
 
 
 # --- webhooks and the log --------------------------------------------------------------------
-
-
-async def subscribe(world, code: str, url: str) -> str:
-    response = await post(world, "/v1/subscriptions", {"url": url}, code)
-    assert response.status_code == 201, response.text
-    return response.json()["secret"]
 
 
 async def deliver(world, settings, receiver, secrets: dict[str, str], expected: int) -> list:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -30,9 +29,9 @@ from app.api.deps import _request_session
 from app.main import ROUTER_MODULES, create_app
 from app.storage.db import is_sqlite
 from tests.conftest import POSTGRES_URL, _asyncpg_dsn
+from tests.helpers.outages import assert_unavailable, sqlite_write_locked
 from tests.helpers.receiver import running_receiver
 
-PROBLEM = "application/problem+json"
 ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
@@ -66,17 +65,6 @@ async def postgresql_down(database_url: str) -> AsyncIterator[None]:
         await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
-@contextlib.contextmanager
-def sqlite_write_locked(database_url: str) -> Iterator[None]:
-    """Another process holds SQLite's write lock until the end."""
-    holder = sqlite3.connect(make_url(database_url).database, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        yield
-    finally:
-        holder.close()  # rolls the transaction back and lets go of the lock
-
-
 @contextlib.asynccontextmanager
 async def outage(database_url: str) -> AsyncIterator[None]:
     if is_sqlite(database_url):
@@ -85,16 +73,6 @@ async def outage(database_url: str) -> AsyncIterator[None]:
     else:
         async with postgresql_down(database_url):
             yield
-
-
-def assert_unavailable(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 503, response.text
-    assert response.headers["content-type"] == PROBLEM
-    assert int(response.headers["retry-after"]) > 0
-    body = response.json()
-    assert body["status"] == 503 and body["title"] and body["type"]
-    assert "Traceback" not in response.text
-    return body
 
 
 async def test_every_route_answers_503_while_the_database_is_out_and_stores_nothing(

@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 from app.main import create_app
 from app.storage.db import is_sqlite
 from tests.conftest import _asyncpg_dsn
+from tests.helpers.outages import assert_unavailable, sqlite_write_locked
 from tests.helpers.receiver import running_receiver
-from tests.test_outage import assert_unavailable, sqlite_write_locked
 
 ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 # Far beyond the timeouts the tests set (about a second): only a wait without bound meets it.

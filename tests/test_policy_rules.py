@@ -5,52 +5,39 @@ consent histories. Pure: no database."""
 from __future__ import annotations
 
 import copy
-import json
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from app.disclosure.policy import Policy, PolicyError, consents_from_records, decide
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
 from tests.helpers.documents import leaves, under
+from tests.helpers.policies import (
+    BASE,
+    CLINICAL,
+    CONSENT_DIR,
+    EXAMPLE,
+    POLICY,
+    PROBATION,
+    PROPERTY,
+    SCOPES,
+    SMS,
+    histories,
+    load,
+    notices,
+    rule,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-CONSENT_DIR = ROOT / "consent"
 REAL_YAML = CONSENT_DIR / "release-notice.yaml"
-EXAMPLE: dict[str, Any] = json.loads((ROOT / "schemas/examples/release-notice.json").read_text())
-POLICY = load_policy(CONSENT_DIR, ReleaseNotice)
-PROBATION, SMS = "probation_provider", "substance_misuse_service"
-CLINICAL = "probation_clinical_details"
 NOTES = "/nps_use/treatment_in_custody/clinical_notes"
 DOB = "/person/date_of_birth"
-
-
-def rule(id_: str, *fields: str, recipient: str = PROBATION, effect: str = "allow", **extra: Any):
-    """A policy rule as its YAML mapping; allow rules are statutory unless told otherwise."""
-    item: dict[str, Any] = {"id": id_, "recipient": recipient, "effect": effect}
-    item |= {"purpose": f"{id_} purpose.", "rationale": "Why.", "lawful_basis": [f"{id_} basis"]}
-    item |= {"fields": list(fields) or ["/nps_use"]}
-    if effect == "allow":
-        item["requires"] = "statutory"
-    item |= extra
-    return {k: v for k, v in item.items() if v is not None}
-
-
-SAFEGUARDING = rule("t.safeguarding", "/safeguarding")  # every valid policy needs it
-
-
-def load(directory: Path, rules: list[Any], *, safeguarding: bool = True, name="p.yaml") -> Policy:
-    directory.mkdir(parents=True, exist_ok=True)
-    document = {"version": "t1", "rules": [*rules, *([SAFEGUARDING] if safeguarding else [])]}
-    (directory / name).write_text(yaml.safe_dump(document, sort_keys=False))
-    return load_policy(directory, ReleaseNotice)
 
 
 # --- start-up refusals ------------------------------------------------------------------------
@@ -322,50 +309,8 @@ def test_bases_record_what_each_named_rule_rests_on(tmp_path: Path) -> None:
 
 # --- properties over the real policy ----------------------------------------------------------
 
-BASE = datetime(2026, 11, 1, tzinfo=UTC)
-ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
-SCOPES = [SMS, CLINICAL]
 # fmt: off
-OPTIONAL = {  # members a notice may leave out, by section
-    "person": ["crn", "pnc_number"], "release": ["on_licence", "accommodation"],
-    "release_plan": ["responsible_officer", "substance_misuse_service", "treatment_appointment"],
-    "nps_use": [k for k in EXAMPLE["nps_use"] if k != "status"], "safeguarding": ["concerns"],
-}
 # fmt: on
-
-
-@st.composite
-def instants(draw: st.DrawFn) -> str:  # a few minutes apart, in several offsets: ties happen
-    at = BASE + timedelta(minutes=draw(st.integers(0, 12)))
-    return at.astimezone(draw(st.sampled_from(ZONES))).isoformat()
-
-
-@st.composite
-def histories(draw: st.DrawFn, endings: bool = True) -> list[dict[str, Any]]:
-    records = []
-    for _ in range(draw(st.integers(0, 5))):
-        item = {"scope": draw(st.sampled_from(SCOPES)), "recorded_at": draw(instants())}
-        item |= {"decision": draw(st.sampled_from(["given", "refused"])), "recorded_by": "HC"}
-        for ending in ("withdrawn_at", "expires_at") if endings else ():
-            item[ending] = draw(st.none() | instants())
-        records.append(item)
-    return records
-
-
-@st.composite
-def notices(draw: st.DrawFn, history: list[dict[str, Any]]) -> dict[str, Any]:
-    notice = copy.deepcopy(EXAMPLE)
-    for section, members in OPTIONAL.items():
-        for member in draw(st.sets(st.sampled_from(members))):
-            notice[section].pop(member)
-    for section in draw(st.sets(st.sampled_from(["other_substance_use", "wider_needs"]))):
-        del notice[section]
-    for member in ("children_contact", "vulnerable_adults_contact"):
-        notice["safeguarding"][member] = draw(st.sampled_from(["yes", "no", "unknown"]))
-    kept = ("scope", "decision", "recorded_at", "recorded_by")
-    notice["consent"] = [{k: r[k] for k in kept} for r in history]
-    ReleaseNotice.model_validate(notice)
-    return notice
 
 
 CONDITION_MEMBERS = {"children_at_risk": ["children_contact"]}
@@ -399,9 +344,6 @@ def checked(notice: dict, recipient: str, consents: dict, gated: frozenset = fro
         assert value == (as_date.strftime(shape) if as_date else source[pointer]), pointer
     assert not decision.consents_relied & gated
     return decision
-
-
-PROPERTY = settings(max_examples=100, deadline=None)
 
 
 @PROPERTY

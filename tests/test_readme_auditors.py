@@ -10,7 +10,6 @@ import ast
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,22 +20,10 @@ from app.audit.checkpoint import sign_checkpoint, verifier_key
 from app.audit.merkle import inclusion_proof, root_hash, subtree_hasher
 from app.audit.merkle import leaf_hash as our_leaf_hash
 from app.wire.canonical import canonical_json
+from tests.helpers.readme import python_blocks, section
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = "## For auditors: checking the log yourself"
 ORIGIN = "nps-exchange.example/log"
 AT = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-def section() -> str:
-    text = README.read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    return text[start : end if end != -1 else None]
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", section(), flags=re.DOTALL)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from app.access.identity import Caller, Scope
 from app.messages import recovery
 from app.storage.models import AuditEntry, Delivery, Message
 from app.worker.loop import http_client, purge_expired, run_once
+from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver
-from tests.test_subscriptions import assert_problem, subscribe
+from tests.helpers.subscriptions import subscribe
 
 
 async def post(world, example: dict[str, Any]) -> str:

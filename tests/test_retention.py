@@ -7,14 +7,9 @@ The `exchange` command runs its own event loop, so it is called in a thread.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import copy
 import json
-import re
-import socket
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,44 +23,14 @@ from app.keys.sealing import SealError, load_data_keys
 from app.main import create_app
 from app.messages.outbox import jws_of
 from app.notices import retention
-from app.storage.models import AuditEntry, Base, Delivery, IdempotencyKey, Message, ReleaseNotice
+from app.storage.models import AuditEntry, IdempotencyKey, Message
 from app.worker.loop import http_client, purge_expired, run_once
 from tests.helpers.documents import personal_values
-from tests.helpers.receiver import running_receiver
+from tests.helpers.receiver import closed_port, running_receiver
+from tests.helpers.retention import backdate, leaks, readable, stored
 
 ISSUER = "http://exchange.test"
 CONCERNS = "Plans to visit his two children (aged 4 and 7) on the day of release."
-JWS = re.compile(r"[\w-]{16,}\.[\w-]{16,}\.[\w-]{16,}")
-BACKDATE = text("UPDATE release_notice SET received_at = :at WHERE id = :id").bindparams(
-    bindparam("at", type_=ReleaseNotice.received_at.type), bindparam("id", type_=sa.Uuid())
-)
-
-
-BACKDATE_MESSAGES = text("UPDATE message SET created_at = :at WHERE notice_id = :id").bindparams(
-    bindparam("at", type_=Message.created_at.type), bindparam("id", type_=sa.Uuid())
-)
-
-
-def readable(value: Any) -> str:
-    """A stored value as text, with the segments of any compact JWS in it decoded too."""
-    if isinstance(value, bytes | memoryview):
-        value = bytes(value).decode("latin-1")
-    found = value if isinstance(value, str) else json.dumps(value, default=str)
-    decoded = []
-    for segment in (s for token in JWS.findall(found) for s in token.split(".")):
-        with contextlib.suppress(ValueError):
-            decoded.append(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    return "\n".join([found, *(d.decode("latin-1") for d in decoded)])
-
-
-async def leaks(world, values: list[str]) -> list[tuple[str, str, str]]:
-    """(table, column, value) for each personal value found in a raw row of any table."""
-    found = []
-    for table in Base.metadata.sorted_tables:
-        for row in await world.sql(f"SELECT * FROM {table.name}"):
-            for column, stored in row._mapping.items():
-                found += [(table.name, column, v) for v in values if v in readable(stored)]
-    return found
 
 
 async def post(world, body: Any, path: str = "/v1/release-notices", **headers: str) -> dict:
@@ -80,27 +45,6 @@ async def subscribe(world, code: str, url: str) -> None:
         "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
     )
     assert response.status_code == 201, response.text
-
-
-async def backdate(world, notice_id: str, days: float) -> None:
-    """Make a notice, and the messages it caused then, `days` old."""
-    async with world.sessions() as session, session.begin():
-        at = datetime.now(UTC) - timedelta(days=days)
-        await session.execute(BACKDATE, {"at": at, "id": uuid.UUID(notice_id)})
-        await session.execute(BACKDATE_MESSAGES, {"at": at, "id": uuid.UUID(notice_id)})
-
-
-async def stored(world, notice_id: str) -> tuple[ReleaseNotice, list[Message], list[Delivery]]:
-    async with world.sessions() as session:
-        notice = await session.get_one(ReleaseNotice, uuid.UUID(notice_id))
-        messages = list(
-            await session.scalars(select(Message).where(Message.notice_id == notice.id))
-        )
-        ids = [m.id for m in messages]
-        deliveries = list(
-            await session.scalars(select(Delivery).where(Delivery.message_id.in_(ids)))
-        )
-    return notice, messages, deliveries
 
 
 async def audit_rows(world) -> list[tuple]:
@@ -206,12 +150,6 @@ async def test_rotate_data_seals_new_notices_with_the_new_key_and_old_ones_still
 
 
 # --- retention -----------------------------------------------------------------------------------
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_purge_erases_an_old_notices_data_and_keeps_its_log(world, example, settings):

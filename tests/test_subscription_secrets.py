@@ -13,8 +13,9 @@ from standardwebhooks.webhooks import Webhook
 from app.messages.outbox import signing_secrets
 from app.storage.models import Subscription
 from app.worker.loop import http_client, run_once
+from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver
-from tests.test_subscriptions import assert_problem, get, subscribe
+from tests.helpers.subscriptions import get, subscribe
 
 
 async def rotate(world, subscription_id: str, code: str = "N07", **body: object):

@@ -16,32 +16,12 @@ from sqlalchemy import update
 from app.main import create_app
 from app.storage.models import Subscription
 from app.worker.loop import http_client, run_once
+from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver
+from tests.helpers.subscriptions import HOOK, get, subscribe
 
 ISSUER = "http://exchange.test"
 PROBLEM = "application/problem+json"
-HOOK = "http://127.0.0.1:9/hook"
-
-
-def assert_problem(response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
-
-
-async def subscribe(world, code: str = "N07", url: str = HOOK) -> dict[str, Any]:
-    response = await world.api.post(
-        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
-    )
-    assert response.status_code == 201, response.text
-    assert response.headers["location"] == f"/v1/subscriptions/{response.json()['id']}"
-    return response.json()
-
-
-async def get(world, path: str, code: str = "N07") -> httpx.Response:
-    return await world.api.get(path, headers=await world.headers(code))
 
 
 async def test_a_subscription_shows_its_secret_once(world):

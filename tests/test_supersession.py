@@ -19,20 +19,9 @@ from app.messages import outbox
 from app.worker.loop import deliver as attempt_and_record
 from app.worker.loop import http_client, run_once
 from app.worker.transactions import claim
+from tests.helpers.messages import inbox, subscribe, verified
+from tests.helpers.notices import CONCERNS, NO_SMS, amend, cancel, edited, ok, sent, tracked
 from tests.helpers.receiver import running_receiver
-from tests.test_notice_lifecycle import (
-    CONCERNS,
-    NO_SMS,
-    amend,
-    cancel,
-    edited,
-    inbox,
-    ok,
-    sent,
-    subscribe,
-    tracked,
-    verified,
-)
 
 LATER = timedelta(days=2)  # past every retry the first attempts scheduled
 

@@ -28,9 +28,9 @@ from standardwebhooks.webhooks import Webhook
 from app.messages.signed import TYP
 from app.messages.webhook import EVENT_TYPES
 from app.worker.loop import http_client, run_once
+from tests.helpers.consents import CLINICAL, SMS, carried, consent, record, withdraw
+from tests.helpers.encryption import Recipient, register
 from tests.helpers.receiver import Received, running_receiver
-from tests.test_consents import CLINICAL, SMS, carried, consent, record, withdraw
-from tests.test_encrypted_messages import Recipient, register
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER = "http://exchange.test"

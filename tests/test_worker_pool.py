@@ -31,19 +31,11 @@ from app.worker.loop import (
     http_client,
     lease_lasts,
     lease_renewal_due,
-    run_forever,
     run_once,
     still_ready,
 )
 from tests.helpers.receiver import running_receiver
-
-
-async def subscribe(world, code: str, url: str) -> tuple[str, str]:
-    response = await world.api.post(
-        "/v1/subscriptions", json={"url": url}, headers=await world.headers(code)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"], response.json()["secret"]
+from tests.helpers.worker import replace_settings, subscribe, worker
 
 
 async def once(world, settings, at: datetime | None = None) -> int:
@@ -55,20 +47,6 @@ async def once(world, settings, at: datetime | None = None) -> int:
             world.data_keys,
             clock=(lambda: at) if at else (lambda: datetime.now(UTC)),
         )
-
-
-@contextlib.asynccontextmanager
-async def worker(world, settings):
-    stop = asyncio.Event()
-    async with http_client(settings.webhook_timeout_seconds) as client:
-        task = asyncio.create_task(
-            run_forever(world.sessions, client, settings, world.data_keys, stop)
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 async def wait_until(condition) -> None:
@@ -263,10 +241,6 @@ def test_what_started_while_a_renewal_ran_is_not_queued_again() -> None:
     # The same delivery claimed again (a new lease) is not the claim that was asked about.
     again = replace(lost, lease_token=uuid.uuid4())
     assert still_ready([again], asked, kept) == [again]
-
-
-def replace_settings(settings, **changes):
-    return settings.model_copy(update=changes)
 
 
 async def test_a_claim_takes_no_more_of_one_subscription_than_its_cap(world, example):

@@ -3,10 +3,10 @@
 Every date a test uses comes from this clock (the `clock` fixture in conftest.py), so the suite
 passes whatever day it is run on. `--today` (or EXCHANGE_TEST_TODAY) proves it: the wall clock of
 the test process, of each xdist worker and of every Python process a test starts (through
-tests/helpers/travel/sitecustomize.py) is moved by the same whole number of days, with time-machine. It
-keeps ticking, and the monotonic clocks that asyncio and timeouts use are left alone. The exchange
-reads only the wall clock, so it sees the day the tests see; the database servers' clocks are not
-moved, and the exchange never asks them the time.
+travel/sitecustomize.py beside this module) is moved by the same whole number of days, with
+time-machine. It keeps ticking, and the monotonic clocks that asyncio and timeouts use are left
+alone. The exchange reads only the wall clock, so it sees the day the tests see; the database
+servers' clocks are not moved, and the exchange never asks them the time.
 """
 
 from __future__ import annotations

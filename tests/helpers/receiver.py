@@ -96,3 +96,9 @@ def running_receiver(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
