@@ -1,4 +1,5 @@
-"""The suite: a folder per package of app/, `flows/` for what spans them, `helpers/` shared."""
+"""The suite: a folder per package of app/, `flows/` for what spans them, `bench/` for the
+benchmark's harness, `helpers/` for what test modules share."""
 
 import pytest
 
