@@ -38,7 +38,7 @@ from app.storage import migrate
 from app.storage.models import Base
 from app.worker.loop import advance_log
 from app.worker.transactions import number
-from tests import clock as suite_clock
+from tests.helpers import clock as suite_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "schemas" / "examples" / "release-notice.json"
@@ -54,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--today",
         metavar="YYYY-MM-DD",
         default=os.environ.get(suite_clock.TODAY),
-        help="run the whole suite as if today were this day (tests/clock.py)",
+        help="run the whole suite as if today were this day (tests/helpers/clock.py)",
     )
 
 
@@ -68,7 +68,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def clock() -> suite_clock.Clock:
-    """The suite's one clock: every date a test uses comes from it (tests/clock.py)."""
+    """The suite's one clock: every date a test uses comes from it (tests/helpers/clock.py)."""
     return suite_clock.Clock(datetime.now(UTC).date())
 
 
