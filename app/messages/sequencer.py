@@ -12,7 +12,7 @@ two passes are numbered in the order they were made (created_at; one transaction
 it, in the order it stored them: stored_order).
 
 One sequencer numbers at a time: on PostgreSQL it holds an advisory lock for its transaction
-(another sequencer finds it taken and numbers nothing), and it locks the messages it numbers
+(another waits for it, then numbers what committed meanwhile), and it locks the messages it numbers
 (skipping any another transaction has locked: they are numbered next time); on SQLite it takes
 the database's write lock before it reads. A number is given once, in the transaction that
 raises the counter, so it is visible only with every lower number of its recipient: a recipient
@@ -43,8 +43,8 @@ _message = Message.__table__
 
 async def number(session: AsyncSession, *, limit: int = BATCH) -> int:
     """Number up to `limit` committed, unnumbered messages, in the caller's transaction: how
-    many it numbered. 0 when there are none, or when another sequencer holds the lock. On
-    PostgreSQL the workers are told, at commit, that the numbered messages' deliveries are due."""
+    many it numbered (0 when there are none). On PostgreSQL the workers are told, at commit,
+    that the numbered messages' deliveries are due."""
     postgresql = session.bind.dialect.name == "postgresql"
     if await session.scalar(_any_unnumbered()) is None:  # cheap, and takes no lock
         return 0
@@ -64,12 +64,14 @@ async def number(session: AsyncSession, *, limit: int = BATCH) -> int:
 
 
 async def _lock(session: AsyncSession, *, postgresql: bool) -> bool:
-    """Whether this transaction may number. On PostgreSQL an advisory lock, tried: a sequencer
-    already at work leaves nothing to do. On SQLite the database's write lock, waited for (as
-    any writer waits), taken before anything is read: so what is read is what is numbered."""
+    """Take the lock that lets this transaction number, waiting for a sequencer at work (as
+    long as any writer waits for a lock: lock_timeout). Waiting, not giving up, is what numbers
+    a message that committed after that sequencer read: the one that waited reads after it.
+    On PostgreSQL an advisory lock; on SQLite the database's write lock. Taken before anything
+    is read, so that what is read is what is numbered."""
     if postgresql:
-        query = text("SELECT pg_try_advisory_xact_lock(:key)")
-        return bool(await session.scalar(query, {"key": SEQUENCER_LOCK}))
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
+        return True
     await session.execute(
         update(Organisation)
         .where(Organisation.id.is_(None))  # no row: the statement is for its lock

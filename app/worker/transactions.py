@@ -177,8 +177,8 @@ async def renew(
 
 async def number(sessions: async_sessionmaker[AsyncSession]) -> int:
     """Number the committed messages still unnumbered in their recipients' inboxes
-    (app/messages/sequencer.py), a batch per transaction, until none is left or another
-    sequencer is at work: how many this one numbered. A failure is logged and left for the next
+    (app/messages/sequencer.py), a batch per transaction, until none is left: how many this one
+    numbered. A failure (such as waiting out lock_timeout) is logged and left for the next
     pass: the messages stay unnumbered, and their deliveries wait, until one succeeds."""
     numbered = 0
     while True:

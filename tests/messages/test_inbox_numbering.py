@@ -211,27 +211,34 @@ async def test_sequencers_at_once_neither_repeat_nor_skip_a_number(world, exampl
 
 
 @pytest.mark.usefixtures("postgresql_only")
-async def test_a_second_sequencer_numbers_nothing_while_one_holds_the_lock(
+async def test_a_second_sequencer_waits_for_the_first_then_numbers_what_committed_meanwhile(
     world, app, example, database_url
 ):
     """On PostgreSQL, over separate engines (separate connections, as separate worker
-    processes have): while one sequencer's transaction is open, another gives out no number,
-    and the first one's numbers are the only ones."""
+    processes have): while one sequencer's transaction is open another gives out no number,
+    but waits; once the first commits, it numbers what committed after the first had read."""
     async with world.sessions() as session, session.begin():
         await accept(session, world, app, person(example, 1), datetime.now(UTC))
     engine = create_async_engine(database_url)
     try:
         other = make_sessionmaker(engine)
+
+        async def second() -> int:
+            async with other() as session, session.begin():
+                return await sequencer.number(session)
+
         async with world.sessions() as holding, holding.begin():
             assert await sequencer.number(holding) == 2
-            async with other() as session, session.begin():
-                assert await sequencer.number(session) == 0  # the lock is held: nothing to do
-        async with other() as session, session.begin():
-            assert await sequencer.number(session) == 0  # all numbered by the first
+            async with world.sessions() as session, session.begin():  # after the first read
+                await accept(session, world, app, person(example, 2), datetime.now(UTC))
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # it waits for the lock: no number given meanwhile
+        assert await waiting == 2  # the notice committed while the first held the lock
     finally:
         await engine.dispose()
     for code in RECIPIENTS:
-        assert list((await numbers(world, code)).values()) == [1], code
+        assert sorted((await numbers(world, code)).values()) == [1, 2], code
 
 
 async def test_a_rolled_back_sequencer_gives_out_nothing(world, app, example):
