@@ -59,10 +59,11 @@ async def _claim_in(
     )
 
 
-async def record(
+async def record_outcomes(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     ended: list[tuple[leases.Claimed, Outcome]],
+    *,
     clock: Callable[[], datetime],
 ) -> list[str | None]:
     """The outcomes of attempts that have ended, settled in one transaction: each delivery's
@@ -72,7 +73,7 @@ async def record(
     try:
         async with sessions() as session, session.begin():
             states = await outcomes.settle_many(
-                session, ended, clock(), draws, settings.retry_schedule
+                session, ended, clock(), draws=draws, schedule=settings.retry_schedule
             )
     except Exception:
         if len(ended) == 1:
@@ -80,7 +81,7 @@ async def record(
         states = []
         for one in ended:
             try:
-                states += await record(sessions, settings, [one], clock)
+                states += await record_outcomes(sessions, settings, [one], clock=clock)
             except Exception as exc:  # its lease runs out and it is sent again: at least once
                 log.error(
                     "recording delivery %s failed (%s)", one[0].delivery_id, type(exc).__name__
@@ -106,6 +107,7 @@ async def record_and_claim(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     data_keys: DataKeys,
+    *,
     ended: list[tuple[leases.Claimed, Outcome]],
     room: int,
     waiting: Mapping[uuid.UUID, int],
@@ -121,7 +123,7 @@ async def record_and_claim(
         try:
             async with sessions() as session, session.begin():
                 states = await outcomes.settle_many(
-                    session, ended, now, draws, settings.retry_schedule
+                    session, ended, now, draws=draws, schedule=settings.retry_schedule
                 )
                 claimed = await _claim_in(session, settings, data_keys, now, room, waiting, ahead)
         except Exception as exc:  # a traceback could carry SQL parameters: type only
@@ -131,7 +133,7 @@ async def record_and_claim(
             return claimed
     if ended:
         try:
-            await record(sessions, settings, ended, lambda: datetime.now(UTC))
+            await record_outcomes(sessions, settings, ended, clock=lambda: datetime.now(UTC))
         except Exception as exc:  # a traceback could carry SQL parameters: type only
             log.error("recording deliveries failed (%s)", type(exc).__name__)
     if room <= 0:
