@@ -129,7 +129,7 @@ async def test_a_message_in_flight_when_it_is_replaced_is_not_tried_again(world,
         v1, v2 = sent(first)["N07"], sent(second)["N07"]
         async with http_client() as client:
             state = await attempt_and_record(
-                world.sessions, client, settings, item, lambda: datetime.now(UTC)
+                world.sessions, client, settings, item=item, clock=lambda: datetime.now(UTC)
             )
         assert state == "pending"  # failed, with a retry planned when it was recorded
         assert await work(world, settings, datetime.now(UTC) + LATER) == 1  # v2 only
