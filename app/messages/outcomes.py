@@ -93,7 +93,7 @@ async def settle_many(
     meanwhile never deadlocks with it.
     """
     draws = draws if draws is not None else [0.5] * len(ended)
-    plans = _plans(ended, now, draws, schedule)
+    plans = _plans(ended, now, draws=draws, schedule=schedule)
     groups = _grouped(ended, plans, now)
     twice = len({claimed.delivery_id for claimed, _ in ended}) < len(ended)
     await _lock(session, ended, plans, every_delivery=twice or len(groups) > 1)
@@ -123,6 +123,7 @@ async def settle_many(
 def _plans(
     ended: Sequence[tuple[Claimed, Outcome]],
     now: datetime,
+    *,
     draws: Sequence[float],
     schedule: Sequence[timedelta],
 ) -> list[retry.Plan]:

@@ -79,7 +79,9 @@ async def run_once(
     and return how many were attempted. One pass, for tests and tools: run_forever is the
     worker, and shares itself out."""
     await number(sessions)
-    claimed = await claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
+    claimed = await claim(
+        sessions, settings, data_keys, now=clock(), limit=settings.worker_batch_size
+    )
     await asyncio.gather(
         *(deliver(sessions, client, settings, item=item, clock=clock) for item in claimed)
     )

@@ -28,21 +28,25 @@ async def claim(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     data_keys: DataKeys,
+    *,
     now: datetime,
     limit: int,
-    waiting: Mapping[uuid.UUID, int] | None,
+    waiting: Mapping[uuid.UUID, int] | None = None,
     ahead: int | None = None,
 ) -> list[leases.Claimed]:
     """A claim in a transaction of its own. With `waiting` (the pool's claims not yet started,
     per subscription), no subscription gets more than `ahead` waiting at once."""
     async with sessions() as session, session.begin():
-        return await _claim_in(session, settings, data_keys, now, limit, waiting, ahead)
+        return await _claim_in(
+            session, settings, data_keys, now=now, limit=limit, waiting=waiting, ahead=ahead
+        )
 
 
 async def _claim_in(
     session: AsyncSession,
     settings: Settings,
     data_keys: DataKeys,
+    *,
     now: datetime,
     limit: int,
     waiting: Mapping[uuid.UUID, int] | None,
@@ -125,7 +129,9 @@ async def record_and_claim(
                 states = await outcomes.settle_many(
                     session, ended, now, draws=draws, schedule=settings.retry_schedule
                 )
-                claimed = await _claim_in(session, settings, data_keys, now, room, waiting, ahead)
+                claimed = await _claim_in(
+                    session, settings, data_keys, now=now, limit=room, waiting=waiting, ahead=ahead
+                )
         except Exception as exc:  # a traceback could carry SQL parameters: type only
             log.warning("recording and claiming together failed (%s): apart", type(exc).__name__)
         else:
@@ -139,7 +145,15 @@ async def record_and_claim(
     if room <= 0:
         return []
     try:
-        return await claim(sessions, settings, data_keys, datetime.now(UTC), room, waiting, ahead)
+        return await claim(
+            sessions,
+            settings,
+            data_keys,
+            now=datetime.now(UTC),
+            limit=room,
+            waiting=waiting,
+            ahead=ahead,
+        )
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("claiming deliveries failed (%s)", type(exc).__name__)
         return []
