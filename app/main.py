@@ -87,7 +87,14 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         async with http_client(settings.webhook_timeout_seconds) as client:
             if run_worker:
                 worker = asyncio.create_task(
-                    run_forever(app.state.sessions, client, settings, data_keys, stop, log_signer)
+                    run_forever(
+                        app.state.sessions,
+                        client,
+                        settings,
+                        data_keys=data_keys,
+                        stop=stop,
+                        log_signer=log_signer,
+                    )
                 )
             try:
                 yield

@@ -58,7 +58,9 @@ async def main() -> None:
         profile = cProfile.Profile(time.process_time)
         async with http_client(settings.webhook_timeout_seconds) as client:
             worker = asyncio.create_task(
-                run_forever(make_sessionmaker(engine), client, settings, data_keys, stop)
+                run_forever(
+                    make_sessionmaker(engine), client, settings, data_keys=data_keys, stop=stop
+                )
             )
             cpu = time.process_time()
             profile.enable()

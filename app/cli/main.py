@@ -128,13 +128,15 @@ def worker() -> None:
         engine = make_engine(settings.database_url, **settings.database_timeouts())
         try:
             async with http_client(settings.webhook_timeout_seconds) as client:
-                await run_forever(make_sessionmaker(engine), client, settings, data_keys, stop)
+                await run_forever(
+                    make_sessionmaker(engine), client, settings, data_keys=data_keys, stop=stop
+                )
         finally:
             await engine.dispose()
 
     # What is loaded by now lives as long as the process: frozen, the collector never scans it
-    # again; and a young generation of 10,000 objects, not 700, is collected 14 times less
-    # often. A 6,000-delivery drain spent 0.52 s of its 13 s collecting, and 0.14 s so.
+    # again; and a larger young generation is collected less often (bench/README.md, "Why the
+    # code is shaped so", has the figures).
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     asyncio.run(run())

@@ -10,7 +10,7 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.keys.sealing import DataKeys, SealError
 from app.messages import lock_order
@@ -138,14 +138,44 @@ async def claim_due(
     worker that died mid-send) makes a delivery due again.
     """
     token = uuid.uuid4()
-    taken: Counter[uuid.UUID] = Counter(in_flight or {})
-    claimed_ids: list[uuid.UUID] = []
+    connection = await session.connection()
+    leased_ids = await _lease(
+        connection,
+        locking=session.bind.dialect.name == "postgresql",
+        token=token,
+        now=now,
+        until=now + lease,
+        limit=limit,
+        taken=Counter(in_flight or {}),
+        per_subscription=per_subscription,
+    )
+    if not leased_ids:
+        return []
+    claimed, withheld = await _read_leased(
+        connection, data_keys, leased_ids, token=token, now=now, until=now + lease
+    )
+    await _withhold(connection, withheld)
+    return claimed
+
+
+async def _lease(
+    connection: AsyncConnection,
+    *,
+    locking: bool,
+    token: uuid.UUID,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    taken: Counter[uuid.UUID],
+    per_subscription: int | None,
+) -> list[uuid.UUID]:
+    """Lease up to `limit` due deliveries under `token` until `until`: their ids. `taken` counts
+    this worker's claims per subscription, those leased here included."""
+    leased_ids: list[uuid.UUID] = []
     # On SQLite another claim may take a candidate between this SELECT and the UPDATE (its
     # guard then skips the row): look again, past the rows that are leased now.
-    connection = await session.connection()
-    locking = session.bind.dialect.name == "postgresql"
     for _ in range(5):
-        wanted = limit - len(claimed_ids)
+        wanted = limit - len(leased_ids)
         busy = [
             s for s, n in taken.items() if per_subscription is not None and n >= per_subscription
         ]
@@ -157,25 +187,51 @@ async def claim_due(
                 "busy": busy,
             },
         )
-        chosen: list[uuid.UUID] = []
-        for delivery_id, subscription_id in candidates:
-            if per_subscription is not None and taken[subscription_id] >= per_subscription:
-                continue
-            taken[subscription_id] += 1
-            chosen.append(delivery_id)
-            if len(chosen) + len(claimed_ids) == limit:
-                break
+        chosen = _choose(candidates, taken, wanted=wanted, per_subscription=per_subscription)
         if not chosen:
             break
-        leased = {"chosen": chosen, "now": now, "until": now + lease, "token": token}
-        claimed_ids += (await connection.execute(_claiming()[0], leased)).scalars()
-        if len(claimed_ids) == limit or locking:
+        leased = {"chosen": chosen, "now": now, "until": until, "token": token}
+        leased_ids += (await connection.execute(_claiming()[0], leased)).scalars()
+        if len(leased_ids) == limit or locking:
             break  # PostgreSQL's row locks made every chosen row this claim's
-    if not claimed_ids:
-        return []
+    return leased_ids
+
+
+def _choose(
+    candidates: Iterable[tuple[uuid.UUID, uuid.UUID]],
+    taken: Counter[uuid.UUID],
+    *,
+    wanted: int,
+    per_subscription: int | None,
+) -> list[uuid.UUID]:
+    """PURE: up to `wanted` of the (delivery, subscription) candidates, in their order, none of
+    a subscription that has `per_subscription` taken; each chosen is counted in `taken`."""
+    chosen: list[uuid.UUID] = []
+    for delivery_id, subscription_id in candidates:
+        if per_subscription is not None and taken[subscription_id] >= per_subscription:
+            continue
+        taken[subscription_id] += 1
+        chosen.append(delivery_id)
+        if len(chosen) == wanted:
+            break
+    return chosen
+
+
+async def _read_leased(
+    connection: AsyncConnection,
+    data_keys: DataKeys,
+    leased_ids: list[uuid.UUID],
+    *,
+    token: uuid.UUID,
+    now: datetime,
+    until: datetime,
+) -> tuple[list[Claimed], dict[str, list[uuid.UUID]]]:
+    """What is sent of each delivery leased, and those never to be sent (by the state they
+    take): their message was purged, revoked or withdrawn, or replaced by a later message, since
+    it was queued. A payload that cannot be opened keeps its lease and is left out."""
     claimed: list[Claimed] = []
     withheld: dict[str, list[uuid.UUID]] = {REVOKED: [], SUPERSEDED: []}
-    for row in await connection.execute(_claiming()[1], {"claimed": claimed_ids}):
+    for row in await connection.execute(_claiming()[1], {"claimed": leased_ids}):
         try:
             jws = opened(data_keys, row.message_id, row)
         except SealError as exc:  # a missing data key: keep the lease, send the others
@@ -202,9 +258,14 @@ async def claim_due(
                 sequence=row.sequence,
                 jws=jws,
                 created_at=row.created_at,
-                leased_until=now + lease,
+                leased_until=until,
             )
         )
+    return claimed, withheld
+
+
+async def _withhold(connection: AsyncConnection, withheld: Mapping[str, list[uuid.UUID]]) -> None:
+    """The deliveries never to be sent, each moved to its state and its lease given up."""
     for state, ids in withheld.items():
         if ids:
             await connection.execute(
@@ -212,7 +273,6 @@ async def claim_due(
                 .where(_delivery.c.id.in_(ids))
                 .values(state=state, leased_until=None, lease_token=None, last_error="withheld")
             )
-    return claimed
 
 
 @functools.cache

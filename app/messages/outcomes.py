@@ -9,6 +9,7 @@ is one), one INSERT of the attempts and one of their log entries.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -51,7 +52,8 @@ async def settle(
     schedule: Sequence[timedelta] = retry.STANDARD_SCHEDULE,
 ) -> str | None:
     """Record one attempt: settle_many of one."""
-    return (await settle_many(session, [(claimed, outcome)], now, [draw], schedule))[0]
+    states = await settle_many(session, [(claimed, outcome)], now, draws=[draw], schedule=schedule)
+    return states[0]
 
 
 def new_values(claimed: Claimed, outcome: Outcome, plan: retry.Plan, now: datetime) -> dict:
@@ -75,6 +77,7 @@ async def settle_many(
     session: AsyncSession,
     ended: Sequence[tuple[Claimed, Outcome]],
     now: datetime,
+    *,
     draws: Sequence[float] | None = None,
     schedule: Sequence[timedelta] = retry.STANDARD_SCHEDULE,
 ) -> list[str | None]:
@@ -90,7 +93,42 @@ async def settle_many(
     meanwhile never deadlocks with it.
     """
     draws = draws if draws is not None else [0.5] * len(ended)
-    plans = [
+    plans = _plans(ended, now, draws=draws, schedule=schedule)
+    groups = _grouped(ended, plans, now)
+    twice = len({claimed.delivery_id for claimed, _ in ended}) < len(ended)
+    await _lock(session, ended, plans, every_delivery=twice or len(groups) > 1)
+    if twice:
+        # The same delivery twice (a lease ran out, and it was claimed again): which claim
+        # holds the lease is told apart one at a time.
+        states: list[str | None] = []
+        for one, draw in zip(ended, draws, strict=True):
+            states += await settle_many(session, [one], now, draws=[draw], schedule=schedule)
+        return states
+    settled = await _settle_groups(session, groups)
+    done = [
+        (claimed, outcome, plan)
+        for (claimed, outcome), plan in zip(ended, plans, strict=True)
+        if claimed.delivery_id in settled
+    ]
+    await _write_attempts(session, done, now)
+    for claimed, _, plan in done:
+        if plan.disable_subscription:
+            await _disable_gone(session, claimed, now)
+    return [
+        plan.state if claimed.delivery_id in settled else None
+        for (claimed, _), plan in zip(ended, plans, strict=True)
+    ]
+
+
+def _plans(
+    ended: Sequence[tuple[Claimed, Outcome]],
+    now: datetime,
+    *,
+    draws: Sequence[float],
+    schedule: Sequence[timedelta],
+) -> list[retry.Plan]:
+    """PURE: what retry.plan makes of each attempt's outcome."""
+    return [
         retry.plan(
             attempts_made=claimed.attempts + 1,
             status_code=outcome.status_code,
@@ -101,21 +139,27 @@ async def settle_many(
         )
         for (claimed, outcome), draw in zip(ended, draws, strict=True)
     ]
-    groups: dict[tuple, list[Claimed]] = {}  # the same new values: one UPDATE
+
+
+def _grouped(
+    ended: Sequence[tuple[Claimed, Outcome]], plans: Sequence[retry.Plan], now: datetime
+) -> dict[tuple, list[Claimed]]:
+    """PURE: the claims by the new values their outcomes set (new_values), each group one
+    UPDATE."""
+    groups: dict[tuple, list[Claimed]] = {}
     for (claimed, outcome), plan in zip(ended, plans, strict=True):
         key = tuple(sorted(new_values(claimed, outcome, plan, now).items()))
         groups.setdefault(key, []).append(claimed)
-    twice = len({claimed.delivery_id for claimed, _ in ended}) < len(ended)
-    await _lock(session, ended, plans, every_delivery=twice or len(groups) > 1)
-    if twice:
-        # The same delivery twice (a lease ran out, and it was claimed again): which claim
-        # holds the lease is told apart one at a time.
-        states: list[str | None] = []
-        for one, draw in zip(ended, draws, strict=True):
-            states += await settle_many(session, [one], now, [draw], schedule)
-        return states
+    return groups
+
+
+async def _settle_groups(
+    session: AsyncSession, groups: dict[tuple, list[Claimed]]
+) -> set[uuid.UUID]:
+    """One UPDATE per group, of the deliveries still pending under their claims' leases: the
+    ids of those it moved on."""
     connection = await session.connection()
-    settled = set()
+    settled: set[uuid.UUID] = set()
     for key, members in groups.items():
         values = dict(key)
         result = await connection.execute(
@@ -124,51 +168,48 @@ async def settle_many(
             | {f"new_{column}": value for column, value in values.items()},
         )
         settled.update(result.scalars())
-    done = [
-        (claimed, outcome, plan)
-        for (claimed, outcome), plan in zip(ended, plans, strict=True)
-        if claimed.delivery_id in settled
-    ]
-    if done:
-        await connection.execute(
-            insert(DeliveryAttempt.__table__),
-            [
-                {
-                    "delivery_id": claimed.delivery_id,
-                    "attempted_at": now,
+    return settled
+
+
+async def _write_attempts(
+    session: AsyncSession, done: Sequence[tuple[Claimed, Outcome, retry.Plan]], now: datetime
+) -> None:
+    """The attempt rows and log entries of the attempts settled, one INSERT of each."""
+    if not done:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        insert(DeliveryAttempt.__table__),
+        [
+            {
+                "delivery_id": claimed.delivery_id,
+                "attempted_at": now,
+                "status_code": outcome.status_code,
+                "latency_ms": outcome.latency_ms,
+                "error": outcome.error,
+            }
+            for claimed, outcome, _ in done
+        ],
+    )
+    await audit.append_many(
+        session,
+        [
+            audit.Entry(
+                action=SETTLED[plan.state],
+                at=now,
+                notice_id=claimed.notice_id,
+                message_id=claimed.message_id,
+                subject_organisation_id=claimed.recipient_organisation_id,
+                details={
+                    "delivery_id": str(claimed.delivery_id),
+                    "attempt": claimed.attempts + 1,
                     "status_code": outcome.status_code,
-                    "latency_ms": outcome.latency_ms,
                     "error": outcome.error,
-                }
-                for claimed, outcome, _ in done
-            ],
-        )
-        await audit.append_many(
-            session,
-            [
-                audit.Entry(
-                    action=SETTLED[plan.state],
-                    at=now,
-                    notice_id=claimed.notice_id,
-                    message_id=claimed.message_id,
-                    subject_organisation_id=claimed.recipient_organisation_id,
-                    details={
-                        "delivery_id": str(claimed.delivery_id),
-                        "attempt": claimed.attempts + 1,
-                        "status_code": outcome.status_code,
-                        "error": outcome.error,
-                    },
-                )
-                for claimed, outcome, plan in done
-            ],
-        )
-    for claimed, _, plan in done:
-        if plan.disable_subscription:
-            await _disable_gone(session, claimed, now)
-    return [
-        plan.state if claimed.delivery_id in settled else None
-        for (claimed, _), plan in zip(ended, plans, strict=True)
-    ]
+                },
+            )
+            for claimed, outcome, plan in done
+        ],
+    )
 
 
 async def _lock(

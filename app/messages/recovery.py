@@ -215,16 +215,9 @@ async def recover(
     [since, until): at most `limit`, oldest first, cut between two instants so that `next_since`
     continues exactly where this call stopped."""
     subscription = await subscriptions.own(session, caller, subscription_id, lock=True)
-    errors = []
-    if since > now:
-        errors.append({"pointer": "/since", "detail": "is in the future"})
-    if until is not None and since >= until:
-        errors.append({"pointer": "/since", "detail": "is not before until"})
-    if errors:
-        raise invalid(errors)
+    _check_window(since=since, until=until, now=now)
     if subscription.status != subscriptions.ACTIVE:
         raise subscriptions.not_active(subscription)
-
     window = [
         Message.recipient_organisation_id == caller.organisation_id,
         Message.created_at >= since,
@@ -232,31 +225,7 @@ async def recover(
     ]
     if until is not None:
         window.append(Message.created_at < until)
-    rows = (
-        await session.execute(
-            select(Message.id, Message.created_at)
-            .where(*window)
-            .order_by(Message.created_at, Message.stored_order, Message.id)
-            .limit(limit + 1)
-        )
-    ).all()
-    next_since = None
-    batch = [m for m, _ in rows]
-    if len(rows) > limit:
-        next_since = rows[limit].created_at
-        batch = [m for m, created_at in rows if created_at < next_since]
-        if not batch:  # more than `limit` at one instant (one transaction's): take it whole
-            batch = list(
-                await session.scalars(
-                    select(Message.id).where(*window, Message.created_at == next_since)
-                )
-            )
-            next_since = await session.scalar(
-                select(Message.created_at)
-                .where(*window, Message.created_at > next_since)
-                .order_by(Message.created_at)
-                .limit(1)
-            )
+    batch, next_since = await _oldest(session, window, limit=limit)
     queued = await _queue(session, batch, [subscription.id], now)
     audit.append(
         session,
@@ -276,6 +245,49 @@ async def recover(
         },
     )
     return Recovered(len(batch), next_since)
+
+
+def _check_window(*, since: datetime, until: datetime | None, now: datetime) -> None:
+    """PURE: refuse (422) a window that starts in the future or ends before it starts."""
+    errors = []
+    if since > now:
+        errors.append({"pointer": "/since", "detail": "is in the future"})
+    if until is not None and since >= until:
+        errors.append({"pointer": "/since", "detail": "is not before until"})
+    if errors:
+        raise invalid(errors)
+
+
+async def _oldest(
+    session: AsyncSession, window: Sequence[ColumnElement[bool]], *, limit: int
+) -> tuple[list[uuid.UUID], datetime | None]:
+    """The oldest messages in the window, at most `limit` cut between two instants (more only
+    when more than `limit` share the first instant: one transaction's, taken whole), and when
+    the rest of the window begins (None if nothing is left)."""
+    rows = (
+        await session.execute(
+            select(Message.id, Message.created_at)
+            .where(*window)
+            .order_by(Message.created_at, Message.stored_order, Message.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    if len(rows) <= limit:
+        return [m for m, _ in rows], None
+    next_since = rows[limit].created_at
+    batch = [m for m, created_at in rows if created_at < next_since]
+    if batch:
+        return batch, next_since
+    batch = list(
+        await session.scalars(select(Message.id).where(*window, Message.created_at == next_since))
+    )
+    after = await session.scalar(
+        select(Message.created_at)
+        .where(*window, Message.created_at > next_since)
+        .order_by(Message.created_at)
+        .limit(1)
+    )
+    return batch, after
 
 
 # --- the one rule ---------------------------------------------------------------------------

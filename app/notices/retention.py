@@ -11,6 +11,8 @@ dead. Each purged notice is a log entry (an erasure).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,11 +35,31 @@ async def purge(
     session: AsyncSession, *, older_than: timedelta, now: datetime, limit: int = 500
 ) -> Purged:
     """Purge up to `limit` notices received before now - older_than, in the caller's transaction."""
-    cutoff = now - older_than
+    notice_ids = await _expired(session, cutoff=now - older_than, limit=limit)
+    if not notice_ids:
+        return Purged(0, 0)
+    messages = await _erase(session, notice_ids, now=now)
+    for notice_id in notice_ids:
+        audit.append(
+            session,
+            "notice.purged",
+            at=now,
+            notice_id=notice_id,
+            details={
+                "messages": sorted(str(m) for m, n in messages if n == notice_id),
+                "retention_days": older_than.days,
+            },
+        )
+    return Purged(len(notice_ids), len(messages))
+
+
+async def _expired(session: AsyncSession, *, cutoff: datetime, limit: int) -> Sequence[uuid.UUID]:
+    """Up to `limit` notices not yet purged, oldest first, received before `cutoff` and with no
+    message since."""
     recent_message = exists().where(
         Message.notice_id == ReleaseNotice.id, Message.created_at >= cutoff
     )
-    notice_ids = (
+    return (
         await session.scalars(
             select(ReleaseNotice.id)
             .where(
@@ -49,8 +71,14 @@ async def purge(
             .limit(limit)
         )
     ).all()
-    if not notice_ids:
-        return Purged(0, 0)
+
+
+async def _erase(
+    session: AsyncSession, notice_ids: Sequence[uuid.UUID], *, now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The notices' sealed bodies, their messages' payloads and their acknowledgements' notes
+    erased, their pending deliveries dead and their idempotency keys deleted: the (message,
+    notice) pairs of the messages purged."""
     await session.execute(
         update(ReleaseNotice)
         .where(ReleaseNotice.id.in_(notice_ids))
@@ -92,15 +120,4 @@ async def purge(
         .where(IdempotencyKey.notice_id.in_(notice_ids))
         .execution_options(synchronize_session=False)
     )
-    for notice_id in notice_ids:
-        audit.append(
-            session,
-            "notice.purged",
-            at=now,
-            notice_id=notice_id,
-            details={
-                "messages": sorted(str(m) for m, n in messages if n == notice_id),
-                "retention_days": older_than.days,
-            },
-        )
-    return Purged(len(notice_ids), len(messages))
+    return [(m, n) for m, n in messages]

@@ -3,10 +3,9 @@
 The worker owns its transactions (app/worker/transactions.py): each pass of the pool records the
 outcomes of the attempts that ended meanwhile and claims the next deliveries, in one short
 transaction (one commit for them all), so a slow receiver never holds a database transaction open.
-Claims run ahead of the sends (up to claims_ahead per subscription, their leases renewed while they
-wait), so sending never waits for the database, and a pass waits until most of them have
-started, so that one pass settles and claims many deliveries: a pass costs a few milliseconds
-whatever its size. It also purges data past its retention period, once per
+Claims run ahead of the sends (app/worker/pool.py), so sending never waits for the database,
+and a pass waits until most of them have started, so that one pass settles and claims many
+deliveries in one transaction, however many. It also purges data past its retention period, once per
 EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and once a second
 sequences new log entries into the log's tree and signs a checkpoint when one is due
 (app/audit/tree.py), in another. Before each pass claims, it numbers the messages committed since
@@ -21,9 +20,7 @@ import contextlib
 import functools
 import logging
 import ssl
-import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -34,26 +31,26 @@ from app.audit.signer import LogSigner, load_log_signer
 from app.keys.sealing import DataKeys
 from app.messages import leases
 from app.messages.wakeup import Listener
-from app.messages.webhook import (
-    CONNECT_TIMEOUT_SECONDS,
-    TOTAL_TIMEOUT_SECONDS,
-    Outcome,
-    send,
-    webhook_body,
-)
+from app.messages.webhook import CONNECT_TIMEOUT_SECONDS, TOTAL_TIMEOUT_SECONDS
 from app.notices import retention
 from app.settings import Settings
-from app.worker.transactions import claim, number, record, record_and_claim, release, renew
+from app.worker.pool import Pool, attempt, claims_ahead, lease_renewal_due, still_ready
+from app.worker.transactions import (
+    claim,
+    number,
+    record_and_claim,
+    record_outcomes,
+    release,
+    renew,
+)
 
 log = logging.getLogger("exchange.worker")
 LOG_INTERVAL_SECONDS = 1.0  # how often a worker sequences the exchange log
-ROUNDS_AHEAD = 10  # claims_ahead: this many rounds of attempts claimed ahead of the pool
-RECORD_WITHIN_SECONDS = 0.05  # an ended attempt waits at most this long for its pass
 
 
 @functools.cache
 def _tls() -> ssl.SSLContext:
-    """The system's trusted roots, read once per process (reading them takes tens of ms)."""
+    """The system's trusted roots, read once per process."""
     return ssl.create_default_context()
 
 
@@ -82,44 +79,27 @@ async def run_once(
     and return how many were attempted. One pass, for tests and tools: run_forever is the
     worker, and shares itself out."""
     await number(sessions)
-    claimed = await claim(sessions, settings, data_keys, clock(), settings.worker_batch_size, None)
-    await asyncio.gather(*(deliver(sessions, client, settings, item, clock) for item in claimed))
+    claimed = await claim(
+        sessions, settings, data_keys, now=clock(), limit=settings.worker_batch_size
+    )
+    await asyncio.gather(
+        *(deliver(sessions, client, settings, item=item, clock=clock) for item in claimed)
+    )
     return len(claimed)
-
-
-async def attempt(client: httpx.AsyncClient, settings: Settings, item: leases.Claimed) -> Outcome:
-    """One attempt at one claimed delivery; no database."""
-    body = webhook_body(
-        kind=item.kind,
-        message_id=str(item.message_id),
-        notice_id=str(item.notice_id),
-        supersedes=str(item.supersedes) if item.supersedes else None,
-        sequence=item.sequence,
-        jws=item.jws,
-        created_at=item.created_at,
-    )
-    return await send(
-        client,
-        url=item.url,
-        signing_secrets=item.secrets,
-        message_id=str(item.message_id),
-        body=body,
-        allowed=settings.webhook_allowed_cidrs,
-        deadline_seconds=settings.webhook_timeout_seconds,
-    )
 
 
 async def deliver(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
+    *,
     item: leases.Claimed,
     clock: Callable[[], datetime],
 ) -> str | None:
     """One attempt at one claimed delivery, then its outcome recorded in a transaction of its
     own: a slow receiver never holds a database transaction open."""
     outcome = await attempt(client, settings, item)
-    return (await record(sessions, settings, [(item, outcome)], clock))[0]
+    return (await record_outcomes(sessions, settings, [(item, outcome)], clock=clock))[0]
 
 
 async def purge_expired(
@@ -140,49 +120,11 @@ async def purge_expired(
             return retention.Purged(notices, messages)
 
 
-def lease_lasts(item: leases.Claimed, now: datetime, whole_attempt: timedelta) -> bool:
-    """PURE: whether a claimed delivery may start now: its lease must outlast a whole attempt,
-    or another worker could claim and send it while this one still is."""
-    return item.leased_until is None or now + whole_attempt < item.leased_until
-
-
-def claims_ahead(settings: Settings) -> int:
-    """PURE: how many claims of one subscription the pool may hold waiting for room: ROUNDS_AHEAD
-    rounds of its attempts. Their leases are renewed while they wait (lease_renewal_due)."""
-    return settings.worker_subscription_concurrency * ROUNDS_AHEAD
-
-
-def lease_renewal_due(
-    item: leases.Claimed, now: datetime, lease: timedelta, whole_attempt: timedelta
-) -> bool:
-    """PURE: whether a claim waiting for room should have its lease renewed now: once it has
-    less left than halfway from a whole lease down to a whole attempt. Passes come at least every
-    worker_poll_seconds, so it is renewed well before it could no longer start."""
-    if item.leased_until is None:
-        return False
-    return item.leased_until - now < whole_attempt + (lease - whole_attempt) / 2
-
-
-def still_ready(
-    ready: Iterable[leases.Claimed], asked: Sequence[leases.Claimed], kept: Sequence[leases.Claimed]
-) -> list[leases.Claimed]:
-    """PURE: what waits once a renewal of `asked` came back `kept`, from what `ready` holds now
-    (attempts that ended while it ran may have started some: they stay started, never queued
-    again): the renewed in their new lease, those asked and not kept given up, the rest as they
-    were. Told apart by lease, not delivery: the same delivery may be claimed again."""
-    renewed = {(c.delivery_id, c.lease_token): c for c in kept}
-    was_asked = {(c.delivery_id, c.lease_token) for c in asked}
-    return [
-        renewed.get(key, item)
-        for item in ready
-        if (key := (item.delivery_id, item.lease_token)) in renewed or key not in was_asked
-    ]
-
-
 async def run_forever(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
+    *,
     data_keys: DataKeys,
     stop: asyncio.Event,
     log_signer: LogSigner | None = None,
@@ -204,145 +146,111 @@ async def run_forever(
     An ended attempt is recorded within RECORD_WITHIN_SECONDS. What is still ready when the
     worker stops is released, due again at once.
     """
-    loop = asyncio.get_running_loop()
     log_signer = log_signer or load_log_signer(settings)
     kick = asyncio.Event()
     stop_waiter = asyncio.ensure_future(stop.wait())
     stop_waiter.add_done_callback(lambda _: kick.set())
     listener = Listener(settings.database_url, kick)
-    in_flight: dict[asyncio.Task[Outcome], leases.Claimed] = {}
-    per_subscription: Counter[uuid.UUID] = Counter()  # attempts in flight
-    ready: deque[leases.Claimed] = deque()  # claimed, waiting for room
-    ended: list[tuple[leases.Claimed, Outcome]] = []  # attempts over, outcomes not yet recorded
-    cap, ahead = settings.worker_subscription_concurrency, claims_ahead(settings)
-    most_ready = settings.worker_concurrency * ROUNDS_AHEAD
-    whole_attempt = timedelta(seconds=settings.webhook_timeout_seconds)
-    lease = timedelta(seconds=settings.delivery_lease_seconds)
-    pace = Pace()
-
-    def start_ready() -> None:
-        """Start what is ready, oldest first, while the pool and its subscription have room;
-        never with less of its lease left than a whole attempt may take."""
-        for _ in range(len(ready)):
-            item = ready.popleft()
-            if len(in_flight) >= settings.worker_concurrency:
-                ready.appendleft(item)
-                return
-            if per_subscription[item.subscription_id] >= cap:
-                ready.append(item)
-            elif not lease_lasts(item, datetime.now(UTC), whole_attempt):
-                log.warning("delivery %s waited out its lease: not sent", item.delivery_id)
-            else:
-                task = asyncio.create_task(attempt(client, settings, item))
-                in_flight[task] = item
-                per_subscription[item.subscription_id] += 1
-                task.add_done_callback(finished)
-                pace.started += 1
-
-    def finished(task: asyncio.Task[Outcome]) -> None:
-        item = in_flight.pop(task)
-        per_subscription[item.subscription_id] -= 1
-        if per_subscription[item.subscription_id] <= 0:
-            del per_subscription[item.subscription_id]
-        if task.cancelled() or task.exception() is not None:
-            failure = "cancelled" if task.cancelled() else type(task.exception()).__name__
-            log.error("delivery attempt failed (%s)", failure)  # its lease runs out: sent again
-        else:
-            ended.append((item, task.result()))
-        if not stop.is_set():
-            start_ready()
-        if stop.is_set() or pace.due(len(ready)):
-            kick.set()
-        elif pace.recording is None:
-            pace.recording = loop.call_later(RECORD_WITHIN_SECONDS, kick.set)
-
-    async def record_ended() -> None:
-        if ended:
-            batch = ended[:]
-            del ended[:]
-            try:
-                await record(sessions, settings, batch, lambda: datetime.now(UTC))
-            except Exception as exc:  # a traceback could carry SQL parameters: type only
-                log.error("recording deliveries failed (%s)", type(exc).__name__)
-
-    next_purge = next_log = next_sweep = loop.time()
+    pool = Pool(client, settings, kick=kick, stop=stop)
+    worker = Worker(sessions, settings, data_keys, pool=pool, log_signer=log_signer)
     try:
         while not stop.is_set():
             kick.clear()
-            pace.passing()
+            pool.pace.passing()
             await listener.ensure()
-            await number(sessions)  # before claiming: a delivery waits for its message's number
-            if loop.time() >= next_purge:
-                next_purge = loop.time() + settings.retention_purge_interval_seconds
-                await _purge(sessions, settings)
-            if loop.time() >= next_log:  # at most once a second: the sequencer's scan is bounded
-                next_log = loop.time() + LOG_INTERVAL_SECONDS
-                sweep = loop.time() >= next_sweep
-                if sweep:
-                    next_sweep = loop.time() + log_tree.SWEEP_SECONDS
-                await _advance_log(sessions, settings, log_signer, sweep=sweep)
-            now = datetime.now(UTC)
-            if any(lease_renewal_due(item, now, lease, whole_attempt) for item in ready):
-                asked = list(ready)
-                kept = await renew(sessions, asked, now + lease)
-                if kept is not None:  # attempts that ended meanwhile may have started some
-                    left = still_ready(ready, asked, kept)
-                    ready.clear()
-                    ready.extend(left)
-            room = min(most_ready - len(ready), settings.worker_batch_size)
-            batch = ended[:]
-            del ended[:]
-            waiting = Counter(item.subscription_id for item in ready)
-            claimed = await record_and_claim(
-                sessions, settings, data_keys, batch, room, waiting, ahead
-            )
-            ready.extend(claimed)
-            start_ready()
-            pace.passed(len(ready), more_due=len(claimed) >= room)
-            if claimed and len(claimed) == room:
+            if await worker.run_pass():
                 continue  # there may be more due: claim again while there is room
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(settings.worker_poll_seconds):
                     await kick.wait()
-        if in_flight:
-            await asyncio.wait(list(in_flight))
-        await record_ended()
-        await release(sessions, list(ready))
+        await worker.drain()
     finally:
-        pace.passing()
+        pool.pace.passing()
         stop_waiter.cancel()
         await listener.close()
 
 
-class Pace:
-    """When the pool's next pass is due: once `refill_after` attempts have started since the
-    last (three quarters of what it left ready); once nothing is ready, if the last claim may
-    have left deliveries due (it took all the room it had); else on a timer once an attempt has
-    ended. At a trickle (each notification's pass claims a notice's deliveries, and that is all
-    that is due) an ended attempt so waits for the next notification's pass, which records it
-    and claims in one transaction, or for the timer: not a pass of its own. (A claim also falls
-    short of its room when some of what it leased is withheld rather than sent; what is due
-    after those then waits for the timer too, at most RECORD_WITHIN_SECONDS.)"""
+class Worker:
+    """The worker's passes over the database, for its pool: each numbers the messages committed
+    since the last, purges and sequences the log when they are due, renews the leases of claims
+    that have waited long, then records what ended and claims again in one transaction."""
 
-    def __init__(self) -> None:
-        self.started = 0
-        self.refill_after = 1
-        self.more_due = True
-        self.recording: asyncio.TimerHandle | None = None
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        data_keys: DataKeys,
+        *,
+        pool: Pool,
+        log_signer: LogSigner,
+    ) -> None:
+        self.sessions, self.settings, self.data_keys = sessions, settings, data_keys
+        self.pool, self.log_signer = pool, log_signer
+        self._loop = asyncio.get_running_loop()
+        self._next_purge = self._next_log = self._next_sweep = self._loop.time()
 
-    def passing(self) -> None:
-        if self.recording is not None:
-            self.recording.cancel()
-            self.recording = None
+    async def run_pass(self) -> bool:
+        """One pass; whether its claim took all the room it had (more may be due at once)."""
+        await number(self.sessions)  # before claiming: a delivery waits for its message's number
+        await self._housekeeping()
+        await self._renew_waiting()
+        return await self._record_and_claim()
 
-    def passed(self, ready: int, *, more_due: bool) -> None:
-        self.started = 0
-        self.refill_after = max(1, 3 * ready // 4)
-        self.more_due = more_due
+    async def drain(self) -> None:
+        """Once stopped: the attempts under way finished and their outcomes recorded, and what
+        is still ready released, due again at once."""
+        await self.pool.finish()
+        ended = self.pool.take_ended()
+        if ended:
+            try:
+                await record_outcomes(
+                    self.sessions, self.settings, ended, clock=lambda: datetime.now(UTC)
+                )
+            except Exception as exc:  # a traceback could carry SQL parameters: type only
+                log.error("recording deliveries failed (%s)", type(exc).__name__)
+        await release(self.sessions, list(self.pool.ready))
 
-    def due(self, ready: int) -> bool:
-        """PURE: whether a pass is due now, with this many claims ready."""
-        return self.started >= self.refill_after or (not ready and self.more_due)
+    async def _housekeeping(self) -> None:
+        """The retention purge, once per its interval; the log's sequencer, at most once a
+        second (its scan is bounded), with a sweep once per log_tree.SWEEP_SECONDS."""
+        now = self._loop.time()
+        if now >= self._next_purge:
+            self._next_purge = now + self.settings.retention_purge_interval_seconds
+            await _purge(self.sessions, self.settings)
+        now = self._loop.time()
+        if now >= self._next_log:
+            self._next_log = now + LOG_INTERVAL_SECONDS
+            sweep = now >= self._next_sweep
+            if sweep:
+                self._next_sweep = now + log_tree.SWEEP_SECONDS
+            await _advance_log(self.sessions, self.settings, self.log_signer, sweep=sweep)
+
+    async def _renew_waiting(self) -> None:
+        """Renew the leases of what is ready once any is due for it (lease_renewal_due)."""
+        lease = timedelta(seconds=self.settings.delivery_lease_seconds)
+        whole_attempt = timedelta(seconds=self.settings.webhook_timeout_seconds)
+        now = datetime.now(UTC)
+        if any(lease_renewal_due(item, now, lease, whole_attempt) for item in self.pool.ready):
+            asked = list(self.pool.ready)
+            kept = await renew(self.sessions, asked, now + lease)
+            if kept is not None:  # attempts that ended meanwhile may have started some
+                self.pool.keep_ready(still_ready(self.pool.ready, asked, kept))
+
+    async def _record_and_claim(self) -> bool:
+        pool = self.pool
+        room = pool.room()
+        claimed = await record_and_claim(
+            self.sessions,
+            self.settings,
+            self.data_keys,
+            ended=pool.take_ended(),
+            room=room,
+            waiting=pool.waiting(),
+            ahead=claims_ahead(self.settings),
+        )
+        pool.add(claimed)
+        pool.pace.passed(len(pool.ready), more_due=len(claimed) >= room)
+        return bool(claimed) and len(claimed) == room
 
 
 async def _purge(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:

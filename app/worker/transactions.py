@@ -28,21 +28,25 @@ async def claim(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     data_keys: DataKeys,
+    *,
     now: datetime,
     limit: int,
-    waiting: Mapping[uuid.UUID, int] | None,
+    waiting: Mapping[uuid.UUID, int] | None = None,
     ahead: int | None = None,
 ) -> list[leases.Claimed]:
     """A claim in a transaction of its own. With `waiting` (the pool's claims not yet started,
     per subscription), no subscription gets more than `ahead` waiting at once."""
     async with sessions() as session, session.begin():
-        return await _claim_in(session, settings, data_keys, now, limit, waiting, ahead)
+        return await _claim_in(
+            session, settings, data_keys, now=now, limit=limit, waiting=waiting, ahead=ahead
+        )
 
 
 async def _claim_in(
     session: AsyncSession,
     settings: Settings,
     data_keys: DataKeys,
+    *,
     now: datetime,
     limit: int,
     waiting: Mapping[uuid.UUID, int] | None,
@@ -59,10 +63,11 @@ async def _claim_in(
     )
 
 
-async def record(
+async def record_outcomes(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     ended: list[tuple[leases.Claimed, Outcome]],
+    *,
     clock: Callable[[], datetime],
 ) -> list[str | None]:
     """The outcomes of attempts that have ended, settled in one transaction: each delivery's
@@ -72,7 +77,7 @@ async def record(
     try:
         async with sessions() as session, session.begin():
             states = await outcomes.settle_many(
-                session, ended, clock(), draws, settings.retry_schedule
+                session, ended, clock(), draws=draws, schedule=settings.retry_schedule
             )
     except Exception:
         if len(ended) == 1:
@@ -80,7 +85,7 @@ async def record(
         states = []
         for one in ended:
             try:
-                states += await record(sessions, settings, [one], clock)
+                states += await record_outcomes(sessions, settings, [one], clock=clock)
             except Exception as exc:  # its lease runs out and it is sent again: at least once
                 log.error(
                     "recording delivery %s failed (%s)", one[0].delivery_id, type(exc).__name__
@@ -106,6 +111,7 @@ async def record_and_claim(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
     data_keys: DataKeys,
+    *,
     ended: list[tuple[leases.Claimed, Outcome]],
     room: int,
     waiting: Mapping[uuid.UUID, int],
@@ -121,9 +127,11 @@ async def record_and_claim(
         try:
             async with sessions() as session, session.begin():
                 states = await outcomes.settle_many(
-                    session, ended, now, draws, settings.retry_schedule
+                    session, ended, now, draws=draws, schedule=settings.retry_schedule
                 )
-                claimed = await _claim_in(session, settings, data_keys, now, room, waiting, ahead)
+                claimed = await _claim_in(
+                    session, settings, data_keys, now=now, limit=room, waiting=waiting, ahead=ahead
+                )
         except Exception as exc:  # a traceback could carry SQL parameters: type only
             log.warning("recording and claiming together failed (%s): apart", type(exc).__name__)
         else:
@@ -131,13 +139,21 @@ async def record_and_claim(
             return claimed
     if ended:
         try:
-            await record(sessions, settings, ended, lambda: datetime.now(UTC))
+            await record_outcomes(sessions, settings, ended, clock=lambda: datetime.now(UTC))
         except Exception as exc:  # a traceback could carry SQL parameters: type only
             log.error("recording deliveries failed (%s)", type(exc).__name__)
     if room <= 0:
         return []
     try:
-        return await claim(sessions, settings, data_keys, datetime.now(UTC), room, waiting, ahead)
+        return await claim(
+            sessions,
+            settings,
+            data_keys,
+            now=datetime.now(UTC),
+            limit=room,
+            waiting=waiting,
+            ahead=ahead,
+        )
     except Exception as exc:  # a traceback could carry SQL parameters: type only
         log.error("claiming deliveries failed (%s)", type(exc).__name__)
         return []

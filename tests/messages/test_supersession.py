@@ -124,12 +124,14 @@ async def test_a_message_in_flight_when_it_is_replaced_is_not_tried_again(world,
     with running_receiver(script=[500]) as receiver:
         secret = await subscribe(world, "N07", f"{receiver.url}/N07")
         first = ok(await world.post_notice(example))
-        [item] = await claim(world.sessions, settings, world.data_keys, datetime.now(UTC), 10, None)
+        [item] = await claim(
+            world.sessions, settings, world.data_keys, now=datetime.now(UTC), limit=10
+        )
         second = ok(await amend(world, first["id"], example))
         v1, v2 = sent(first)["N07"], sent(second)["N07"]
         async with http_client() as client:
             state = await attempt_and_record(
-                world.sessions, client, settings, item, lambda: datetime.now(UTC)
+                world.sessions, client, settings, item=item, clock=lambda: datetime.now(UTC)
             )
         assert state == "pending"  # failed, with a retry planned when it was recorded
         assert await work(world, settings, datetime.now(UTC) + LATER) == 1  # v2 only
@@ -266,7 +268,7 @@ async def test_a_claim_waiting_to_be_sent_is_given_up_once_its_message_is_replac
 ):
     await subscribe(world, "N07", "http://127.0.0.1:9/N07")
     first = ok(await world.post_notice(example))
-    [item] = await claim(world.sessions, settings, world.data_keys, datetime.now(UTC), 10, None)
+    [item] = await claim(world.sessions, settings, world.data_keys, now=datetime.now(UTC), limit=10)
     async with world.sessions() as session, session.begin():  # still current: renewed
         assert await leases.renew(session, [item], datetime.now(UTC) + LATER) == {
             (item.delivery_id, item.lease_token)

@@ -24,14 +24,13 @@ from app.storage.db import is_sqlite
 from app.storage.models import Message, Subscription
 from app.worker import loop as worker_module
 from app.worker import transactions as worker_tx
-from app.worker.loop import (
+from app.worker.loop import http_client, run_once
+from app.worker.pool import (
     ROUNDS_AHEAD,
     Pace,
     claims_ahead,
-    http_client,
     lease_lasts,
     lease_renewal_due,
-    run_once,
     still_ready,
 )
 from tests.helpers.receiver import running_receiver

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from app.messages import leases
 from app.messages.webhook import Outcome
 from app.storage.db import is_sqlite
-from app.worker.loop import record
+from app.worker.transactions import record_outcomes
 
 
 async def claimed_deliveries(world, example, notices: int) -> list[leases.Claimed]:
@@ -54,8 +54,8 @@ async def test_outcomes_that_ended_together_are_recorded_with_one_commit(
 
     event.listen(engine, "commit", committed)
     try:
-        states = await record(
-            world.sessions, settings, [(c, Outcome(True, 204, 5)) for c in claimed], now
+        states = await record_outcomes(
+            world.sessions, settings, [(c, Outcome(True, 204, 5)) for c in claimed], clock=now
         )
     finally:
         event.remove(engine, "commit", committed)
@@ -78,7 +78,7 @@ async def test_an_outcome_that_cannot_be_recorded_costs_no_other_its_record(
     first, *others = await claimed_deliveries(world, example, notices=2)
     unstorable = Outcome(False, 500, 5, "x" * 500)  # longer than last_error's 200 characters
     ended = [(first, unstorable)] + [(c, Outcome(True, 204, 5)) for c in others]
-    states = await record(world.sessions, settings, ended, now)
+    states = await record_outcomes(world.sessions, settings, ended, clock=now)
     assert states == [None, "delivered", "delivered", "delivered"]
     rows = {
         str(delivery_id): (state, attempts)
@@ -99,7 +99,10 @@ async def test_two_outcomes_of_one_delivery_in_a_batch_record_only_the_lease_hol
     first, *_ = await claimed_deliveries(world, example, notices=1)
     stale = replace(first, lease_token=uuid.uuid4())  # the earlier claim, its lease taken since
     ended = [(stale, Outcome(False, 500, 5, "non-2xx response")), (first, Outcome(True, 204, 5))]
-    assert await record(world.sessions, settings, ended, now) == [None, "delivered"]
+    assert await record_outcomes(world.sessions, settings, ended, clock=now) == [
+        None,
+        "delivered",
+    ]
     [(attempts,)] = await world.sql("SELECT count(*) FROM delivery_attempt")
     [(logged,)] = await world.sql("SELECT count(*) FROM audit_entry WHERE action LIKE 'delivery.%'")
     assert attempts == 1
