@@ -251,54 +251,14 @@ def _in_force() -> ColumnElement[bool]:
     )
 
 
-async def void_unsupported(
-    session: AsyncSession,
-    person_ref: str,
-    notice_ids: Iterable[uuid.UUID],
-    *,
-    caller: Caller,
-    now: datetime,
-) -> set[str]:
-    """Void each record these notices carried that nothing supports any more: made from notices
-    (not recorded through the API), and carried by none in force. Called once the notices are
-    cancelled or amended, with the amendment's carriers written. Unlike a withdrawal, a voided
-    record counts as never made. Return the scopes of the records voided."""
-    carried_here = select(ConsentCarrier.consent_id).where(
-        ConsentCarrier.notice_id.in_(list(notice_ids))
+async def void(
+    session: AsyncSession, consent_ids: Iterable[uuid.UUID], *, caller: Caller, now: datetime
+) -> None:
+    """Void these records (app/notices/plan.unsupported found that nothing supports them any
+    more), in one statement: unlike a withdrawal, a voided record counts as never made. Their
+    log entries are the planner's."""
+    await (await session.connection()).execute(
+        update(Consent.__table__)
+        .where(Consent.__table__.c.id.in_(list(consent_ids)))
+        .values(voided_at=now, withdrawn_by_organisation_id=caller.organisation_id)
     )
-    still_carried = (
-        select(ConsentCarrier.notice_id)
-        .join(ReleaseNotice, ReleaseNotice.id == ConsentCarrier.notice_id)
-        .where(ConsentCarrier.consent_id == Consent.id, _in_force())
-        .exists()
-    )
-    unsupported = (
-        await session.scalars(
-            select(Consent)
-            .where(
-                Consent.person_ref == person_ref,
-                Consent.voided_at.is_(None),
-                Consent.notice_id.is_not(None),
-                Consent.id.in_(carried_here),
-                ~still_carried,
-            )
-            .order_by(Consent.recorded_at, Consent.created_at, Consent.id)
-        )
-    ).all()
-    scopes = set()
-    for record in unsupported:
-        record.voided_at = now
-        record.withdrawn_by_organisation_id = caller.organisation_id
-        scopes.add(record.scope)
-        audit.append(
-            session,
-            "consent.voided",
-            person_ref=person_ref,
-            at=now,
-            actor_organisation_id=caller.organisation_id,
-            actor_client_id=caller.client_id,
-            notice_id=record.notice_id,
-            details={"consent_id": str(record.id), "person_ref": person_ref, "scope": record.scope},
-        )
-    await session.flush()
-    return scopes

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
 from app.keys.sealing import DataKeys, Sealed, place
+from app.messages.states import DEAD, DELIVERED, PENDING
+from app.messages.states import REVOKED as REVOKED  # its callers import the states here
+from app.messages.states import SUPERSEDED as SUPERSEDED
 from app.storage.db import flush_pending
 from app.storage.models import Delivery, Message, Subscription
 
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
-REVOKED = "revoked"  # its message may no longer be sent: revoked, withdrawn or purged
-SUPERSEDED = "superseded"  # a later message replaced its message, which is no longer sent
 SETTLED = {
     DELIVERED: "delivery.succeeded",
     PENDING: "delivery.failed",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
@@ -132,68 +132,6 @@ async def retract(session: AsyncSession, message: Message, now: datetime, why: s
     return True
 
 
-async def retract_held(
-    session: AsyncSession, message: Message, now: datetime, why: str
-) -> Message | None:
-    """Stop a disclosure its recipient holds (as held() found it), as retract does. If it is
-    revoked, never sent, its recipient may still hold the one before it: that is stopped in its
-    turn, and so on. The disclosure the recipient may hold after all, to be told it no longer
-    stands; None if it holds none (or holds a cancellation already)."""
-    while message is not None and message.kind == DISCLOSURE:
-        if not await retract(session, message, now, why):
-            return message
-        message = await _held_before(session, message)
-    return None
-
-
-async def _held_before(session: AsyncSession, message: Message) -> Message | None:
-    """What the recipient held of the notice before this message was made: the latest earlier
-    disclosure or cancellation to it of any version of the notice, not revoked."""
-    series, version = (
-        await session.execute(
-            select(ReleaseNotice.series_id, ReleaseNotice.version).where(
-                ReleaseNotice.id == message.notice_id
-            )
-        )
-    ).one()
-    return await session.scalar(
-        select(Message)
-        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
-        .where(
-            ReleaseNotice.series_id == series,
-            Message.recipient_organisation_id == message.recipient_organisation_id,
-            Message.kind.in_((DISCLOSURE, CANCELLATION)),
-            Message.revoked_at.is_(None),
-            tuple_(*made_in_order())
-            < tuple_(version, message.created_at, message.stored_order, message.id),
-        )
-        .order_by(*(column.desc() for column in made_in_order()))
-        .limit(1)
-    )
-
-
-async def cancel(
-    session: AsyncSession,
-    notice: ReleaseNotice,
-    cancelled: Message,
-    reason: str,
-    context: Context,
-    now: datetime,
-) -> Sent:
-    organisation = await session.get_one(Organisation, cancelled.recipient_organisation_id)
-    message = await queue(
-        session,
-        CANCELLATION,
-        notice,
-        organisation,
-        {"reason": reason},
-        context,
-        now,
-        supersedes=cancelled.id,
-    )
-    return Sent(organisation, organisation.kind, message.id, CANCELLATION)
-
-
 @dataclass(frozen=True)
 class Draft:
     """A message signed (and encrypted and sealed), not yet stored or queued."""
@@ -255,20 +193,24 @@ async def store(
     now: datetime,
     *,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
+    logged: Iterable[audit.Entry] = (),
 ) -> list[Message]:
     """Store each drafted message, unnumbered, log it and queue its deliveries, now: what the
     session holds pending is written first, then the messages, their deliveries and their log
-    entries, a Core statement for each table. `subscribed` is what outbox.subscribers found
-    for the recipients, if the caller has read it. On PostgreSQL the workers are told at commit
-    (by that read, or else here), and one of them numbers the messages then; their deliveries
-    wait for the numbers. The messages returned are not in the session: a query reads them."""
-    drafts = list(drafts)
+    entries, a Core statement for each table; `logged` are the caller's entries, written first
+    in the same statement (and written if there is no draft). `subscribed` is what
+    outbox.subscribers found for the recipients, if the caller has read it. On PostgreSQL the
+    workers are told at commit (by that read, or else here), and one of them numbers the
+    messages then; their deliveries wait for the numbers. The messages returned are not in the
+    session: a query reads them."""
+    drafts, entries = list(drafts), list(logged)
     if not drafts:
+        await audit.append_many(session, entries)
         return []
     if subscribed is None:
         subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
     await flush_pending(session)
-    messages, entries = [], []
+    messages = []
     stored = session.info.get(STORED, 0)  # how many this session has stored before
     session.info[STORED] = stored + len(drafts)
     for order, drafted in enumerate(drafts, start=stored):

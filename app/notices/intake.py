@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,18 +24,11 @@ from app.consent import records as consents
 from app.consent.decisions import body_of
 from app.consent.withdrawal import consent_lost
 from app.keys.sealing import place
+from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
-from app.messages.signed import (
-    DISCLOSURE,
-    Context,
-    Sent,
-    cancel,
-    draft,
-    held,
-    retract,
-    retract_held,
-    store,
-)
+from app.messages.retraction_plan import Retraction
+from app.messages.signed import Context, Sent, draft, held, store
+from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
 from app.notices.document import ReleaseNotice as NoticeBody
 from app.notices.plan import (
     ACCEPTED,
@@ -49,6 +43,7 @@ from app.notices.plan import (
     plan_notice,
 )
 from app.notices.routing import validated
+from app.storage.db import flush_pending
 from app.storage.models import (
     Consent,
     ConsentCarrier,
@@ -134,7 +129,9 @@ async def accept_notice(
     await store(session, drafts, now, subscribed=read.subscribed)
     if not holders:
         return Accepted(row, sent)
-    sent += await _replace_held(session, row, holders, sent, context=context, now=now)
+    sent += await _replace_held(
+        session, row, holders, sent, subscribed=read.subscribed, context=context, now=now
+    )
     return Accepted(row, sent)
 
 
@@ -206,22 +203,68 @@ async def _replace_held(
     holders: dict[uuid.UUID, Message],
     sent: list[Sent],
     *,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
     context: Context,
     now: datetime,
 ) -> list[Sent]:
     """An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
     may hold one (that one, or one before it, if it never went) and gets nothing from this
-    version is told it no longer stands. The cancellations sent."""
-    disclosed_to = {s.organisation.id for s in sent if s.message_id}
-    cancelled = []
-    for message in holders.values():
-        if message.kind != DISCLOSURE:
-            continue
-        if message.recipient_organisation_id in disclosed_to:  # its new message supersedes it
-            await retract(session, message, now, "superseded")
-        elif still := await retract_held(session, message, now, "superseded"):
-            cancelled.append(await cancel(session, row, still, "amended_not_shared", context, now))
-    return cancelled
+    version is told it no longer stands (app/notices/cancel_plan.plan_replaced). It reads the
+    notice's messages and their deliveries, plans, signs, then writes. The cancellations sent."""
+    await flush_pending(session)  # what a withdrawal changed of the messages it read
+    subscribed = dict(subscribed) | await subscribers(session, set(holders) - set(subscribed))
+    messages = await retraction_io.read_series(session, row.series_id)
+    retraction = await retraction_io.locked(session, messages, now=now)
+    known = {s.organisation.id: s.organisation for s in sent}
+    organisations = known | await _organisations(session, set(holders) - set(known))
+    told = plan_replaced(
+        retraction,
+        {recipient: m.id for recipient, m in holders.items()},
+        disclosed_to=frozenset(s.organisation.id for s in sent if s.message_id),
+        organisations=organisations,
+    )
+    return await _tell(
+        session, row, retraction, told, subscribed=subscribed, context=context, now=now
+    )
+
+
+async def _organisations(
+    session: AsyncSession, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, Organisation]:
+    if not ids:
+        return {}
+    found = await session.scalars(select(Organisation).where(Organisation.id.in_(ids)))
+    return {o.id: o for o in found}
+
+
+async def _tell(
+    session: AsyncSession,
+    row: ReleaseNotice,
+    retraction: Retraction,
+    told: Told,
+    *,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
+    context: Context,
+    now: datetime,
+) -> list[Sent]:
+    """Sign the plan's cancellations, then write it: deliveries stopped, messages revoked,
+    the cancellations stored and queued, and the log entries, a statement per table."""
+    drafts = [
+        draft(
+            s.kind,
+            row,
+            s.organisation,
+            s.claims,
+            context,
+            now,
+            supersedes=s.supersedes,
+            message_id=s.message_id,
+        )
+        for s in told.signings
+    ]
+    await retraction_io.write(session, retraction)
+    await store(session, drafts, now, subscribed=subscribed, logged=told.entries)
+    return [Sent(s.organisation, s.organisation.kind, s.message_id, s.kind) for s in told.signings]
 
 
 async def cancel_notice(
@@ -235,38 +278,47 @@ async def cancel_notice(
 ) -> Accepted:
     """Cancel a notice's latest version: a disclosure not yet delivered is never sent, and every
     recipient that may hold one is told. A notice entered in error takes with it the consent
-    records that rested on it alone (app/consent/records.py): not those another notice in force also
-    carries, nor those recorded through the API."""
+    records that rested on it alone (app/consent/records.py): not those another notice in force
+    also carries, nor those recorded through the API. Under the person's lock it closes the
+    version, reads what the plan needs (app/notices/cancel_plan.plan_cancel), signs the
+    cancellations, then writes the plan; a lost consent is then withdrawn."""
     person_ref = await session.scalar(
         select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id)
     )
     if person_ref:
         await consents.lock_person(session, person_ref)
     row = await _close(session, notice_id, caller, CANCELLED, f"cancelled_{reason}", now)
-    audit.append(
-        session,
-        "notice.cancelled",
-        at=now,
-        notice_id=row.id,
-        actor_organisation_id=caller.organisation_id,
-        actor_client_id=caller.client_id,
-        person_ref=row.person_ref,
-        details={"reason": reason, "version": row.version},
+    messages = await retraction_io.read_series(session, row.series_id)
+    holders = {m.recipient_id for m in messages if not m.revoked}
+    subscribed = await subscribers(session, holders)  # before the deliveries: lock_order.py
+    retraction = await retraction_io.locked(session, messages, now=now)
+    organisations = await _organisations(session, holders)
+    records, carriers, versions = (), (), frozenset()
+    if reason == ENTERED_IN_ERROR and row.person_ref:
+        versions = frozenset(
+            await session.scalars(
+                select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
+            )
+        )
+        records = [Record(**r) for r in await consents.records_of(session, row.person_ref)]
+        carriers = [Carrier(**c) for c in await consents.carriers_of(session, row.person_ref)]
+    plan = plan_cancel(
+        Closed(row.id, row.version, row.person_ref, versions),
+        retraction,
+        reason=reason,
+        caller=caller,
+        organisations=organisations,
+        records=records,
+        carriers=carriers,
+        now=now,
     )
-    holders = await held(session, row.series_id)
-    sent = []
-    for message in holders.values():
-        if still := await retract_held(session, message, now, "cancelled"):
-            sent.append(await cancel(session, row, still, reason, context, now))
-    if reason == "entered_in_error" and row.person_ref:
-        versions = await session.scalars(
-            select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
-        )
-        voided = await consents.void_unsupported(
-            session, row.person_ref, versions, caller=caller, now=now
-        )
-        for scope in sorted(voided):
-            await consent_lost(session, row.person_ref, scope, context, now)
+    if plan.voided:
+        await consents.void(session, plan.voided, caller=caller, now=now)
+    sent = await _tell(
+        session, row, retraction, plan, subscribed=subscribed, context=context, now=now
+    )
+    for scope in plan.lost:
+        await consent_lost(session, row.person_ref, scope, context, now)
     return Accepted(row, sent)
 
 

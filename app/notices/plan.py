@@ -18,6 +18,7 @@ from typing import Any
 
 from app.access.identity import Caller
 from app.audit.entry import Entry
+from app.consent.plan import recorded_entry, voided_entry
 from app.disclosure.explained import disclosure
 from app.disclosure.policy import Policy, consents_from_records
 from app.keys.sealing import Sealed
@@ -210,7 +211,7 @@ def plan_notice(
     earlier = read.earlier
     entries = _notice_entries(row, read, actor=actor, now=now)
     made, carried = carry(read.records, notice.consent, notice_id=notice_id, now=now, new_id=new_id)
-    entries += [_recorded(r, now=now, **actor) for r in made]
+    entries += [recorded_entry(r, now=now, **actor) for r in made]
     records = [*read.records, *made]
     lost = {r.scope for r in made if r.decision != "given"}
     voided: list[Record] = []
@@ -221,7 +222,7 @@ def plan_notice(
             replaced=earlier.versions,
             still=frozenset(consent_id for consent_id, _ in carried),
         )
-        entries += [_voided(r, now=now, **actor) for r in voided]
+        entries += [voided_entry(r, now=now, **actor) for r in voided]
         lost |= {r.scope for r in voided}
         gone = {r.id for r in voided}
         records = [r for r in records if r.id not in gone]
@@ -367,33 +368,3 @@ def _consent_row(
         "created_at": now,
         **dict.fromkeys(("withdrawn_at", "voided_at", "withdrawn_by_organisation_id")),
     }
-
-
-def _recorded(record: Record, *, now: datetime, **actor: Any) -> Entry:
-    return Entry(
-        "consent.recorded",
-        at=now,
-        notice_id=record.notice_id,
-        **actor,
-        details={
-            "consent_id": str(record.id),
-            "person_ref": actor["person_ref"],
-            "scope": record.scope,
-            "decision": record.decision,
-            "expires_at": None,
-        },
-    )
-
-
-def _voided(record: Record, *, now: datetime, **actor: Any) -> Entry:
-    return Entry(
-        "consent.voided",
-        at=now,
-        notice_id=record.notice_id,
-        **actor,
-        details={
-            "consent_id": str(record.id),
-            "person_ref": actor["person_ref"],
-            "scope": record.scope,
-        },
-    )
