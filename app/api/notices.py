@@ -19,7 +19,7 @@ from app.disclosure import explanations as disclosures
 from app.notices import idempotency, intake, tracking
 from app.notices.document import ReleaseNotice as NoticeBody
 from app.notices.intake import Accepted
-from app.storage.models import ReleaseNotice
+from app.storage.models import StoredNotice
 from app.wire.schemas import (
     CancellationIn,
     DeliveryStatus,
@@ -270,7 +270,7 @@ async def notice_disclosures(
     return disclosures_out(*await disclosures.of_notice(session, notice_id, caller.organisation_id))
 
 
-def disclosures_out(notice: ReleaseNotice, decided: list[disclosures.Decided]) -> NoticeDisclosures:
+def disclosures_out(notice: StoredNotice, decided: list[disclosures.Decided]) -> NoticeDisclosures:
     return NoticeDisclosures(
         notice_id=notice.id,
         version=notice.version,

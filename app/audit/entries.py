@@ -15,7 +15,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.audit.entry import Entry, about_message
 from app.storage.db import flush_pending
-from app.storage.models import AuditEntry, ReleaseNotice
+from app.storage.models import AuditEntry, StoredNotice
 from app.wire.canonical import canonical_json
 
 __all__ = ["Entry", "about_message", "append", "append_many", "sha256_hex"]
@@ -27,12 +27,12 @@ def sha256_hex(data: bytes | str) -> str:
 
 def _person_in_session(session: AsyncSession, notice_id: uuid.UUID) -> str | None:
     """The person_ref of the notice, if the session holds it (loaded or added), without a query."""
-    notice = session.identity_map.get(identity_key(ReleaseNotice, notice_id))
+    notice = session.identity_map.get(identity_key(StoredNotice, notice_id))
     if notice is None:
         notice = next(
-            (o for o in session.new if isinstance(o, ReleaseNotice) and o.id == notice_id), None
+            (o for o in session.new if isinstance(o, StoredNotice) and o.id == notice_id), None
         )
-    return notice.person_ref if isinstance(notice, ReleaseNotice) else None
+    return notice.person_ref if isinstance(notice, StoredNotice) else None
 
 
 def append(
@@ -58,7 +58,7 @@ def append(
     person: str | ScalarSelect[str | None] | None = person_ref
     if person is None and notice_id is not None:
         person = _person_in_session(session, notice_id) or (
-            select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id).scalar_subquery()
+            select(StoredNotice.person_ref).where(StoredNotice.id == notice_id).scalar_subquery()
         )
     session.add(
         AuditEntry(
@@ -83,8 +83,8 @@ def _inserting(by_notice: bool) -> Insert:
     if not by_notice:
         return statement
     person = (
-        select(ReleaseNotice.person_ref)
-        .where(ReleaseNotice.id == bindparam("notice_person"))
+        select(StoredNotice.person_ref)
+        .where(StoredNotice.id == bindparam("notice_person"))
         .scalar_subquery()
     )
     return statement.values(person_ref=person)

@@ -18,10 +18,10 @@ from app.audit import entries as audit
 from app.disclosure.explained import disclosure
 from app.keys.sealing import DataKeys, Sealed, place
 from app.messages.signed import DISCLOSURE, Context, Draft, draft, store
-from app.storage.models import Disclosure, Message, Organisation, ReleaseNotice
+from app.storage.models import Disclosure, Message, Organisation, StoredNotice
 
 
-def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None:
+def body_of(data_keys: DataKeys, notice: StoredNotice) -> dict[str, Any] | None:
     """A stored notice's body, opened; None once purged."""
     if notice.body_sealed is None or notice.body_key_id is None:
         return None
@@ -31,7 +31,7 @@ def body_of(data_keys: DataKeys, notice: ReleaseNotice) -> dict[str, Any] | None
 
 def decided(
     session: AsyncSession,
-    notice: ReleaseNotice,
+    notice: StoredNotice,
     body: dict[str, Any],
     *,
     recipient: tuple[Organisation, str],
@@ -78,7 +78,7 @@ def decided(
 
 async def disclose(
     session: AsyncSession,
-    notice: ReleaseNotice,
+    notice: StoredNotice,
     body: dict[str, Any],
     *,
     recipient: tuple[Organisation, str],

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.identity import Caller
 from app.audit import entries as audit
 from app.disclosure.policy import consents_from_records
-from app.storage.models import Consent, ConsentCarrier, Disclosure, ReleaseNotice
+from app.storage.models import Consent, ConsentCarrier, Disclosure, StoredNotice
 from app.wire.errors import Problem
 
 
@@ -57,16 +57,16 @@ async def know_person(session: AsyncSession, person_ref: str, caller: Caller) ->
     """404 unless the caller has a part in the person's notices: the prison that posted one, or
     a recipient one was decided for. Nobody else may read or change their consents."""
     if caller.kind == "prison":
-        known = select(ReleaseNotice.id).where(
-            ReleaseNotice.person_ref == person_ref,
-            ReleaseNotice.organisation_id == caller.organisation_id,
+        known = select(StoredNotice.id).where(
+            StoredNotice.person_ref == person_ref,
+            StoredNotice.organisation_id == caller.organisation_id,
         )
     else:
         known = (
             select(Disclosure.id)
-            .join(ReleaseNotice, ReleaseNotice.id == Disclosure.notice_id)
+            .join(StoredNotice, StoredNotice.id == Disclosure.notice_id)
             .where(
-                ReleaseNotice.person_ref == person_ref,
+                StoredNotice.person_ref == person_ref,
                 Disclosure.recipient_organisation_id == caller.organisation_id,
             )
         )
@@ -187,7 +187,7 @@ async def carriers_of(session: AsyncSession, person_ref: str) -> list[dict[str, 
             ConsentCarrier.notice_id,
             _in_force().label("in_force"),
         )
-        .join(ReleaseNotice, ReleaseNotice.id == ConsentCarrier.notice_id)
+        .join(StoredNotice, StoredNotice.id == ConsentCarrier.notice_id)
         .join(Consent, Consent.id == ConsentCarrier.consent_id)
         .where(
             Consent.person_ref == person_ref,
@@ -246,8 +246,8 @@ def _in_force() -> ColumnElement[bool]:
     """Whether a notice version still carries what it carried: it is the latest version of its
     notice and was not cancelled as entered in error (the status app/notices/intake.py sets)."""
     return and_(
-        ReleaseNotice.status != "superseded",
-        ReleaseNotice.status_reason.is_distinct_from("cancelled_entered_in_error"),
+        StoredNotice.status != "superseded",
+        StoredNotice.status_reason.is_distinct_from("cancelled_entered_in_error"),
     )
 
 

@@ -39,7 +39,7 @@ from app.messages.signed import (
     queue,
     retract,
 )
-from app.storage.models import Consent, Disclosure, Message, Organisation, ReleaseNotice
+from app.storage.models import Consent, Disclosure, Message, Organisation, StoredNotice
 
 log = logging.getLogger("exchange.withdrawal")
 
@@ -152,7 +152,7 @@ async def consent_lost(
 
 async def _relying(
     session: AsyncSession, person_ref: str, scope: str
-) -> list[tuple[Message, Disclosure, ReleaseNotice, bool]]:
+) -> list[tuple[Message, Disclosure, StoredNotice, bool]]:
     """The person's disclosure messages that relied on the scope and were not yet revoked,
     withdrawn or purged, each with whether it still stands (nothing newer replaced it)."""
     newer = aliased(Message)
@@ -165,11 +165,11 @@ async def _relying(
     )
     rows = (
         await session.execute(
-            select(Message, Disclosure, ReleaseNotice, ~replaced)
+            select(Message, Disclosure, StoredNotice, ~replaced)
             .join(Disclosure, Disclosure.id == Message.disclosure_id)
-            .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+            .join(StoredNotice, StoredNotice.id == Message.notice_id)
             .where(
-                ReleaseNotice.person_ref == person_ref,
+                StoredNotice.person_ref == person_ref,
                 Message.kind == DISCLOSURE,
                 Message.revoked_at.is_(None),
                 Message.withdrawn_at.is_(None),
@@ -190,7 +190,7 @@ async def _redecide(
     session: AsyncSession,
     message: Message,
     disclosure: Disclosure,
-    notice: ReleaseNotice,
+    notice: StoredNotice,
     standing: dict[str, bool],
     context: Context,
     now: datetime,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.disclosure.explained import explanation
-from app.storage.models import Disclosure, Message, Organisation, ReleaseNotice
+from app.storage.models import Disclosure, Message, Organisation, StoredNotice
 from app.wire.errors import Problem
 
 __all__ = ["Decided", "account", "explanation", "of_notice"]
@@ -47,10 +47,10 @@ def account(decided: Decided) -> dict[str, Any]:
 
 async def of_notice(
     session: AsyncSession, notice_id: uuid.UUID, organisation_id: uuid.UUID | None
-) -> tuple[ReleaseNotice, list[Decided]]:
+) -> tuple[StoredNotice, list[Decided]]:
     """The decisions about one notice version, oldest first; 404 unless it is the caller's own
     (organisation_id), or the caller may see every notice (None: an auditor)."""
-    notice = await session.get(ReleaseNotice, notice_id)
+    notice = await session.get(StoredNotice, notice_id)
     if notice is None or organisation_id not in (None, notice.organisation_id):
         raise Problem(404, "Not found", "No such release notice.")
     rows = (

@@ -23,7 +23,7 @@ from app.access.identity import Caller
 from app.audit import entries as audit
 from app.keys.sealing import DataKeys, Sealed, place
 from app.messages.signed import DISCLOSURE
-from app.storage.models import Acknowledgement, Message, ReleaseNotice
+from app.storage.models import Acknowledgement, Message, StoredNotice
 from app.wire.errors import Problem, invalid
 
 RECEIVED = "received"
@@ -77,7 +77,7 @@ async def record(
         raise invalid(
             [{"pointer": "/status", "detail": f"a {message.kind} message may only be received"}]
         )
-    notice = await session.get_one(ReleaseNotice, message.notice_id)
+    notice = await session.get_one(StoredNotice, message.notice_id)
     purged = message.purged_at is not None or notice.purged_at is not None
     if note is not None and purged:
         raise invalid(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.messages.kinds import CANCELLATION, DISCLOSURE
 from app.messages.retraction_plan import Attempt, Held, Retraction
 from app.messages.signed import made_in_order
-from app.storage.models import Delivery, Message, ReleaseNotice
+from app.storage.models import Delivery, Message, StoredNotice
 
 
 async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]:
@@ -30,9 +30,9 @@ async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]
             Message.recipient_organisation_id,
             Message.revoked_at.is_not(None),
         )
-        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+        .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .where(
-            ReleaseNotice.series_id == series_id,
+            StoredNotice.series_id == series_id,
             Message.kind.in_((DISCLOSURE, CANCELLATION)),
         )
         .order_by(*made_in_order())

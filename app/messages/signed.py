@@ -31,7 +31,7 @@ from app.messages import outbox
 from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
 from app.messages.kinds import CONSENT_WITHDRAWN as CONSENT_WITHDRAWN  # its callers import it here
 from app.storage.db import flush_pending
-from app.storage.models import Delivery, Message, Organisation, ReleaseNotice
+from app.storage.models import Delivery, Message, Organisation, StoredNotice
 
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 
@@ -58,9 +58,9 @@ class Sent:
 
 def made_in_order() -> tuple[ColumnElement[Any], ...]:
     """The order in which a recipient's messages about one notice were made, for a query that
-    joins ReleaseNotice: by version of the notice, then by time made, then in the order its
+    joins StoredNotice: by version of the notice, then by time made, then in the order its
     transaction stored them (which share the time), then by id."""
-    return (ReleaseNotice.version, Message.created_at, Message.stored_order, Message.id)
+    return (StoredNotice.version, Message.created_at, Message.stored_order, Message.id)
 
 
 async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, Message]:
@@ -69,9 +69,9 @@ async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, M
     only annotates the disclosure it names: neither is what a recipient holds."""
     messages = await session.scalars(
         select(Message)
-        .join(ReleaseNotice, ReleaseNotice.id == Message.notice_id)
+        .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .where(
-            ReleaseNotice.series_id == series_id,
+            StoredNotice.series_id == series_id,
             Message.kind.in_((DISCLOSURE, CANCELLATION)),
             Message.revoked_at.is_(None),
         )
@@ -146,7 +146,7 @@ class Draft:
 
 def draft(
     kind: str,
-    notice: ReleaseNotice,
+    notice: StoredNotice,
     organisation: Organisation,
     claims: dict[str, Any],
     context: Context,
@@ -252,7 +252,7 @@ def _columns(message: Message) -> dict[str, Any]:
 async def queue(
     session: AsyncSession,
     kind: str,
-    notice: ReleaseNotice,
+    notice: StoredNotice,
     organisation: Organisation,
     claims: dict[str, Any],
     context: Context,

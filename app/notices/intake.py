@@ -50,7 +50,7 @@ from app.storage.models import (
     Disclosure,
     Message,
     Organisation,
-    ReleaseNotice,
+    StoredNotice,
 )
 from app.wire.errors import Problem, invalid
 
@@ -59,7 +59,7 @@ OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which 
 
 @dataclass(frozen=True)
 class Accepted:
-    notice: ReleaseNotice
+    notice: StoredNotice
     recipients: list[Sent]
 
 
@@ -105,7 +105,7 @@ async def accept_notice(
         body_sha256=audit.sha256_hex(canonical),
         notice_id=notice_id,
     )
-    row = ReleaseNotice(**plan.notice)
+    row = StoredNotice(**plan.notice)
     drafts = [
         draft(
             s.kind,
@@ -155,7 +155,7 @@ async def _read(
         previous = await _supersede(session, amends, notice, caller, context, now)
         holders = await held(session, previous.series_id)
         versions = await session.scalars(
-            select(ReleaseNotice.id).where(ReleaseNotice.series_id == previous.series_id)
+            select(StoredNotice.id).where(StoredNotice.series_id == previous.series_id)
         )
         earlier = Earlier(previous.id, previous.series_id, previous.version, frozenset(versions))
         carriers = [Carrier(**c) for c in await consents.carriers_of(session, person_ref)]
@@ -173,13 +173,13 @@ async def _read(
 
 
 async def _write(
-    session: AsyncSession, plan: Plan, row: ReleaseNotice, *, caller: Caller, now: datetime
+    session: AsyncSession, plan: Plan, row: StoredNotice, *, caller: Caller, now: datetime
 ) -> None:
     """Write the plan's rows, each table in one statement, and its log entries (those of the
     disclosures too, unless a withdrawal's come between). The notice joins the session as
     stored."""
     connection = await session.connection()
-    await connection.execute(insert(ReleaseNotice.__table__), [plan.notice])
+    await connection.execute(insert(StoredNotice.__table__), [plan.notice])
     make_transient_to_detached(row)
     session.add(row)
     if plan.consents:
@@ -199,7 +199,7 @@ async def _write(
 
 async def _replace_held(
     session: AsyncSession,
-    row: ReleaseNotice,
+    row: StoredNotice,
     holders: dict[uuid.UUID, Message],
     sent: list[Sent],
     *,
@@ -239,7 +239,7 @@ async def _organisations(
 
 async def _tell(
     session: AsyncSession,
-    row: ReleaseNotice,
+    row: StoredNotice,
     retraction: Retraction,
     told: Told,
     *,
@@ -283,7 +283,7 @@ async def cancel_notice(
     version, reads what the plan needs (app/notices/cancel_plan.plan_cancel), signs the
     cancellations, then writes the plan; a lost consent is then withdrawn."""
     person_ref = await session.scalar(
-        select(ReleaseNotice.person_ref).where(ReleaseNotice.id == notice_id)
+        select(StoredNotice.person_ref).where(StoredNotice.id == notice_id)
     )
     if person_ref:
         await consents.lock_person(session, person_ref)
@@ -297,7 +297,7 @@ async def cancel_notice(
     if reason == ENTERED_IN_ERROR and row.person_ref:
         versions = frozenset(
             await session.scalars(
-                select(ReleaseNotice.id).where(ReleaseNotice.series_id == row.series_id)
+                select(StoredNotice.id).where(StoredNotice.series_id == row.series_id)
             )
         )
         records = [Record(**r) for r in await consents.records_of(session, row.person_ref)]
@@ -329,36 +329,36 @@ async def _close(
     status: str,
     status_reason: str,
     now: datetime,
-) -> ReleaseNotice:
+) -> StoredNotice:
     """Move the caller's latest version on from open, once: of two racing changes, one wins."""
     values: dict[str, object] = {"status": status, "status_reason": status_reason}
     if status == CANCELLED:
         values["cancelled_at"] = now
     changed = (
         await session.scalars(
-            update(ReleaseNotice)
+            update(StoredNotice)
             .where(
-                ReleaseNotice.id == notice_id,
-                ReleaseNotice.organisation_id == caller.organisation_id,
-                ReleaseNotice.status.in_(OPEN),
-                ReleaseNotice.purged_at.is_(None),
+                StoredNotice.id == notice_id,
+                StoredNotice.organisation_id == caller.organisation_id,
+                StoredNotice.status.in_(OPEN),
+                StoredNotice.purged_at.is_(None),
             )
             .values(**values)
-            .returning(ReleaseNotice)
+            .returning(StoredNotice)
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
     if changed is not None:
         return changed
-    existing = await session.get(ReleaseNotice, notice_id)
+    existing = await session.get(StoredNotice, notice_id)
     if existing is None or existing.organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such release notice.")
     if existing.purged_at is not None:
         raise Problem(409, "Notice purged", "This notice's data was purged; post a new one.")
     latest = await session.scalar(
-        select(ReleaseNotice)
-        .where(ReleaseNotice.series_id == existing.series_id)
-        .order_by(ReleaseNotice.version.desc())
+        select(StoredNotice)
+        .where(StoredNotice.series_id == existing.series_id)
+        .order_by(StoredNotice.version.desc())
         .limit(1)
     )
     detail = f"This version is {existing.status}"
@@ -376,7 +376,7 @@ async def _supersede(
     caller: Caller,
     context: Context,
     now: datetime,
-) -> ReleaseNotice:
+) -> StoredNotice:
     previous = await _close(session, notice_id, caller, SUPERSEDED, "amended", now)
     earlier = body_of(context.data_keys, previous) or {}
     if earlier.get("person", {}).get("noms_number") != notice.person.noms_number:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import entries as audit
 from app.messages import lock_order
 from app.messages.outbox import DEAD, PENDING
-from app.storage.models import Acknowledgement, Delivery, IdempotencyKey, Message, ReleaseNotice
+from app.storage.models import Acknowledgement, Delivery, IdempotencyKey, Message, StoredNotice
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,17 @@ async def _expired(session: AsyncSession, *, cutoff: datetime, limit: int) -> Se
     """Up to `limit` notices not yet purged, oldest first, received before `cutoff` and with no
     message since."""
     recent_message = exists().where(
-        Message.notice_id == ReleaseNotice.id, Message.created_at >= cutoff
+        Message.notice_id == StoredNotice.id, Message.created_at >= cutoff
     )
     return (
         await session.scalars(
-            select(ReleaseNotice.id)
+            select(StoredNotice.id)
             .where(
-                ReleaseNotice.received_at < cutoff,
-                ReleaseNotice.purged_at.is_(None),
+                StoredNotice.received_at < cutoff,
+                StoredNotice.purged_at.is_(None),
                 ~recent_message,  # a late cancellation or withdrawal keeps it for its period
             )
-            .order_by(ReleaseNotice.received_at)
+            .order_by(StoredNotice.received_at)
             .limit(limit)
         )
     ).all()
@@ -80,8 +80,8 @@ async def _erase(
     erased, their pending deliveries dead and their idempotency keys deleted: the (message,
     notice) pairs of the messages purged."""
     await session.execute(
-        update(ReleaseNotice)
-        .where(ReleaseNotice.id.in_(notice_ids))
+        update(StoredNotice)
+        .where(StoredNotice.id.in_(notice_ids))
         .values(body_sealed=None, body_key_id=None, purged_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -19,7 +19,7 @@ from app.keys.sealing import DataKeys
 from app.messages import acknowledgements
 from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.supersession import superseded_by
-from app.storage.models import Delivery, Disclosure, Message, Organisation, ReleaseNotice
+from app.storage.models import Delivery, Disclosure, Message, Organisation, StoredNotice
 from app.wire.errors import Problem
 
 
@@ -49,8 +49,8 @@ class RecipientTracking:
 
 @dataclass(frozen=True)
 class Tracking:
-    notice: ReleaseNotice
-    versions: list[ReleaseNotice]  # the whole series, oldest first
+    notice: StoredNotice
+    versions: list[StoredNotice]  # the whole series, oldest first
     recipients: list[RecipientTracking]
 
     @property
@@ -62,14 +62,14 @@ async def track(
     session: AsyncSession, notice_id: uuid.UUID, caller: Caller, data_keys: DataKeys
 ) -> Tracking:
     """A notice of the caller's own with its history and recipients; else 404."""
-    notice = await session.get(ReleaseNotice, notice_id)
+    notice = await session.get(StoredNotice, notice_id)
     if notice is None or notice.organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such release notice.")
     versions = (
         await session.scalars(
-            select(ReleaseNotice)
-            .where(ReleaseNotice.series_id == notice.series_id)
-            .order_by(ReleaseNotice.version)
+            select(StoredNotice)
+            .where(StoredNotice.series_id == notice.series_id)
+            .order_by(StoredNotice.version)
         )
     ).all()
     decided = (

@@ -75,7 +75,7 @@ class ClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class ReleaseNotice(Base):
+class StoredNotice(Base):
     """One version of a release notice. An amendment is a new row in the same series that
     supersedes the one before; the body is sealed (app/keys/sealing.py) and purged after retention.
     """
@@ -129,7 +129,7 @@ class Disclosure(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"), index=True)
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
-    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
+    _notice: Mapped[StoredNotice] = relationship(lazy="raise")  # flush order only
     recipient_role: Mapped[str] = mapped_column(String(32))
     fields_sent: Mapped[list[str]] = mapped_column(JSON)
     manifest: Mapped[list[dict[str, str]]] = mapped_column(JSON)
@@ -174,7 +174,7 @@ class Message(Base):
     # Indexed: whether a newer message replaced one is asked whenever a consent stops standing.
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message.id"), index=True)
     recipient_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
-    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
+    _notice: Mapped[StoredNotice] = relationship(lazy="raise")  # flush order only
     _disclosure: Mapped[Disclosure | None] = relationship(lazy="raise")  # flush order only
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     # Its place among the messages its session stored (0, 1, ...): one transaction's messages
@@ -205,7 +205,7 @@ class Consent(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
     notice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("release_notice.id"))
-    _notice: Mapped[ReleaseNotice | None] = relationship(lazy="raise")  # flush order only
+    _notice: Mapped[StoredNotice | None] = relationship(lazy="raise")  # flush order only
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Made from notices, none of which carries it any more: as if never made
@@ -227,7 +227,7 @@ class ConsentCarrier(Base):
         ForeignKey("release_notice.id"), primary_key=True, index=True
     )
     _consent: Mapped[Consent] = relationship(lazy="raise")  # flush order only
-    _notice: Mapped[ReleaseNotice] = relationship(lazy="raise")  # flush order only
+    _notice: Mapped[StoredNotice] = relationship(lazy="raise")  # flush order only
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 
 from app.main import create_app
 from app.settings import Settings
-from app.storage.models import ReleaseNotice
+from app.storage.models import StoredNotice
 
 ISSUER = "http://exchange.test"
 IDP = "https://prison-idp.example"
@@ -148,7 +148,7 @@ async def test_a_trusted_token_posts_a_notice_for_its_organisation(
     )
     assert [r[0] for r in rows] == ["ext:moorland-cms"]  # told apart from the exchange's own
     async with world.sessions() as session:
-        owners = (await session.scalars(select(ReleaseNotice.organisation_id))).all()
+        owners = (await session.scalars(select(StoredNotice.organisation_id))).all()
     assert owners == [world.ids["MDI"]]
     status = await trusted_api.get(
         f"/v1/release-notices/{notice_id}", headers=bearer(idp.token(alg=alg))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app.consent.decisions import body_of
-from app.storage.models import ReleaseNotice
+from app.storage.models import StoredNotice
 from app.worker.loop import http_client, run_once
 from bench.grow import grow
 from tests.helpers.receiver import running_receiver
@@ -146,7 +146,7 @@ async def test_clones_keep_every_constraint_and_intake_goes_on(
     # clones spread over the past year; the old ones purged as retention would have
     now = datetime.now(UTC)
     async with world.sessions() as session:
-        notices = (await session.scalars(select(ReleaseNotice))).all()
+        notices = (await session.scalars(select(StoredNotice))).all()
     assert all(now - timedelta(days=366) < n.received_at <= now for n in notices)
     for notice in notices:
         old = notice.received_at < now - timedelta(days=settings.retention_days)

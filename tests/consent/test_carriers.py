@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from app.storage import migrate
 from app.storage.db import is_sqlite
-from app.storage.models import ReleaseNotice
+from app.storage.models import StoredNotice
 from tests.helpers.consents import (
     CLINICAL,
     SMS,
@@ -172,7 +172,7 @@ async def test_the_migration_takes_a_body_it_cannot_open_as_purged(
     known to carry only the records made from it, as if purged, and the count is logged."""
     one, two = await post(world, example), await post(world, example)
     async with world.sessions() as session, session.begin():
-        lost = update(ReleaseNotice).where(ReleaseNotice.id == uuid.UUID(two["id"]))
+        lost = update(StoredNotice).where(StoredNotice.id == uuid.UUID(two["id"]))
         await session.execute(lost.values(body_key_id="lost"))
     caplog.set_level(logging.WARNING, logger="exchange.migrate")
     config = migrate.config(database_url, settings.sealing_keys_dir)

@@ -13,13 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam, select, text
 
-from app.storage.models import Base, Delivery, Message, ReleaseNotice
+from app.storage.models import Base, Delivery, Message, StoredNotice
 
 JWS = re.compile(r"[\w-]{16,}\.[\w-]{16,}\.[\w-]{16,}")
 
 
 BACKDATE = text("UPDATE release_notice SET received_at = :at WHERE id = :id").bindparams(
-    bindparam("at", type_=ReleaseNotice.received_at.type), bindparam("id", type_=sa.Uuid())
+    bindparam("at", type_=StoredNotice.received_at.type), bindparam("id", type_=sa.Uuid())
 )
 
 
@@ -58,9 +58,9 @@ async def backdate(world, notice_id: str, days: float) -> None:
         await session.execute(BACKDATE_MESSAGES, {"at": at, "id": uuid.UUID(notice_id)})
 
 
-async def stored(world, notice_id: str) -> tuple[ReleaseNotice, list[Message], list[Delivery]]:
+async def stored(world, notice_id: str) -> tuple[StoredNotice, list[Message], list[Delivery]]:
     async with world.sessions() as session:
-        notice = await session.get_one(ReleaseNotice, uuid.UUID(notice_id))
+        notice = await session.get_one(StoredNotice, uuid.UUID(notice_id))
         messages = list(
             await session.scalars(select(Message).where(Message.notice_id == notice.id))
         )

@@ -26,7 +26,7 @@ from app.messages import leases, outcomes
 from app.messages.webhook import Outcome
 from app.notices import retention
 from app.storage.db import is_sqlite
-from app.storage.models import Delivery, Message, ReleaseNotice
+from app.storage.models import Delivery, Message, StoredNotice
 from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver
 from tests.helpers.worker import replace_settings, subscribe, until_waiting_or_done, worker
@@ -135,7 +135,7 @@ async def writing(world, writer: str, subscription_id: str) -> Awaitable[Any]:
     if writer == "purge":
         async with world.sessions() as session, session.begin():  # past the retention period
             long_ago = datetime.now(UTC) - timedelta(days=400)
-            await session.execute(update(ReleaseNotice).values(received_at=long_ago))
+            await session.execute(update(StoredNotice).values(received_at=long_ago))
             await session.execute(update(Message).values(created_at=long_ago))
         return in_transaction(
             world,

@@ -30,7 +30,7 @@ from app.notices import retention
 from app.settings import Settings
 from app.storage import migrate
 from app.storage.db import is_sqlite, make_engine, make_sessionmaker
-from app.storage.models import Message, ReleaseNotice
+from app.storage.models import Message, StoredNotice
 from app.worker.loop import purge_expired
 
 U, S, J, T = sa.Uuid(), sa.String(), sa.JSON(), sa.DateTime(timezone=True)
@@ -123,8 +123,8 @@ async def test_migration_0003_seals_existing_data_and_its_downgrade_restores_it(
 
         notices = await read(
             database_url,
-            select(ReleaseNotice.id, ReleaseNotice.body_sealed, ReleaseNotice.body_key_id)
-            .add_columns(ReleaseNotice.series_id, ReleaseNotice.version),
+            select(StoredNotice.id, StoredNotice.body_sealed, StoredNotice.body_key_id)
+            .add_columns(StoredNotice.series_id, StoredNotice.version),
         )  # fmt: skip
         messages = await read(
             database_url, select(Message.id, Message.jws_sealed, Message.jws_key_id, Message.kind)
