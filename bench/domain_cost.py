@@ -34,7 +34,7 @@ from app.keys.jose import sign
 from app.keys.sealing import place
 from app.main import create_app
 from app.notices import examples
-from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.document import ReleaseNotice
 from app.settings import Settings
 from app.wire.canonical import canonical_json
 
@@ -79,7 +79,7 @@ def measure(count: int) -> Counter[str]:
 
     for _ in range(count):
         now = datetime.now(UTC)
-        notice = timed("validate the body", NoticeBody.model_validate_json, raw)
+        notice = timed("validate the body", ReleaseNotice.model_validate_json, raw)
         body = notice.model_dump(mode="json", exclude_unset=True)
         timed("seal the body, person ref", seal_body, body)
         for role in ROLES:

@@ -17,7 +17,7 @@ from app.api.deps import DataKeysDep, IntakeContext, Now, Session
 from app.api.problems import PROBLEMS, documented
 from app.disclosure import explanations as disclosures
 from app.notices import idempotency, intake, tracking
-from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.document import ReleaseNotice
 from app.notices.intake import Accepted
 from app.storage.models import StoredNotice
 from app.wire.schemas import (
@@ -108,7 +108,7 @@ async def _once(
     "", name="create", status_code=202, response_model=NoticeAccepted, responses=POST_PROBLEMS
 )
 async def create(
-    notice: NoticeBody,
+    notice: ReleaseNotice,
     request: Request,
     caller: PrisonCaller,
     session: Session,
@@ -142,7 +142,7 @@ async def create(
 )
 async def amend(
     notice_id: uuid.UUID,
-    notice: NoticeBody,
+    notice: ReleaseNotice,
     request: Request,
     caller: PrisonCaller,
     session: Session,

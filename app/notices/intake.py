@@ -29,7 +29,7 @@ from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Retraction
 from app.messages.signed import Context, Sent, draft, held, store
 from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
-from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.document import ReleaseNotice
 from app.notices.plan import (
     ACCEPTED,
     CANCELLED,
@@ -65,7 +65,7 @@ class Accepted:
 
 async def accept_notice(
     session: AsyncSession,
-    notice: NoticeBody,
+    notice: ReleaseNotice,
     *,
     caller: Caller,
     context: Context,
@@ -137,7 +137,7 @@ async def accept_notice(
 
 async def _read(
     session: AsyncSession,
-    notice: NoticeBody,
+    notice: ReleaseNotice,
     recipients: list[tuple[Organisation, str]],
     *,
     person_ref: str,
@@ -372,7 +372,7 @@ async def _close(
 async def _supersede(
     session: AsyncSession,
     notice_id: uuid.UUID,
-    notice: NoticeBody,
+    notice: ReleaseNotice,
     caller: Caller,
     context: Context,
     now: datetime,

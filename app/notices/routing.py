@@ -8,8 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
-from app.notices.document import ReleaseNotice as NoticeBody
-from app.notices.document import implausible
+from app.notices.document import ReleaseNotice, implausible
 from app.notices.plan import COMMUNITY_RELEASE
 from app.storage.models import Organisation
 from app.wire.errors import invalid
@@ -22,7 +21,7 @@ ROUTES = (
 
 
 async def route(
-    session: AsyncSession, notice: NoticeBody
+    session: AsyncSession, notice: ReleaseNotice
 ) -> tuple[list[tuple[Organisation, str]], list[dict[str, str]]]:
     """The registered, enabled organisations the release plan names, and an error for each
     code that names none."""
@@ -52,7 +51,7 @@ async def route(
 
 
 async def validated(
-    session: AsyncSession, notice: NoticeBody, *, caller: Caller, now: datetime
+    session: AsyncSession, notice: ReleaseNotice, *, caller: Caller, now: datetime
 ) -> list[tuple[Organisation, str]]:
     """The notice's recipients, or 422 with every failing field at once."""
     errors = []

@@ -25,7 +25,7 @@ from app.consent import withdrawal
 from app.messages import leases, outcomes
 from app.messages.webhook import send, webhook_body
 from app.notices import intake
-from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.document import ReleaseNotice
 from app.storage.db import is_sqlite
 from app.worker.loop import http_client
 from tests.helpers.consents import (
@@ -146,7 +146,7 @@ async def test_an_intake_that_read_the_clock_before_the_consent_ended_decides_wi
     async with world.sessions() as session, session.begin():
         accepted = await intake.accept_notice(
             session,
-            NoticeBody.model_validate(example),
+            ReleaseNotice.model_validate(example),
             caller=caller(world, "MDI"),
             context=app.state.intake,
             now=arrived,
@@ -207,7 +207,7 @@ async def test_a_withdrawal_waits_for_an_intake_in_progress_and_then_stops_what_
     await subscribe(world, "SMS-LEEDS", UNANSWERED)
     first = recipients(await post(world, example))
     given = await carried(world, SMS)
-    body = NoticeBody.model_validate(example)
+    body = ReleaseNotice.model_validate(example)
     async with held_open(world) as session:
         accepted = await intake.accept_notice(
             session, body, caller=caller(world, "MDI"), context=app.state.intake, now=now()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.access.identity import Caller
 from app.messages import leases, sequencer
 from app.notices import intake
-from app.notices.document import ReleaseNotice as NoticeBody
+from app.notices.document import ReleaseNotice
 from app.storage.db import is_sqlite, make_sessionmaker
 from app.storage.models import AuditEntry
 from tests.conftest import number_messages
@@ -31,12 +31,12 @@ def prison(world) -> Caller:
     return Caller("test-MDI", world.ids["MDI"], "MDI", "prison", frozenset())
 
 
-def person(example, n: int) -> NoticeBody:
+def person(example, n: int) -> ReleaseNotice:
     """The example notice about a person of its own: notices about different people wait on
     nothing of each other's."""
     body = copy.deepcopy(example)
     body["person"]["noms_number"] = f"C{n:04d}DE"
-    return NoticeBody.model_validate(body)
+    return ReleaseNotice.model_validate(body)
 
 
 async def numbers(world, code: str) -> dict[str, int | None]:
@@ -57,7 +57,7 @@ async def inbox(world, code: str, after: int = 0) -> list[int]:
     return [m["sequence"] for m in response.json()["items"]]
 
 
-async def accept(session, world, app, body: NoticeBody, now: datetime) -> str:
+async def accept(session, world, app, body: ReleaseNotice, now: datetime) -> str:
     accepted = await intake.accept_notice(
         session, body, caller=prison(world), context=app.state.intake, now=now
     )
