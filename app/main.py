@@ -34,7 +34,8 @@ from app.audit.signer import load_log_signer
 from app.disclosure.policy_files import load_policy
 from app.keys.jose import load_jwks, load_keyring
 from app.keys.sealing import load_data_keys
-from app.notices import examples, intake
+from app.messages.signed import Signing
+from app.notices import examples
 from app.notices.document import ReleaseNotice
 from app.settings import Settings
 from app.storage.db import make_engine, make_sessionmaker
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.policy = policy
     app.state.data_keys = data_keys
     app.state.log_signer = log_signer
-    app.state.intake = intake.Context(policy, keyring, data_keys, settings.issuer)
+    app.state.signing = Signing(policy, keyring, data_keys, settings.issuer)
     app.state.trusted_issuer = trusted
     app.state.metrics = make_metrics()
     app.state.throttle = FailureThrottle(

@@ -1,6 +1,6 @@
 """What a notice's own work costs in CPU, with no database and no HTTP: the floor under intake.
 
-`python -m bench.domain_cost [COUNT] [--json]` builds the exchange's real context (policy,
+`python -m bench.domain_cost [COUNT] [--json]` builds the exchange's real signing (policy,
 signing keys, data keys) in a temporary data directory, then repeats, COUNT times, the work
 intake does for the example notice that needs no query: validating the body, sealing it,
 deciding for both recipients and explaining each decision, signing, sealing and hashing a
@@ -46,7 +46,7 @@ def measure(count: int) -> Counter[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="exchange-domain-"))
     os.environ["EXCHANGE_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("EXCHANGE_DATABASE_URL", f"sqlite+aiosqlite:///{data_dir}/x.db")
-    context = create_app(Settings()).state.intake  # the keys are made on first start
+    signing = create_app(Settings()).state.signing  # the keys are made on first start
     raw = json.dumps(examples.release_notice(date.today())).encode()
     spent: Counter[str] = Counter()
 
@@ -58,19 +58,19 @@ def measure(count: int) -> Counter[str]:
 
     def seal_body(body: dict) -> str:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        context.data_keys.seal(canonical.encode(), place("release_notice", "x", uuid.uuid4()))
-        context.data_keys.person_ref(body["person"]["noms_number"])
+        signing.data_keys.seal(canonical.encode(), place("release_notice", "x", uuid.uuid4()))
+        signing.data_keys.person_ref(body["person"]["noms_number"])
         return audit.sha256_hex(canonical)
 
     def decided(body: dict, role: str) -> dict:
-        decision = decide(context.policy, body, role, {"substance_misuse_service": True})
-        explanation(context.policy, decision)
+        decision = decide(signing.policy, body, role, {"substance_misuse_service": True})
+        explanation(signing.policy, decision)
         return decision.disclosure
 
     def message(disclosure: dict, now: datetime) -> None:
-        claims = {"iss": context.issuer, "aud": "N07", "iat": int(now.timestamp())}
-        jws = sign(context.keyring, {**claims, **disclosure}, typ="JWT")
-        context.data_keys.seal(jws.encode(), place("message", "x", uuid.uuid4()))
+        claims = {"iss": signing.issuer, "aud": "N07", "iat": int(now.timestamp())}
+        jws = sign(signing.keyring, {**claims, **disclosure}, typ="JWT")
+        signing.data_keys.seal(jws.encode(), place("message", "x", uuid.uuid4()))
         audit.sha256_hex(jws)
 
     def log_entries(now: datetime) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.api.callers import ConsentWriter
-from app.api.deps import IntakeContext, Now, Session
+from app.api.deps import Now, Session, SigningDep
 from app.api.problems import PROBLEMS, documented
 from app.consent import records as consents
 from app.consent import withdrawal
@@ -50,7 +50,7 @@ async def record(
     response: Response,
     caller: ConsentWriter,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
 ) -> ConsentOut:
     """Record a consent decision about a person whose notice concerns you (404 otherwise). It
@@ -75,7 +75,7 @@ async def record(
         recorded_by=body.recorded_by,
         expires_at=body.expires_at,
         caller=caller,
-        context=context,
+        signing=signing,
         now=now,
     )
     response.headers["Location"] = f"/v1/people/{noms_number}/consents/{row.id}"
@@ -87,11 +87,11 @@ async def history(
     noms_number: NomsNumber,
     caller: ConsentWriter,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
 ) -> ConsentHistory:
     """Every consent record for the person, withdrawn ones included, and what stands now."""
-    person_ref = context.data_keys.person_ref(noms_number)
+    person_ref = signing.data_keys.person_ref(noms_number)
     await consents.know_person(session, person_ref, caller)
     rows = await consents.history(session, person_ref)
     return ConsentHistory(
@@ -107,10 +107,10 @@ async def get(
     consent_id: uuid.UUID,
     caller: ConsentWriter,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
 ) -> ConsentOut:
     """One consent record of the person."""
-    person_ref = context.data_keys.person_ref(noms_number)
+    person_ref = signing.data_keys.person_ref(noms_number)
     await consents.know_person(session, person_ref, caller)
     found = await session.get(Consent, consent_id)
     if found is None or found.person_ref != person_ref:
@@ -129,13 +129,13 @@ async def withdraw(
     consent_id: uuid.UUID,
     caller: ConsentWriter,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
 ) -> WithdrawalOut:
     """Withdraw a consent, at once: undelivered messages that relied on it are decided again
     and not sent if no longer allowed; recipients that may hold one get consent.withdrawn."""
     done = await withdrawal.withdraw_consent(
-        session, noms_number, consent_id, caller=caller, context=context, now=now
+        session, noms_number, consent_id, caller=caller, signing=signing, now=now
     )
     return WithdrawalOut(
         consent=_out(done.consent),

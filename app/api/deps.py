@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.signer import LogSigner
 from app.keys.jose import KeyRing
 from app.keys.sealing import DataKeys
-from app.notices.intake import Context
+from app.messages.signed import Signing
 from app.settings import Settings
 from app.storage import db
 
@@ -56,8 +56,8 @@ async def _log_signer(request: Request) -> LogSigner:
     return request.app.state.log_signer
 
 
-async def _intake(request: Request) -> Context:
-    return request.app.state.intake
+async def _signing(request: Request) -> Signing:
+    return request.app.state.signing
 
 
 async def _now() -> datetime:
@@ -71,5 +71,5 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 DataKeysDep = Annotated[DataKeys, Depends(_data_keys)]
 LogSignerDep = Annotated[LogSigner, Depends(_log_signer)]
-IntakeContext = Annotated[Context, Depends(_intake)]
+SigningDep = Annotated[Signing, Depends(_signing)]
 Now = Annotated[datetime, Depends(_now)]

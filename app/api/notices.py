@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from app.api.callers import PrisonCaller
-from app.api.deps import DataKeysDep, IntakeContext, Now, Session
+from app.api.deps import DataKeysDep, Now, Session, SigningDep
 from app.api.problems import PROBLEMS, documented
 from app.disclosure import explanations as disclosures
 from app.notices import idempotency, intake, tracking
@@ -76,7 +76,7 @@ async def _once(
     request: Request,
     session: Session,
     caller: PrisonCaller,
-    context: IntakeContext,
+    signing: SigningDep,
     key: str | None,
     body: Any,
     now: Now,
@@ -86,7 +86,7 @@ async def _once(
     claimed = None
     if key is not None:
         asked = idempotency.fingerprint(request.method, request.url.path, body)
-        key_ref = context.data_keys.idempotency_ref(key)
+        key_ref = signing.data_keys.idempotency_ref(key)
         claimed, earlier = await idempotency.claim(
             session, caller.organisation_id, key_ref, asked, now
         )
@@ -112,7 +112,7 @@ async def create(
     request: Request,
     caller: PrisonCaller,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -125,11 +125,11 @@ async def create(
         request,
         session,
         caller,
-        context,
+        signing,
         idempotency_key,
         notice.model_dump(mode="json", exclude_unset=True),
         now,
-        lambda: intake.accept_notice(session, notice, caller=caller, context=context, now=now),
+        lambda: intake.accept_notice(session, notice, caller=caller, signing=signing, now=now),
     )
 
 
@@ -146,7 +146,7 @@ async def amend(
     request: Request,
     caller: PrisonCaller,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -160,12 +160,12 @@ async def amend(
         request,
         session,
         caller,
-        context,
+        signing,
         idempotency_key,
         notice.model_dump(mode="json", exclude_unset=True),
         now,
         lambda: intake.accept_notice(
-            session, notice, caller=caller, context=context, now=now, amends=notice_id
+            session, notice, caller=caller, signing=signing, now=now, amends=notice_id
         ),
     )
 
@@ -183,7 +183,7 @@ async def cancel(
     request: Request,
     caller: PrisonCaller,
     session: Session,
-    context: IntakeContext,
+    signing: SigningDep,
     now: Now,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -192,12 +192,12 @@ async def cancel(
         request,
         session,
         caller,
-        context,
+        signing,
         idempotency_key,
         body.model_dump(mode="json"),
         now,
         lambda: intake.cancel_notice(
-            session, notice_id, body.reason, caller=caller, context=context, now=now
+            session, notice_id, body.reason, caller=caller, signing=signing, now=now
         ),
     )
 

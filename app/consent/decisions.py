@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import entries as audit
 from app.disclosure.explained import disclosure
 from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.signed import DISCLOSURE, Context, Draft, draft, store
+from app.messages.signed import DISCLOSURE, Draft, Signing, draft, store
 from app.storage.models import Disclosure, Message, Organisation, StoredNotice
 
 
@@ -36,7 +36,7 @@ def decided(
     *,
     recipient: tuple[Organisation, str],
     standing: dict[str, bool],
-    context: Context,
+    signing: Signing,
     now: datetime,
     holders: dict[uuid.UUID, Message],
 ) -> Draft | None:
@@ -44,7 +44,7 @@ def decided(
     signed message if anything at all is allowed (signed.store numbers and queues it)."""
     organisation, _ = recipient
     row, entry, claims = disclosure(
-        context.policy,
+        signing.policy,
         body,
         recipient,
         standing=standing,
@@ -69,7 +69,7 @@ def decided(
         notice,
         organisation,
         claims,
-        context,
+        signing,
         now,
         disclosure_id=row["id"],
         supersedes=previous.id if previous else None,
@@ -83,7 +83,7 @@ async def disclose(
     *,
     recipient: tuple[Organisation, str],
     standing: dict[str, bool],
-    context: Context,
+    signing: Signing,
     now: datetime,
     holders: dict[uuid.UUID, Message],
 ) -> uuid.UUID | None:
@@ -94,7 +94,7 @@ async def disclose(
         body,
         recipient=recipient,
         standing=standing,
-        context=context,
+        signing=signing,
         now=now,
         holders=holders,
     )

@@ -35,7 +35,7 @@ from app.messages.signed import (
     CANCELLATION,
     CONSENT_WITHDRAWN,
     DISCLOSURE,
-    Context,
+    Signing,
     queue,
     retract,
 )
@@ -63,14 +63,14 @@ async def withdraw_consent(
     consent_id: uuid.UUID,
     *,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> Withdrawal:
-    person_ref = context.data_keys.person_ref(noms_number)
+    person_ref = signing.data_keys.person_ref(noms_number)
     await consents.lock_person(session, person_ref)
     await consents.know_person(session, person_ref, caller)
     record = await consents.withdraw(session, person_ref, consent_id, caller, now)
-    return Withdrawal(record, await consent_lost(session, person_ref, record.scope, context, now))
+    return Withdrawal(record, await consent_lost(session, person_ref, record.scope, signing, now))
 
 
 async def record_decision(
@@ -83,11 +83,11 @@ async def record_decision(
     recorded_by: str,
     expires_at: datetime | None,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> Consent:
     """Record a consent decision; a refusal takes effect at once, as a withdrawal does."""
-    person_ref = context.data_keys.person_ref(noms_number)
+    person_ref = signing.data_keys.person_ref(noms_number)
     await consents.lock_person(session, person_ref)
     await consents.know_person(session, person_ref, caller)
     record = await consents.record(
@@ -102,7 +102,7 @@ async def record_decision(
         now=now,
     )
     await session.flush()
-    await consent_lost(session, person_ref, scope, context, now)
+    await consent_lost(session, person_ref, scope, signing, now)
     return record
 
 
@@ -110,7 +110,7 @@ async def consent_lost(
     session: AsyncSession,
     person_ref: str,
     scope: str,
-    context: Context,
+    signing: Signing,
     now: datetime,
     *,
     standing: dict[str, bool] | None = None,
@@ -129,7 +129,7 @@ async def consent_lost(
             effects.revoked.append(message.id)
             if stands and notice.status == "accepted" and notice.purged_at is None:
                 replaced = await _redecide(
-                    session, message, disclosure, notice, standing, context, now
+                    session, message, disclosure, notice, standing, signing, now
                 )
                 if replaced is not None:
                     effects.redisclosed.append(replaced)
@@ -142,7 +142,7 @@ async def consent_lost(
             notice,
             organisation,
             {"scope": scope, "withdrawn_at": int(now.timestamp())},
-            context,
+            signing,
             now,
             supersedes=message.id,
         )
@@ -192,11 +192,11 @@ async def _redecide(
     disclosure: Disclosure,
     notice: StoredNotice,
     standing: dict[str, bool],
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> uuid.UUID | None:
     try:
-        body = body_of(context.data_keys, notice)
+        body = body_of(signing.data_keys, notice)
     except SealError as exc:  # a lost data key must not stop the withdrawal itself
         log.error("notice %s cannot be decided again: %s", notice.id, exc)
         return None
@@ -209,7 +209,7 @@ async def _redecide(
         body,
         recipient=(organisation, disclosure.recipient_role),
         standing=standing,
-        context=context,
+        signing=signing,
         now=now,
         holders={organisation.id: message},
     )

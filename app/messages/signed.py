@@ -37,7 +37,7 @@ STORED = "exchange.messages.stored"  # session.info: how many messages the sessi
 
 
 @dataclass(frozen=True)
-class Context:
+class Signing:
     """What the use cases need from the running exchange, built once in create_app."""
 
     policy: Policy
@@ -149,7 +149,7 @@ def draft(
     notice: StoredNotice,
     organisation: Organisation,
     claims: dict[str, Any],
-    context: Context,
+    signing: Signing,
     now: datetime,
     *,
     disclosure_id: uuid.UUID | None = None,
@@ -160,7 +160,7 @@ def draft(
     key now) and seal it. `message_id`: the id a plan gave it; a new one if None."""
     message_id = message_id or uuid.uuid4()
     signed = {
-        "iss": context.issuer,
+        "iss": signing.issuer,
         "aud": organisation.code,
         "iat": int(now.timestamp()),
         "jti": str(message_id),
@@ -168,10 +168,10 @@ def draft(
         **({"supersedes": str(supersedes)} if supersedes else {}),
         **claims,
     }
-    jws = jose.sign(context.keyring, signed, typ=TYP[kind])
+    jws = jose.sign(signing.keyring, signed, typ=TYP[kind])
     recipient_key = organisation.encryption_jwk
-    sent = jose.encrypt(context.recipient_keys, jws, recipient_key) if recipient_key else jws
-    sealed = context.data_keys.seal(sent.encode(), place("message", "jws_sealed", message_id))
+    sent = jose.encrypt(signing.recipient_keys, jws, recipient_key) if recipient_key else jws
+    sealed = signing.data_keys.seal(sent.encode(), place("message", "jws_sealed", message_id))
     message = Message(
         id=message_id,
         kind=kind,
@@ -184,7 +184,7 @@ def draft(
         created_at=now,
     )
     encrypted_to = recipient_key["kid"] if recipient_key else None
-    return Draft(message, organisation, jws, sent, context.keyring.current.kid, encrypted_to)
+    return Draft(message, organisation, jws, sent, signing.keyring.current.kid, encrypted_to)
 
 
 async def store(
@@ -255,7 +255,7 @@ async def queue(
     notice: StoredNotice,
     organisation: Organisation,
     claims: dict[str, Any],
-    context: Context,
+    signing: Signing,
     now: datetime,
     *,
     disclosure_id: uuid.UUID | None = None,
@@ -267,7 +267,7 @@ async def queue(
         notice,
         organisation,
         claims,
-        context,
+        signing,
         now,
         disclosure_id=disclosure_id,
         supersedes=supersedes,

@@ -27,7 +27,7 @@ from app.keys.sealing import place
 from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Retraction
-from app.messages.signed import Context, Sent, draft, held, store
+from app.messages.signed import Sent, Signing, draft, held, store
 from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
 from app.notices.document import ReleaseNotice
 from app.notices.plan import (
@@ -68,7 +68,7 @@ async def accept_notice(
     notice: ReleaseNotice,
     *,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
     amends: uuid.UUID | None = None,
 ) -> Accepted:
@@ -76,7 +76,7 @@ async def accept_notice(
     reads what the decision needs (_read), plans it (app/notices/plan.py), signs what the plan
     sends, then writes the plan (_write)."""
     recipients = await validated(session, notice, caller=caller, now=now)
-    person_ref = context.data_keys.person_ref(notice.person.noms_number)
+    person_ref = signing.data_keys.person_ref(notice.person.noms_number)
     read, holders = await _read(
         session,
         notice,
@@ -84,13 +84,13 @@ async def accept_notice(
         person_ref=person_ref,
         amends=amends,
         caller=caller,
-        context=context,
+        signing=signing,
         now=now,
     )
     body = notice.model_dump(mode="json", exclude_unset=True)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()
-    sealed = context.data_keys.seal(
+    sealed = signing.data_keys.seal(
         canonical.encode(), place("release_notice", "body_sealed", notice_id)
     )
     plan = plan_notice(
@@ -98,7 +98,7 @@ async def accept_notice(
         body,
         read,
         caller=caller,
-        policy=context.policy,
+        policy=signing.policy,
         now=now,
         person_ref=person_ref,
         sealed=sealed,
@@ -112,7 +112,7 @@ async def accept_notice(
             row,
             s.organisation,
             s.claims,
-            context,
+            signing,
             now,
             disclosure_id=s.disclosure_id,
             supersedes=s.supersedes,
@@ -123,14 +123,14 @@ async def accept_notice(
     await _write(session, plan, row, caller=caller, now=now)
     sent = [Sent(organisation, role, message_id) for organisation, role, message_id in plan.sent]
     for scope in plan.withdrawals:
-        await consent_lost(session, person_ref, scope, context, now, standing=plan.standing)
+        await consent_lost(session, person_ref, scope, signing, now, standing=plan.standing)
     if plan.withdrawals:
         await audit.append_many(session, plan.decided)
     await store(session, drafts, now, subscribed=read.subscribed)
     if not holders:
         return Accepted(row, sent)
     sent += await _replace_held(
-        session, row, holders, sent, subscribed=read.subscribed, context=context, now=now
+        session, row, holders, sent, subscribed=read.subscribed, signing=signing, now=now
     )
     return Accepted(row, sent)
 
@@ -143,7 +143,7 @@ async def _read(
     person_ref: str,
     amends: uuid.UUID | None,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> tuple[Read, dict[uuid.UUID, Message]]:
     """Under the person's lock, what the plan needs: for an amendment the version it replaces
@@ -152,7 +152,7 @@ async def _read(
     await consents.lock_person(session, person_ref)
     earlier, holders, carriers = None, {}, ()
     if amends:
-        previous = await _supersede(session, amends, notice, caller, context, now)
+        previous = await _supersede(session, amends, notice, caller, signing, now)
         holders = await held(session, previous.series_id)
         versions = await session.scalars(
             select(StoredNotice.id).where(StoredNotice.series_id == previous.series_id)
@@ -204,7 +204,7 @@ async def _replace_held(
     sent: list[Sent],
     *,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> list[Sent]:
     """An earlier version's disclosure is replaced: not sent if it has not gone yet; and whoever
@@ -224,7 +224,7 @@ async def _replace_held(
         organisations=organisations,
     )
     return await _tell(
-        session, row, retraction, told, subscribed=subscribed, context=context, now=now
+        session, row, retraction, told, subscribed=subscribed, signing=signing, now=now
     )
 
 
@@ -244,7 +244,7 @@ async def _tell(
     told: Told,
     *,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> list[Sent]:
     """Sign the plan's cancellations, then write it: deliveries stopped, messages revoked,
@@ -255,7 +255,7 @@ async def _tell(
             row,
             s.organisation,
             s.claims,
-            context,
+            signing,
             now,
             supersedes=s.supersedes,
             message_id=s.message_id,
@@ -273,7 +273,7 @@ async def cancel_notice(
     reason: str,
     *,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> Accepted:
     """Cancel a notice's latest version: a disclosure not yet delivered is never sent, and every
@@ -315,10 +315,10 @@ async def cancel_notice(
     if plan.voided:
         await consents.void(session, plan.voided, caller=caller, now=now)
     sent = await _tell(
-        session, row, retraction, plan, subscribed=subscribed, context=context, now=now
+        session, row, retraction, plan, subscribed=subscribed, signing=signing, now=now
     )
     for scope in plan.lost:
-        await consent_lost(session, row.person_ref, scope, context, now)
+        await consent_lost(session, row.person_ref, scope, signing, now)
     return Accepted(row, sent)
 
 
@@ -374,11 +374,11 @@ async def _supersede(
     notice_id: uuid.UUID,
     notice: ReleaseNotice,
     caller: Caller,
-    context: Context,
+    signing: Signing,
     now: datetime,
 ) -> StoredNotice:
     previous = await _close(session, notice_id, caller, SUPERSEDED, "amended", now)
-    earlier = body_of(context.data_keys, previous) or {}
+    earlier = body_of(signing.data_keys, previous) or {}
     if earlier.get("person", {}).get("noms_number") != notice.person.noms_number:
         raise invalid(
             [

@@ -148,7 +148,7 @@ async def test_an_intake_that_read_the_clock_before_the_consent_ended_decides_wi
             session,
             ReleaseNotice.model_validate(example),
             caller=caller(world, "MDI"),
-            context=app.state.intake,
+            signing=app.state.signing,
             now=arrived,
         )
     sent = {r.organisation.code: r.message_id for r in accepted.recipients}
@@ -210,7 +210,7 @@ async def test_a_withdrawal_waits_for_an_intake_in_progress_and_then_stops_what_
     body = ReleaseNotice.model_validate(example)
     async with held_open(world) as session:
         accepted = await intake.accept_notice(
-            session, body, caller=caller(world, "MDI"), context=app.state.intake, now=now()
+            session, body, caller=caller(world, "MDI"), signing=app.state.signing, now=now()
         )
         second = {r.organisation.code: r.message_id for r in accepted.recipients}
         assert second["SMS-LEEDS"]  # decided while the consent still stood
@@ -233,7 +233,7 @@ async def test_an_intake_waits_for_a_withdrawal_in_progress_and_then_respects_it
             NOMS,
             given,
             caller=caller(world, "SMS-LEEDS"),
-            context=app.state.intake,
+            signing=app.state.signing,
             now=now(),
         )
         assert done.effects.notified  # inbox only: the first disclosure is withdrawn
@@ -256,7 +256,7 @@ async def test_a_withdrawal_waiting_for_a_cancellation_does_not_disclose_the_not
             uuid.UUID(accepted["id"]),
             "release_cancelled",
             caller=caller(world, "MDI"),
-            context=app.state.intake,
+            signing=app.state.signing,
             now=now(),
         )
         response = await let_go(session, asyncio.create_task(withdraw(world, clinical["id"])))
@@ -337,7 +337,7 @@ async def test_a_worker_claiming_during_a_withdrawal_skips_what_it_revokes(world
             NOMS,
             given,
             caller=caller(world, "SMS-LEEDS"),
-            context=app.state.intake,
+            signing=app.state.signing,
             now=now(),
         )
         assert [str(m) for m in done.effects.revoked] == [sent]

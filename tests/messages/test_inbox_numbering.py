@@ -59,7 +59,7 @@ async def inbox(world, code: str, after: int = 0) -> list[int]:
 
 async def accept(session, world, app, body: ReleaseNotice, now: datetime) -> str:
     accepted = await intake.accept_notice(
-        session, body, caller=prison(world), context=app.state.intake, now=now
+        session, body, caller=prison(world), signing=app.state.signing, now=now
     )
     return str(accepted.notice.id)
 
