@@ -56,7 +56,7 @@ def _out(row: Acknowledgement, data_keys: DataKeys) -> AcknowledgementOut:
     response_model=AcknowledgementOut,
     responses=POST_PROBLEMS,
 )
-async def record(
+async def post_acknowledgement(
     message_id: uuid.UUID,
     body: AcknowledgementIn,
     request: Request,
@@ -93,7 +93,7 @@ async def record(
             headers = {"idempotent-replayed": "true", "location": earlier.location or ""}
             answer = _out(first, data_keys).model_dump(mode="json")
             return JSONResponse(answer, earlier.status_code, headers=headers)
-    recorded = await acknowledgements.record(
+    recorded = await acknowledgements.acknowledge(
         session,
         message_id,
         status=body.status,

@@ -44,7 +44,7 @@ def _out(record: Consent) -> ConsentOut:
 
 
 @router.post("", name="record", status_code=201, response_model=ConsentOut, responses=PROBLEMS)
-async def record(
+async def post_consent(
     noms_number: NomsNumber,
     body: ConsentIn,
     response: Response,

@@ -108,7 +108,7 @@ async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dic
     return standing_of(await history(session, person_ref), now)
 
 
-async def record(
+async def record_consent(
     session: AsyncSession,
     person_ref: str,
     *,

@@ -90,7 +90,7 @@ async def record_decision(
     person_ref = signing.data_keys.person_ref(noms_number)
     await consents.lock_person(session, person_ref)
     await consents.know_person(session, person_ref, caller)
-    record = await consents.record(
+    record = await consents.record_consent(
         session,
         person_ref,
         scope=scope,

@@ -58,7 +58,7 @@ async def _own_message(
     return message
 
 
-async def record(
+async def acknowledge(
     session: AsyncSession,
     message_id: uuid.UUID,
     *,
