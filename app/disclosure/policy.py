@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 NO_RULE = "default-deny"
@@ -85,11 +86,61 @@ class Rule:
         return self.unless_consent is None or not consents.get(self.unless_consent, False)
 
 
-MATCHES_KEPT = 10_000  # (recipient, pointer) pairs whose matching rules a policy remembers
-OUTCOME_TABLES_KEPT = 256  # (recipient, rules in force) pairs whose leaf outcomes it remembers
 # A leaf's outcome (("sent", rule, transform) or ("withheld", rule, reason)), and the consent
 # scopes a sent leaf relied on.
 Outcome = tuple[tuple[str, ...], frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Covering:
+    """The rules of one recipient kind that cover one pointer, as the decision reads them:
+    positions in the kind's rules, so that which are in force is looked up, not worked out."""
+
+    denies: tuple[int, ...]  # the deny rules, in the policy's order
+    allows: tuple[int, ...]  # the allow rules, the closest first (the policy's order among equals)
+    # What a sent leaf relies on besides its allow rule's consent: the deny rules it lifts.
+    unless: frozenset[str]
+    # Withheld when no rule is in force: the first allow rule and why, or no rule at all.
+    missing: tuple[str, str]
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...], pointer: str) -> Covering:
+        covering = [(at, r) for at, r in enumerate(rules) if r.covers(pointer)]
+        allows = [(at, r) for at, r in covering if r.effect == "allow"]
+        missing = (NO_RULE, REASON_NO_RULE)
+        if allows:
+            first = allows[0][1]
+            missing = (
+                first.id,
+                REASON_NO_CONSENT if first.requires_consent else REASON_NO_CONDITION,
+            )
+        return cls(
+            denies=tuple(at for at, r in covering if r.effect == "deny"),
+            allows=tuple(
+                at for at, r in sorted(allows, key=lambda a: (-a[1].reach(pointer), a[0]))
+            ),
+            unless=frozenset(
+                r.unless_consent for _, r in covering if r.effect == "deny" and r.unless_consent
+            ),
+            missing=missing,
+        )
+
+    def outcome(self, rules: tuple[Rule, ...], in_force: tuple[bool, ...]) -> Outcome:
+        """A deny in force wins; then the allow rule in force that names the leaf most closely;
+        else withheld, naming why."""
+        for at in self.denies:
+            if in_force[at]:
+                return ("withheld", rules[at].id, rules[at].reason or REASON_NO_RULE), frozenset()
+        for at in self.allows:
+            if in_force[at]:
+                chosen = rules[at]
+                relied = (
+                    self.unless | {chosen.requires_consent}
+                    if chosen.requires_consent
+                    else self.unless
+                )
+                return ("sent", chosen.id, chosen.transform or ""), relied
+        return ("withheld", *self.missing), frozenset()
 
 
 @dataclass(frozen=True)
@@ -97,19 +148,27 @@ class Policy:
     version: str
     sha256: str
     rules: tuple[Rule, ...]
-    # What `matching` has worked out: every notice has the same few dozen pointers, and the
-    # rules never change. Bounded, since a body's keys come from outside.
-    _matches: dict[tuple[str, str], tuple[Rule, ...]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    # What `_leaf_outcome` has worked out, per recipient kind and which of its rules are in
-    # force (`in_force`): a leaf's outcome depends on nothing else. Bounded the same way.
-    _outcomes: dict[tuple[str, tuple[bool, ...]], dict[str, Outcome]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    # The pointers a notice can have (`load_policy` passes the notice's): which rules cover
+    # each is worked out once, here; any other pointer is worked out as it is met. Worth it:
+    # deciding reads a table, a third of the time (bench/README.md, "The policy's tables").
+    pointers: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    _by_kind: Mapping[str, tuple[Rule, ...]] = field(init=False, compare=False, repr=False)
+    _covering: Mapping[tuple[str, str], Covering] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_kind: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_kind.setdefault(rule.recipient, []).append(rule)
+        kinds = {kind: tuple(rules) for kind, rules in by_kind.items()}
+        covering = {
+            (k, p): Covering.of(rules, p) for k, rules in kinds.items() for p in self.pointers
+        }
+        # Frozen: each table is set once, here, and read-only from then on.
+        object.__setattr__(self, "_by_kind", MappingProxyType(kinds))
+        object.__setattr__(self, "_covering", MappingProxyType(covering))
 
     def for_recipient(self, kind: str) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if r.recipient == kind)
+        return self._by_kind.get(kind, ())
 
     def in_force(
         self, kind: str, consents: Mapping[str, bool], notice: Mapping[str, Any]
@@ -117,23 +176,10 @@ class Policy:
         """Whether each of the recipient kind's rules is in force, in the policy's order."""
         return tuple(r.in_force(consents, notice) for r in self.for_recipient(kind))
 
-    def outcomes(self, kind: str, in_force: tuple[bool, ...]) -> dict[str, Outcome]:
-        """The leaf outcomes remembered for the kind with these rules in force (fill it)."""
-        found = self._outcomes.get((kind, in_force))
-        if found is None:
-            found = {}
-            if len(self._outcomes) < OUTCOME_TABLES_KEPT:
-                self._outcomes[(kind, in_force)] = found
-        return found
-
-    def matching(self, kind: str, pointer: str) -> tuple[Rule, ...]:
-        """The recipient kind's rules that cover the pointer, in the policy's order."""
-        found = self._matches.get((kind, pointer))
-        if found is None:
-            found = tuple(r for r in self.for_recipient(kind) if r.covers(pointer))
-            if len(self._matches) < MATCHES_KEPT:
-                self._matches[(kind, pointer)] = found
-        return found
+    def covering(self, kind: str, pointer: str) -> Covering:
+        """The recipient kind's rules that cover the pointer."""
+        found = self._covering.get((kind, pointer))
+        return found if found is not None else Covering.of(self.for_recipient(kind), pointer)
 
     def bases(self, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """What each of these rules rested on, to be recorded with a decision it made."""
@@ -237,15 +283,10 @@ def decide(
     outcomes: dict[str, tuple[str, ...]] = {}
     disclosure: dict[str, Any] = {}
     relied: set[str] = set()
-    known = policy.outcomes(recipient, policy.in_force(recipient, consents, notice))
+    rules = policy.for_recipient(recipient)
+    in_force = policy.in_force(recipient, consents, notice)
     for pointer, value in _leaves(notice, ""):
-        found = known.get(pointer)
-        if found is None:
-            matching = policy.matching(recipient, pointer)
-            found = _leaf_outcome(matching, pointer, consents, notice)
-            if len(known) < MATCHES_KEPT:
-                known[pointer] = found
-        outcome, leaf_relied = found
+        outcome, leaf_relied = policy.covering(recipient, pointer).outcome(rules, in_force)
         outcomes[pointer] = outcome
         if outcome[0] == "sent":
             transform = TRANSFORMS.get(outcome[2]) if outcome[2] else None
@@ -255,32 +296,6 @@ def decide(
     allowed = tuple(Allowed(p, o[1], o[2] or None) for p, o in grouped if o[0] == "sent")
     manifest = tuple(Withheld(p, o[1], o[2]) for p, o in grouped if o[0] == "withheld")
     return Decision(recipient, disclosure, allowed, manifest, frozenset(relied))
-
-
-def _leaf_outcome(
-    matching: tuple[Rule, ...],
-    pointer: str,
-    consents: Mapping[str, bool],
-    notice: Mapping[str, Any],
-) -> Outcome:
-    """(outcome, the consents a sent leaf relied on), from the rules that cover the leaf. A
-    deny in force wins; then the allow rule in force that names the leaf most closely; else
-    withheld, naming why."""
-    for rule in matching:
-        if rule.effect == "deny" and rule.in_force(consents, notice):
-            return ("withheld", rule.id, rule.reason or REASON_NO_RULE), frozenset()
-    allowing = [r for r in matching if r.effect == "allow" and r.in_force(consents, notice)]
-    if allowing:
-        chosen = max(allowing, key=lambda r: r.reach(pointer))  # first of the closest
-        relied = {r.unless_consent for r in matching if r.effect == "deny" and r.unless_consent}
-        if chosen.requires_consent:
-            relied.add(chosen.requires_consent)
-        return ("sent", chosen.id, chosen.transform or ""), frozenset(s for s in relied if s)
-    for rule in matching:
-        if rule.effect == "allow":
-            reason = REASON_NO_CONSENT if rule.requires_consent else REASON_NO_CONDITION
-            return ("withheld", rule.id, reason), frozenset()
-    return ("withheld", NO_RULE, REASON_NO_RULE), frozenset()
 
 
 def _leaves(node: Any, pointer: str) -> Iterable[tuple[str, Any]]:

@@ -58,8 +58,9 @@ def load_policy(directory: Path, notice_model: type[BaseModel]) -> Policy:
         raise PolicyError(
             f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
         )
-    policy = Policy(version=version, sha256=digest.hexdigest(), rules=tuple(rules))
-    check_policy(policy, schema_pointers(notice_model), consent_scopes(notice_model))
+    pointers = schema_pointers(notice_model)
+    policy = Policy(version, digest.hexdigest(), tuple(rules), pointers=frozenset(pointers))
+    check_policy(policy, pointers, consent_scopes(notice_model))
     return policy
 
 

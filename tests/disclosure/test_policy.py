@@ -343,7 +343,7 @@ def test_property_every_sent_leaf_has_an_allow_rule_in_force(
 
 
 def test_which_rules_are_in_force_is_true_or_false() -> None:
-    # The answers key the remembered outcomes: "no consent on record" is False, not None.
+    # Read by position in the kind's rules: "no consent on record" is False, not None.
     policy = Policy("test", "0" * 64, (ALLOW_ALL, NEEDS_X, UNLESS_X))
     for consents in ({}, {"x": True}, {"x": False}):
         in_force = policy.in_force(PROBATION, consents, SMALL_NOTICE)
@@ -351,7 +351,7 @@ def test_which_rules_are_in_force_is_true_or_false() -> None:
     assert policy.in_force(PROBATION, {}, SMALL_NOTICE) == (True, False, True)
 
 
-def test_the_rules_covering_a_pointer_are_worked_out_once(monkeypatch) -> None:
+def _counting_covers(monkeypatch) -> list[str]:
     examined: list[str] = []
     covers = Rule.covers
 
@@ -360,48 +360,36 @@ def test_the_rules_covering_a_pointer_are_worked_out_once(monkeypatch) -> None:
         return covers(rule, pointer)
 
     monkeypatch.setattr(Rule, "covers", counting)
-    policy = Policy("test", "0" * 64, (ALLOW_ALL, DENY_C))
-    assert policy.matching(PROBATION, "/a/b/c") == (ALLOW_ALL, DENY_C)
-    assert examined == ["/a/b/c", "/a/b/c"]  # each rule asked once ...
-    assert policy.matching(PROBATION, "/a/b/c") == (ALLOW_ALL, DENY_C)
-    assert examined == ["/a/b/c", "/a/b/c"]  # ... and not again
+    return examined
 
 
-def test_a_leafs_outcome_is_worked_out_once_for_the_same_rules_in_force(monkeypatch) -> None:
-    import app.disclosure.policy as policy_module
-
-    worked_out: list[str] = []
-    leaf_outcome = policy_module._leaf_outcome
-
-    def counting(matching, pointer, consents, notice):
-        worked_out.append(pointer)
-        return leaf_outcome(matching, pointer, consents, notice)
-
-    monkeypatch.setattr(policy_module, "_leaf_outcome", counting)
-    policy = Policy("test", "0" * 64, (ALLOW_ALL, NEEDS_X, UNLESS_X))
-    first = decide(policy, SMALL_NOTICE, PROBATION, {"x": True})
-    assert sorted(worked_out) == sorted(leaves(SMALL_NOTICE))
-    assert decide(policy, SMALL_NOTICE, PROBATION, {"x": True}) == first
-    assert len(worked_out) == len(leaves(SMALL_NOTICE))  # nothing worked out again
-    decide(policy, SMALL_NOTICE, PROBATION, {})  # other rules in force: a table of its own
-    assert len(worked_out) == 2 * len(leaves(SMALL_NOTICE))
-
-
-def test_a_policy_remembers_which_rules_cover_a_pointer_up_to_a_bound(monkeypatch) -> None:
-    """The rules covering each pointer are worked out once per policy and recipient, and what
-    is remembered is bounded: a body's keys come from outside."""
-    import app.disclosure.policy as policy_module
-
-    monkeypatch.setattr(policy_module, "MATCHES_KEPT", 3)
-    monkeypatch.setattr(policy_module, "OUTCOME_TABLES_KEPT", 1)
-    rules, consents, sent, _ = HAND_TABLE["requires-consent-given"]
-    policy = Policy("test", "0" * 64, tuple(rules))
-    first = decide(policy, SMALL_NOTICE, PROBATION, consents)
-    assert first.fields_sent == sent and sent  # something is sent, by a remembered match
-    assert len(policy._matches) == 3  # SMALL_NOTICE has more leaves than that
-    assert decide(policy, SMALL_NOTICE, PROBATION, consents) == first
-    refused = {scope: False for scope in consents}  # other rules in force: a second table
-    assert decide(policy, SMALL_NOTICE, PROBATION, refused) == decide(
-        Policy("test", "0" * 64, tuple(rules)), SMALL_NOTICE, PROBATION, refused
+def test_the_rules_covering_a_notice_pointer_are_worked_out_when_the_policy_is_built(
+    monkeypatch,
+) -> None:
+    examined = _counting_covers(monkeypatch)
+    policy = Policy("test", "0" * 64, (ALLOW_ALL, DENY_C), pointers=frozenset(leaves(SMALL_NOTICE)))
+    assert sorted(examined) == sorted(2 * list(leaves(SMALL_NOTICE)))  # each rule asked once ...
+    examined.clear()
+    first = decide(policy, SMALL_NOTICE, PROBATION, {})
+    assert examined == []  # ... and never while deciding
+    assert first == decide(
+        Policy("test", "0" * 64, (ALLOW_ALL, DENY_C)), SMALL_NOTICE, PROBATION, {}
     )
-    assert [len(outcomes) for outcomes in policy._outcomes.values()] == [3]
+
+
+def test_a_pointer_the_policy_was_not_built_for_is_decided_and_changes_nothing(
+    monkeypatch,
+) -> None:
+    """A body's keys come from outside: one the policy does not know is decided as it is met,
+    by the same rules, and the policy is the same afterwards (nothing it holds can change)."""
+    rules, consents, sent, _ = HAND_TABLE["requires-consent-given"]
+    policy = Policy("test", "0" * 64, tuple(rules), pointers=frozenset({"/a/b/c"}))
+    built = dict(policy._covering)
+    examined = _counting_covers(monkeypatch)
+    first = decide(policy, SMALL_NOTICE, PROBATION, consents)
+    assert first.fields_sent == sent and sent
+    assert "/a/b/c" not in examined and "/a/b/d" in examined
+    assert dict(policy._covering) == built
+    with pytest.raises(TypeError):
+        policy._covering[(PROBATION, "/x")] = policy._covering[(PROBATION, "/a/b/c")]  # type: ignore[index]
+    assert decide(policy, SMALL_NOTICE, PROBATION, consents) == first

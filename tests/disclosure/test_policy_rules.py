@@ -390,18 +390,20 @@ MIXED = [NPS_CHILDREN, NOTES_UNLESS, MONTH_IF_SMS, PERSON, DENY_TREATMENT]
 
 @PROPERTY
 @given(data=st.data())
-def test_property_a_remembered_outcome_is_the_one_worked_out_afresh(tmp_path_factory, data) -> None:
-    """A policy remembers each leaf's outcome per recipient kind and the rules in force: a
-    decision with what it remembers from earlier notices, of other conditions and consents, is
-    the decision a policy that remembers nothing makes."""
-    warm = load(tmp_path_factory.mktemp("mixed"), MIXED)
+def test_property_the_tables_built_at_load_decide_as_the_rules_worked_out_afresh(
+    tmp_path_factory, data
+) -> None:
+    """A loaded policy works out, once, which rules cover each of the notice's pointers: its
+    decisions, over notices of every condition and consent, are those of a policy of the same
+    rules that works them out leaf by leaf."""
+    built = load(tmp_path_factory.mktemp("mixed"), MIXED)
     for _ in range(data.draw(st.integers(2, 8))):
         history = data.draw(histories())
         notice = data.draw(notices(history))
         consents = consents_from_records(history, BASE + timedelta(hours=1))
         for kind in (SMS, PROBATION):
-            cold = Policy(warm.version, warm.sha256, warm.rules)
-            assert decide(warm, notice, kind, consents) == decide(cold, notice, kind, consents)
+            afresh = Policy(built.version, built.sha256, built.rules)
+            assert decide(built, notice, kind, consents) == decide(afresh, notice, kind, consents)
 
 
 def oracle(history: list[dict[str, Any]], now: datetime | None) -> dict[str, bool]:
