@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -30,10 +30,10 @@ from app.api import (
 )
 from app.api.bodies import BodyRules
 from app.api.metrics import make_metrics
-from app.audit.signer import load_log_signer
+from app.audit.signer import LogSigner, load_log_signer
 from app.disclosure.policy_files import load_policy
 from app.keys.jose import load_jwks, load_keyring
-from app.keys.sealing import load_data_keys
+from app.keys.sealing import DataKeys, load_data_keys
 from app.messages.signed import Signing
 from app.notices import examples
 from app.notices.document import ReleaseNotice
@@ -69,14 +69,48 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     data_keys = load_data_keys(settings.sealing_keys_dir)
     log_signer = load_log_signer(settings)
     policy = load_policy(settings.policy_dir, ReleaseNotice)
-    trusted = None
-    if settings.trusted_issuer and settings.trusted_issuer_jwks:
-        trusted = TrustedIssuer(
-            settings.trusted_issuer,
-            load_jwks(settings.trusted_issuer_jwks),
-            settings.trusted_issuer_organisation_claim,
-        )
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
+    app = FastAPI(
+        title="NPS exchange",
+        version="1",
+        summary="Release notices about NPS use: minimised, signed, delivered, audited.",
+        lifespan=_lifespan(settings, data_keys=data_keys, log_signer=log_signer, worker=run_worker),
+        generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by docs.install, from the exchange's own files
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.keyring = keyring
+    app.state.policy = policy
+    app.state.data_keys = data_keys
+    app.state.log_signer = log_signer
+    app.state.signing = Signing(policy, keyring, data_keys, settings.issuer)
+    app.state.trusted_issuer = _trusted_issuer(settings)
+    app.state.metrics = make_metrics()
+    app.state.throttle = FailureThrottle(
+        limit=settings.client_auth_failure_limit,
+        window_seconds=settings.client_auth_failure_window_seconds,
+    )
+    _serve(app)
+    return app
+
+
+def _trusted_issuer(settings: Settings) -> TrustedIssuer | None:
+    """The outside issuer whose tokens the exchange accepts, if one is configured."""
+    if not (settings.trusted_issuer and settings.trusted_issuer_jwks):
+        return None
+    return TrustedIssuer(
+        settings.trusted_issuer,
+        load_jwks(settings.trusted_issuer_jwks),
+        settings.trusted_issuer_organisation_claim,
+    )
+
+
+def _lifespan(
+    settings: Settings, *, data_keys: DataKeys, log_signer: LogSigner, worker: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The database engine, the webhook client and, if embedded, the delivery worker, for as
+    long as the app serves."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,10 +118,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         stop = asyncio.Event()
-        worker = None
+        running = None
         async with http_client(settings.webhook_timeout_seconds) as client:
-            if run_worker:
-                worker = asyncio.create_task(
+            if worker:
+                running = asyncio.create_task(
                     run_forever(
                         app.state.sessions,
                         client,
@@ -101,31 +135,15 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
                 yield
             finally:
                 stop.set()
-                if worker is not None:
-                    await worker
+                if running is not None:
+                    await running
                 await engine.dispose()
 
-    app = FastAPI(
-        title="NPS exchange",
-        version="1",
-        summary="Release notices about NPS use: minimised, signed, delivered, audited.",
-        lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
-        docs_url=None,  # served by docs.install, from the exchange's own files
-        redoc_url=None,
-    )
-    app.state.settings = settings
-    app.state.keyring = keyring
-    app.state.policy = policy
-    app.state.data_keys = data_keys
-    app.state.log_signer = log_signer
-    app.state.signing = Signing(policy, keyring, data_keys, settings.issuer)
-    app.state.trusted_issuer = trusted
-    app.state.metrics = make_metrics()
-    app.state.throttle = FailureThrottle(
-        limit=settings.client_auth_failure_limit,
-        window_seconds=settings.client_auth_failure_window_seconds,
-    )
+    return lifespan
+
+
+def _serve(app: FastAPI) -> None:
+    """The middleware, the routes, the webhooks documented, /docs, and the OpenAPI document."""
     app.add_middleware(BodyRules)  # inside the containment that problems.install adds
     problems.install(app)
     for module in ROUTER_MODULES:
@@ -137,4 +155,3 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.openapi = lambda: examples.with_examples(  # type: ignore[method-assign]
         problems.with_problem_schema(generate())
     )
-    return app

@@ -76,6 +76,7 @@ async def _once(
     request: Request,
     session: Session,
     caller: PrisonCaller,
+    *,
     signing: SigningDep,
     key: str | None,
     body: Any,
@@ -125,11 +126,11 @@ async def create(
         request,
         session,
         caller,
-        signing,
-        idempotency_key,
-        notice.model_dump(mode="json", exclude_unset=True),
-        now,
-        lambda: intake.accept_notice(session, notice, caller=caller, signing=signing, now=now),
+        signing=signing,
+        key=idempotency_key,
+        body=notice.model_dump(mode="json", exclude_unset=True),
+        now=now,
+        work=lambda: intake.accept_notice(session, notice, caller=caller, signing=signing, now=now),
     )
 
 
@@ -160,11 +161,11 @@ async def amend(
         request,
         session,
         caller,
-        signing,
-        idempotency_key,
-        notice.model_dump(mode="json", exclude_unset=True),
-        now,
-        lambda: intake.accept_notice(
+        signing=signing,
+        key=idempotency_key,
+        body=notice.model_dump(mode="json", exclude_unset=True),
+        now=now,
+        work=lambda: intake.accept_notice(
             session, notice, caller=caller, signing=signing, now=now, amends=notice_id
         ),
     )
@@ -192,11 +193,11 @@ async def cancel(
         request,
         session,
         caller,
-        signing,
-        idempotency_key,
-        body.model_dump(mode="json"),
-        now,
-        lambda: intake.cancel_notice(
+        signing=signing,
+        key=idempotency_key,
+        body=body.model_dump(mode="json"),
+        now=now,
+        work=lambda: intake.cancel_notice(
             session, notice_id, body.reason, caller=caller, signing=signing, now=now
         ),
     )
@@ -208,7 +209,7 @@ async def get(
 ) -> NoticeStatus:
     """What became of a notice: its history, and per recipient its message, deliveries and
     acknowledgements (with the notes the recipient wrote for you)."""
-    found = await tracking.track(session, notice_id, caller, data_keys)
+    found = await tracking.track(session, notice_id, caller=caller, data_keys=data_keys)
     notice = found.notice
     return NoticeStatus(
         id=notice.id,

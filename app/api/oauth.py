@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Header, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.throttle import FailureThrottle
 from app.access.tokens import (
     ClientAuthFailed,
+    Presented,
     authenticate_client,
     issue_access_token,
     presented,
@@ -18,7 +21,9 @@ from app.access.tokens import (
 from app.api.deps import KeyRingDep, Now, Session, SettingsDep
 from app.api.metrics import Metrics
 from app.api.problems import PROBLEMS, documented
+from app.settings import Settings
 from app.storage import db
+from app.storage.models import ApiClient
 from app.wire.errors import Problem
 from app.wire.schemas import TokenResponse
 
@@ -66,6 +71,36 @@ async def token(
         metrics.client_auth_failures.labels(failure.reason).inc()
         raise
     source = (proof.client_id, request.client.host if request.client else "")
+    client = await _authenticated(
+        session,
+        proof,
+        source=source,
+        throttle=throttle,
+        metrics=metrics,
+        settings=settings,
+        now=now,
+    )
+    _check_grant_type(grant_type)
+    scopes = requested_scopes(client, scope)
+    ttl = settings.access_token_ttl_seconds
+    access_token = issue_access_token(
+        keyring, issuer=settings.issuer, client=client, scopes=scopes, ttl=ttl
+    )
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 section 5.1
+    return TokenResponse(access_token=access_token, expires_in=ttl, scope=" ".join(sorted(scopes)))
+
+
+async def _authenticated(
+    session: AsyncSession,
+    proof: Presented,
+    *,
+    source: tuple[str, str],
+    throttle: FailureThrottle,
+    metrics: Metrics,
+    settings: Settings,
+    now: datetime,
+) -> ApiClient:
+    """The client the proof belongs to; 429 while its source is throttled, 401 if it fails."""
     wait = throttle.retry_after(source, time.monotonic())
     if wait > 0:
         metrics.client_auth_throttled.inc()
@@ -91,6 +126,10 @@ async def token(
             throttle.withdraw(source, counted)
         raise
     throttle.succeeded(source)
+    return client
+
+
+def _check_grant_type(grant_type: str | None) -> None:
     if grant_type is None:
         raise Problem(
             400, "Invalid request", "grant_type is required.", extra={"error": "invalid_request"}
@@ -102,13 +141,6 @@ async def token(
             "Only the client_credentials grant is supported.",
             extra={"error": "unsupported_grant_type"},
         )
-    scopes = requested_scopes(client, scope)
-    ttl = settings.access_token_ttl_seconds
-    access_token = issue_access_token(
-        keyring, issuer=settings.issuer, client=client, scopes=scopes, ttl=ttl
-    )
-    response.headers["Cache-Control"] = "no-store"  # RFC 6749 section 5.1
-    return TokenResponse(access_token=access_token, expires_in=ttl, scope=" ".join(sorted(scopes)))
 
 
 @router.get("/.well-known/jwks.json", name="jwks")

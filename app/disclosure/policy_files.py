@@ -77,6 +77,29 @@ def _rule(filename: str, index: int, item: Any) -> Rule:
     if not isinstance(item, dict):
         raise PolicyError(f"{where}: not a mapping")
     where = f"{filename}: rule {item.get('id', index + 1)}"
+    _check_common(where, item)
+    effect = item["effect"]
+    if effect == "allow":
+        values = _allow_values(where, item)
+    elif effect == "deny":
+        values = _deny_values(where, item)
+    else:
+        raise PolicyError(f"{where}: effect must be allow or deny")
+    return Rule(
+        id=item["id"],
+        recipient=item["recipient"],
+        effect=effect,
+        fields=tuple(item["fields"]),
+        lawful_basis=tuple(item["lawful_basis"]),
+        purpose=item["purpose"],
+        rationale=item["rationale"],
+        source=filename,
+        **values,
+    )
+
+
+def _check_common(where: str, item: dict[str, Any]) -> None:
+    """The keys every rule has, whatever its effect."""
     if unknown := set(item) - KEYS:
         raise PolicyError(f"{where}: unknown keys {sorted(unknown)}")
     if missing := REQUIRED - set(item):
@@ -89,53 +112,48 @@ def _rule(filename: str, index: int, item: Any) -> Rule:
         raise PolicyError(f"{where}: `fields` must be a list of JSON Pointers")
     if not isinstance(basis, list) or not basis or not all(_text(b) for b in basis):
         raise PolicyError(f"{where}: `lawful_basis` must be a list of citations")
-    effect = item["effect"]
+
+
+def _allow_values(where: str, item: dict[str, Any]) -> dict[str, Any]:
+    """An allow rule's own keys: what it requires, and its transform."""
     values: dict[str, Any] = {}
-    if effect == "allow":
-        requires = item.get("requires")
-        if requires == "statutory":
-            pass
-        elif isinstance(requires, dict) and len(requires) == 1 and "consent" in requires:
-            values["requires_consent"] = str(requires["consent"])
-        elif isinstance(requires, dict) and len(requires) == 1 and "safeguarding" in requires:
-            values["condition"] = str(requires["safeguarding"])
-        else:
-            raise PolicyError(
-                f"{where}: an allow rule `requires` one of: statutory, {{consent: SCOPE}}, "
-                "{safeguarding: CONDITION}"
-            )
-        for key in ("unless", "reason"):
-            if key in item:
-                raise PolicyError(f"{where}: `{key}` belongs to deny rules")
-        transform = item.get("transform")
-        if transform is not None and not _text(transform):
-            raise PolicyError(f"{where}: `transform` must be the name of one, e.g. month")
-        values["transform"] = transform
-    elif effect == "deny":
-        for key in ("requires", "transform"):
-            if key in item:
-                raise PolicyError(f"{where}: `{key}` belongs to allow rules")
-        if not isinstance(item.get("reason"), str) or not item["reason"]:
-            raise PolicyError(f"{where}: a deny rule needs a `reason` code")
-        values["reason"] = item["reason"]
-        unless = item.get("unless")
-        if unless is not None:
-            if not (isinstance(unless, dict) and list(unless) == ["consent"]):
-                raise PolicyError(f"{where}: `unless` must be {{consent: SCOPE}}")
-            values["unless_consent"] = str(unless["consent"])
+    requires = item.get("requires")
+    if requires == "statutory":
+        pass
+    elif isinstance(requires, dict) and len(requires) == 1 and "consent" in requires:
+        values["requires_consent"] = str(requires["consent"])
+    elif isinstance(requires, dict) and len(requires) == 1 and "safeguarding" in requires:
+        values["condition"] = str(requires["safeguarding"])
     else:
-        raise PolicyError(f"{where}: effect must be allow or deny")
-    return Rule(
-        id=item["id"],
-        recipient=item["recipient"],
-        effect=effect,
-        fields=tuple(fields),
-        lawful_basis=tuple(basis),
-        purpose=item["purpose"],
-        rationale=item["rationale"],
-        source=filename,
-        **values,
-    )
+        raise PolicyError(
+            f"{where}: an allow rule `requires` one of: statutory, {{consent: SCOPE}}, "
+            "{safeguarding: CONDITION}"
+        )
+    for key in ("unless", "reason"):
+        if key in item:
+            raise PolicyError(f"{where}: `{key}` belongs to deny rules")
+    transform = item.get("transform")
+    if transform is not None and not _text(transform):
+        raise PolicyError(f"{where}: `transform` must be the name of one, e.g. month")
+    values["transform"] = transform
+    return values
+
+
+def _deny_values(where: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A deny rule's own keys: its reason code, and the consent that lifts it."""
+    values: dict[str, Any] = {}
+    for key in ("requires", "transform"):
+        if key in item:
+            raise PolicyError(f"{where}: `{key}` belongs to allow rules")
+    if not isinstance(item.get("reason"), str) or not item["reason"]:
+        raise PolicyError(f"{where}: a deny rule needs a `reason` code")
+    values["reason"] = item["reason"]
+    unless = item.get("unless")
+    if unless is not None:
+        if not (isinstance(unless, dict) and list(unless) == ["consent"]):
+            raise PolicyError(f"{where}: `unless` must be {{consent: SCOPE}}")
+        values["unless_consent"] = str(unless["consent"])
+    return values
 
 
 def schema_pointers(model: type[BaseModel]) -> dict[str, Any]:

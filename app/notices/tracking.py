@@ -8,10 +8,11 @@ for the prison with their acknowledgements.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
@@ -19,7 +20,14 @@ from app.keys.sealing import DataKeys
 from app.messages import acknowledgements
 from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.supersession import superseded_by
-from app.storage.models import Delivery, Disclosure, Message, Organisation, StoredNotice
+from app.storage.models import (
+    Acknowledgement,
+    Delivery,
+    Disclosure,
+    Message,
+    Organisation,
+    StoredNotice,
+)
 from app.wire.errors import Problem
 
 
@@ -59,7 +67,7 @@ class Tracking:
 
 
 async def track(
-    session: AsyncSession, notice_id: uuid.UUID, caller: Caller, data_keys: DataKeys
+    session: AsyncSession, notice_id: uuid.UUID, *, caller: Caller, data_keys: DataKeys
 ) -> Tracking:
     """A notice of the caller's own with its history and recipients; else 404."""
     notice = await session.get(StoredNotice, notice_id)
@@ -72,6 +80,22 @@ async def track(
             .order_by(StoredNotice.version)
         )
     ).all()
+    sent = await _what_was_sent(session, notice_id)
+    return Tracking(notice, list(versions), _recipients(sent, data_keys))
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one notice version was decided and sent to, as read."""
+
+    decided: Sequence[Row[tuple[uuid.UUID, str, str]]]  # disclosure id, role, organisation code
+    # Each message with its recipient's code and kind and the message that replaced it, if any.
+    messages: Sequence[Row[tuple[Message, str, str, uuid.UUID | None]]]
+    deliveries: Sequence[Delivery]
+    acknowledged: Mapping[uuid.UUID, Sequence[Acknowledgement]]
+
+
+async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
     decided = (
         await session.execute(
             select(Disclosure.id, Disclosure.recipient_role, Organisation.code)
@@ -88,7 +112,6 @@ async def track(
             .order_by(Message.created_at, Message.stored_order, Message.id)
         )
     ).all()
-    replaced_by = {m.id: by for m, _, _, by in messages}
     deliveries = (
         await session.scalars(
             select(Delivery)
@@ -98,8 +121,15 @@ async def track(
         )
     ).all()
     acknowledged = await acknowledgements.of_messages(session, (m.id for m, *_ in messages))
+    return _Sent(decided, messages, deliveries, acknowledged)
 
-    def row(kind: str, code: str, role: str, message: Message | None) -> RecipientTracking:
+
+def _recipients(sent: _Sent, data_keys: DataKeys) -> list[RecipientTracking]:
+    """A row per recipient decided on (with its disclosure's message, if one was sent), then
+    one per cancellation or withdrawal sent."""
+    replaced_by = {m.id: by for m, _, _, by in sent.messages}
+
+    def row(message: Message | None, *, kind: str, code: str, role: str) -> RecipientTracking:
         return RecipientTracking(
             organisation_code=code,
             role=role,
@@ -107,20 +137,19 @@ async def track(
             message_id=message.id if message else None,
             supersedes=message.supersedes_id if message else None,
             superseded_by=replaced_by.get(message.id) if message else None,
-            deliveries=[d for d in deliveries if message and d.message_id == message.id],
+            deliveries=[d for d in sent.deliveries if message and d.message_id == message.id],
             acknowledgements=[
                 Acknowledged(a.status, acknowledgements.note_of(data_keys, a), a.recorded_at)
-                for a in (acknowledged[message.id] if message else [])
+                for a in (sent.acknowledged[message.id] if message else [])
             ],
         )
 
-    by_disclosure = {m.disclosure_id: m for m, *_ in messages if m.disclosure_id}
-    recipients = [
-        row(DISCLOSURE, code, role, by_disclosure.get(disclosure_id))
-        for disclosure_id, role, code in decided
+    by_disclosure = {m.disclosure_id: m for m, *_ in sent.messages if m.disclosure_id}
+    return [
+        row(by_disclosure.get(disclosure_id), kind=DISCLOSURE, code=code, role=role)
+        for disclosure_id, role, code in sent.decided
     ] + [
-        row(m.kind, code, kind, m)
-        for m, code, kind, _ in messages
+        row(m, kind=m.kind, code=code, role=kind)
+        for m, code, kind, _ in sent.messages
         if m.kind in (CANCELLATION, CONSENT_WITHDRAWN)
     ]
-    return Tracking(notice, list(versions), recipients)
