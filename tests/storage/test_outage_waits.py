@@ -251,8 +251,11 @@ async def test_the_worker_outlives_locks_held_past_the_busy_timeout(
         application = create_app(settings, embedded_worker=True)
         async with application.router.lifespan_context(application):
             async with holding(settings.database_url, "LOCK TABLE delivery IN EXCLUSIVE MODE"):
-                await asyncio.sleep(1.5)  # many of the worker's passes give up waiting
-            assert any("failed" in r.getMessage() for r in caplog.records), caplog.text
+                # Held until a pass of the worker has given up waiting for it (and logged so).
+                deadline = asyncio.get_running_loop().time() + 30
+                while not any("failed" in r.getMessage() for r in caplog.records):
+                    assert asyncio.get_running_loop().time() < deadline, caplog.text
+                    await asyncio.sleep(0.1)
             async with client_of(application) as api:
                 accepted = await api.post(
                     "/v1/release-notices", json=example, headers=await world.headers("MDI")
