@@ -6,28 +6,10 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from sqlalchemy import event
+from tests.helpers.statements import statements
 
 RECIPIENTS = ("N07", "SMS-LEEDS")
-
-
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    """Every statement the app's engine sends while the block runs."""
-    engine = app.state.sessions.kw["bind"].sync_engine
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:
-        seen.append(" ".join(statement.split())[:160])
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 async def _subscribed(world) -> dict[str, str]:
