@@ -21,7 +21,7 @@ from app.audit.entry import Entry
 from app.consent.plan import voided_entry
 from app.messages.kinds import CANCELLATION, DISCLOSURE
 from app.messages.retraction_plan import Retraction
-from app.notices.plan import Carrier, Record, Signing, unsupported
+from app.notices.plan import Carrier, Record, ToSign, unsupported
 
 ENTERED_IN_ERROR = "entered_in_error"
 
@@ -41,7 +41,7 @@ class Told:
     """The cancellations to sign, and the log entries to write before their own."""
 
     entries: tuple[Entry, ...]
-    signings: tuple[Signing, ...]
+    to_sign: tuple[ToSign, ...]
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ def _telling(
     reason: str,
     organisations: Mapping[uuid.UUID, Any],
     new_id: Callable[[], uuid.UUID],
-) -> list[Signing]:
+) -> list[ToSign]:
     """A cancellation, naming it, for each message its recipient may still hold."""
     return [
-        Signing(
+        ToSign(
             CANCELLATION,
             new_id(),
             organisations[message.recipient_id],
@@ -96,7 +96,7 @@ def plan_cancel(
     )
     held = retraction.held().values()
     still = [s for m in held if (s := retraction.retract_held(m, "cancelled"))]
-    signings = _telling(still, reason=reason, organisations=organisations, new_id=new_id)
+    to_sign = _telling(still, reason=reason, organisations=organisations, new_id=new_id)
     voided: list[Record] = []
     if reason == ENTERED_IN_ERROR and closed.person_ref:
         voided = unsupported(records, carriers, replaced=closed.versions, still=frozenset())
@@ -107,7 +107,7 @@ def plan_cancel(
             *retraction.entries,
             *(voided_entry(r, now=now, **person) for r in voided),
         ),
-        signings=tuple(signings),
+        to_sign=tuple(to_sign),
         voided=tuple(r.id for r in voided),
         lost=tuple(sorted({r.scope for r in voided})),
     )
@@ -135,10 +135,10 @@ def plan_replaced(
             retraction.retract(message, "superseded")
         elif held := retraction.retract_held(message, "superseded"):
             still.append(held)
-    signings = _telling(
+    to_sign = _telling(
         still,
         reason="amended_not_shared",
         organisations=organisations,
         new_id=new_id,
     )
-    return Told(entries=tuple(retraction.entries), signings=tuple(signings))
+    return Told(entries=tuple(retraction.entries), to_sign=tuple(to_sign))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +27,7 @@ from app.keys.sealing import place
 from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Retraction
-from app.messages.signed import Sent, Signing, draft, held, store
+from app.messages.signed import Draft, Sent, Signing, draft, held, store
 from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
 from app.notices.document import ReleaseNotice
 from app.notices.plan import (
@@ -40,6 +40,7 @@ from app.notices.plan import (
     Plan,
     Read,
     Record,
+    ToSign,
     plan_notice,
 )
 from app.notices.routing import validated
@@ -106,20 +107,7 @@ async def accept_notice(
         notice_id=notice_id,
     )
     row = StoredNotice(**plan.notice)
-    drafts = [
-        draft(
-            s.kind,
-            row,
-            s.organisation,
-            s.claims,
-            signing,
-            now,
-            disclosure_id=s.disclosure_id,
-            supersedes=s.supersedes,
-            message_id=s.message_id,
-        )
-        for s in plan.signings
-    ]
+    drafts = _drafts(plan.to_sign, row, signing=signing, now=now)
     await _write(session, plan, row, caller=caller, now=now)
     sent = [Sent(organisation, role, message_id) for organisation, role, message_id in plan.sent]
     for scope in plan.withdrawals:
@@ -133,6 +121,26 @@ async def accept_notice(
         session, row, holders, sent, subscribed=read.subscribed, signing=signing, now=now
     )
     return Accepted(row, sent)
+
+
+def _drafts(
+    to_sign: Iterable[ToSign], row: StoredNotice, *, signing: Signing, now: datetime
+) -> list[Draft]:
+    """Sign (and seal) each message a plan sends, before anything of the plan is written."""
+    return [
+        draft(
+            s.kind,
+            row,
+            s.organisation,
+            s.claims,
+            signing,
+            now,
+            disclosure_id=s.disclosure_id,
+            supersedes=s.supersedes,
+            message_id=s.message_id,
+        )
+        for s in to_sign
+    ]
 
 
 async def _read(
@@ -249,22 +257,10 @@ async def _tell(
 ) -> list[Sent]:
     """Sign the plan's cancellations, then write it: deliveries stopped, messages revoked,
     the cancellations stored and queued, and the log entries, a statement per table."""
-    drafts = [
-        draft(
-            s.kind,
-            row,
-            s.organisation,
-            s.claims,
-            signing,
-            now,
-            supersedes=s.supersedes,
-            message_id=s.message_id,
-        )
-        for s in told.signings
-    ]
+    drafts = _drafts(told.to_sign, row, signing=signing, now=now)
     await retraction_io.write(session, retraction)
     await store(session, drafts, now, subscribed=subscribed, logged=told.entries)
-    return [Sent(s.organisation, s.organisation.kind, s.message_id, s.kind) for s in told.signings]
+    return [Sent(s.organisation, s.organisation.kind, s.message_id, s.kind) for s in told.to_sign]
 
 
 async def cancel_notice(

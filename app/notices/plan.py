@@ -75,7 +75,7 @@ class Read:
 
 
 @dataclass(frozen=True)
-class Signing:
+class ToSign:
     """A message to sign for one recipient: its id, its claims, what it supersedes."""
 
     kind: str
@@ -95,7 +95,7 @@ class Plan:
     disclosures: tuple[dict[str, Any], ...]
     entries: tuple[Entry, ...]  # the log entries written before any withdrawal's
     decided: tuple[Entry, ...]  # the disclosures' log entries, written after
-    signings: tuple[Signing, ...]
+    to_sign: tuple[ToSign, ...]
     sent: tuple[tuple[Any, str, uuid.UUID | None], ...]  # (organisation, role, message id)
     withdrawals: tuple[str, ...]  # the scopes lost that something may have relied on
     standing: Mapping[str, bool]  # the person's consent per scope, once the plan is written
@@ -232,7 +232,7 @@ def plan_notice(
     decided = _decide(
         body, read, policy=policy, standing=standing, notice_id=notice_id, now=now, new_id=new_id
     )
-    disclosures, decided_entries, signings, sent = decided
+    disclosures, decided_entries, to_sign, sent = decided
     return Plan(
         notice=row,
         consents=tuple(
@@ -245,7 +245,7 @@ def plan_notice(
         disclosures=tuple(disclosures),
         entries=tuple(entries),
         decided=tuple(Entry(**{**e.__dict__, "person_ref": person_ref}) for e in decided_entries),
-        signings=tuple(signings),
+        to_sign=tuple(to_sign),
         sent=tuple(sent),
         withdrawals=tuple(sorted(lost & ever_given)),
         standing=standing,
@@ -293,10 +293,10 @@ def _decide(
     notice_id: uuid.UUID,
     now: datetime,
     new_id: Callable[[], uuid.UUID],
-) -> tuple[list[dict[str, Any]], list[Entry], list[Signing], list[tuple[Any, str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[Entry], list[ToSign], list[tuple[Any, str, Any]]]:
     """Each routed recipient's disclosure, log entry, message to sign (if any), and what it
     was sent."""
-    rows, entries, signings, sent = [], [], [], []
+    rows, entries, to_sign, sent = [], [], [], []
     for organisation, role in read.recipients:
         row, entry, claims = disclosure(
             policy,
@@ -312,8 +312,8 @@ def _decide(
         message_id = None
         if claims is not None:
             message_id = new_id()
-            signings.append(
-                Signing(
+            to_sign.append(
+                ToSign(
                     DISCLOSURE,
                     message_id,
                     organisation,
@@ -323,7 +323,7 @@ def _decide(
                 )
             )
         sent.append((organisation, role, message_id))
-    return rows, entries, signings, sent
+    return rows, entries, to_sign, sent
 
 
 def _notice_row(

@@ -57,10 +57,9 @@ def test_whoever_may_hold_a_disclosure_is_told_and_the_rest_never_get_it(went, t
         organisations=ORGANISATIONS,
         now=NOW,
     )
-    assert [s.organisation.code for s in plan.signings] == told
+    assert [s.organisation.code for s in plan.to_sign] == told
     assert all(
-        s.kind == CANCELLATION and s.claims == {"reason": "release_cancelled"}
-        for s in plan.signings
+        s.kind == CANCELLATION and s.claims == {"reason": "release_cancelled"} for s in plan.to_sign
     )
     actions = [e.action for e in plan.entries]
     assert actions == ["notice.cancelled"] + ["message.revoked"] * (2 - len(told))
@@ -98,6 +97,6 @@ def test_an_amendment_supersedes_what_it_discloses_again_and_tells_the_rest():
         disclosed_to=frozenset({N07.id}),
         organisations=ORGANISATIONS,
     )
-    assert [(s.organisation.code, s.supersedes) for s in told.signings] == [("SMS-LEEDS", sms.id)]
-    assert told.signings[0].claims == {"reason": "amended_not_shared"}
+    assert [(s.organisation.code, s.supersedes) for s in told.to_sign] == [("SMS-LEEDS", sms.id)]
+    assert told.to_sign[0].claims == {"reason": "amended_not_shared"}
     assert told.entries == () and retraction.stops == {}  # both went: nothing left to stop

@@ -122,10 +122,10 @@ def test_a_first_version_is_one_row_each_and_a_message_per_recipient_allowed(
     assert [e.action for e in plan.entries] == actions
     assert {e.person_ref for e in (*plan.entries, *plan.decided)} == {PERSON}
     assert len(plan.disclosures) == len(plan.decided) == len(recipients)
-    assert [s.organisation.code for s in plan.signings] == signed
+    assert [s.organisation.code for s in plan.to_sign] == signed
     assert len(plan.consents) == len(plan.carriers) == len(body["consent"])
-    assert [m for *_, m in plan.sent if m] == [s.message_id for s in plan.signings]
-    assert {s.disclosure_id for s in plan.signings} <= {d["id"] for d in plan.disclosures}
+    assert [m for *_, m in plan.sent if m] == [s.message_id for s in plan.to_sign]
+    assert {s.disclosure_id for s in plan.to_sign} <= {d["id"] for d in plan.disclosures}
     assert plan.withdrawals == plan.voided == ()
 
 
@@ -179,7 +179,7 @@ def test_an_amendment_supersedes_what_each_recipient_holds_and_voids_what_it_dro
     assert plan.entries[0].action == "notice.amended"
     assert plan.voided == (dropped.id,)
     assert plan.withdrawals == (SMS_SCOPE,)
-    assert {s.organisation.id: s.supersedes for s in plan.signings} == {N07.id: held[N07.id]}
+    assert {s.organisation.id: s.supersedes for s in plan.to_sign} == {N07.id: held[N07.id]}
 
 
 records = st.builds(
