@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from app.api import webhook_schemas as schemas_webhooks
 from app.api.webhooks import claims_schema
 from app.disclosure.policy_files import load_policy
-from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
 from app.wire import messages as schemas_messages

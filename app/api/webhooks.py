@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 
 from app.api.webhook_schemas import ConsentWithdrawn, DisclosureCreated, NoticeCancelled
+from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, TYP
 from app.messages.retry import (
     GONE,
     JITTER,
@@ -22,7 +23,6 @@ from app.messages.retry import (
     STANDARD_SCHEDULE,
     max_attempts,
 )
-from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, TYP
 from app.messages.webhook import CONNECT_TIMEOUT_SECONDS, EVENT_TYPES, MAX_RESPONSE_BYTES
 from app.messages.webhook import TOTAL_TIMEOUT_SECONDS as ATTEMPT_SECONDS
 

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import entries as audit
 from app.disclosure.explained import disclosure
 from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.signed import DISCLOSURE, Draft, Signing, draft, store
+from app.messages.kinds import DISCLOSURE
+from app.messages.signed import Draft, Signing, draft, store
 from app.storage.models import Disclosure, Message, Organisation, StoredNotice
 
 

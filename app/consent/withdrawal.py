@@ -31,14 +31,8 @@ from app.access.identity import Caller
 from app.consent import records as consents
 from app.consent.decisions import body_of, disclose
 from app.keys.sealing import SealError
-from app.messages.signed import (
-    CANCELLATION,
-    CONSENT_WITHDRAWN,
-    DISCLOSURE,
-    Signing,
-    queue,
-    retract,
-)
+from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.signed import Signing, queue, retract
 from app.storage.models import Consent, Disclosure, Message, Organisation, StoredNotice
 
 log = logging.getLogger("exchange.withdrawal")

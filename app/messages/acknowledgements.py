@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.identity import Caller
 from app.audit import entries as audit
 from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.signed import DISCLOSURE
+from app.messages.kinds import DISCLOSURE
 from app.storage.models import Acknowledgement, Message, StoredNotice
 from app.wire.errors import Problem, invalid
 

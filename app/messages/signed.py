@@ -29,7 +29,6 @@ from app.keys.recipient_keys import RecipientKeys
 from app.keys.sealing import DataKeys, place
 from app.messages import outbox
 from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
-from app.messages.kinds import CONSENT_WITHDRAWN as CONSENT_WITHDRAWN  # its callers import it here
 from app.storage.db import flush_pending
 from app.storage.models import Delivery, Message, Organisation, StoredNotice
 

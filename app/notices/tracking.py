@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.identity import Caller
 from app.keys.sealing import DataKeys
 from app.messages import acknowledgements
-from app.messages.signed import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.supersession import superseded_by
 from app.storage.models import (
     Acknowledgement,

@@ -25,7 +25,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from standardwebhooks.webhooks import Webhook
 
-from app.messages.signed import TYP
+from app.messages.kinds import TYP
 from app.messages.webhook import EVENT_TYPES
 from app.worker.loop import http_client, run_once
 from tests.helpers.consents import CLINICAL, SMS, carried, consent, record, withdraw

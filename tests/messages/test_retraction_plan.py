@@ -15,7 +15,8 @@ from app.messages.kinds import CANCELLATION, DISCLOSURE
 from app.messages.retraction_plan import CONSENT_WITHDRAWN, Attempt, Held, Retraction
 from app.messages.states import DELIVERED, PENDING, REVOKED, SUPERSEDED
 
-NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+# The suite's wall clock (moved by --today), to the hour: every date below is relative to it.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 NOTICE, RECIPIENT, OTHER = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
 
 

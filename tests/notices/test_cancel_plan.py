@@ -16,7 +16,8 @@ from app.messages.states import DELIVERED, PENDING
 from app.notices.cancel_plan import Closed, plan_cancel, plan_replaced
 from app.notices.plan import Carrier, Record
 
-NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+# The suite's wall clock (moved by --today), to the hour: every date below is relative to it.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 PRISON = Caller("client", uuid.uuid4(), "MDI", "prison", frozenset())
 NOTICE, EARLIER = uuid.uuid4(), uuid.uuid4()
 

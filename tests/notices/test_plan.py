@@ -34,7 +34,8 @@ from app.notices.plan import (
 )
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "consent", ReleaseNotice)
-NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+# The suite's wall clock (moved by --today), to the hour: every date below is relative to it.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 PRISON = Caller("client", uuid.uuid4(), "MDI", "prison", frozenset())
 PERSON = "p" * 64
 SMS_SCOPE = "substance_misuse_service"
