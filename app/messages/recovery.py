@@ -22,7 +22,8 @@ from app.audit import entries as audit
 from app.messages import lock_order, subscriptions
 from app.messages.outbox import PENDING, wake_workers
 from app.messages.supersession import superseded, superseded_by
-from app.storage.models import Delivery, DeliveryAttempt, Message, Subscription, UTCDateTime
+from app.storage.columns import UTCDateTime
+from app.storage.models import Delivery, DeliveryAttempt, Message, Subscription
 from app.wire.errors import Problem, invalid
 
 RECOVERY_LIMIT = 10_000  # messages per recover call
