@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,7 +19,7 @@ from app.storage.db import flush_pending
 from app.storage.models import AuditEntry, StoredNotice
 from app.wire.canonical import canonical_json
 
-__all__ = ["Entry", "about_message", "append", "append_many", "sha256_hex"]
+__all__ = ["Entry", "about_message", "append", "append_many", "rows_of", "sha256_hex"]
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -90,27 +91,18 @@ def _inserting(by_notice: bool) -> Insert:
     return statement.values(person_ref=person)
 
 
-async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
-    """Write log entries in the caller's transaction now, in order, each run of them one
-    executemany INSERT, where append's would be one ORM object each, written at the next flush.
-    They take the person_ref as append's do. What the session has pending is flushed first, so
-    that the entries follow anything appended before them and see the rows it adds."""
-    if not entries:
-        return
-    await flush_pending(session)
-    connection = await session.connection()
-    run: list[dict[str, Any]] = []
-    by_notice = False  # whether the run's entries take their person from their notice's row
+def rows_of(session: AsyncSession, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The entries as rows of the log's table, in order. Each takes the person_ref as append's
+    do: its own, or its notice's from the session; where the session does not hold the notice,
+    the row names it as `notice_person`, for the INSERT to read its person_ref (app/audit's
+    `_inserting(by_notice=True)`)."""
+    rows = []
     for entry in entries:
         canonical_json(entry.details or {})  # what the log cannot hash exactly: refused now
         person = entry.person_ref
         if person is None and entry.notice_id is not None:
             person = _person_in_session(session, entry.notice_id)
         reads = person is None and entry.notice_id is not None
-        if run and reads != by_notice:
-            await _insert(connection, run, by_notice)
-            run = []
-        by_notice = reads
         row = {
             "recorded_at": entry.at,
             "action": entry.action,
@@ -122,8 +114,23 @@ async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
             "details": entry.details or {},
         }
         row["notice_person" if reads else "person_ref"] = entry.notice_id if reads else person
-        run.append(row)
-    await _insert(connection, run, by_notice)
+        rows.append(row)
+    return rows
+
+
+async def append_many(session: AsyncSession, entries: Sequence[Entry]) -> None:
+    """Write log entries in the caller's transaction now, in order, each run of them one
+    executemany INSERT, where append's would be one ORM object each, written at the next flush.
+    They take the person_ref as append's do. What the session has pending is flushed first, so
+    that the entries follow anything appended before them and see the rows it adds."""
+    if not entries:
+        return
+    await flush_pending(session)
+    connection = await session.connection()
+    for by_notice, run in itertools.groupby(
+        rows_of(session, entries), key=lambda row: "notice_person" in row
+    ):
+        await _insert(connection, list(run), by_notice)
 
 
 async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]], by_notice: bool) -> None:

@@ -66,7 +66,7 @@ async def subscribers(
     return found
 
 
-def _deliveries(
+def deliveries_of(
     messages: Sequence[Message], now: datetime, subscribed: Mapping[uuid.UUID, list[uuid.UUID]]
 ) -> tuple[list[dict[str, Any]], list[audit.Entry]]:
     """One pending delivery per subscription of each message's recipient, as rows to insert,
@@ -106,7 +106,7 @@ async def enqueue(
     `logged` are entries to write first, in the same statement (the messages' own)."""
     if subscribed is None:
         subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
-    rows, entries = _deliveries(messages, now, subscribed)
+    rows, entries = deliveries_of(messages, now, subscribed)
     await flush_pending(session)  # the messages, if they are pending
     if rows:
         await (await session.connection()).execute(insert(Delivery.__table__), rows)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
@@ -29,8 +29,9 @@ from app.keys.recipient_keys import RecipientKeys
 from app.keys.sealing import DataKeys, place
 from app.messages import outbox
 from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
+from app.storage.batch import Rows, insert_all
 from app.storage.db import flush_pending
-from app.storage.models import Delivery, Message, Organisation, StoredNotice
+from app.storage.models import AuditEntry, Delivery, Message, Organisation, StoredNotice
 
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 
@@ -186,6 +187,82 @@ def draft(
     return Draft(message, organisation, jws, sent, signing.keyring.current.kid, encrypted_to)
 
 
+@dataclass(frozen=True)
+class ToStore:
+    """What storing drafted messages writes: the messages (unnumbered), one pending delivery
+    per subscription of each one's recipient, and the log entries, the caller's first."""
+
+    messages: list[Message]
+    deliveries: list[dict[str, Any]]
+    entries: list[audit.Entry]
+
+    def rows(self) -> list[Rows]:
+        """The rows to insert, table by table (app/storage/batch.py), the log's last."""
+        return [
+            (Message.__table__, [_columns(m) for m in self.messages]),
+            (Delivery.__table__, self.deliveries),
+        ]
+
+
+def to_store(
+    session: AsyncSession,
+    drafts: Iterable[Draft],
+    now: datetime,
+    *,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
+    logged: Iterable[audit.Entry] = (),
+) -> ToStore:
+    """What storing the drafts writes, with nothing written yet: each message gets its place in
+    the order the session stores messages in (`stored_order`), and is logged as signed; each
+    delivery is logged as queued. `logged` are the caller's entries, to be written first."""
+    messages, entries = [], list(logged)
+    stored = session.info.get(STORED, 0)  # how many this session has stored before
+    for order, drafted in enumerate(drafts, start=stored):
+        message = drafted.message
+        message.stored_order = order
+        messages.append(message)
+        entries.append(_signed_entry(drafted, now))
+    session.info[STORED] = stored + len(messages)
+    deliveries, queued = outbox.deliveries_of(messages, now, subscribed)
+    return ToStore(messages, deliveries, [*entries, *queued])
+
+
+def _signed_entry(drafted: Draft, now: datetime) -> audit.Entry:
+    message = drafted.message
+    encrypted = (
+        {"encrypted_to": drafted.encrypted_to, "jwe_sha256": audit.sha256_hex(drafted.sent)}
+        if drafted.encrypted_to
+        else {}
+    )
+    return audit.about_message(
+        message,
+        "message.signed",
+        now,
+        {
+            "kind": message.kind,
+            "kid": drafted.kid,
+            "jws_sha256": audit.sha256_hex(drafted.jws),
+            "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
+            **encrypted,
+        },
+    )
+
+
+async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit.Entry]) -> None:
+    """Write a plan's rows and then its log entries, as few statements as the database allows
+    (app/storage/batch.py), what the session holds pending first. Entries about a notice the
+    session does not hold read its person from its row, in a statement of their own after."""
+    await flush_pending(session)
+    logged = audit.rows_of(session, entries)
+    own = [row for row in logged if "person_ref" in row]
+    if len(own) < len(logged):  # one statement per run, in order, as append_many writes them
+        own = []
+    await insert_all(await session.connection(), [*rows, (AuditEntry.__table__, own)])
+    if not own:
+        await audit.append_many(session, entries)
+    await outbox.wake_workers(session)  # to number the messages, if subscribers() has not
+
+
 async def store(
     session: AsyncSession,
     drafts: Iterable[Draft],
@@ -194,54 +271,21 @@ async def store(
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
     logged: Iterable[audit.Entry] = (),
 ) -> list[Message]:
-    """Store each drafted message, unnumbered, log it and queue its deliveries, now: what the
-    session holds pending is written first, then the messages, their deliveries and their log
-    entries, a Core statement for each table; `logged` are the caller's entries, written first
-    in the same statement (and written if there is no draft). `subscribed` is what
-    outbox.subscribers found for the recipients, if the caller has read it. On PostgreSQL the
-    workers are told at commit (by that read, or else here), and one of them numbers the
-    messages then; their deliveries wait for the numbers. The messages returned are not in the
-    session: a query reads them."""
-    drafts, entries = list(drafts), list(logged)
+    """Store each drafted message, unnumbered, log it and queue its deliveries, now
+    (`to_store`, then `write`); `logged` are the caller's entries, written first (and written
+    if there is no draft). `subscribed` is what outbox.subscribers found for the recipients, if
+    the caller has read it. On PostgreSQL the workers are told at commit (by that read, or else
+    here), and one of them numbers the messages then; their deliveries wait for the numbers.
+    The messages returned are not in the session: a query reads them."""
+    drafts = list(drafts)
     if not drafts:
-        await audit.append_many(session, entries)
+        await audit.append_many(session, list(logged))
         return []
     if subscribed is None:
         subscribed = await outbox.subscribers(session, {d.organisation.id for d in drafts})
-    await flush_pending(session)
-    messages = []
-    stored = session.info.get(STORED, 0)  # how many this session has stored before
-    session.info[STORED] = stored + len(drafts)
-    for order, drafted in enumerate(drafts, start=stored):
-        message = drafted.message
-        message.stored_order = order
-        messages.append(message)
-        entries.append(
-            audit.about_message(
-                message,
-                "message.signed",
-                now,
-                {
-                    "kind": message.kind,
-                    "kid": drafted.kid,
-                    "jws_sha256": audit.sha256_hex(drafted.jws),
-                    "supersedes": str(message.supersedes_id) if message.supersedes_id else None,
-                    **(
-                        {
-                            "encrypted_to": drafted.encrypted_to,
-                            "jwe_sha256": audit.sha256_hex(drafted.sent),
-                        }
-                        if drafted.encrypted_to
-                        else {}
-                    ),
-                },
-            )
-        )
-    connection = await session.connection()
-    await connection.execute(insert(Message.__table__), [_columns(m) for m in messages])
-    await outbox.enqueue(session, messages, now, subscribed, logged=entries)
-    await outbox.wake_workers(session)  # to number them, if subscribers() has not told them
-    return messages
+    planned = to_store(session, drafts, now, subscribed=subscribed, logged=logged)
+    await write(session, planned.rows(), planned.entries)
+    return planned.messages
 
 
 def _columns(message: Message) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -27,7 +27,7 @@ from app.keys.sealing import place
 from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Retraction
-from app.messages.signed import Draft, Sent, Signing, draft, held, store
+from app.messages.signed import Draft, Sent, Signing, draft, held, store, to_store, write
 from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
 from app.notices.document import ReleaseNotice
 from app.notices.plan import (
@@ -44,6 +44,7 @@ from app.notices.plan import (
     plan_notice,
 )
 from app.notices.routing import validated
+from app.storage.batch import Rows
 from app.storage.db import flush_pending
 from app.storage.models import (
     Consent,
@@ -107,14 +108,11 @@ async def accept_notice(
         notice_id=notice_id,
     )
     row = StoredNotice(**plan.notice)
+    make_transient_to_detached(row)  # the notice joins the session as stored (written below)
+    session.add(row)
     drafts = _drafts(plan.to_sign, row, signing=signing, now=now)
-    await _write(session, plan, row, caller=caller, now=now)
     sent = [Sent(organisation, role, message_id) for organisation, role, message_id in plan.sent]
-    for scope in plan.withdrawals:
-        await consent_lost(session, person_ref, scope, signing, now, standing=plan.standing)
-    if plan.withdrawals:
-        await audit.append_many(session, plan.decided)
-    await store(session, drafts, now, subscribed=read.subscribed)
+    await _write(session, plan, drafts, read=read, caller=caller, signing=signing, now=now)
     if not holders:
         return Accepted(row, sent)
     sent += await _replace_held(
@@ -181,28 +179,36 @@ async def _read(
 
 
 async def _write(
-    session: AsyncSession, plan: Plan, row: StoredNotice, *, caller: Caller, now: datetime
+    session: AsyncSession,
+    plan: Plan,
+    drafts: list[Draft],
+    *,
+    read: Read,
+    caller: Caller,
+    signing: Signing,
+    now: datetime,
 ) -> None:
-    """Write the plan's rows, each table in one statement, and its log entries (those of the
-    disclosures too, unless a withdrawal's come between). The notice joins the session as
-    stored."""
-    connection = await session.connection()
-    await connection.execute(insert(StoredNotice.__table__), [plan.notice])
-    make_transient_to_detached(row)
-    session.add(row)
-    if plan.consents:
-        await connection.execute(insert(Consent.__table__), list(plan.consents))
-    if plan.carriers:
-        await connection.execute(insert(ConsentCarrier.__table__), list(plan.carriers))
+    """Write the plan: its rows, its messages and their deliveries, and its log entries, in one
+    go (app/messages/signed.write). A consent the plan found lost is withdrawn after the
+    notice's own rows and entries, before its messages are stored and its disclosures logged,
+    as it was decided."""
+    rows: list[Rows] = [
+        (StoredNotice.__table__, [plan.notice]),
+        (Consent.__table__, plan.consents),
+        (ConsentCarrier.__table__, plan.carriers),
+        (Disclosure.__table__, plan.disclosures),
+    ]
     if plan.voided:
-        await connection.execute(
-            update(Consent.__table__)
-            .where(Consent.__table__.c.id.in_(plan.voided))
-            .values(voided_at=now, withdrawn_by_organisation_id=caller.organisation_id)
-        )
-    if plan.disclosures:
-        await connection.execute(insert(Disclosure.__table__), list(plan.disclosures))
-    await audit.append_many(session, [*plan.entries, *(() if plan.withdrawals else plan.decided)])
+        await consents.void(session, plan.voided, caller=caller, now=now)
+    entries = [*plan.entries, *plan.decided]
+    if plan.withdrawals:
+        await write(session, rows, list(plan.entries))
+        for scope in plan.withdrawals:
+            person_ref = plan.notice["person_ref"]
+            await consent_lost(session, person_ref, scope, signing, now, standing=plan.standing)
+        rows, entries = [], list(plan.decided)
+    stored = to_store(session, drafts, now, subscribed=read.subscribed, logged=entries)
+    await write(session, [*rows, *stored.rows()], stored.entries)
 
 
 async def _replace_held(
