@@ -234,10 +234,12 @@ async def delivery(run: Run, concurrency: int, rounds: int = 5) -> dict:
     httpx loop sends that part's requests again to the same receiver, with as many in flight as
     the worker may have. Each pair is measured within seconds of each other, so a shared
     machine's changing speed weighs on both alike; the ratio is the median of the rounds'. The
-    log intake wrote is sequenced first (world.catch_up_log), as a worker running all along
-    would have: the worker measured sequences only what its own attempts log. The worker is
-    left running for the phases after."""
+    messages intake stored are numbered and the log it wrote sequenced first
+    (world.catch_up_log), as a worker running all along would have: the worker measured
+    sequences only what its own attempts log. The worker is left running for the phases
+    after."""
     pending = await run.sql("SELECT count(*) FROM delivery WHERE state = 'pending'")
+    unnumbered = await run.sql("SELECT count(*) FROM message WHERE sequence IS NULL")
     sequenced = await catch_up_log(run.database_url, run.data_dir)
     await run.vacuum()  # after intake's minutes of writes
     measured, got = [], 0
@@ -257,6 +259,7 @@ async def delivery(run: Run, concurrency: int, rounds: int = 5) -> dict:
         "pending": pending,
         "delivered": got,
         "in_flight": concurrency,
+        "messages_numbered_before": unnumbered,
         "log_entries_sequenced_before": sequenced,
         "rounds": [{k: round(v, 1) for k, v in m.items()} for m in measured],
     }

@@ -150,22 +150,26 @@ async def until_ready(process: Process, port: int, answers: int = 10) -> None:
 
 
 async def catch_up_log(database_url: str, data_dir: Path) -> int:
-    """Sequence the whole log now, as a running worker would have all along; how many entries.
+    """Number the messages waiting in their inboxes and sequence the whole log now, as a running
+    worker would have all along; how many log entries it sequenced.
 
-    A delivery backlog is built with no worker running, so the log's entries for those notices
-    (several each) are left unsequenced too, and the worker that then drains the backlog would
-    spend a share of its CPU sequencing intake's log (1,000 entries a second) rather than on
-    deliveries. Run before a drain is measured: the worker still sequences the entries its own
-    attempts write."""
+    A delivery backlog is built with no worker running, so its messages are left unnumbered (a
+    delivery waits for its message's number) and the log's entries for those notices (several
+    each) unsequenced, and the worker that then drains the backlog would spend a share of its
+    CPU on them (intake's log at 1,000 entries a second) rather than on deliveries. Run before a
+    drain is measured: the worker still sequences the entries its own attempts write."""
     from app.audit.signer import load_log_signer
     from app.settings import Settings
     from app.storage.db import make_engine, make_sessionmaker
     from app.worker.loop import advance_log
+    from app.worker.transactions import number
 
     settings = Settings(database_url=database_url, data_dir=data_dir)
     engine = make_engine(settings.database_url)
     try:
         sessions, signer, total = make_sessionmaker(engine), load_log_signer(settings), 0
+        while await number(sessions):  # a batch a transaction, until none is left
+            pass
         while sequenced := (await advance_log(sessions, settings, signer, sweep=True))[0]:
             total += sequenced
         return total
