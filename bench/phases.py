@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import domain_cost
+from bench import domain_cost, profile_intake
 from bench.httpload import Connection, Sample, closed_loop, open_loop, percentile
 from bench.world import (
     BIN,
@@ -34,8 +34,8 @@ from bench.world import (
 
 PYTHON = sys.executable
 # Statements per transaction at which the bare endpoint is measured again: 15 is what the
-# exchange sends per notice (`python -m bench.profile_intake`; 19 before the last changes).
-FLOOR_STATEMENTS = (2, 5, 10, 15, 19)
+# exchange sent per notice before issue 23 (`python -m bench.profile_intake`), 6 its target.
+FLOOR_STATEMENTS = (2, 5, 6, 10, 15)
 API_PORT, BASELINE_PORT, RECEIVER_PORT, E2E_PORT = PORT, PORT + 1, PORT + 2, PORT + 3
 SMALL_PORT = PORT + 4  # growth: an API process on the copy of the database at the small size
 
@@ -49,6 +49,7 @@ class Scale:
     e2e_rate: float = 50
     e2e_seconds: float = 60
     e2e_api_processes: int = 2  # as the API is deployed on this machine: one per core
+    scaleout_rounds: int = 3  # one API process, then two (or two, then one), this many times
     small_notices: int = 10_000  # growth: the first size ...
     large_notices: int = 1_000_000  # ... and the second
     growth_requests: int = 500  # sequential notices timed at each size ...
@@ -154,7 +155,9 @@ def summary(samples: list[Sample], elapsed: float, accepted: int = 202) -> dict:
 
 
 async def intake(run: Run) -> dict:
-    """Notices a second through the whole path, and a bare FastAPI insert's, same load."""
+    """Notices a second through the whole path, and a bare FastAPI insert's, same load; the
+    API process's CPU per notice (/proc), and the statements a first-version notice sends
+    (bench.profile_intake, in a process and database of its own)."""
     scale = run.scale
     baseline = run.runner.start(
         "baseline",
@@ -192,14 +195,18 @@ async def intake(run: Run) -> dict:
     cpu = run.api_process.cpu_seconds()
     samples = await run.post(clients=scale.clients, seconds=scale.intake_seconds)
     exchange = summary(*samples) | cpu_per_request(run.api_process, cpu, samples[0])
+    counted = await profile_intake.apart(run.env())  # statements a notice, in a world apart
     run.details["intake"] = {
         "clients": scale.clients,
         "exchange": exchange,
         "baseline": base,
         "statements_floor": floor,
         "own_work": own_work,
+        "counted": counted,
     }
     return {
+        "statements_per_notice": counted["statements"],
+        "api_cpu_ms_per_notice": exchange["cpu_ms_per_request"],
         "intake_rps": exchange["rps"],
         "baseline_rps": base["rps"],
         "intake_ratio": round(exchange["rps"] / base["rps"], 3),
