@@ -75,7 +75,7 @@ async def scaleout(run: Run) -> dict:
             measured = {}
             for n in (1, 2) if turn % 2 == 0 else (2, 1):
                 notices = Notices(await api.token("MDI"), first=posted)
-                measured[n] = await _measured(run, url, notices, n, instances[n])
+                measured[n] = await _measured(run, url, notices, processes=n, api=instances[n])
                 posted = notices.next
             ratio = measured[2]["rps"] / measured[1]["rps"] if measured[1]["rps"] else 0.0
             first = next(iter(measured))  # the instance measured first this round
@@ -99,7 +99,7 @@ async def scaleout(run: Run) -> dict:
     }
 
 
-async def _measured(run: Run, url: str, notices: Notices, processes: int, api: Process) -> dict:
+async def _measured(run: Run, url: str, notices: Notices, *, processes: int, api: Process) -> dict:
     """One instance under intake's load after a VACUUM ANALYZE and a warm-up: its rate and
     latencies, and the CPU per notice of its processes, of the load generator, and of the
     machine."""
@@ -112,13 +112,13 @@ async def _measured(run: Run, url: str, notices: Notices, processes: int, api: P
     port = PORTS[processes]
     load = {"clients": scale.clients, "reconnect_every": RECONNECT_EVERY}
     await closed_loop(HOST, port, notices.make, seconds=scale.warmup_seconds, **load)
-    api_before, load_before = api.cpu_seconds_by_process(), time.process_time()
+    api_before, generator_before = api.cpu_seconds_by_process(), time.process_time()
     machine_before = machine_cpu_seconds()
     samples, elapsed = await closed_loop(
         HOST, port, notices.make, seconds=scale.intake_seconds, **load
     )
     machine = machine_cpu_seconds() - machine_before
-    generator = time.process_time() - load_before
+    generator = time.process_time() - generator_before
     api_after = api.cpu_seconds_by_process()
     by_process = [after - api_before.get(pid, 0.0) for pid, after in api_after.items()]
     answered = max(len(samples), 1)
