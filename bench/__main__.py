@@ -3,17 +3,19 @@
 One run, on PostgreSQL (EXCHANGE_BENCH_POSTGRES_URL, default the local cluster's `test` database,
 used only to create the run's own databases), in this order, each beside its baseline:
 
-1. intake: notices a second under concurrent clients, and a bare FastAPI insert's;
-2. delivery: one worker draining the backlog intake left, and a bare httpx loop;
-3. end to end at a steady 50 notices a second, the API served as on this machine: a process
+1. intake: notices a second under concurrent clients, and a bare FastAPI insert's; the
+   statements a first-version notice sends;
+2. scaleout: the same load on one API process and on two, in turns, on a database of its own;
+3. delivery: one worker draining the backlog intake left, and a bare httpx loop;
+4. end to end at a steady 50 notices a second, the API served as on this machine: a process
    per core (a second API instance, `exchange serve --workers 2`), with one worker;
-4. growth: the small number of notices stored and the database copied (the API restarted, for
+5. growth: the small number of notices stored and the database copied (the API restarted, for
    that); after the memory phase, a bulk clone up to the large number, then intake p50 at the
    two sizes in turn, a fresh API process on each database;
-5. memory: the resident size of the API process once it has answered the given number of
+6. memory: the resident size of the API process once it has answered the given number of
    notices (with growth, a process started just before; without, the one the phases before
    it used);
-6. the log: a million entries, verified, proved and queried.
+7. the log: a million entries, verified, proved and queried.
 
 `--quick` shrinks every size, for trying the harness; its results go to `<date>-quick.json` and
 leave the README alone. The processes' logs are kept in bench/var/.
@@ -32,7 +34,7 @@ from pathlib import Path
 import asyncpg
 
 from app.settings import Settings
-from bench import phases, report
+from bench import phases, report, scaleout
 from bench.phases import API_PORT, E2E_PORT, QUICK, RECEIVER_PORT, SMALL_PORT, Run, Scale
 from bench.world import (
     ADMIN_URL,
@@ -50,7 +52,7 @@ from bench.world import (
 )
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("intake", "delivery", "e2e", "growth", "memory", "log")
+PHASES = ("intake", "scaleout", "delivery", "e2e", "growth", "memory", "log")
 
 
 def serve(port: int) -> list[str]:
@@ -82,6 +84,9 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
         if "intake" in only:
             say("intake, beside the bare FastAPI insert")
             results |= await phases.intake(run)
+        if "scaleout" in only:
+            say(f"scale-out: one API process and two, {scale.scaleout_rounds} rounds")
+            results |= await scaleout.scaleout(run)
         if "delivery" in only:
             fields = Settings.model_fields  # the worker runs with the default pool
             per_subscription = fields["worker_subscription_concurrency"].default

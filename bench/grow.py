@@ -2,8 +2,9 @@
 
 Posting a million notices through the API takes hours; this clones, in set-based INSERT ...
 SELECT rounds, every row intake (and the worker) wrote for the notices already stored: the
-notice, its idempotency key, the person's consent records, disclosures, messages, deliveries and
-their attempts, acknowledgements, and the log entries about the person. The unit of cloning is a
+notice, its idempotency key, the person's consent records and the notices that carried each,
+disclosures, messages, deliveries and their attempts, acknowledgements, and the log entries
+about the person. The unit of cloning is a
 person: each clone is a new person (a new random person_ref), so their notices, series and
 consents stay their own, and every reference among their rows points to the clone's rows.
 
@@ -11,8 +12,10 @@ Clones look like a year of real traffic: each person's rows move back in time by
 shift (uniform over `days`), keeping their own gaps. Their deliveries are settled (a pending one
 is delivered, with its attempt and its `delivery.succeeded` entry), and a clone older than the
 retention period is purged as app/notices/retention.py would have purged it (body and payloads gone,
-idempotency key deleted, a `notice.purged` entry). Inbox numbers continue each recipient's
-sequence without a gap. Given the data keys, the sealed values kept are sealed again for the
+idempotency key deleted, a `notice.purged` entry). Every clone's message is numbered, its
+recipient's inbox going on from its counter without a gap, as the sequencer would have numbered
+it, even where the original still waits for the sequencer (no worker ran): that one is numbered
+after them. Given the data keys, the sealed values kept are sealed again for the
 clone's own row (a sealed value names its row); without them they are copied and do not open.
 Cloned log entries are not sequenced into the Merkle tree, and their details keep the original's
 values but for the person and the row ids they name.

@@ -35,6 +35,8 @@ CREATE TEMP TABLE source_notice AS
 SELECT n.* FROM release_notice n JOIN source_person p ON p.person_ref = n.person_ref;
 CREATE TEMP TABLE source_consent AS
 SELECT c.* FROM consent c JOIN source_person p ON p.person_ref = c.person_ref;
+CREATE TEMP TABLE source_carrier AS
+SELECT k.* FROM consent_carrier k JOIN source_notice n ON n.id = k.notice_id;
 CREATE TEMP TABLE source_disclosure AS
 SELECT d.* FROM disclosure d JOIN source_notice n ON n.id = d.notice_id;
 CREATE TEMP TABLE source_message AS
@@ -63,11 +65,7 @@ WHERE action IN (
     'message.signed', 'notice.received', 'notice.amended', 'delivery.succeeded',
     'delivery.failed', 'delivery.dead', 'acknowledgement.recorded');
 UPDATE source_entry SET template = replace(replace(replace(replace(replace(replace(
-    CASE WHEN action = 'message.signed'
-         THEN regexp_replace(replace(details::text, '%', '%%'), '"sequence": [0-9]+',
-                             '"sequence": %7$s')
-         ELSE replace(details::text, '%', '%%') END,
-    person_ref, '%1$s'), coalesce(consent_id::text, ''), '%2$s'),
+    replace(details::text, '%', '%%'), person_ref, '%1$s'), coalesce(consent_id::text, ''), '%2$s'),
     coalesce(disclosure_id::text, ''), '%3$s'), coalesce(delivery_id::text, ''), '%4$s'),
     coalesce(acknowledgement_id::text, ''), '%5$s'), coalesce(supersedes::text, ''), '%6$s');
 UPDATE source_entry SET template = NULL WHERE template = replace(details::text, '%', '%%');
@@ -91,13 +89,15 @@ CREATE INDEX ON source_person (upto);
 CREATE INDEX ON source_notice (id);
 CREATE INDEX ON source_message (id);
 CREATE INDEX ON source_delivery (id);
-ANALYZE source_person, source_notice, source_consent, source_disclosure, source_message,
-    source_delivery, source_attempt, source_acknowledgement, source_key, source_entry
+ANALYZE source_person, source_notice, source_consent, source_carrier, source_disclosure,
+    source_message, source_delivery, source_attempt, source_acknowledgement, source_key,
+    source_entry
 """
 DROP_SOURCES = """
 DROP FUNCTION pg_temp.templated;
-DROP TABLE source_person, source_notice, source_consent, source_disclosure, source_message,
-    source_delivery, source_attempt, source_acknowledgement, source_key, source_entry
+DROP TABLE source_person, source_notice, source_consent, source_carrier, source_disclosure,
+    source_message, source_delivery, source_attempt, source_acknowledgement, source_key,
+    source_entry
 """
 
 # The indexes that no constraint needs, of the tables a round inserts into: dropped while the
@@ -106,6 +106,7 @@ CLONED = [
     "release_notice",
     "idempotency_key",
     "consent",
+    "consent_carrier",
     "disclosure",
     "message",
     "delivery",

@@ -71,12 +71,15 @@ SELECT d.id, nm.copy, gen_random_uuid()
 FROM source_disclosure d JOIN notice_map nm ON nm.old_id = d.notice_id
 """
 
-# Each recipient's inbox numbers go on from its counter, in the clones' time order.
+# Each recipient's inbox numbers go on from its counter, in the clones' time order. A clone is
+# numbered (its deliveries are settled, and a delivery waits for its message's number) even
+# where its original still waits for the sequencer: the sequencer numbers that one after them.
 MESSAGES = """
 INSERT INTO message_map
 SELECT m.id, nm.copy, gen_random_uuid(), nm.new_id, nm.new_ref, m.recipient_organisation_id,
        o.message_sequence + row_number() OVER (
-           PARTITION BY m.recipient_organisation_id ORDER BY m.created_at + nm.shift, m.sequence
+           PARTITION BY m.recipient_organisation_id
+           ORDER BY m.created_at + nm.shift, m.stored_order, m.sequence
        ),
        nm.shift, nm.purged_at, m.revoked_at IS NOT NULL OR m.withdrawn_at IS NOT NULL
 FROM source_message m
@@ -199,6 +202,15 @@ JOIN person_map p ON p.old_ref = c.person_ref AND p.copy = cm.copy
 LEFT JOIN notice_map nm ON nm.old_id = c.notice_id AND nm.copy = cm.copy
 """
 
+# The notices that carried each consent record: the clone's carry the clone's.
+INSERT_CARRIERS = """
+INSERT INTO consent_carrier (consent_id, notice_id, created_at)
+SELECT cm.new_id, nm.new_id, k.created_at + nm.shift
+FROM source_carrier k
+JOIN notice_map nm ON nm.old_id = k.notice_id
+JOIN consent_map cm ON cm.old_id = k.consent_id AND cm.copy = nm.copy
+"""
+
 INSERT_DISCLOSURES = """
 INSERT INTO disclosure (
     id, notice_id, recipient_organisation_id, recipient_role, fields_sent, manifest, allowed,
@@ -214,8 +226,9 @@ JOIN notice_map nm ON nm.old_id = d.notice_id AND nm.copy = dm.copy
 INSERT_MESSAGES = """
 INSERT INTO message (
     id, kind, notice_id, disclosure_id, supersedes_id, recipient_organisation_id, sequence,
-    jws_sealed, jws_key_id, created_at, purged_at, revoked_at, withdrawn_at)
+    stored_order, jws_sealed, jws_key_id, created_at, purged_at, revoked_at, withdrawn_at)
 SELECT mm.new_id, m.kind, mm.notice_id, dm.new_id, earlier.new_id, mm.recipient, mm.sequence,
+       m.stored_order,
        CASE WHEN mm.purged_at IS NULL THEN coalesce(s.blob, m.jws_sealed) END,
        CASE WHEN mm.purged_at IS NULL THEN coalesce(s.key_id, m.jws_key_id) END,
        m.created_at + mm.shift, coalesce(mm.purged_at, m.purged_at + mm.shift),
@@ -271,8 +284,8 @@ LEFT JOIN sealed s ON s.id = am.new_id
 """
 
 # Every entry about the person, with the clone's ids: in the columns, and in the details that
-# name the person, a row of the clone, or a message's inbox number (source_entry.template holds
-# the details with a format() argument in place of each).
+# name the person or a row of the clone (source_entry.template holds the details with a
+# format() argument in place of each).
 INSERT_ENTRIES = """
 INSERT INTO audit_entry (
     recorded_at, action, actor_organisation_id, actor_client_id, notice_id, message_id,
@@ -282,8 +295,7 @@ SELECT e.recorded_at + p.shift, e.action, e.actor_organisation_id, e.actor_clien
        CASE WHEN e.template IS NULL THEN e.details ELSE format(
            e.template, p.new_ref, coalesce(cm.new_id, e.consent_id),
            coalesce(dm.new_id, e.disclosure_id), coalesce(xm.new_id, e.delivery_id),
-           coalesce(am.new_id, e.acknowledgement_id), coalesce(sn.new_id, sm.new_id, e.supersedes),
-           mm.sequence
+           coalesce(am.new_id, e.acknowledgement_id), coalesce(sn.new_id, sm.new_id, e.supersedes)
        )::json END,
        p.new_ref
 FROM source_entry e
@@ -328,6 +340,7 @@ INSERTS = [
     ("release_notice", INSERT_NOTICES),
     ("idempotency_key", INSERT_IDEMPOTENCY_KEYS),
     ("consent", INSERT_CONSENTS),
+    ("consent_carrier", INSERT_CARRIERS),
     ("disclosure", INSERT_DISCLOSURES),
     ("organisation", INSERT_SEQUENCES),
     ("message", INSERT_MESSAGES),

@@ -97,26 +97,37 @@ async def closed_loop(
     clients: int,
     seconds: float | None = None,
     requests: int | None = None,
+    reconnect_every: int | None = None,
 ) -> tuple[list[Sample], float]:
     """`clients` connections, each sending its next request as soon as the last is answered,
-    for `seconds` or until `requests` have been sent: the samples and the elapsed seconds."""
+    for `seconds` or until `requests` have been sent: the samples and the elapsed seconds.
+
+    With `reconnect_every`, each client opens a new connection after that many requests (the
+    clients at staggered points): behind one port served by several processes, a connection
+    stays with the process that accepted it, and a burst of new ones can all land on one
+    process; connections made again and again go to whichever process accepts first, as new
+    clients would."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds if seconds else float("inf")
     budget = [requests if requests is not None else float("inf")]
     samples: list[Sample] = []
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         connection = Connection(host, port)
+        sent = index * (reconnect_every or 0) // clients  # staggered
         try:
             while loop.time() < deadline and budget[0] > 0:
                 budget[0] -= 1
                 request, tag = make()
                 samples.append(await send(connection, request, tag))
+                sent += 1
+                if reconnect_every and sent % reconnect_every == 0:
+                    connection.close()  # the next request connects again
         finally:
             connection.close()
 
     started = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return samples, time.monotonic() - started
 
 

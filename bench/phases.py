@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import domain_cost
+from bench import domain_cost, profile_intake
 from bench.httpload import Connection, Sample, closed_loop, open_loop, percentile
 from bench.world import (
     BIN,
@@ -34,8 +34,8 @@ from bench.world import (
 
 PYTHON = sys.executable
 # Statements per transaction at which the bare endpoint is measured again: 15 is what the
-# exchange sends per notice (`python -m bench.profile_intake`; 19 before the last changes).
-FLOOR_STATEMENTS = (2, 5, 10, 15, 19)
+# exchange sent per notice before issue 23 (`python -m bench.profile_intake`), 6 its target.
+FLOOR_STATEMENTS = (2, 5, 6, 10, 15)
 API_PORT, BASELINE_PORT, RECEIVER_PORT, E2E_PORT = PORT, PORT + 1, PORT + 2, PORT + 3
 SMALL_PORT = PORT + 4  # growth: an API process on the copy of the database at the small size
 
@@ -49,6 +49,7 @@ class Scale:
     e2e_rate: float = 50
     e2e_seconds: float = 60
     e2e_api_processes: int = 2  # as the API is deployed on this machine: one per core
+    scaleout_rounds: int = 3  # one API process, then two (or two, then one), this many times
     small_notices: int = 10_000  # growth: the first size ...
     large_notices: int = 1_000_000  # ... and the second
     growth_requests: int = 500  # sequential notices timed at each size ...
@@ -154,7 +155,9 @@ def summary(samples: list[Sample], elapsed: float, accepted: int = 202) -> dict:
 
 
 async def intake(run: Run) -> dict:
-    """Notices a second through the whole path, and a bare FastAPI insert's, same load."""
+    """Notices a second through the whole path, and a bare FastAPI insert's, same load; the
+    API process's CPU per notice (/proc), and the statements a first-version notice sends
+    (bench.profile_intake, in a process and database of its own)."""
     scale = run.scale
     baseline = run.runner.start(
         "baseline",
@@ -192,14 +195,18 @@ async def intake(run: Run) -> dict:
     cpu = run.api_process.cpu_seconds()
     samples = await run.post(clients=scale.clients, seconds=scale.intake_seconds)
     exchange = summary(*samples) | cpu_per_request(run.api_process, cpu, samples[0])
+    counted = await profile_intake.apart(run.env())  # statements a notice, in a world apart
     run.details["intake"] = {
         "clients": scale.clients,
         "exchange": exchange,
         "baseline": base,
         "statements_floor": floor,
         "own_work": own_work,
+        "counted": counted,
     }
     return {
+        "statements_per_notice": counted["statements"],
+        "api_cpu_ms_per_notice": exchange["cpu_ms_per_request"],
         "intake_rps": exchange["rps"],
         "baseline_rps": base["rps"],
         "intake_ratio": round(exchange["rps"] / base["rps"], 3),
@@ -234,10 +241,12 @@ async def delivery(run: Run, concurrency: int, rounds: int = 5) -> dict:
     httpx loop sends that part's requests again to the same receiver, with as many in flight as
     the worker may have. Each pair is measured within seconds of each other, so a shared
     machine's changing speed weighs on both alike; the ratio is the median of the rounds'. The
-    log intake wrote is sequenced first (world.catch_up_log), as a worker running all along
-    would have: the worker measured sequences only what its own attempts log. The worker is
-    left running for the phases after."""
+    messages intake stored are numbered and the log it wrote sequenced first
+    (world.catch_up_log), as a worker running all along would have: the worker measured
+    sequences only what its own attempts log. The worker is left running for the phases
+    after."""
     pending = await run.sql("SELECT count(*) FROM delivery WHERE state = 'pending'")
+    unnumbered = await run.sql("SELECT count(*) FROM message WHERE sequence IS NULL")
     sequenced = await catch_up_log(run.database_url, run.data_dir)
     await run.vacuum()  # after intake's minutes of writes
     measured, got = [], 0
@@ -257,6 +266,7 @@ async def delivery(run: Run, concurrency: int, rounds: int = 5) -> dict:
         "pending": pending,
         "delivered": got,
         "in_flight": concurrency,
+        "messages_numbered_before": unnumbered,
         "log_entries_sequenced_before": sequenced,
         "rounds": [{k: round(v, 1) for k, v in m.items()} for m in measured],
     }

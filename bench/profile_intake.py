@@ -1,16 +1,19 @@
 """What one notice costs, counted rather than timed: SQL statements, and Python calls.
 
-`python -m bench.profile_intake [COUNT]` builds a fresh PostgreSQL world (as `make bench` does),
-runs the app in process, posts COUNT notices one after another (each a new person, both
-recipients subscribed), and prints per notice: the statements sent (by kind), the Python
-function calls made (under cProfile) and the CPU time. Counts are the same run to run on any
-machine, so they compare two versions of the code where timings on a shared machine cannot.
+`python -m bench.profile_intake [COUNT] [--json]` builds a fresh PostgreSQL world (as `make
+bench` does), runs the app in process, posts COUNT notices one after another (each a new
+person, so each a first version; both recipients subscribed; no sequencer running), and prints
+per notice: the statements sent (by kind), the Python function calls made (under cProfile) and
+the CPU time; with --json, the counts as JSON, as the intake phase of `python -m bench` takes
+them. Counts are the same run to run on any machine, so they compare two versions of the code
+where timings on a shared machine cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import sys
@@ -36,7 +39,9 @@ from bench.world import (
 )
 
 
-async def main(count: int) -> None:
+async def counted(count: int) -> tuple[Counter[str], int, float]:
+    """COUNT notices posted in process on a fresh world, after 20 untimed: the statements sent
+    (by their first three words), the Python calls made and the CPU seconds, all in all."""
     url = await fresh_database(ADMIN_URL, f"{NAME}_profile")
     data_dir = Path(tempfile.mkdtemp(prefix="exchange-profile-"))
     env = exchange_env(url, data_dir)
@@ -85,7 +90,39 @@ async def main(count: int) -> None:
                 await post()
             profile.disable()
             cpu = time.process_time() - cpu
-    calls = pstats.Stats(profile).total_calls
+    return statements, pstats.Stats(profile).total_calls, cpu
+
+
+async def apart(env: dict[str, str], count: int = 50) -> dict:
+    """This count in a process of its own (its own database and data directory), as the intake
+    phase of `python -m bench` takes it: the JSON it prints."""
+    done = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.profile_intake", str(count), "--json"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await done.communicate()
+    if done.returncode:
+        raise RuntimeError(f"bench.profile_intake failed ({done.returncode})")
+    return json.loads(out)
+
+
+async def main(count: int, as_json: bool) -> None:
+    statements, calls, cpu = await counted(count)
+    if as_json:  # for the intake phase of `python -m bench`
+        by_kind = {s: round(n / count, 2) for s, n in statements.most_common()}
+        per_notice = round(sum(statements.values()) / count, 2)
+        print(
+            json.dumps(
+                {
+                    "notices": count,
+                    "statements": per_notice,
+                    "by_kind": by_kind,
+                    "python_calls": round(calls / count),
+                }
+            )
+        )
+        return
     print(f"{count} notices, per notice: {sum(statements.values()) / count:.1f} statements,")
     print(f"{calls / count:,.0f} Python calls, {1000 * cpu / count:.1f} ms CPU under cProfile")
     for statement, n in statements.most_common():
@@ -93,4 +130,5 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    arguments = [a for a in sys.argv[1:] if a != "--json"]
+    asyncio.run(main(int(arguments[0]) if arguments else 200, "--json" in sys.argv[1:]))

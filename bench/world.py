@@ -56,6 +56,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """The live processes `pid` started, theirs, and so on (/proc/<pid>/task/*/children)."""
+    found, parents = [], [pid]
+    while parents:
+        for task in Path(f"/proc/{parents.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:  # the task or the process has gone
+                continue
+            found += children
+            parents += children
+    return found
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has been busy, all cores together (/proc/stat: user, nice,
+    system, irq, softirq and steal; not idle or iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 async def fresh_database(admin_url: str, name: str, template: str | None = None) -> str:
     """Drop and create database `name` on admin_url's server (a copy of `template`, if given);
     its SQLAlchemy URL."""
@@ -84,6 +106,17 @@ class Process:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.popen.pid)
+
+    def cpu_seconds_by_process(self) -> dict[int, float]:
+        """CPU time used by this process and by each live one it started (uvicorn's workers,
+        with `--workers N`), by pid."""
+        spent = {}
+        for pid in [self.popen.pid, *descendants(self.popen.pid)]:
+            try:
+                spent[pid] = cpu_seconds(pid)
+            except OSError:  # gone meanwhile
+                continue
+        return spent
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -150,22 +183,26 @@ async def until_ready(process: Process, port: int, answers: int = 10) -> None:
 
 
 async def catch_up_log(database_url: str, data_dir: Path) -> int:
-    """Sequence the whole log now, as a running worker would have all along; how many entries.
+    """Number the messages waiting in their inboxes and sequence the whole log now, as a running
+    worker would have all along; how many log entries it sequenced.
 
-    A delivery backlog is built with no worker running, so the log's entries for those notices
-    (several each) are left unsequenced too, and the worker that then drains the backlog would
-    spend a share of its CPU sequencing intake's log (1,000 entries a second) rather than on
-    deliveries. Run before a drain is measured: the worker still sequences the entries its own
-    attempts write."""
+    A delivery backlog is built with no worker running, so its messages are left unnumbered (a
+    delivery waits for its message's number) and the log's entries for those notices (several
+    each) unsequenced, and the worker that then drains the backlog would spend a share of its
+    CPU on them (intake's log at 1,000 entries a second) rather than on deliveries. Run before a
+    drain is measured: the worker still sequences the entries its own attempts write."""
     from app.audit.signer import load_log_signer
     from app.settings import Settings
     from app.storage.db import make_engine, make_sessionmaker
     from app.worker.loop import advance_log
+    from app.worker.transactions import number
 
     settings = Settings(database_url=database_url, data_dir=data_dir)
     engine = make_engine(settings.database_url)
     try:
         sessions, signer, total = make_sessionmaker(engine), load_log_signer(settings), 0
+        while await number(sessions):  # a batch a transaction, until none is left
+            pass
         while sequenced := (await advance_log(sessions, settings, signer, sweep=True))[0]:
             total += sequenced
         return total

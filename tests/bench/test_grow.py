@@ -16,6 +16,7 @@ from app.consent.decisions import body_of
 from app.storage.models import StoredNotice
 from app.worker.loop import http_client, run_once
 from bench.grow import grow
+from tests.conftest import number_messages
 from tests.helpers.receiver import running_receiver
 
 NOTICES = "/v1/release-notices"
@@ -82,7 +83,15 @@ async def test_clones_keep_every_constraint_and_intake_goes_on(
 
     after = await world.counts()
     assert stored == after["release_notice"] == 12
-    for table in ("disclosure", "message", "delivery", "consent", "acknowledgement"):
+    assert before["consent_carrier"] > before["consent"]  # the amendment carries the first's
+    for table in (
+        "disclosure",
+        "message",
+        "delivery",
+        "consent",
+        "consent_carrier",
+        "acknowledgement",
+    ):
         assert after[table] == 3 * before[table], table
     assert await one(world, "SELECT count(DISTINCT person_ref) FROM release_notice") == 9
     assert await one(world, "SELECT count(DISTINCT person_ref) FROM consent") == 9
@@ -118,6 +127,25 @@ async def test_clones_keep_every_constraint_and_intake_goes_on(
         )
         == []
     )
+    assert (
+        await world.sql(
+            "SELECT k.consent_id FROM consent_carrier k JOIN consent c ON c.id = k.consent_id"
+            " JOIN release_notice n ON n.id = k.notice_id WHERE n.person_ref <> c.person_ref"
+        )
+        == []
+    )
+    # one transaction's messages keep the order they were stored in
+    assert await world.sql(
+        "SELECT stored_order, count(*) FROM message GROUP BY stored_order ORDER BY 1"
+    ) == [
+        (order, 3 * n)
+        for order, n in await world.sql(
+            "SELECT m.stored_order, count(*) FROM message m JOIN release_notice n"
+            " ON n.id = m.notice_id WHERE n.person_ref IN ("
+            "   SELECT person_ref FROM release_notice ORDER BY received_at DESC LIMIT 4)"
+            " GROUP BY m.stored_order ORDER BY 1"
+        )
+    ]
     # inbox numbers stay gap-free, and the counter names the last
     assert (
         await world.sql(
@@ -209,3 +237,32 @@ async def test_grows_no_further_than_whole_people_allow(postgres_only, world, ex
     assert await grow(settings.database_url, 5) == 4  # half a person cannot be cloned
     assert await grow(settings.database_url, 4) == 4
     assert await grow(settings.database_url, 8) == 8
+
+
+async def test_clones_of_unnumbered_messages_are_numbered_and_the_originals_after_them(
+    postgres_only, world, unnumbered_api, example, settings
+):
+    await post(world, "/v1/subscriptions", {"url": "http://127.0.0.1:9/hook"}, "N07")
+    for noms_number in ("A1111AA", "B2222BB"):  # stored with no sequencer behind the API
+        response = await unnumbered_api.post(
+            NOTICES, json=about(example, noms_number), headers=await world.headers("MDI")
+        )
+        assert response.status_code == 202, response.text
+    assert await one(world, "SELECT count(*) FROM message WHERE sequence IS NULL") == 4
+
+    assert await grow(settings.database_url, 6) == 6
+
+    # the clones are numbered, each inbox from 1 without a gap; the originals still wait
+    numbered = "SELECT o.code, m.sequence FROM message m JOIN organisation o"
+    numbered += " ON o.id = m.recipient_organisation_id WHERE m.sequence IS NOT NULL"
+    clones = await world.sql(numbered)
+    assert sorted(clones) == [(c, n) for c in ("N07", "SMS-LEEDS") for n in (1, 2, 3, 4)]
+    assert await one(world, "SELECT count(*) FROM message WHERE sequence IS NULL") == 4
+    # the sequencer numbers them after the clones, and every inbox stays gap-free
+    assert await number_messages(world.sessions) == 4
+    assert sorted(await world.sql(numbered)) == [
+        (c, n) for c in ("N07", "SMS-LEEDS") for n in range(1, 7)
+    ]
+    assert await world.sql(
+        "SELECT code, message_sequence FROM organisation WHERE message_sequence > 0 ORDER BY 1"
+    ) == [("N07", 6), ("SMS-LEEDS", 6)]
