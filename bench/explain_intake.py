@@ -69,10 +69,14 @@ async def captured_post(database_url: str, data_dir: Path, *, again: bool) -> li
 async def explained(database_url: str, statements: list[Statement]) -> list[tuple[str, str]]:
     """Each statement with its EXPLAIN (ANALYZE, BUFFERS), run in order on the data as the POST
     found it: in one transaction that first undoes the POST, and is rolled back."""
-    notice_id = next(p[0] for s, p in statements if s.startswith("INSERT INTO release_notice"))
     connection = await asyncpg.connect(dsn(database_url))
     plans = []
     try:
+        # The POST's notice, the newest: its id is in an array of the one statement that writes
+        # every table (app/storage/batch.py), so it is read back rather than picked out of it.
+        notice_id = await connection.fetchval(
+            "SELECT id FROM release_notice ORDER BY received_at DESC LIMIT 1"
+        )
         transaction = connection.transaction()
         await transaction.start()
         await connection.execute("SET LOCAL session_replication_role = replica")  # the log's too
