@@ -110,8 +110,15 @@ async def accept_notice(
     drafts = _drafts(plan.to_sign, row, signing=signing, now=now)
     await _write(session, plan, row, caller=caller, now=now)
     sent = [Sent(organisation, role, message_id) for organisation, role, message_id in plan.sent]
-    for scope in plan.withdrawals:
-        await consent_lost(session, person_ref, scope, signing, now, standing=plan.standing)
+    await consent_lost(
+        session,
+        person_ref,
+        plan.withdrawals,
+        signing,
+        now,
+        standing=plan.standing,
+        subscribed=read.subscribed,
+    )
     if plan.withdrawals:
         await audit.append_many(session, plan.decided)
     await store(session, drafts, now, subscribed=read.subscribed)
@@ -313,8 +320,15 @@ async def cancel_notice(
     sent = await _tell(
         session, row, retraction, plan, subscribed=subscribed, signing=signing, now=now
     )
-    for scope in plan.lost:
-        await consent_lost(session, row.person_ref, scope, signing, now)
+    await consent_lost(
+        session,
+        row.person_ref,
+        plan.lost,
+        signing,
+        now,
+        standing=plan.standing,
+        subscribed=subscribed,
+    )
     return Accepted(row, sent)
 
 
