@@ -25,16 +25,15 @@ What a record rests on:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, text, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
-from app.audit import entries as audit
-from app.disclosure.policy import consents_from_records
+from app.consent.plan import standing_of
 from app.storage.models import Consent, ConsentCarrier, Disclosure, StoredNotice
 from app.wire.errors import Problem
 
@@ -74,16 +73,6 @@ async def know_person(session: AsyncSession, person_ref: str, caller: Caller) ->
         raise Problem(404, "Not found", "No notice about this person concerns you.")
 
 
-def _as_event(record: Consent) -> dict[str, Any]:
-    return {
-        "scope": record.scope,
-        "decision": record.decision,
-        "recorded_at": record.recorded_at,
-        "withdrawn_at": record.withdrawn_at,
-        "expires_at": record.expires_at,
-    }
-
-
 async def history(session: AsyncSession, person_ref: str) -> list[Consent]:
     """Every record for the person, oldest first."""
     return list(
@@ -97,60 +86,27 @@ async def history(session: AsyncSession, person_ref: str) -> list[Consent]:
     )
 
 
-def standing_of(records: Iterable[Consent], now: datetime) -> dict[str, bool]:
-    """Per scope, whether consent stands now, given every record of the person. A voided
-    record (no notice in force carries it any more) never happened."""
-    return consents_from_records([_as_event(r) for r in records if r.voided_at is None], now)
-
-
 async def standing(session: AsyncSession, person_ref: str, now: datetime) -> dict[str, bool]:
     """Per scope, whether the person's consent stands now."""
-    return standing_of(await history(session, person_ref), now)
+    return standing_of(await rows_of(session, person_ref), now)
 
 
-async def record_consent(
-    session: AsyncSession,
-    person_ref: str,
-    *,
-    scope: str,
-    decision: str,
-    recorded_at: datetime,
-    recorded_by: str,
-    expires_at: datetime | None,
-    caller: Caller,
-    now: datetime,
-    notice_id: uuid.UUID | None = None,
-) -> Consent:
-    row = Consent(
-        id=uuid.uuid4(),
-        person_ref=person_ref,
-        scope=scope,
-        decision=decision,
-        recorded_at=recorded_at,
-        recorded_by=recorded_by,
-        expires_at=expires_at,
-        organisation_id=caller.organisation_id,
-        notice_id=notice_id,
-        created_at=now,
+async def rows_of(session: AsyncSession, person_ref: str) -> list[dict[str, Any]]:
+    """Every record for the person, oldest first, each every column as a value (what
+    app/consent/plan.py plans a change over), not as objects of the session."""
+    table = Consent.__table__
+    rows = await session.execute(
+        select(table)
+        .where(table.c.person_ref == person_ref)
+        .order_by(table.c.recorded_at, table.c.created_at, table.c.id)
     )
-    session.add(row)
-    audit.append(
-        session,
-        "consent.recorded",
-        person_ref=person_ref,
-        at=now,
-        actor_organisation_id=caller.organisation_id,
-        actor_client_id=caller.client_id,
-        notice_id=notice_id,
-        details={
-            "consent_id": str(row.id),
-            "person_ref": person_ref,
-            "scope": scope,
-            "decision": decision,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
-    )
-    return row
+    return [dict(row) for row in rows.mappings()]
+
+
+async def record_consent(session: AsyncSession, row: Mapping[str, Any]) -> None:
+    """Store a record as app/consent/plan.recorded made it: one INSERT. Its log entry is the
+    caller's to write, with the rest of its own."""
+    await (await session.connection()).execute(insert(Consent.__table__), [dict(row)])
 
 
 RECORD_COLUMNS = (
@@ -198,48 +154,19 @@ async def carriers_of(session: AsyncSession, person_ref: str) -> list[dict[str, 
     return [dict(row) for row in rows.mappings()]
 
 
-async def withdraw(
-    session: AsyncSession, person_ref: str, consent_id: uuid.UUID, caller: Caller, now: datetime
-) -> Consent:
-    """Withdraw a record, once: of two racing withdrawals, one wins and the other is a 409."""
-    withdrawn = (
-        await session.scalars(
-            update(Consent)
-            .where(
-                Consent.id == consent_id,
-                Consent.person_ref == person_ref,
-                Consent.decision == "given",
-                Consent.withdrawn_at.is_(None),
-                Consent.voided_at.is_(None),
-            )
-            .values(withdrawn_at=now, withdrawn_by_organisation_id=caller.organisation_id)
-            .returning(Consent)
-            .execution_options(synchronize_session=False)
+async def withdraw(session: AsyncSession, row: Mapping[str, Any]) -> None:
+    """Store a withdrawal as app/consent/plan.withdrawn decided it, under the person's lock
+    (lock_person), which makes it once: of two withdrawals of one record, the second reads it
+    withdrawn. One UPDATE; its log entry is the caller's to write, with the rest of its own."""
+    table = Consent.__table__
+    await (await session.connection()).execute(
+        update(table)
+        .where(table.c.id == row["id"])
+        .values(
+            withdrawn_at=row["withdrawn_at"],
+            withdrawn_by_organisation_id=row["withdrawn_by_organisation_id"],
         )
-    ).one_or_none()
-    if withdrawn is None:
-        existing = await session.get(Consent, consent_id)
-        if existing is None or existing.person_ref != person_ref:
-            raise Problem(404, "Not found", "No such consent record for this person.")
-        if existing.decision != "given":
-            raise Problem(
-                409, "Not a consent", "A refusal cannot be withdrawn: record a new decision."
-            )
-        raise Problem(409, "Already withdrawn", "This consent record is already withdrawn.")
-    audit.append(
-        session,
-        "consent.withdrawn",
-        person_ref=person_ref,
-        at=now,
-        actor_organisation_id=caller.organisation_id,
-        actor_client_id=caller.client_id,
-        details={
-            "consent_id": str(consent_id),
-            "person_ref": person_ref,
-            "scope": withdrawn.scope,
-        },
     )
-    return withdrawn
 
 
 def _in_force() -> ColumnElement[bool]:

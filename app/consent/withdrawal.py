@@ -1,41 +1,50 @@
 """When a consent stops standing (withdrawn, refused anew, or voided: app/consent/records.py), it
-takes effect at once.
+takes effect at once, in the caller's transaction.
 
 Every disclosure message about the person that relied on that consent (it would have sent less
-without it) is dealt with in the caller's transaction:
+without it) is revoked and decided again, or its recipient, which may hold it, is told: the
+pure planner (app/consent/withdrawal_plan.py) says which. This module reads what the planner
+needs (the relying messages with their recipients; the recipients' subscriptions, then the
+messages' deliveries, locked: app/messages/lock_order.py; the bodies of the notices decided
+again), signs what the plan sends, and writes the plan, a statement per table.
 
-- never delivered anywhere (it has deliveries, none delivered or in flight): it is revoked, so
-  it is never sent and the inbox withholds it; if it still stands (no newer disclosure or
-  cancellation replaced it), the notice is decided again for that recipient under the consents
-  that stand now, and if anything is still allowed a new message supersedes it;
-- otherwise the recipient may hold it: its other pending deliveries stop, the inbox withholds
-  it, and the recipient gets a `consent.withdrawn` message naming it and the scope, to act on
-  (stop using and delete what relied on the consent).
+Withdrawing a record and recording a decision through the API read the person's records, plan
+the change (app/consent/plan.py), read and plan what it takes back, then write both.
 
 Later notices respect it because every decision reads the person's records. The caller holds
-the person's lock (consents.lock_person), so no notice for them is decided meanwhile.
+the person's lock (records.lock_person), so no notice for them is decided meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.access.identity import Caller
+from app.audit import entries as audit
+from app.audit.entry import Entry
+from app.consent import plan as changes
 from app.consent import records as consents
-from app.consent.decisions import body_of, disclose
-from app.keys.sealing import SealError
-from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
-from app.messages.signed import Signing, queue, retract
+from app.consent.decisions import body_of
+from app.consent.withdrawal_plan import Lost, Relying, Taken, plan_withdrawal, to_decide
+from app.keys.sealing import DataKeys, SealError
+from app.messages import retraction
+from app.messages.kinds import CANCELLATION, DISCLOSURE
+from app.messages.outbox import subscribers
+from app.messages.retraction_plan import Held
+from app.messages.signed import Draft, Signing, draft, store
 from app.storage.models import Consent, Disclosure, Message, Organisation, StoredNotice
 
 log = logging.getLogger("exchange.withdrawal")
+ACCEPTED = "accepted"  # the status of a notice's latest version that may be decided again
 
 
 @dataclass
@@ -47,8 +56,18 @@ class Effects:
 
 @dataclass
 class Withdrawal:
-    consent: Consent
+    consent: Consent  # as stored now; not in the session
     effects: Effects
+
+
+@dataclass(frozen=True)
+class Taking:
+    """What a lost consent takes back, planned and signed, to write: `taken` is None if
+    nothing relied on it."""
+
+    taken: Taken | None = None
+    drafts: tuple[Draft, ...] = ()
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
 
 
 async def withdraw_consent(
@@ -60,11 +79,20 @@ async def withdraw_consent(
     signing: Signing,
     now: datetime,
 ) -> Withdrawal:
+    """Withdraw one of the person's records (app/consent/plan.withdrawn says whether it can
+    be), and take back what relied on it if the consent no longer stands."""
     person_ref = signing.data_keys.person_ref(noms_number)
     await consents.lock_person(session, person_ref)
     await consents.know_person(session, person_ref, caller)
-    record = await consents.withdraw(session, person_ref, consent_id, caller, now)
-    return Withdrawal(record, await consent_lost(session, person_ref, record.scope, signing, now))
+    records = await consents.rows_of(session, person_ref)
+    change = changes.withdrawn(records, consent_id, person_ref=person_ref, caller=caller, now=now)
+    scope = change.row["scope"]
+    taking = await taking_back(
+        session, person_ref, [scope], standing=change.standing, signing=signing, now=now
+    )
+    await consents.withdraw(session, change.row)
+    effects = await take_back(session, taking, now=now, logged=[change.entry])
+    return Withdrawal(Consent(**change.row), effects)
 
 
 async def record_decision(
@@ -80,75 +108,116 @@ async def record_decision(
     signing: Signing,
     now: datetime,
 ) -> Consent:
-    """Record a consent decision; a refusal takes effect at once, as a withdrawal does."""
+    """Record a consent decision; a refusal takes effect at once, as a withdrawal does. The
+    record is returned as stored, not in the session."""
     person_ref = signing.data_keys.person_ref(noms_number)
     await consents.lock_person(session, person_ref)
     await consents.know_person(session, person_ref, caller)
-    record = await consents.record_consent(
-        session,
-        person_ref,
+    change = changes.recorded(
+        await consents.rows_of(session, person_ref),
         scope=scope,
         decision=decision,
         recorded_at=recorded_at,
         recorded_by=recorded_by,
         expires_at=expires_at,
+        person_ref=person_ref,
         caller=caller,
         now=now,
     )
-    await session.flush()
-    await consent_lost(session, person_ref, scope, signing, now)
-    return record
+    taking = await taking_back(
+        session, person_ref, [scope], standing=change.standing, signing=signing, now=now
+    )
+    await consents.record_consent(session, change.row)
+    await take_back(session, taking, now=now, logged=[change.entry])
+    return Consent(**change.row)
 
 
 async def consent_lost(
     session: AsyncSession,
     person_ref: str,
-    scope: str,
+    scopes: Iterable[str],
     signing: Signing,
     now: datetime,
     *,
-    standing: dict[str, bool] | None = None,
+    standing: Mapping[str, bool] | None = None,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> Effects:
-    """Deal with every message that relied on `scope`, if the person's consent to it does not
-    stand now (another record may still give it). `standing` is the person's standing consent
-    now, if the caller has read it since the last change to their records."""
-    effects = Effects()
+    """Deal with every message that relied on one of `scopes` whose consent does not stand now
+    (another record may still give it), scope by scope. `standing` is the person's standing
+    consent now, if the caller has read it since the last change to their records;
+    `subscribed`, what app/messages/outbox.subscribers found in this transaction."""
     if standing is None:
         standing = await consents.standing(session, person_ref, now)
-    if standing.get(scope):
-        return effects
-    relying = await _relying(session, person_ref, scope)
-    for message, disclosure, notice, stands in relying:
-        if await retract(session, message, now, "consent_withdrawn"):
-            effects.revoked.append(message.id)
-            if stands and notice.status == "accepted" and notice.purged_at is None:
-                replaced = await _redecide(
-                    session, message, disclosure, notice, standing, signing, now
-                )
-                if replaced is not None:
-                    effects.redisclosed.append(replaced)
-            continue
-        message.withdrawn_at = now
-        organisation = await session.get_one(Organisation, message.recipient_organisation_id)
-        told = await queue(
-            session,
-            CONSENT_WITHDRAWN,
-            notice,
-            organisation,
-            {"scope": scope, "withdrawn_at": int(now.timestamp())},
-            signing,
-            now,
-            supersedes=message.id,
+    taking = await taking_back(
+        session,
+        person_ref,
+        scopes,
+        standing=standing,
+        signing=signing,
+        now=now,
+        subscribed=subscribed,
+    )
+    return await take_back(session, taking, now=now)
+
+
+async def taking_back(
+    session: AsyncSession,
+    person_ref: str,
+    scopes: Iterable[str],
+    *,
+    standing: Mapping[str, bool],
+    signing: Signing,
+    now: datetime,
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
+) -> Taking:
+    """Read what losing the scopes that do not stand takes back, plan it, and sign what the
+    plan sends; nothing is written yet (take_back writes it)."""
+    lost = tuple(s for s in scopes if not standing.get(s))
+    if not lost:
+        return Taking()
+    relying, notices, organisations = await _relying(session, person_ref, lost)
+    if not relying:
+        return Taking()
+    subscribed = dict(subscribed or {})  # read before the deliveries are locked: lock_order.py
+    recipients = {r.message.recipient_id for r in relying}
+    subscribed |= await subscribers(session, recipients - set(subscribed))
+    deliveries = await retraction.locked_deliveries(session, [r.message for r in relying])
+    read = Lost(person_ref, lost, tuple(relying), tuple(deliveries), organisations, standing)
+    bodies = _bodies(signing.data_keys, [notices[n] for n in to_decide(read, now=now)])
+    taken = plan_withdrawal(read, bodies=bodies, policy=signing.policy, now=now)
+    return Taking(taken, _drafts(taken, notices, signing=signing, now=now), subscribed)
+
+
+async def take_back(
+    session: AsyncSession, taking: Taking, *, now: datetime, logged: Iterable[Entry] = ()
+) -> Effects:
+    """Write what taking_back planned and signed: deliveries stopped and messages revoked, the
+    messages withdrawn, the disclosures decided again, then the signed messages stored and
+    queued with every log entry (`logged`, the caller's, first), a statement per table."""
+    taken = taking.taken
+    if taken is None:
+        await audit.append_many(session, list(logged))
+        return Effects()
+    await retraction.write(session, taken.retraction)
+    connection = await session.connection()
+    if taken.withdrawn:
+        message = Message.__table__
+        await connection.execute(
+            update(message).where(message.c.id.in_(taken.withdrawn)).values(withdrawn_at=now)
         )
-        effects.notified.append(told.id)
-    return effects
+    if taken.disclosures:
+        await connection.execute(insert(Disclosure.__table__), list(taken.disclosures))
+    entries = [*logged, *taken.entries]
+    await store(session, taking.drafts, now, subscribed=taking.subscribed, logged=entries)
+    return Effects(list(taken.revoked), list(taken.redisclosed), list(taken.notified))
 
 
 async def _relying(
-    session: AsyncSession, person_ref: str, scope: str
-) -> list[tuple[Message, Disclosure, StoredNotice, bool]]:
-    """The person's disclosure messages that relied on the scope and were not yet revoked,
-    withdrawn or purged, each with whether it still stands (nothing newer replaced it)."""
+    session: AsyncSession, person_ref: str, scopes: tuple[str, ...]
+) -> tuple[list[Relying], dict[uuid.UUID, StoredNotice], dict[uuid.UUID, Organisation]]:
+    """The person's disclosure messages that relied on any of the scopes and were not yet
+    revoked, withdrawn or purged, per recipient in the order made, each with whether it still
+    stands (nothing newer replaced it); their notices and their recipients."""
     newer = aliased(Message)
     replaced = exists().where(
         and_(
@@ -157,53 +226,68 @@ async def _relying(
             newer.revoked_at.is_(None),
         )
     )
-    rows = (
-        await session.execute(
-            select(Message, Disclosure, StoredNotice, ~replaced)
-            .join(Disclosure, Disclosure.id == Message.disclosure_id)
-            .join(StoredNotice, StoredNotice.id == Message.notice_id)
-            .where(
-                StoredNotice.person_ref == person_ref,
-                Message.kind == DISCLOSURE,
-                Message.revoked_at.is_(None),
-                Message.withdrawn_at.is_(None),
-                Message.purged_at.is_(None),
-            )
-            .order_by(
-                Message.recipient_organisation_id,
-                Message.created_at,
-                Message.stored_order,
-                Message.id,
-            )
+    rows = await session.execute(
+        select(Message.id, Message.notice_id, Message.recipient_organisation_id)
+        .add_columns(Disclosure.recipient_role, Disclosure.consents_relied, ~replaced)
+        .add_columns(StoredNotice, Organisation)
+        .join(Disclosure, Disclosure.id == Message.disclosure_id)
+        .join(StoredNotice, StoredNotice.id == Message.notice_id)
+        .join(Organisation, Organisation.id == Message.recipient_organisation_id)
+        .where(
+            StoredNotice.person_ref == person_ref,
+            Message.kind == DISCLOSURE,
+            Message.revoked_at.is_(None),
+            Message.withdrawn_at.is_(None),
+            Message.purged_at.is_(None),
         )
-    ).all()
-    return [(m, d, n, bool(s)) for m, d, n, s in rows if scope in (d.consents_relied or [])]
+        .order_by(
+            Message.recipient_organisation_id,
+            Message.created_at,
+            Message.stored_order,
+            Message.id,
+        )
+    )
+    relying, notices, organisations = [], {}, {}
+    for message_id, notice_id, recipient_id, role, relied_on, stands, notice, organisation in rows:
+        relied = frozenset(relied_on or ())
+        if relied.isdisjoint(scopes):
+            continue
+        held = Held(message_id, DISCLOSURE, notice_id, recipient_id)
+        is_open = notice.status == ACCEPTED and notice.purged_at is None
+        relying.append(Relying(held, role, relied, bool(stands), is_open))
+        notices[notice.id], organisations[organisation.id] = notice, organisation
+    return relying, notices, organisations
 
 
-async def _redecide(
-    session: AsyncSession,
-    message: Message,
-    disclosure: Disclosure,
-    notice: StoredNotice,
-    standing: dict[str, bool],
-    signing: Signing,
-    now: datetime,
-) -> uuid.UUID | None:
-    try:
-        body = body_of(signing.data_keys, notice)
-    except SealError as exc:  # a lost data key must not stop the withdrawal itself
-        log.error("notice %s cannot be decided again: %s", notice.id, exc)
-        return None
-    if body is None:
-        return None
-    organisation = await session.get_one(Organisation, message.recipient_organisation_id)
-    return await disclose(
-        session,
-        notice,
-        body,
-        recipient=(organisation, disclosure.recipient_role),
-        standing=standing,
-        signing=signing,
-        now=now,
-        holders={organisation.id: message},
+def _bodies(
+    data_keys: DataKeys, notices: Iterable[StoredNotice]
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """The notices' bodies, opened. One that cannot be opened (its data key is lost) is left
+    out and logged: it must not stop the withdrawal itself."""
+    bodies = {}
+    for notice in notices:
+        try:
+            bodies[notice.id] = body_of(data_keys, notice)
+        except SealError as exc:
+            log.error("notice %s cannot be decided again: %s", notice.id, exc)
+    return bodies
+
+
+def _drafts(
+    taken: Taken, notices: Mapping[uuid.UUID, StoredNotice], *, signing: Signing, now: datetime
+) -> tuple[Draft, ...]:
+    """Sign (and seal) each message the plan sends, before anything of it is written."""
+    return tuple(
+        draft(
+            s.kind,
+            notices[s.notice_id],
+            s.organisation,
+            s.claims,
+            signing,
+            now,
+            disclosure_id=s.disclosure_id,
+            supersedes=s.supersedes,
+            message_id=s.message_id,
+        )
+        for s in taken.to_sign
     )

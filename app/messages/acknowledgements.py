@@ -16,17 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
 from app.audit import entries as audit
 from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.kinds import DISCLOSURE
+from app.messages.acknowledgement_plan import Acknowledged, plan_acknowledgement
 from app.storage.models import Acknowledgement, Message, StoredNotice
-from app.wire.errors import Problem, invalid
-
-RECEIVED = "received"
+from app.wire.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,8 @@ def note_of(data_keys: DataKeys, acknowledgement: Acknowledgement) -> str | None
     return data_keys.open(sealed, where).decode()
 
 
-async def _own_message(
-    session: AsyncSession, message_id: uuid.UUID, caller: Caller, *, lock: bool = False
-) -> Message:
-    query = select(Message).where(Message.id == message_id)
-    if lock:  # a purge or withdrawal of it waits for us, or has committed and is seen here
-        query = query.with_for_update().execution_options(populate_existing=True)
-    message = await session.scalar(query)
+async def _own_message(session: AsyncSession, message_id: uuid.UUID, caller: Caller) -> Message:
+    message = await session.scalar(select(Message).where(Message.id == message_id))
     if message is None or message.recipient_organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
     if message.sequence is None:  # not in the inbox until numbered (app/api/messages.py)
@@ -68,51 +61,53 @@ async def acknowledge(
     data_keys: DataKeys,
     now: datetime,
 ) -> Recorded:
-    """Record one acknowledgement of the caller's own message, with its log entry."""
-    message = await _own_message(session, message_id, caller, lock=True)
-    if message.revoked_at is not None or message.withdrawn_at is not None:
-        why = "revoked before delivery" if message.revoked_at else "withdrawn with its consent"
-        raise Problem(409, "Conflict", f"This message was {why}: there is nothing to acknowledge.")
-    if status != RECEIVED and message.kind != DISCLOSURE:
-        raise invalid(
-            [{"pointer": "/status", "detail": f"a {message.kind} message may only be received"}]
-        )
-    notice = await session.get_one(StoredNotice, message.notice_id)
-    purged = message.purged_at is not None or notice.purged_at is not None
-    if note is not None and purged:
-        raise invalid(
-            [{"pointer": "/note", "detail": "the message's data has been purged: give no note"}]
-        )
-    row = Acknowledgement(
-        id=uuid.uuid4(),
-        message_id=message.id,
-        organisation_id=caller.organisation_id,
-        client_id=caller.client_id,
-        status=status,
-        recorded_at=now,
+    """Record one acknowledgement of the caller's own message, with its log entry: it reads the
+    message (locked) and its notice, plans (app/messages/acknowledgement_plan.py), seals the
+    note, then writes the row and the entry."""
+    message = await _locked(session, message_id, caller)
+    plan = plan_acknowledgement(
+        message, status=status, with_note=note is not None, caller=caller, now=now
     )
+    row = plan.row
     if note is not None:
-        sealed = data_keys.seal(note.encode(), place("acknowledgement", "note_sealed", row.id))
-        row.note_sealed, row.note_key_id = sealed.blob, sealed.key_id
-    session.add(row)
-    audit.append(
-        session,
-        "acknowledgement.recorded",
-        at=now,
-        actor_organisation_id=caller.organisation_id,
-        actor_client_id=caller.client_id,
-        notice_id=message.notice_id,
-        message_id=message.id,
-        subject_organisation_id=message.recipient_organisation_id,
-        details={
-            "acknowledgement_id": str(row.id),
-            "status": status,
-            "message_kind": message.kind,
-            "with_note": note is not None,
-        },
+        sealed = data_keys.seal(note.encode(), place("acknowledgement", "note_sealed", row["id"]))
+        row = {**row, "note_sealed": sealed.blob, "note_key_id": sealed.key_id}
+    await (await session.connection()).execute(insert(Acknowledgement.__table__), [row])
+    await audit.append_many(session, [plan.entry])
+    return Recorded(Acknowledgement(**row), message.notice_id)
+
+
+async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) -> Acknowledged:
+    """The caller's own message, numbered, with its notice's purge and person, in one read that
+    locks the message: a purge or withdrawal of it waits for us, or has committed and is seen
+    here. 404 for another's, or one not yet in the inbox."""
+    found = (
+        await session.execute(
+            select(Message.id, Message.kind, Message.notice_id, Message.recipient_organisation_id)
+            .add_columns(Message.sequence, Message.revoked_at, Message.withdrawn_at)
+            .add_columns(Message.purged_at, StoredNotice.purged_at, StoredNotice.person_ref)
+            .join(StoredNotice, StoredNotice.id == Message.notice_id)
+            .where(Message.id == message_id)
+            .with_for_update(of=Message.__table__)
+        )
+    ).one_or_none()
+    if found is None:
+        raise Problem(404, "Not found", "No such message.")
+    id_, kind, notice_id, recipient_id, sequence, revoked, withdrawn, *purged, person_ref = found
+    if recipient_id != caller.organisation_id:
+        raise Problem(404, "Not found", "No such message.")
+    if sequence is None:  # not in the inbox until numbered (app/api/messages.py)
+        raise Problem(404, "Not found", "No such message.")
+    return Acknowledged(
+        id=id_,
+        kind=kind,
+        notice_id=notice_id,
+        recipient_id=recipient_id,
+        revoked=revoked is not None,
+        withdrawn=withdrawn is not None,
+        purged=any(p is not None for p in purged),
+        person_ref=person_ref,
     )
-    await session.flush()
-    return Recorded(row, message.notice_id)
 
 
 async def of_message(

@@ -44,11 +44,13 @@ async def locked(session: AsyncSession, messages: list[Held], *, now: datetime) 
     """What stopping these messages needs: the deliveries of those that may still be stopped
     (disclosures not revoked), locked. A caller that also reads the recipients' subscriptions
     reads them first (app/messages/lock_order.py)."""
-    stoppable = [m.id for m in messages if m.kind == DISCLOSURE and not m.revoked]
-    return Retraction(messages, await _deliveries(session, stoppable), now=now)
+    return Retraction(messages, await locked_deliveries(session, messages), now=now)
 
 
-async def _deliveries(session: AsyncSession, message_ids: list[uuid.UUID]) -> list[Attempt]:
+async def locked_deliveries(session: AsyncSession, messages: list[Held]) -> list[Attempt]:
+    """The deliveries of the messages that may still be stopped (disclosures not revoked),
+    locked FOR UPDATE in id order, as a Retraction of them takes them."""
+    message_ids = [m.id for m in messages if m.kind == DISCLOSURE and not m.revoked]
     if not message_ids:
         return []
     rows = await session.execute(

@@ -1,10 +1,10 @@
 """Stopping messages that no longer stand, decided without a database (pure).
 
-What app/messages/signed.retract and retract_held do one message at a time, planned here for
-every message a use case stops: given the messages of a notice (or a person) and their
-deliveries as read (locked) in the caller's transaction, which deliveries stop and in which
-state, which messages are revoked (never sent), the log entries, and what each recipient may
-still hold after all, to be told it no longer stands. The caller writes the plan.
+Planned for every message a use case stops: given the messages of a notice (or a person) and
+their deliveries as read (locked) in the caller's transaction (app/messages/retraction.py),
+which deliveries stop and in which state, which messages are revoked (never sent), the log
+entries, and what each recipient may still hold after all, to be told it no longer stands. The
+caller writes the plan.
 """
 
 from __future__ import annotations
@@ -81,9 +81,14 @@ class Retraction:
         return holders
 
     def retract(self, message: Held, why: str) -> bool:
-        """As signed.retract: True if the message is revoked (it had deliveries, none claimed or
-        tried), or was already; False if its recipient may hold it. Either way its pending
-        deliveries not in flight stop."""
+        """Stop a message that is no longer to be sent, because a later one supersedes it
+        (`why` "superseded" or "cancelled") or its consent was withdrawn. True if it is revoked
+        (it had deliveries, none claimed or tried: its recipient never got it, and never will),
+        or was already; False if its recipient may hold it. Any attempt may have reached the
+        receiver, even one recorded as failed, and so may one claimed but never settled (its
+        worker died, perhaps after sending): only a message never claimed is certainly unseen.
+        Either way its pending deliveries not in flight stop: superseded if it is kept but no
+        longer sent, else revoked."""
         if message.id in self._revoked:
             return True
         rows = self._deliveries.get(message.id, [])
@@ -114,9 +119,8 @@ class Retraction:
         return next(m for m in self.messages if m.id == message_id)
 
     def retract_held(self, message: Held, why: str) -> Held | None:
-        """As signed.retract_held: stop a disclosure its recipient holds and, while each is
-        revoked, the one it held before. What the recipient may hold after all; None if
-        nothing (or a cancellation)."""
+        """Stop a disclosure its recipient holds and, while each is revoked, the one it held
+        before. What the recipient may hold after all; None if nothing (or a cancellation)."""
         before = [
             m
             for m in self.messages[: self.messages.index(message)]

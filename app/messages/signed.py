@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
@@ -78,58 +78,6 @@ async def held(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, M
         .order_by(*made_in_order())
     )
     return {m.recipient_organisation_id: m for m in messages}
-
-
-async def retract(session: AsyncSession, message: Message, now: datetime, why: str) -> bool:
-    """Stop a message that is no longer to be sent, because a later one supersedes it (`why`
-    "superseded" or "cancelled") or its consent was withdrawn. True if it was revoked: it had
-    deliveries and none was ever attempted or is in flight, so its recipient never got it, and
-    never will (the inbox withholds it). False if its recipient may hold it (an attempt made, one
-    being sent, or inbox-only); its other pending deliveries are stopped all the same, and one
-    in flight is not tried again (a claim withholds a superseded or withdrawn message)."""
-    if message.revoked_at is not None:
-        return True  # already stopped, by an earlier step of the same change
-    rows = (
-        await session.execute(
-            select(Delivery.id, Delivery.state, Delivery.leased_until, Delivery.attempts)
-            .where(Delivery.message_id == message.id)
-            .order_by(Delivery.id)  # app/messages/lock_order.py
-            .with_for_update()  # a worker's claim waits, or has committed and is seen here
-        )
-    ).all()
-    # Any attempt may have reached the receiver, even one recorded as failed (a timeout after
-    # the request went out), and so may one claimed but never settled (its worker died, perhaps
-    # after sending: its lease is left behind): only a message never claimed is certainly unseen.
-    claimed = [r for r in rows if r.leased_until is not None]
-    revoking = bool(rows) and not claimed and not any(r.attempts > 0 for r in rows)
-    pending = [r for r in rows if r.state == outbox.PENDING]
-    in_flight = [r for r in pending if r.leased_until and r.leased_until > now]
-    stop = [r.id for r in pending if r not in in_flight]
-    if stop:
-        replaced = why != "consent_withdrawn" and not revoking  # kept, but no longer sent
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(stop))
-            .values(  # leased_until stays
-                state=outbox.SUPERSEDED if replaced else outbox.REVOKED,
-                lease_token=None,
-                last_error=why,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    if not revoking:
-        return False
-    message.revoked_at = now
-    audit.append(
-        session,
-        "message.revoked",
-        at=now,
-        notice_id=message.notice_id,
-        message_id=message.id,
-        subject_organisation_id=message.recipient_organisation_id,
-        details={"reason": why},
-    )
-    return True
 
 
 @dataclass(frozen=True)
@@ -290,29 +238,3 @@ async def store(
 
 def _columns(message: Message) -> dict[str, Any]:
     return {column.key: getattr(message, column.key) for column in Message.__table__.columns}
-
-
-async def queue(
-    session: AsyncSession,
-    kind: str,
-    notice: StoredNotice,
-    organisation: Organisation,
-    claims: dict[str, Any],
-    signing: Signing,
-    now: datetime,
-    *,
-    disclosure_id: uuid.UUID | None = None,
-    supersedes: uuid.UUID | None = None,
-) -> Message:
-    """Sign a message for one recipient, seal and store it, and queue its deliveries."""
-    drafted = draft(
-        kind,
-        notice,
-        organisation,
-        claims,
-        signing,
-        now,
-        disclosure_id=disclosure_id,
-        supersedes=supersedes,
-    )
-    return (await store(session, [drafted], now))[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,8 @@ from app.audit.entry import Entry
 from app.consent.plan import voided_entry
 from app.messages.kinds import CANCELLATION, DISCLOSURE
 from app.messages.retraction_plan import Retraction
-from app.notices.plan import Carrier, Record, ToSign, unsupported
+from app.messages.to_sign import ToSign
+from app.notices.plan import Carrier, Record, standing_of, unsupported
 
 ENTERED_IN_ERROR = "entered_in_error"
 
@@ -47,7 +48,8 @@ class Told:
 @dataclass(frozen=True)
 class Cancelled(Told):
     voided: tuple[uuid.UUID, ...] = ()  # consent records nothing in force carries any more
-    lost: tuple[str, ...] = ()  # their scopes, each withdrawn in turn
+    lost: tuple[str, ...] = ()  # their scopes, withdrawn (app/consent/withdrawal.consent_lost)
+    standing: Mapping[str, bool] = field(default_factory=dict)  # the consent left, if any lost
 
 
 def _telling(
@@ -101,6 +103,7 @@ def plan_cancel(
     if reason == ENTERED_IN_ERROR and closed.person_ref:
         voided = unsupported(records, carriers, replaced=closed.versions, still=frozenset())
     person = {**actor, "person_ref": closed.person_ref}
+    gone = {r.id for r in voided}
     return Cancelled(
         entries=(
             cancelled,
@@ -110,6 +113,7 @@ def plan_cancel(
         to_sign=tuple(to_sign),
         voided=tuple(r.id for r in voided),
         lost=tuple(sorted({r.scope for r in voided})),
+        standing=standing_of([r for r in records if r.id not in gone], now) if gone else {},
     )
 
 

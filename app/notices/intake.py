@@ -203,9 +203,16 @@ async def _write(
     entries = [*plan.entries, *plan.decided]
     if plan.withdrawals:
         await write(session, rows, list(plan.entries))
-        for scope in plan.withdrawals:
-            person_ref = plan.notice["person_ref"]
-            await consent_lost(session, person_ref, scope, signing, now, standing=plan.standing)
+        person_ref = plan.notice["person_ref"]
+        await consent_lost(
+            session,
+            person_ref,
+            plan.withdrawals,
+            signing,
+            now,
+            standing=plan.standing,
+            subscribed=read.subscribed,
+        )
         rows, entries = [], list(plan.decided)
     stored = to_store(session, drafts, now, subscribed=read.subscribed, logged=entries)
     await write(session, [*rows, *stored.rows()], stored.entries)
@@ -319,8 +326,15 @@ async def cancel_notice(
     sent = await _tell(
         session, row, retraction, plan, subscribed=subscribed, signing=signing, now=now
     )
-    for scope in plan.lost:
-        await consent_lost(session, row.person_ref, scope, signing, now)
+    await consent_lost(
+        session,
+        row.person_ref,
+        plan.lost,
+        signing,
+        now,
+        standing=plan.standing,
+        subscribed=subscribed,
+    )
     return Accepted(row, sent)
 
 

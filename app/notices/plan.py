@@ -23,6 +23,7 @@ from app.disclosure.explained import disclosure
 from app.disclosure.policy import Policy, consents_from_records
 from app.keys.sealing import Sealed
 from app.messages.kinds import DISCLOSURE
+from app.messages.to_sign import ToSign
 
 ACCEPTED, NOT_ROUTED, SUPERSEDED, CANCELLED = "accepted", "not_routed", "superseded", "cancelled"
 COMMUNITY_RELEASE = "released"
@@ -72,18 +73,6 @@ class Read:
     earlier: Earlier | None = None  # an amendment's
     carriers: tuple[Carrier, ...] = ()  # an amendment's: of the person's records
     held: Mapping[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # recipient: message id
-
-
-@dataclass(frozen=True)
-class ToSign:
-    """A message to sign for one recipient: its id, its claims, what it supersedes."""
-
-    kind: str
-    message_id: uuid.UUID
-    organisation: Any
-    claims: dict[str, Any]
-    disclosure_id: uuid.UUID | None = None
-    supersedes: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
