@@ -63,7 +63,7 @@ def measure(count: int) -> Counter[str]:
         return audit.sha256_hex(canonical)
 
     def decided(body: dict, role: str) -> dict:
-        decision = decide(signing.policy, body, role, {"substance_misuse_service": True})
+        decision = decide(signing.policy, body, role, consents={"substance_misuse_service": True})
         explanation(signing.policy, decision)
         return decision.disclosure
 

@@ -55,8 +55,8 @@ async def set_key(
             session,
             "organisation.encryption_key_set",
             now,
-            organisation,
-            actor,
+            organisation=organisation,
+            actor=actor,
             kid=public_jwk["kid"],
         )
     return public_jwk
@@ -78,7 +78,7 @@ async def remove_key(
             session,
             "organisation.encryption_key_removed",
             now,
-            organisation,
-            actor,
+            organisation=organisation,
+            actor=actor,
             kid=removed["kid"],
         )

@@ -56,7 +56,9 @@ async def add_organisation(
         id=uuid.uuid4(), code=code, kind=kind, name=name.strip(), message_sequence=0, created_at=now
     )
     session.add(organisation)
-    log_change(session, "organisation.created", now, organisation, actor, kind=kind)
+    log_change(
+        session, "organisation.created", now, organisation=organisation, actor=actor, kind=kind
+    )
     return organisation
 
 
@@ -103,7 +105,13 @@ async def add_client(
     session.add(client)
     method = "private_key_jwt" if public_jwk else "client_secret_basic"
     log_change(
-        session, "client.created", now, organisation, actor, client_id=client_id, method=method
+        session,
+        "client.created",
+        now,
+        organisation=organisation,
+        actor=actor,
+        client_id=client_id,
+        method=method,
     )
     return client, None if public_jwk else secret
 
@@ -138,7 +146,7 @@ async def disable_organisation(
         raise AdminError("an operator cannot disable its own organisation", conflict=True)
     if organisation.disabled_at is None:
         organisation.disabled_at = now
-        log_change(session, "organisation.disabled", now, organisation, actor)
+        log_change(session, "organisation.disabled", now, organisation=organisation, actor=actor)
     return organisation
 
 
@@ -153,7 +161,14 @@ async def disable_client(
     organisation, client = await client_of(session, organisation_code, client_id)
     if client.disabled_at is None:
         client.disabled_at = now
-        log_change(session, "client.disabled", now, organisation, actor, client_id=client_id)
+        log_change(
+            session,
+            "client.disabled",
+            now,
+            organisation=organisation,
+            actor=actor,
+            client_id=client_id,
+        )
     return client
 
 
@@ -178,8 +193,8 @@ async def rotate_secret(
         session,
         "client.secret_rotated",
         now,
-        organisation,
-        actor,
+        organisation=organisation,
+        actor=actor,
         client_id=client_id,
         overlap_seconds=int(overlap.total_seconds()),
     )
@@ -190,6 +205,7 @@ def log_change(
     session: AsyncSession,
     action: str,
     now: datetime,
+    *,
     organisation: Organisation,
     actor: Caller | None,
     **details: object,

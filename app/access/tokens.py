@@ -122,7 +122,9 @@ async def authenticate_client(
     elif client is None or client.public_jwk is None:
         raise client_failure("bad_assertion")
     else:
-        await _check_assertion(session, client, proof.assertion or "", token_endpoint, now)
+        await _check_assertion(
+            session, client, proof.assertion or "", token_endpoint=token_endpoint, now=now
+        )
     assert row is not None and client is not None
     if client.disabled_at or row[1].disabled_at:
         raise client_failure("disabled")
@@ -146,7 +148,7 @@ def _secret_matches(client: ApiClient | None, secret: str, now: datetime) -> boo
 
 
 async def _check_assertion(
-    session: AsyncSession, client: ApiClient, assertion: str, token_endpoint: str, now: datetime
+    session: AsyncSession, client: ApiClient, assertion: str, *, token_endpoint: str, now: datetime
 ) -> None:
     assert client.public_jwk is not None
     verifier = jose.verifier_from_jwk(client.public_jwk)
@@ -168,12 +170,12 @@ async def _check_assertion(
         raise client_failure("bad_assertion")
     if not is_one_line(jti):  # it is stored: one line of Unicode, never NUL
         raise client_failure("bad_assertion")
-    if not await _first_use(session, client.client_id, jti[:200], claims, now):
+    if not await _first_use(session, client.client_id, jti[:200], claims=claims, now=now):
         raise client_failure("replayed_assertion")
 
 
 async def _first_use(
-    session: AsyncSession, client_id: str, jti: str, claims: dict, now: datetime
+    session: AsyncSession, client_id: str, jti: str, *, claims: dict, now: datetime
 ) -> bool:
     """Record the assertion's jti; False if it was seen before. Expired ids are forgotten."""
     await session.execute(delete(ClientAssertion).where(ClientAssertion.expires_at < now))

@@ -83,7 +83,7 @@ async def post_acknowledgement(
         asked = data_keys.idempotency_ref(asked)
         key_ref = data_keys.idempotency_ref(idempotency_key)
         claimed, earlier = await idempotency.claim(
-            session, caller.organisation_id, key_ref, asked, now
+            session, caller.organisation_id, key_ref, request_sha256=asked, now=now
         )
         if earlier is not None:
             # The answer is kept without the note, which lives sealed in its own row only.

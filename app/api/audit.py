@@ -80,7 +80,7 @@ async def list_entries(
         session,
         caller,
         now,
-        "entries",
+        what="entries",
         person_ref=person_ref,
         notice_id=notice_id,
         filters={
@@ -131,8 +131,8 @@ async def consulted(
     session: AsyncSession,
     caller: Caller,
     now: datetime,
-    what: str,
     *,
+    what: str,
     person_ref: str | None = None,
     notice_id: uuid.UUID | None = None,
     filters: dict[str, Any] | None = None,
@@ -164,7 +164,7 @@ async def notice_disclosures(
     """Any notice's disclosures, as its prison sees them at /v1/release-notices/{id}/disclosures.
     The query is itself logged (`audit.consulted`)."""
     answer = disclosures_out(*await disclosures.of_notice(session, notice_id, None))
-    await consulted(session, caller, now, "notice_disclosures", notice_id=notice_id)
+    await consulted(session, caller, now, what="notice_disclosures", notice_id=notice_id)
     return answer
 
 
@@ -215,7 +215,7 @@ async def inclusion_proof(
         session,
         caller,
         now,
-        "inclusion_proof",
+        what="inclusion_proof",
         notice_id=entry.notice_id,
         filters={"leaf_index": leaf_index, "tree_size": tree_size},
     )
@@ -241,7 +241,7 @@ async def consistency_proof(
     query is itself logged (`audit.consulted`)."""
     path = await log_tree.consistency(session, first, second)
     await consulted(
-        session, caller, now, "consistency_proof", filters={"first": first, "second": second}
+        session, caller, now, what="consistency_proof", filters={"first": first, "second": second}
     )
     return ConsistencyProofOut(first=first, second=second, hashes=[_b64(h) for h in path])
 
@@ -264,7 +264,7 @@ async def export(
     """The log up to its latest checkpoint as NDJSON: a `checkpoint` line (its note and the
     verifier key), then one line per leaf (`leaf_index`, `leaf_hash`, `entry`), in order. The
     export is itself logged (`audit.consulted`)."""
-    await consulted(session, caller, now, "export")
+    await consulted(session, caller, now, what="export")
     sessions = request.app.state.sessions
 
     async def body() -> AsyncIterator[bytes]:

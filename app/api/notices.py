@@ -89,7 +89,7 @@ async def _once(
         asked = idempotency.fingerprint(request.method, request.url.path, body)
         key_ref = signing.data_keys.idempotency_ref(key)
         claimed, earlier = await idempotency.claim(
-            session, caller.organisation_id, key_ref, asked, now
+            session, caller.organisation_id, key_ref, request_sha256=asked, now=now
         )
         if earlier is not None:
             headers = {"idempotent-replayed": "true"}

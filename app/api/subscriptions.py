@@ -130,7 +130,7 @@ async def delete(
 ) -> Response:
     """Stop delivering to this endpoint for good: its pending deliveries are dead. Messages
     stay in the inbox."""
-    await subscriptions.delete(session, caller, subscription_id, now)
+    await subscriptions.delete(session, caller, subscription_id, now=now)
     return Response(status_code=204)
 
 

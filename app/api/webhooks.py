@@ -109,7 +109,7 @@ RECEIVED = (
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(standard_webhooks_headers)])
 
 
-def _webhook(kind: str, name: str, summary: str, what: str) -> Any:
+def _webhook(kind: str, name: str, summary: str, *, what: str) -> Any:
     """Document one event type: the kind of message it carries, and what to do with it."""
     description = (
         f"{what}\n\n`data` carries the signed message: a JWS whose header `typ` is "
@@ -135,9 +135,11 @@ def _webhook(kind: str, name: str, summary: str, what: str) -> Any:
     DISCLOSURE,
     "disclosure_created",
     "A disclosure: what the policy lets you see of a release notice",
-    "What the policy lets you see of one version of a release notice, with what it withheld "
-    "and why. After an amendment, the new version's disclosure names the one it replaces "
-    "(`supersedes`).",
+    what=(
+        "What the policy lets you see of one version of a release notice, with what it withheld "
+        "and why. After an amendment, the new version's disclosure names the one it replaces "
+        "(`supersedes`)."
+    ),
 )
 async def disclosure_created(event: DisclosureCreated) -> None: ...
 
@@ -146,8 +148,10 @@ async def disclosure_created(event: DisclosureCreated) -> None: ...
     CANCELLATION,
     "notice_cancelled",
     "A cancellation: a disclosure you were sent no longer stands",
-    "A disclosure you were sent (`supersedes`) no longer stands: the notice was cancelled, or "
-    "a corrected version of it no longer goes to you. The claims say why.",
+    what=(
+        "A disclosure you were sent (`supersedes`) no longer stands: the notice was cancelled, or "
+        "a corrected version of it no longer goes to you. The claims say why."
+    ),
 )
 async def notice_cancelled(event: NoticeCancelled) -> None: ...
 
@@ -156,7 +160,9 @@ async def notice_cancelled(event: NoticeCancelled) -> None: ...
     CONSENT_WITHDRAWN,
     "consent_withdrawn",
     "A consent withdrawal: stop using what relied on it",
-    "A disclosure you were sent (`supersedes`) relied on a consent that no longer stands: stop "
-    "using, and delete, what it gave you on the strength of that consent.",
+    what=(
+        "A disclosure you were sent (`supersedes`) relied on a consent that no longer stands: stop "
+        "using, and delete, what it gave you on the strength of that consent."
+    ),
 )
 async def consent_withdrawn(event: ConsentWithdrawn) -> None: ...

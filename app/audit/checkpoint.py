@@ -112,9 +112,9 @@ def sign_checkpoint(
     private_key: Ed25519PrivateKey,
     origin: str,
     size: int,
+    *,
     root: bytes,
     time: datetime,
-    *,
     key_name: str | None = None,
 ) -> str:
     """The signed checkpoint note. The key name is the origin unless given (the spec's SHOULD).
@@ -198,7 +198,7 @@ def _parse_body(text: str, origin: str) -> Checkpoint:
 
 
 def parse_and_verify(
-    note: str, public_key: Ed25519PublicKey, key_name: str, origin: str
+    note: str, public_key: Ed25519PublicKey, key_name: str, *, origin: str
 ) -> Checkpoint:
     """The checkpoint in note, once a signature by (key_name, public_key) verifies over it."""
     text, signatures = _split_note(note)

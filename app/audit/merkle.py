@@ -162,7 +162,7 @@ def _check_hashes(*hashes: bytes) -> None:
 
 
 def verify_inclusion(
-    leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+    leaf: bytes, index: int, tree_size: int, *, proof: Sequence[bytes], root: bytes
 ) -> None:
     """RFC 9162 section 2.1.3.2: that leaf (a leaf hash) is at index in the tree with root."""
     _check_hashes(leaf, root, *proof)
@@ -188,7 +188,7 @@ def verify_inclusion(
 
 
 def verify_consistency(
-    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+    first: int, second: int, *, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """RFC 9162 section 2.1.4.2: that the tree of size first is a prefix of the one of second.
 

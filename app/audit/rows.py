@@ -193,7 +193,7 @@ async def _document_batches(session: AsyncSession) -> AsyncGenerator[list[Leaf],
                 batch.append((index, stored, recomputed))
             if missed:  # one statement at a time on a connection: the next batch's first
                 reading = ready(await reading)
-                await _again(session, connection, batch, missed)
+                await _again(session, connection, batch, missed=missed)
             yield batch
     finally:
         if not reading.done():
@@ -201,7 +201,7 @@ async def _document_batches(session: AsyncSession) -> AsyncGenerator[list[Leaf],
 
 
 async def _again(
-    session: AsyncSession, connection: Any, batch: list[Leaf], missed: dict[int, int]
+    session: AsyncSession, connection: Any, batch: list[Leaf], *, missed: dict[int, int]
 ) -> None:
     """The leaves whose document missed: spliced from their text, as stored and with the details
     made canonical, then, if neither is the stored leaf, recomputed from the entry's values."""

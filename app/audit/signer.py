@@ -48,7 +48,7 @@ class LogSigner:
         return key_id(self.origin, self.private_key.public_key()).hex()
 
     def sign(self, size: int, root: bytes, time: datetime) -> str:
-        return sign_checkpoint(self.private_key, self.origin, size, root, time)
+        return sign_checkpoint(self.private_key, self.origin, size, root=root, time=time)
 
 
 def origin(settings: Place) -> str:

@@ -89,8 +89,8 @@ async def verify(
     session: AsyncSession,
     public_key: Ed25519PublicKey,
     origin: str,
-    progress: Callable[[int, int], None] = lambda done, total: None,
     *,
+    progress: Callable[[int, int], None] = lambda done, total: None,
     unsequenced_before: datetime | None = None,
 ) -> Report:
     """unsequenced_before: entries older than this must have a leaf (default: twice the
@@ -121,7 +121,7 @@ async def verify(
     with _no_cycle_collection():
         async with aclosing(log_rows.leaves(session)) as batches:
             async for batch in batches:
-                if not _add(batch, frontier, findings, checkpoints):
+                if not _add(batch, frontier, findings, checkpoints=checkpoints):
                     whole = False
                     break
                 progress(frontier.size, total)
@@ -171,7 +171,7 @@ class _Checkpoints:
         while self.pending and self.pending[0][0] == frontier.size:
             size, root_hash, note = self.pending.popleft()
             try:
-                signed = parse_and_verify(note, self.public_key, self.origin, self.origin)
+                signed = parse_and_verify(note, self.public_key, self.origin, origin=self.origin)
             except CheckpointError as error:
                 findings.append(Finding(size, f"checkpoint {size}: {error}"))
                 continue
@@ -194,6 +194,7 @@ def _add(
     batch: list[log_rows.Leaf],
     frontier: Frontier,
     findings: list[Finding],
+    *,
     checkpoints: _Checkpoints,
 ) -> bool:
     """Add a batch of leaves to the tree, noting what is wrong; False at a gap (the rest of the

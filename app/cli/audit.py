@@ -68,7 +68,9 @@ def audit_verify(
                         session,
                         public_key,
                         origin,
-                        lambda done, total: progress.update(task, completed=done, total=total),
+                        progress=lambda done, total: progress.update(
+                            task, completed=done, total=total
+                        ),
                     )
         finally:
             await engine.dispose()
@@ -127,7 +129,7 @@ def _mismatch(signer: LogSigner, note: str | None) -> str | None:
         return None
     public_key = signer.private_key.public_key()
     try:
-        parse_and_verify(note, public_key, signer.origin, signer.origin)
+        parse_and_verify(note, public_key, signer.origin, origin=signer.origin)
         return None
     except CheckpointError:
         pass

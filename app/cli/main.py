@@ -361,7 +361,7 @@ def policy_explain(
     body = parsed.model_dump(mode="json", exclude_unset=True)
     standing = consents_from_records(body.get("consent", []), datetime.now(UTC))
     told = RecipientDisclosure.model_validate(
-        explanation(policy, decide(policy, body, recipient, standing))
+        explanation(policy, decide(policy, body, recipient, consents=standing))
     )
     # As GET /v1/release-notices/{id}/disclosures tells it, less what only a posted notice has.
     unposted = {"organisation_code", "decided_at", "message_id"}

@@ -75,7 +75,7 @@ def _object_in(node: Schema, defs: Mapping[str, Schema]) -> Schema | None:
 
 
 def _members(
-    node: Schema, defs: Mapping[str, Schema], pointer: str = "", required: bool = True
+    node: Schema, defs: Mapping[str, Schema], pointer: str = "", *, required: bool = True
 ) -> Iterator[_Member]:
     """Every member of the notice, objects and leaves, outside arrays, parents first."""
     needed = set(node.get("required", ()))
@@ -84,16 +84,18 @@ def _members(
         member = _Member(f"{pointer}/{name}", schema, inner, required and name in needed)
         yield member
         if inner is not None:
-            yield from _members(inner, defs, member.pointer, member.required)
+            yield from _members(inner, defs, member.pointer, required=member.required)
 
 
-def _full(node: Schema, defs: Mapping[str, Schema], answers: Mapping[str, str], at: str = ""):
+def _full(
+    node: Schema, defs: Mapping[str, Schema], answers: Mapping[str, str], *, at: str = ""
+) -> dict[str, Any]:
     """A notice holding every member: each leaf null, but the safeguarding answers given."""
     found: dict[str, Any] = {}
     for name, schema in node["properties"].items():
         inner = _object_in(schema, defs)
         pointer = f"{at}/{name}"
-        found[name] = _full(inner, defs, answers, pointer) if inner else answers.get(pointer)
+        found[name] = _full(inner, defs, answers, at=pointer) if inner else answers.get(pointer)
     return found
 
 
@@ -123,7 +125,7 @@ def shape(policy: Policy, notice_schema: Schema) -> Shape:
     always: set[str] | None = None
     for consents, notice in _cases(policy, notice_schema, members):
         for kind in RECIPIENT_KINDS:
-            decision = decide(policy, notice, kind, consents)
+            decision = decide(policy, notice, kind, consents=consents)
             if not decision.discloses_anything:
                 continue  # no message at all
             sent = set()
@@ -143,20 +145,20 @@ def disclosure_schema(notice_schema: Schema, found: Shape) -> Schema:
     """The notice's schema cut to what can be disclosed (`found`, from `shape`), whole: every
     $ref of the notice's schema written out, so it stands alone inside the claims' schema."""
     defs = notice_schema.get("$defs", {})
-    cut = _cut(notice_schema, defs, "", found)
+    cut = _cut(notice_schema, defs, "", found=found)
     if cut is None:
         raise ValueError("the policy sends nothing to anyone")
     return cut
 
 
-def _cut(node: Schema, defs: Mapping[str, Schema], pointer: str, found: Shape) -> Schema | None:
+def _cut(node: Schema, defs: Mapping[str, Schema], pointer: str, *, found: Shape) -> Schema | None:
     properties: Schema = {}
     required = []
     for name, schema in node["properties"].items():
         at = f"{pointer}/{name}"
         inner = _object_in(schema, defs)
         if inner is not None:
-            member = _cut(inner, defs, at, found)
+            member = _cut(inner, defs, at, found=found)
             if member is None:
                 continue
             if {"type": "null"} in schema.get("anyOf", ()):

@@ -43,7 +43,7 @@ def disclosure(
     """What one recipient gets: the disclosure row, its log entry, and the claims of the message
     to sign, or None if nothing at all is allowed (not even the fact of the notice leaves)."""
     organisation, role = recipient
-    decision = decide(policy, body, role, standing)
+    decision = decide(policy, body, role, consents=standing)
     told = explanation(policy, decision)  # the same account disclosures.py gives back
     allowed, manifest = told["sent"], told["withheld"]
     row = {

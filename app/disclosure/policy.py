@@ -277,7 +277,7 @@ def consents_from_records(
 
 
 def decide(
-    policy: Policy, notice: Mapping[str, Any], recipient: str, consents: Mapping[str, bool]
+    policy: Policy, notice: Mapping[str, Any], recipient: str, *, consents: Mapping[str, bool]
 ) -> Decision:
     """What one recipient may see of the notice, and what is withheld and why."""
     outcomes: dict[str, tuple[str, ...]] = {}

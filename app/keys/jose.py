@@ -153,7 +153,7 @@ def verify_jwt(
     With kid_optional (a client's one registered key), a token without a kid uses that key.
     """
     verifier = _chosen_verifier(keys, token, typ=typ, kid_optional=kid_optional)
-    claims = _decoded(verifier, token, audience, issuer, ("exp", *require))
+    claims = _decoded(verifier, token, audience=audience, issuer=issuer, require=("exp", *require))
     if type(claims["exp"]) is not int:  # not bool, str, float
         raise TokenError("exp and iat must be whole seconds")
     if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime:
@@ -168,7 +168,7 @@ def verify_message(
     with whichever of its keys the kid names, current, in grace or long retired; check typ,
     aud, iss, iat and jti. Messages carry no exp: what was sent stays verifiable."""
     verifier = _chosen_verifier(ring.archive, token, typ=typ, kid_optional=False)
-    return _decoded(verifier, token, audience, issuer, ("jti",))
+    return _decoded(verifier, token, audience=audience, issuer=issuer, require=("jti",))
 
 
 def _chosen_verifier(
@@ -195,7 +195,7 @@ def _chosen_verifier(
 
 
 def _decoded(
-    verifier: Verifier, token: str, audience: str, issuer: str, require: tuple[str, ...]
+    verifier: Verifier, token: str, *, audience: str, issuer: str, require: tuple[str, ...]
 ) -> dict[str, Any]:
     try:
         claims = jwt.decode(

@@ -46,8 +46,8 @@ async def settle(
     session: AsyncSession,
     claimed: Claimed,
     outcome: Outcome,
-    now: datetime,
     *,
+    now: datetime,
     draw: float = 0.5,
     schedule: Sequence[timedelta] = retry.STANDARD_SCHEDULE,
 ) -> str | None:
@@ -56,7 +56,7 @@ async def settle(
     return states[0]
 
 
-def new_values(claimed: Claimed, outcome: Outcome, plan: retry.Plan, now: datetime) -> dict:
+def new_values(claimed: Claimed, outcome: Outcome, plan: retry.Plan, *, now: datetime) -> dict:
     """PURE: what one attempt's outcome sets on its delivery, as retry.plan decided."""
     values: dict[str, object] = {
         "state": plan.state,
@@ -148,7 +148,7 @@ def _grouped(
     UPDATE."""
     groups: dict[tuple, list[Claimed]] = {}
     for (claimed, outcome), plan in zip(ended, plans, strict=True):
-        key = tuple(sorted(new_values(claimed, outcome, plan, now).items()))
+        key = tuple(sorted(new_values(claimed, outcome, plan, now=now).items()))
         groups.setdefault(key, []).append(claimed)
     return groups
 

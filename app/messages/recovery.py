@@ -154,7 +154,7 @@ async def redeliver(
             raise Problem(
                 409, "No active subscription", "You have no active subscription to send it to."
             )
-    queued = await _queue(session, [message.id], targets, now)
+    queued = await _queue(session, [message.id], targets, now=now)
     audit.append(
         session,
         "message.redelivery_requested",
@@ -227,7 +227,7 @@ async def recover(
     if until is not None:
         window.append(Message.created_at < until)
     batch, next_since = await _oldest(session, window, limit=limit)
-    queued = await _queue(session, batch, [subscription.id], now)
+    queued = await _queue(session, batch, [subscription.id], now=now)
     audit.append(
         session,
         "subscription.recovery_requested",
@@ -305,6 +305,7 @@ async def _queue(
     session: AsyncSession,
     message_ids: Sequence[uuid.UUID],
     subscription_ids: Sequence[uuid.UUID],
+    *,
     now: datetime,
 ) -> Queued:
     """Each message due now at each subscription: a pending delivery of it made due (one

@@ -47,7 +47,7 @@ async def subscribe(
         created_at=now,
     )
     session.add(subscription)
-    _log(session, "subscription.created", caller, subscription, now)
+    _log(session, "subscription.created", caller, subscription=subscription, now=now)
     return subscription
 
 
@@ -102,43 +102,57 @@ async def change(
         raise Problem(409, "Subscription deleted", "A deleted subscription cannot be changed.")
     if url is not None and url != subscription.url:
         subscription.url = url
-        _log(session, "subscription.url_changed", caller, subscription, now)
+        _log(session, "subscription.url_changed", caller, subscription=subscription, now=now)
     if status == ACTIVE and subscription.status != ACTIVE:
-        was = subscription.disabled_reason
-        subscription.status, subscription.disabled_reason = ACTIVE, None
-        subscription.disabled_at = None
-        # What waited goes out now, not at the next step of a back-off the recipient has fixed.
-        due = await session.execute(
-            update(Delivery)
-            .where(
-                lock_order.deliveries(
-                    Delivery.subscription_id == subscription.id,
-                    Delivery.state == PENDING,
-                    Delivery.next_attempt_at > now,
-                )
-            )
-            .values(next_attempt_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        await wake_workers(session)
-        _log(
-            session,
-            "subscription.enabled",
-            caller,
-            subscription,
-            now,
-            was_disabled_by=was,
-            made_due=due.rowcount,
-        )
+        await _enable(session, caller, subscription, now=now)
     elif status == DISABLED and subscription.status == ACTIVE:
         subscription.status, subscription.disabled_reason = DISABLED, BY_RECIPIENT
         subscription.disabled_at = now
-        _log(session, "subscription.disabled", caller, subscription, now, reason=BY_RECIPIENT)
+        _log(
+            session,
+            "subscription.disabled",
+            caller,
+            subscription=subscription,
+            now=now,
+            reason=BY_RECIPIENT,
+        )
     return subscription
 
 
+async def _enable(
+    session: AsyncSession, caller: Caller, subscription: Subscription, *, now: datetime
+) -> None:
+    """Clear whatever disabled the subscription; its pending deliveries are due at once."""
+    was = subscription.disabled_reason
+    subscription.status, subscription.disabled_reason = ACTIVE, None
+    subscription.disabled_at = None
+    # What waited goes out now, not at the next step of a back-off the recipient has fixed.
+    due = await session.execute(
+        update(Delivery)
+        .where(
+            lock_order.deliveries(
+                Delivery.subscription_id == subscription.id,
+                Delivery.state == PENDING,
+                Delivery.next_attempt_at > now,
+            )
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await wake_workers(session)
+    _log(
+        session,
+        "subscription.enabled",
+        caller,
+        subscription=subscription,
+        now=now,
+        was_disabled_by=was,
+        made_due=due.rowcount,
+    )
+
+
 async def delete(
-    session: AsyncSession, caller: Caller, subscription_id: uuid.UUID, now: datetime
+    session: AsyncSession, caller: Caller, subscription_id: uuid.UUID, *, now: datetime
 ) -> Subscription:
     """Stop delivering to it for good; its messages stay in the inbox. Its pending deliveries,
     one being sent included (its outcome is then not recorded), are dead. The subscription is
@@ -160,7 +174,14 @@ async def delete(
         .execution_options(synchronize_session=False)
     )
     if not already or settled.rowcount:
-        _log(session, "subscription.deleted", caller, subscription, now, dead=settled.rowcount)
+        _log(
+            session,
+            "subscription.deleted",
+            caller,
+            subscription=subscription,
+            now=now,
+            dead=settled.rowcount,
+        )
     return subscription
 
 
@@ -188,8 +209,8 @@ async def rotate_secret(
         session,
         "subscription.secret_rotated",
         caller,
-        subscription,
-        now,
+        subscription=subscription,
+        now=now,
         overlap_seconds=int(overlap.total_seconds()),
     )
     return subscription
@@ -206,6 +227,7 @@ def _log(
     session: AsyncSession,
     action: str,
     caller: Caller,
+    *,
     subscription: Subscription,
     now: datetime,
     **details: object,

@@ -38,19 +38,21 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+def signature(secret: str, message_id: str, timestamp: int, *, body: bytes) -> str:
     """One `webhook-signature` entry: v1,base64(HMAC-SHA256(key, "id.timestamp.body"))."""
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signatures(signing_secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
+def signatures(
+    signing_secrets: Sequence[str], message_id: str, timestamp: int, *, body: bytes
+) -> str:
     """The `webhook-signature` header: one entry per secret, space-separated, so that during a
     secret rotation's overlap a receiver holding either secret can verify."""
     if not signing_secrets:
         raise ValueError("a webhook is always signed")
-    return " ".join(signature(s, message_id, timestamp, body) for s in signing_secrets)
+    return " ".join(signature(s, message_id, timestamp, body=body) for s in signing_secrets)
 
 
 # The webhook event type of each kind of message.
@@ -159,7 +161,7 @@ async def resolve_destination(url: str, allowed: Sequence[IPNetwork]) -> Destina
         {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos},
         key=lambda a: (a.version, int(a)),
     )
-    return _vetted(parts, host, addresses, allowed)
+    return _vetted(parts, host, addresses, allowed=allowed)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -170,7 +172,7 @@ def _literal_destination(url: str, allowed: tuple[IPNetwork, ...]) -> Destinatio
         parts, host, _ = _split(url)
         if "%" in host or not _is_ip_literal(host):
             return None
-        return _vetted(parts, host, [ipaddress.ip_address(host)], allowed)
+        return _vetted(parts, host, [ipaddress.ip_address(host)], allowed=allowed)
     except DestinationRefused as exc:
         return str(exc)
 
@@ -191,7 +193,7 @@ def _split(url: str) -> tuple[SplitResult, str, int]:
 
 
 def _vetted(
-    parts: SplitResult, host: str, addresses: list[IPAddress], allowed: Sequence[IPNetwork]
+    parts: SplitResult, host: str, addresses: list[IPAddress], *, allowed: Sequence[IPNetwork]
 ) -> Destination:
     """PURE: where to connect, if every address the host stands for may be called."""
     if not addresses or not all(address_allowed(a, allowed) for a in addresses):
@@ -250,7 +252,7 @@ async def send(
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signatures(signing_secrets, message_id, timestamp, body),
+        "webhook-signature": signatures(signing_secrets, message_id, timestamp, body=body),
     }
     try:
         async with asyncio.timeout(deadline_seconds):

@@ -56,6 +56,7 @@ async def claim(
     session: AsyncSession,
     organisation_id: uuid.UUID,
     key_ref: str,
+    *,
     request_sha256: str,
     now: datetime,
 ) -> tuple[IdempotencyKey | None, Answer | None]:

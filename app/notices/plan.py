@@ -197,27 +197,8 @@ def plan_notice(
         "actor_client_id": caller.client_id,
         "person_ref": person_ref,
     }
-    earlier = read.earlier
-    entries = _notice_entries(row, read, actor=actor, now=now)
-    made, carried = carry(read.records, notice.consent, notice_id=notice_id, now=now, new_id=new_id)
-    entries += [recorded_entry(r, now=now, **actor) for r in made]
-    records = [*read.records, *made]
-    lost = {r.scope for r in made if r.decision != "given"}
-    voided: list[Record] = []
-    if earlier:  # what earlier versions carried and this one does not was entered in error
-        voided = unsupported(
-            read.records,
-            read.carriers,
-            replaced=earlier.versions,
-            still=frozenset(consent_id for consent_id, _ in carried),
-        )
-        entries += [voided_entry(r, now=now, **actor) for r in voided]
-        lost |= {r.scope for r in voided}
-        gone = {r.id for r in voided}
-        records = [r for r in records if r.id not in gone]
-    standing = standing_of(records, now)
-    # A lost consent never given (a first notice's refusal) cannot have been relied on.
-    ever_given = {r.scope for r in [*read.records, *made] if r.decision == "given"}
+    consents = _consents(notice, read, notice_id=notice_id, actor=actor, now=now, new_id=new_id)
+    standing = standing_of(consents.records, now)
     decided = _decide(
         body, read, policy=policy, standing=standing, notice_id=notice_id, now=now, new_id=new_id
     )
@@ -225,19 +206,67 @@ def plan_notice(
     return Plan(
         notice=row,
         consents=tuple(
-            _consent_row(r, caller=caller, person_ref=person_ref, now=now) for r in made
+            _consent_row(r, caller=caller, person_ref=person_ref, now=now) for r in consents.made
         ),
         carriers=tuple(
-            {"consent_id": c, "notice_id": notice_id, "created_at": now} for c, _ in carried
+            {"consent_id": c, "notice_id": notice_id, "created_at": now}
+            for c, _ in consents.carried
         ),
-        voided=tuple(r.id for r in voided),
+        voided=tuple(r.id for r in consents.voided),
         disclosures=tuple(disclosures),
-        entries=tuple(entries),
+        entries=(*_notice_entries(row, read, actor=actor, now=now), *consents.entries),
         decided=tuple(Entry(**{**e.__dict__, "person_ref": person_ref}) for e in decided_entries),
         to_sign=tuple(to_sign),
         sent=tuple(sent),
-        withdrawals=tuple(sorted(lost & ever_given)),
+        withdrawals=consents.withdrawals,
         standing=standing,
+    )
+
+
+@dataclass(frozen=True)
+class _Consents:
+    """What a notice does to the person's consent records."""
+
+    made: list[Record]  # made from the notice, for the decisions no record holds yet
+    carried: list[tuple[uuid.UUID, Record]]  # the notice's carriers: (consent id, record)
+    voided: list[Record]  # carried only by the versions an amendment replaces
+    entries: list[Entry]  # the log entries of those made, then of those voided
+    records: list[Record]  # the person's, once the plan is written: the voided ones gone
+    withdrawals: tuple[str, ...]  # the scopes lost that something may have relied on
+
+
+def _consents(
+    notice: Any,
+    read: Read,
+    *,
+    notice_id: uuid.UUID,
+    actor: Mapping[str, Any],
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+) -> _Consents:
+    """The records the notice makes and carries, and, for an amendment, those it voids."""
+    made, carried = carry(read.records, notice.consent, notice_id=notice_id, now=now, new_id=new_id)
+    entries = [recorded_entry(r, now=now, **actor) for r in made]
+    voided: list[Record] = []
+    if read.earlier:  # what earlier versions carried and this one does not was entered in error
+        voided = unsupported(
+            read.records,
+            read.carriers,
+            replaced=read.earlier.versions,
+            still=frozenset(consent_id for consent_id, _ in carried),
+        )
+        entries += [voided_entry(r, now=now, **actor) for r in voided]
+    gone = {r.id for r in voided}
+    lost = {r.scope for r in made if r.decision != "given"} | {r.scope for r in voided}
+    # A lost consent never given (a first notice's refusal) cannot have been relied on.
+    ever_given = {r.scope for r in [*read.records, *made] if r.decision == "given"}
+    return _Consents(
+        made=made,
+        carried=carried,
+        voided=voided,
+        entries=entries,
+        records=[r for r in [*read.records, *made] if r.id not in gone],
+        withdrawals=tuple(sorted(lost & ever_given)),
     )
 
 

@@ -71,8 +71,8 @@ async def run_once(
     sessions: async_sessionmaker[AsyncSession],
     client: httpx.AsyncClient,
     settings: Settings,
-    data_keys: DataKeys,
     *,
+    data_keys: DataKeys,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Number what was committed unnumbered, claim what is due now (a batch), deliver it all,
@@ -230,7 +230,10 @@ class Worker:
         lease = timedelta(seconds=self.settings.delivery_lease_seconds)
         whole_attempt = timedelta(seconds=self.settings.webhook_timeout_seconds)
         now = datetime.now(UTC)
-        if any(lease_renewal_due(item, now, lease, whole_attempt) for item in self.pool.ready):
+        if any(
+            lease_renewal_due(item, now, lease=lease, whole_attempt=whole_attempt)
+            for item in self.pool.ready
+        ):
             asked = list(self.pool.ready)
             kept = await renew(self.sessions, asked, now + lease)
             if kept is not None:  # attempts that ended meanwhile may have started some

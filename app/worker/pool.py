@@ -62,7 +62,7 @@ def claims_ahead(settings: Settings) -> int:
 
 
 def lease_renewal_due(
-    item: leases.Claimed, now: datetime, lease: timedelta, whole_attempt: timedelta
+    item: leases.Claimed, now: datetime, *, lease: timedelta, whole_attempt: timedelta
 ) -> bool:
     """PURE: whether a claim waiting for room should have its lease renewed now: once it has
     less left than halfway from a whole lease down to a whole attempt. Passes come at least every

@@ -27,12 +27,12 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 ROOT = hashlib.sha256(b"a root").digest()
 AT = datetime(2026, 11, 22, 9, 30, 15, tzinfo=UTC)
-NOTE = sign_checkpoint(KEY, ORIGIN, 1042, ROOT, AT)
+NOTE = sign_checkpoint(KEY, ORIGIN, 1042, root=ROOT, time=AT)
 DASH = "\u2014"
 
 
 def verify(note: str, key: Ed25519PrivateKey = KEY, name: str = ORIGIN) -> Checkpoint:
-    return parse_and_verify(note, key.public_key(), name, ORIGIN)
+    return parse_and_verify(note, key.public_key(), name, origin=ORIGIN)
 
 
 def raw(key: Ed25519PrivateKey) -> bytes:
@@ -59,23 +59,25 @@ def test_the_note_is_laid_out_as_the_specs_say() -> None:
 
 def test_round_trip() -> None:
     assert verify(NOTE) == Checkpoint(size=1042, root=ROOT, time=AT)
-    empty = sign_checkpoint(KEY, ORIGIN, 0, hashlib.sha256(b"").digest(), AT)
+    empty = sign_checkpoint(KEY, ORIGIN, 0, root=hashlib.sha256(b"").digest(), time=AT)
     assert verify(empty).size == 0
 
 
 def test_time_is_written_in_utc_to_the_second() -> None:
     paris = timezone(timedelta(hours=1))
-    note = sign_checkpoint(KEY, ORIGIN, 1, ROOT, datetime(2026, 11, 22, 10, 30, 15, 999, paris))
+    note = sign_checkpoint(
+        KEY, ORIGIN, 1, root=ROOT, time=datetime(2026, 11, 22, 10, 30, 15, 999, paris)
+    )
     assert "time 2026-11-22T09:30:15Z\n" in note
     assert verify(note).time == AT
     with pytest.raises(ValueError):
-        sign_checkpoint(KEY, ORIGIN, 1, ROOT, datetime(2026, 11, 22, 9, 30))  # naive
+        sign_checkpoint(KEY, ORIGIN, 1, root=ROOT, time=datetime(2026, 11, 22, 9, 30))  # naive
 
 
 def test_a_key_name_other_than_the_origin() -> None:
-    note = sign_checkpoint(KEY, ORIGIN, 5, ROOT, AT, key_name="exchange-2026")
+    note = sign_checkpoint(KEY, ORIGIN, 5, root=ROOT, time=AT, key_name="exchange-2026")
     assert f"\n\n{DASH} exchange-2026 " in note
-    assert parse_and_verify(note, KEY.public_key(), "exchange-2026", ORIGIN).size == 5
+    assert parse_and_verify(note, KEY.public_key(), "exchange-2026", origin=ORIGIN).size == 5
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,7 @@ def test_a_key_name_other_than_the_origin() -> None:
 )
 def test_what_cannot_be_signed(origin: str, size: int, root: bytes, key_name: str | None) -> None:
     with pytest.raises(ValueError):
-        sign_checkpoint(KEY, origin, size, root, AT, key_name=key_name)
+        sign_checkpoint(KEY, origin, size, root=root, time=AT, key_name=key_name)
 
 
 # The signed-note reference (Go's golang.org/x/mod/sumdb/note) and its test key.
@@ -195,7 +197,7 @@ def test_every_tampering_is_refused(note: str, reason: str) -> None:
 
 
 def test_a_note_signed_by_another_key() -> None:
-    forged = sign_checkpoint(OTHER_KEY, ORIGIN, 1042, ROOT, AT)
+    forged = sign_checkpoint(OTHER_KEY, ORIGIN, 1042, root=ROOT, time=AT)
     with pytest.raises(CheckpointError) as refused:
         verify(forged)
     assert refused.value.reason == "unknown_key"
@@ -213,14 +215,16 @@ def test_a_note_verified_with_the_wrong_key() -> None:
 
 
 def test_a_checkpoint_of_another_log() -> None:
-    other = sign_checkpoint(KEY, "nps-exchange.example/other", 1042, ROOT, AT, key_name=ORIGIN)
+    other = sign_checkpoint(
+        KEY, "nps-exchange.example/other", 1042, root=ROOT, time=AT, key_name=ORIGIN
+    )
     with pytest.raises(CheckpointError) as refused:
         verify(other)
     assert refused.value.reason == "wrong_origin"
 
 
 def test_signatures_by_unknown_keys_are_ignored() -> None:
-    witness = sign_checkpoint(OTHER_KEY, ORIGIN, 1042, ROOT, AT, key_name="witness")
+    witness = sign_checkpoint(OTHER_KEY, ORIGIN, 1042, root=ROOT, time=AT, key_name="witness")
     witness_line = witness.split("\n\n")[1]
     cosigned = NOTE + witness_line
     assert verify(cosigned).size == 1042
@@ -292,8 +296,8 @@ def test_the_signing_helper_above_makes_good_notes() -> None:
 
 
 ANY_REFUSAL: list[Callable[[], object]] = [
-    lambda: parse_and_verify(NOTE, OTHER_KEY.public_key(), ORIGIN, ORIGIN),
-    lambda: parse_and_verify(NOTE, KEY.public_key(), ORIGIN, "another/log"),
+    lambda: parse_and_verify(NOTE, OTHER_KEY.public_key(), ORIGIN, origin=ORIGIN),
+    lambda: parse_and_verify(NOTE, KEY.public_key(), ORIGIN, origin="another/log"),
 ]
 
 

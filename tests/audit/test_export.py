@@ -21,7 +21,7 @@ def check(lines: list[dict[str, Any]]) -> int:
     """What an auditor does with an export: verify the note, rebuild the root from the entries."""
     head = lines[0]["checkpoint"]
     origin, key = parse_verifier_key(head["verifier_key"])
-    signed = parse_and_verify(head["note"], key, origin, origin)
+    signed = parse_and_verify(head["note"], key, origin, origin=origin)
     leaves = lines[1:]
     assert [leaf["leaf_index"] for leaf in leaves] == list(range(signed.size))
     hashes = [merkle.leaf_hash(canonical_json(leaf["entry"])) for leaf in leaves]

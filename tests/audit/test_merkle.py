@@ -11,7 +11,7 @@ import hashlib
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,7 @@ INCLUSION = [
 @pytest.mark.parametrize(("index", "size", "path"), INCLUSION)
 def test_inclusion_proofs_by_hand(index: int, size: int, path: list[bytes]) -> None:
     assert inclusion_proof(index, size, subtree_hasher(L)) == path
-    verify_inclusion(L[index], index, size, path, ROOTS[size])
+    verify_inclusion(L[index], index, size, proof=path, root=ROOTS[size])
 
 
 CONSISTENCY = [
@@ -171,7 +171,9 @@ CONSISTENCY = [
 @pytest.mark.parametrize(("first", "second", "proof"), CONSISTENCY)
 def test_consistency_proofs_by_hand(first: int, second: int, proof: list[bytes]) -> None:
     assert consistency_proof(first, second, subtree_hasher(L)) == proof
-    verify_consistency(first, second, ROOTS[first], ROOTS[second], proof)
+    verify_consistency(
+        first, second, first_root=ROOTS[first], second_root=ROOTS[second], proof=proof
+    )
 
 
 # ---- refusals -------------------------------------------------------------------------------
@@ -195,61 +197,77 @@ def not_in(index: int, size: int) -> str:
     return f"leaf index {index} is not in a tree of size {size}"
 
 
+def inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> Callable[[], None]:
+    """A refusal to expect: verifying this proof."""
+    return lambda: verify_inclusion(leaf, index, size, proof=proof, root=root)
+
+
+def consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> Callable[[], None]:
+    """A refusal to expect: verifying this proof."""
+    return lambda: verify_consistency(
+        first, second, first_root=first_root, second_root=second_root, proof=proof
+    )
+
+
 INCLUSION_REFUSALS: list[tuple[str, str, Callable[[], None]]] = [
-    ("wrong root", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [c, g, l_], ROOTS[6])),
-    ("flipped root", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [c, g, l_], flip(ROOTS[7]))),
-    ("wrong leaf", NOT_THE_ROOT, lambda: verify_inclusion(c, 3, 7, [c, g, l_], ROOTS[7])),
+    ("wrong root", NOT_THE_ROOT, inclusion(d, 3, 7, [c, g, l_], ROOTS[6])),
+    ("flipped root", NOT_THE_ROOT, inclusion(d, 3, 7, [c, g, l_], flip(ROOTS[7]))),
+    ("wrong leaf", NOT_THE_ROOT, inclusion(c, 3, 7, [c, g, l_], ROOTS[7])),
     (
         "leaf data, not its hash",
         NOT_THE_ROOT,
-        lambda: verify_inclusion(H(b"\x03"), 3, 7, [c, g, l_], ROOTS[7]),
+        inclusion(H(b"\x03"), 3, 7, [c, g, l_], ROOTS[7]),
     ),
-    ("wrong index", NOT_THE_ROOT, lambda: verify_inclusion(d, 2, 7, [c, g, l_], ROOTS[7])),
+    ("wrong index", NOT_THE_ROOT, inclusion(d, 2, 7, [c, g, l_], ROOTS[7])),
     (
         "a size the proof is not for",
         TOO_SHORT,
-        lambda: verify_inclusion(d, 3, 9, [c, g, l_], ROOTS[7]),
+        inclusion(d, 3, 9, [c, g, l_], ROOTS[7]),
     ),
-    ("truncated proof", TOO_SHORT, lambda: verify_inclusion(d, 3, 7, [c, g], ROOTS[7])),
-    ("empty proof", TOO_SHORT, lambda: verify_inclusion(d, 3, 7, [], ROOTS[7])),
-    ("extra hash at the end", TOO_LONG, lambda: verify_inclusion(d, 3, 7, [c, g, l_, a], ROOTS[7])),
-    ("extra hash in front", TOO_LONG, lambda: verify_inclusion(d, 3, 7, [a, c, g, l_], ROOTS[7])),
-    ("reordered proof", NOT_THE_ROOT, lambda: verify_inclusion(d, 3, 7, [g, c, l_], ROOTS[7])),
+    ("truncated proof", TOO_SHORT, inclusion(d, 3, 7, [c, g], ROOTS[7])),
+    ("empty proof", TOO_SHORT, inclusion(d, 3, 7, [], ROOTS[7])),
+    ("extra hash at the end", TOO_LONG, inclusion(d, 3, 7, [c, g, l_, a], ROOTS[7])),
+    ("extra hash in front", TOO_LONG, inclusion(d, 3, 7, [a, c, g, l_], ROOTS[7])),
+    ("reordered proof", NOT_THE_ROOT, inclusion(d, 3, 7, [g, c, l_], ROOTS[7])),
     (
         "tampered proof hash",
         NOT_THE_ROOT,
-        lambda: verify_inclusion(d, 3, 7, [c, flip(g), l_], ROOTS[7]),
+        inclusion(d, 3, 7, [c, flip(g), l_], ROOTS[7]),
     ),
-    ("index == size", not_in(7, 7), lambda: verify_inclusion(a, 7, 7, [], ROOTS[7])),
+    ("index == size", not_in(7, 7), inclusion(a, 7, 7, [], ROOTS[7])),
     # Past the last leaf of a one-leaf tree, an empty path from the leaf is "the root".
-    ("index == size == 1", not_in(1, 1), lambda: verify_inclusion(a, 1, 1, [], a)),
-    ("index > size", not_in(9, 7), lambda: verify_inclusion(a, 9, 7, [], ROOTS[7])),
-    ("negative index", not_in(-1, 7), lambda: verify_inclusion(a, -1, 7, [], ROOTS[7])),
-    ("empty tree", not_in(0, 0), lambda: verify_inclusion(a, 0, 0, [], ROOTS[0])),
-    ("a single leaf with a proof", TOO_LONG, lambda: verify_inclusion(a, 0, 1, [a], ROOTS[1])),
-    ("a short hash", NOT_A_HASH, lambda: verify_inclusion(d, 3, 7, [c, g[:31], l_], ROOTS[7])),
-    ("a long hash", NOT_A_HASH, lambda: verify_inclusion(d, 3, 7, [c, g + b"\x00", l_], ROOTS[7])),
+    ("index == size == 1", not_in(1, 1), inclusion(a, 1, 1, [], a)),
+    ("index > size", not_in(9, 7), inclusion(a, 9, 7, [], ROOTS[7])),
+    ("negative index", not_in(-1, 7), inclusion(a, -1, 7, [], ROOTS[7])),
+    ("empty tree", not_in(0, 0), inclusion(a, 0, 0, [], ROOTS[0])),
+    ("a single leaf with a proof", TOO_LONG, inclusion(a, 0, 1, [a], ROOTS[1])),
+    ("a short hash", NOT_A_HASH, inclusion(d, 3, 7, [c, g[:31], l_], ROOTS[7])),
+    ("a long hash", NOT_A_HASH, inclusion(d, 3, 7, [c, g + b"\x00", l_], ROOTS[7])),
     # Hashes of any other length, each one that would otherwise lead to its root.
     (
         "a short leaf that is the root",
         NOT_A_HASH,
-        lambda: verify_inclusion(b"abc", 0, 1, [], b"abc"),
+        inclusion(b"abc", 0, 1, [], b"abc"),
     ),
     (
         "a short leaf",
         NOT_A_HASH,
-        lambda: verify_inclusion(b"abc", 0, 2, [b], node_hash(b"abc", b)),
+        inclusion(b"abc", 0, 2, [b], node_hash(b"abc", b)),
     ),
     (
         "a short proof hash",
         NOT_A_HASH,
-        lambda: verify_inclusion(a, 0, 2, [b"x"], node_hash(a, b"x")),
+        inclusion(a, 0, 2, [b"x"], node_hash(a, b"x")),
     ),
-    ("a root that is not bytes", NOT_A_HASH, lambda: verify_inclusion(a, 0, 1, [], bytearray(a))),
+    ("a root that is not bytes", NOT_A_HASH, inclusion(a, 0, 1, [], bytearray(a))),
     (
         "a proof from another tree",
         NOT_THE_ROOT,
-        lambda: verify_inclusion(
+        inclusion(
             d, 3, 7, inclusion_proof(3, 7, subtree_hasher([*L[:3], d, *OTHER[4:]])), ROOTS[7]
         ),
     ),
@@ -284,91 +302,91 @@ def backwards(first: int, second: int) -> str:
 
 P3_7 = [c, d, g, l_]  # PROOF(3, D[7])
 CONSISTENCY_REFUSALS: list[tuple[str, str, Callable[[], None]]] = [
-    ("wrong first root", NOT_THE_FIRST, lambda: verify_consistency(3, 7, ROOTS[4], ROOTS[7], P3_7)),
+    ("wrong first root", NOT_THE_FIRST, consistency(3, 7, ROOTS[4], ROOTS[7], P3_7)),
     (
         "wrong second root",
         NOT_THE_SECOND,
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[8], P3_7),
+        consistency(3, 7, ROOTS[3], ROOTS[8], P3_7),
     ),
-    ("wrong first size", LONGER, lambda: verify_consistency(2, 7, ROOTS[3], ROOTS[7], P3_7)),
-    ("wrong second size", SHORTER, lambda: verify_consistency(3, 9, ROOTS[3], ROOTS[7], P3_7)),
-    ("truncated proof", SHORTER, lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], P3_7[:-1])),
+    ("wrong first size", LONGER, consistency(2, 7, ROOTS[3], ROOTS[7], P3_7)),
+    ("wrong second size", SHORTER, consistency(3, 9, ROOTS[3], ROOTS[7], P3_7)),
+    ("truncated proof", SHORTER, consistency(3, 7, ROOTS[3], ROOTS[7], P3_7[:-1])),
     (
         "extra hash at the end",
         LONGER,
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [*P3_7, a]),
+        consistency(3, 7, ROOTS[3], ROOTS[7], [*P3_7, a]),
     ),
     (
         "extra hash in front",
         LONGER,
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [a, *P3_7]),
+        consistency(3, 7, ROOTS[3], ROOTS[7], [a, *P3_7]),
     ),
     (
         "tampered hash",
         NOT_THE_SECOND,
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, flip(d), g, l_]),
+        consistency(3, 7, ROOTS[3], ROOTS[7], [c, flip(d), g, l_]),
     ),
     (
         "empty proof",
         "the consistency proof is empty",
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], []),
+        consistency(3, 7, ROOTS[3], ROOTS[7], []),
     ),
     (
         "power of two, root repeated",
         LONGER,
-        lambda: verify_consistency(4, 7, k, ROOTS[7], [k, l_]),
+        consistency(4, 7, k, ROOTS[7], [k, l_]),
     ),
     (
         "first > second",
         backwards(7, 3),
-        lambda: verify_consistency(7, 3, ROOTS[7], ROOTS[3], P3_7),
+        consistency(7, 3, ROOTS[7], ROOTS[3], P3_7),
     ),
-    ("negative first", backwards(-1, 3), lambda: verify_consistency(-1, 3, ROOTS[0], ROOTS[3], [])),
+    ("negative first", backwards(-1, 3), consistency(-1, 3, ROOTS[0], ROOTS[3], [])),
     (
         "first == 0 with a proof",
         NOTHING_TO_PROVE,
-        lambda: verify_consistency(0, 3, ROOTS[0], ROOTS[3], [ROOTS[3]]),
+        consistency(0, 3, ROOTS[0], ROOTS[3], [ROOTS[3]]),
     ),
     (
         "first == 0, not the empty root",
         "the first root is not the empty tree's",
-        lambda: verify_consistency(0, 3, a, ROOTS[3], []),
+        consistency(0, 3, a, ROOTS[3], []),
     ),
     (
         "equal sizes, other roots",
         "two trees of the same size with different roots",
-        lambda: verify_consistency(5, 5, ROOTS[5], flip(ROOTS[5]), []),
+        consistency(5, 5, ROOTS[5], flip(ROOTS[5]), []),
     ),
     (
         "equal sizes with a proof",
         NOTHING_TO_PROVE,
-        lambda: verify_consistency(5, 5, ROOTS[5], ROOTS[5], [a]),
+        consistency(5, 5, ROOTS[5], ROOTS[5], [a]),
     ),
     (
         "a short hash",
         NOT_A_HASH,
-        lambda: verify_consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g, l_[:-1]]),
+        consistency(3, 7, ROOTS[3], ROOTS[7], [c, d, g, l_[:-1]]),
     ),
     # Hashes of any other length, each one that would otherwise lead to its roots.
     (
         "junk second root from the empty tree",
         NOT_A_HASH,
-        lambda: verify_consistency(0, 3, EMPTY_ROOT, b"junk", []),
+        consistency(0, 3, EMPTY_ROOT, b"junk", []),
     ),
     (
         "a short first root",
         NOT_A_HASH,
-        lambda: verify_consistency(4, 7, b"abc", node_hash(b"abc", l_), [l_]),
+        consistency(4, 7, b"abc", node_hash(b"abc", l_), [l_]),
     ),
     (
         "a short proof hash",
         NOT_A_HASH,
-        lambda: verify_consistency(4, 7, k, node_hash(k, b"x"), [b"x"]),
+        consistency(4, 7, k, node_hash(k, b"x"), [b"x"]),
     ),
     (
         "a proof from another tree",
         NOT_THE_SECOND,
-        lambda: verify_consistency(
+        consistency(
             3, 7, ROOTS[3], ROOTS[7], consistency_proof(3, 7, subtree_hasher([*L[:3], *OTHER[3:]]))
         ),
     ),
@@ -408,23 +426,41 @@ def test_every_inclusion_proof_up_to_64_leaves() -> None:
     for size in range(1, 65):
         for index in range(size):
             proof = inclusion_proof(index, size, HASHER_64)
-            verify_inclusion(LEAVES_64[index], index, size, proof, ROOTS_64[size])
+            verify_inclusion(LEAVES_64[index], index, size, proof=proof, root=ROOTS_64[size])
             with pytest.raises(ProofError):  # the neighbour's leaf is not at this index
-                verify_inclusion(LEAVES_64[index - 1], index, size, proof, ROOTS_64[size])
+                verify_inclusion(
+                    LEAVES_64[index - 1], index, size, proof=proof, root=ROOTS_64[size]
+                )
             if size < 64:  # nor is the proof good for the next tree
                 with pytest.raises(ProofError):
-                    verify_inclusion(LEAVES_64[index], index, size + 1, proof, ROOTS_64[size + 1])
+                    verify_inclusion(
+                        LEAVES_64[index], index, size + 1, proof=proof, root=ROOTS_64[size + 1]
+                    )
 
 
 def test_every_consistency_proof_up_to_64_leaves() -> None:
     for second in range(1, 65):
         for first in range(1, second):
             proof = consistency_proof(first, second, HASHER_64)
-            verify_consistency(first, second, ROOTS_64[first], ROOTS_64[second], proof)
+            verify_consistency(
+                first, second, first_root=ROOTS_64[first], second_root=ROOTS_64[second], proof=proof
+            )
             with pytest.raises(ProofError):
-                verify_consistency(first, second, ROOTS_64[first], ROOTS_64[second], proof[:-1])
+                verify_consistency(
+                    first,
+                    second,
+                    first_root=ROOTS_64[first],
+                    second_root=ROOTS_64[second],
+                    proof=proof[:-1],
+                )
             with pytest.raises(ProofError):
-                verify_consistency(first, second, ROOTS_64[first], ROOTS_64[second], [*proof, a])
+                verify_consistency(
+                    first,
+                    second,
+                    first_root=ROOTS_64[first],
+                    second_root=ROOTS_64[second],
+                    proof=[*proof, a],
+                )
 
 
 def test_stored_nodes_answer_every_subtree_a_proof_asks_for() -> None:
@@ -495,15 +531,15 @@ def test_inclusion_holds_and_binds_the_leaf(tree: list[bytes], data: st.DataObje
     index = data.draw(st.integers(0, size - 1), label="index")
     proof = inclusion_proof(index, size, subtree_hasher(tree))
     root = root_hash(tree[:size])
-    verify_inclusion(tree[index], index, size, proof, root)
+    verify_inclusion(tree[index], index, size, proof=proof, root=root)
     other = H(b"not in the tree")
     with pytest.raises(ProofError):
-        verify_inclusion(other, index, size, proof, root)
+        verify_inclusion(other, index, size, proof=proof, root=root)
     if proof:
         position = data.draw(st.integers(0, len(proof) - 1), label="tampered")
         tampered = [*proof[:position], flip(proof[position]), *proof[position + 1 :]]
         with pytest.raises(ProofError):
-            verify_inclusion(tree[index], index, size, tampered, root)
+            verify_inclusion(tree[index], index, size, proof=tampered, root=root)
 
 
 @PROPERTY
@@ -513,12 +549,16 @@ def test_consistency_holds_and_binds_both_roots(tree: list[bytes], data: st.Data
     first = data.draw(st.integers(0, second), label="first")
     proof = consistency_proof(first, second, subtree_hasher(tree))
     first_root, second_root = root_hash(tree[:first]), root_hash(tree[:second])
-    verify_consistency(first, second, first_root, second_root, proof)
+    verify_consistency(first, second, first_root=first_root, second_root=second_root, proof=proof)
     with pytest.raises(ProofError):
-        verify_consistency(first, second, flip(first_root), second_root, proof)
+        verify_consistency(
+            first, second, first_root=flip(first_root), second_root=second_root, proof=proof
+        )
     if first > 0:  # the empty tree is a prefix of every tree, whatever its root
         with pytest.raises(ProofError):
-            verify_consistency(first, second, first_root, flip(second_root), proof)
+            verify_consistency(
+                first, second, first_root=first_root, second_root=flip(second_root), proof=proof
+            )
 
 
 @PROPERTY
@@ -533,7 +573,11 @@ def test_a_rewritten_history_is_not_consistent(tree: list[bytes], data: st.DataO
     proof = consistency_proof(first, second, subtree_hasher(rewritten))
     with pytest.raises(ProofError):
         verify_consistency(
-            first, second, root_hash(tree[:first]), root_hash(rewritten[:second]), proof
+            first,
+            second,
+            first_root=root_hash(tree[:first]),
+            second_root=root_hash(rewritten[:second]),
+            proof=proof,
         )
 
 

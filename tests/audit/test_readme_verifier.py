@@ -64,7 +64,7 @@ def test_a_checkpoint_and_every_inclusion_proof(auditor: dict[str, Any]) -> None
     key = Ed25519PrivateKey.generate()
     leaves = [our_leaf_hash(canonical_json(entry)) for entry in ENTRIES]
     size = len(leaves)
-    note = sign_checkpoint(key, ORIGIN, size, root_hash(leaves), AT)
+    note = sign_checkpoint(key, ORIGIN, size, root=root_hash(leaves), time=AT)
 
     verified_size, root = auditor["verify_checkpoint"](note, verifier_key(ORIGIN, key.public_key()))
     assert verified_size == size
@@ -96,7 +96,7 @@ def key_with_a_plus_in_its_vkey() -> Ed25519PrivateKey:
 
 def test_a_verifier_key_whose_base64_holds_a_plus(auditor: dict[str, Any]) -> None:
     key = key_with_a_plus_in_its_vkey()
-    note = sign_checkpoint(key, ORIGIN, 3, bytes(32), AT)
+    note = sign_checkpoint(key, ORIGIN, 3, root=bytes(32), time=AT)
     assert auditor["verify_checkpoint"](note, verifier_key(ORIGIN, key.public_key())) == (
         3,
         bytes(32),
@@ -106,14 +106,16 @@ def test_a_verifier_key_whose_base64_holds_a_plus(auditor: dict[str, Any]) -> No
 def test_it_refuses_what_the_exchange_refuses(auditor: dict[str, Any]) -> None:
     key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     vkey = verifier_key(ORIGIN, key.public_key())
-    note = sign_checkpoint(key, ORIGIN, 7, bytes(32), AT)
+    note = sign_checkpoint(key, ORIGIN, 7, root=bytes(32), time=AT)
     with pytest.raises(InvalidSignature):
         auditor["verify_checkpoint"](note.replace("\n7\n", "\n8\n"), vkey)
     with pytest.raises(ValueError, match="no signature by this key"):
-        auditor["verify_checkpoint"](sign_checkpoint(other, ORIGIN, 7, bytes(32), AT), vkey)
+        auditor["verify_checkpoint"](
+            sign_checkpoint(other, ORIGIN, 7, root=bytes(32), time=AT), vkey
+        )
     with pytest.raises(ValueError, match="not of"):
         auditor["verify_checkpoint"](
-            sign_checkpoint(key, "elsewhere/log", 7, bytes(32), AT, key_name=ORIGIN), vkey
+            sign_checkpoint(key, "elsewhere/log", 7, root=bytes(32), time=AT, key_name=ORIGIN), vkey
         )
     name, key_id, encoded = vkey.split("+", 2)
     with pytest.raises(ValueError, match="verifier key"):

@@ -153,7 +153,7 @@ async def test_entries_the_service_wrote_need_no_second_reading(
     if is_sqlite(database_url):
         pytest.skip("entries are spliced on PostgreSQL only")
 
-    async def refused(*_: object) -> None:
+    async def refused(*_: object, **__: object) -> None:
         raise AssertionError("an entry the service wrote was read again")
 
     monkeypatch.setattr(log_rows, "_again", refused)

@@ -223,7 +223,7 @@ async def test_the_checkpoint_endpoint_serves_a_note_that_verifies(world, app, s
     origin = f"{settings.issuer.split('://')[1].split(':')[0]}/log"
     name, public_key = parse_verifier_key(served["verifier_key"])
     assert name == origin
-    checkpoint = parse_and_verify(served["note"], public_key, name, origin)
+    checkpoint = parse_and_verify(served["note"], public_key, name, origin=origin)
     assert checkpoint.size == served["tree_size"] > 0
     assert checkpoint.root == b64(served["root_hash"])
     assert checkpoint.time == datetime.fromisoformat(served["signed_at"]) == NOW
@@ -274,11 +274,11 @@ async def test_inclusion_and_consistency_proofs_verify(world):
             leaf, path = b64(body["leaf_hash"]), [b64(h) for h in body["hashes"]]
             assert leaf == hashes[index]
             assert readme["leaf_hash"](canonical_json(body["entry"])) == leaf
-            merkle.verify_inclusion(leaf, index, tree_size, path, root)
+            merkle.verify_inclusion(leaf, index, tree_size, proof=path, root=root)
             assert readme["verify_inclusion"](leaf, index, tree_size, path, root)
             if path:
                 with pytest.raises(merkle.ProofError):
-                    merkle.verify_inclusion(leaf, index, tree_size, path[:-1], root)
+                    merkle.verify_inclusion(leaf, index, tree_size, proof=path[:-1], root=root)
 
     for first in range(size + 1):
         for second in (first, size):
@@ -289,9 +289,9 @@ async def test_inclusion_and_consistency_proofs_verify(world):
             merkle.verify_consistency(
                 first,
                 second,
-                merkle.root_hash(hashes[:first]),
-                merkle.root_hash(hashes[:second]),
-                [b64(h) for h in body["hashes"]],
+                first_root=merkle.root_hash(hashes[:first]),
+                second_root=merkle.root_hash(hashes[:second]),
+                proof=[b64(h) for h in body["hashes"]],
             )
     if size > 2:
         proof = (await get(world, "/v1/audit/proofs/consistency", first=3, second=size)).json()
@@ -299,9 +299,9 @@ async def test_inclusion_and_consistency_proofs_verify(world):
             merkle.verify_consistency(
                 3,
                 size,
-                merkle.root_hash(hashes[1:4]),
-                merkle.root_hash(hashes),
-                [b64(h) for h in proof["hashes"]],
+                first_root=merkle.root_hash(hashes[1:4]),
+                second_root=merkle.root_hash(hashes),
+                proof=[b64(h) for h in proof["hashes"]],
             )
 
 

@@ -187,7 +187,7 @@ async def test_verify_reads_the_log_as_it_stood_when_it_began(
 
     key = log.private_key.public_key()
     async with world.sessions() as session:
-        report = await log_verify.verify(session, key, log.origin, meanwhile)
+        report = await log_verify.verify(session, key, log.origin, progress=meanwhile)
     assert changed == [2] and report.findings == []
     async with world.sessions() as session:  # afterwards, both are found
         found = await log_verify.verify(session, key, log.origin)

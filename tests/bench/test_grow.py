@@ -56,7 +56,7 @@ async def traffic(world, example, settings) -> None:
         await post(world, f"{NOTICES}/{second['id']}/cancellation", {"reason": "entered_in_error"})
         third = await post(world, NOTICES, about(example, "C3333CC"))
         async with http_client() as client:
-            while await run_once(world.sessions, client, settings, world.data_keys):
+            while await run_once(world.sessions, client, settings, data_keys=world.data_keys):
                 pass
     message = next(r["message_id"] for r in third["recipients"] if r["organisation_code"] == "N07")
     await post(

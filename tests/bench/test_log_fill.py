@@ -44,7 +44,9 @@ async def test_a_filled_log_sequences_verifies_and_answers(
 
     await sequence_all(database_url, data_dir)
 
-    async def refused(*_: object) -> None:  # details are filled as the exchange stores them
+    async def refused(
+        *_: object, **__: object
+    ) -> None:  # details are filled as the exchange stores them
         raise AssertionError("a filled entry's spliced document missed")
 
     monkeypatch.setattr(log_rows, "_again", refused)

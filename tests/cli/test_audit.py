@@ -48,7 +48,7 @@ async def test_the_printed_key_verifies_a_checkpoint_the_exchange_signed(
     assert signature[:4].hex() == key["key_id"]  # the ID the note's signature line carries
 
     origin, public_key = parse_verifier_key(key["verifier_key"])
-    checkpoint = parse_and_verify(note, public_key, origin, origin)
+    checkpoint = parse_and_verify(note, public_key, origin, origin=origin)
     size, root = readme_verifier()["verify_checkpoint"](note, key["verifier_key"])
     assert (size, root) == (checkpoint.size, checkpoint.root)
     assert size == served.json()["tree_size"]

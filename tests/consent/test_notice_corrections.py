@@ -78,7 +78,7 @@ async def test_a_withdrawn_messages_delivery_in_flight_that_fails_is_settled(
         )
     assert (await withdraw(world, (await carried(world, SMS))["id"])).status_code == 200
     async with world.sessions() as session, session.begin():
-        await outcomes.settle(session, claimed, Outcome(False, 500, 3), datetime.now(UTC))
+        await outcomes.settle(session, claimed, Outcome(False, 500, 3), now=datetime.now(UTC))
     for hours in (1, 5, 30, 200):
         await work(world, settings, datetime.now(UTC) + timedelta(hours=hours))
     from tests.helpers.consents import hexid

@@ -315,7 +315,7 @@ async def test_a_worker_claim_racing_a_withdrawal_never_loses_the_notification(
                 allowed=settings.webhook_allowed_cidrs,
             )
         async with world.sessions() as settling, settling.begin():
-            assert await outcomes.settle(settling, item, outcome, now()) == "delivered"
+            assert await outcomes.settle(settling, item, outcome, now=now()) == "delivered"
         assert await work(world, settings) == 1
         events = [json.loads(r.body) for r in receiver.wait_for(2)]
     assert [(e["type"], e["data"]["message_id"]) for e in events] == [

@@ -81,7 +81,7 @@ def cases(table: dict[str, tuple]) -> list[Any]:
 
 @pytest.mark.parametrize(("recipient", "consents", "withheld"), cases(EXAMPLE_TABLE))
 def test_example_notice(recipient: str, consents: dict[str, bool], withheld: set) -> None:
-    decision = decide(POLICY, EXAMPLE, recipient, consents)
+    decision = decide(POLICY, EXAMPLE, recipient, consents=consents)
     assert manifest_of(decision) == withheld
     expected = without(EXAMPLE, [path for path, _, _ in withheld])
     if recipient == SMS and "person" in expected:  # the treatment service gets the month only
@@ -93,7 +93,7 @@ def test_example_notice(recipient: str, consents: dict[str, bool], withheld: set
 
 
 def test_sms_without_consent_discloses_nothing_and_accounts_for_every_section() -> None:
-    decision = decide(POLICY, EXAMPLE, SMS, {CLINICAL: True})
+    decision = decide(POLICY, EXAMPLE, SMS, consents={CLINICAL: True})
     assert decision.disclosure == {}
     assert decision.fields_sent == ()
     assert not decision.discloses_anything
@@ -198,7 +198,7 @@ HAND_TABLE = {  # id: (rules, consents, fields sent, manifest as (path, rule, re
 def test_decide_with_a_small_policy(
     rules: tuple[Rule, ...], consents: dict[str, bool], sent: tuple[str, ...], withheld: list
 ) -> None:
-    decision = decide(Policy("test", "0" * 64, rules), SMALL_NOTICE, PROBATION, consents)
+    decision = decide(Policy("test", "0" * 64, rules), SMALL_NOTICE, PROBATION, consents=consents)
     assert decision.recipient == PROBATION
     assert decision.fields_sent == sent
     assert decision.manifest == tuple(Withheld(*w) for w in withheld)
@@ -275,7 +275,7 @@ def test_property_consents_from_records_keeps_latest(notice: dict[str, Any]) -> 
 @PROPERTY
 @given(notice=notices(), recipient=recipients)
 def test_property_disclosure_is_a_faithful_subset(notice: dict[str, Any], recipient: str) -> None:
-    decision = decide(POLICY, notice, recipient, latest_consents(notice["consent"]))
+    decision = decide(POLICY, notice, recipient, consents=latest_consents(notice["consent"]))
     source = leaves(notice)
     transforms = {a.path: a.transform for a in decision.allowed if a.transform}
     for pointer, value in leaves(decision.disclosure).items() if decision.disclosure else ():
@@ -289,7 +289,7 @@ def test_property_disclosure_is_a_faithful_subset(notice: dict[str, Any], recipi
 def test_property_every_leaf_sent_or_in_manifest_never_both(
     notice: dict[str, Any], recipient: str
 ) -> None:
-    decision = decide(POLICY, notice, recipient, latest_consents(notice["consent"]))
+    decision = decide(POLICY, notice, recipient, consents=latest_consents(notice["consent"]))
     sent = leaves(decision.disclosure) if decision.disclosure else {}
     paths = [w.path for w in decision.manifest]
     for pointer in leaves(notice):
@@ -303,7 +303,7 @@ def test_property_every_leaf_sent_or_in_manifest_never_both(
 @given(notice=notices())
 def test_property_sms_gets_nothing_without_consent(notice: dict[str, Any]) -> None:
     consents = latest_consents(notice["consent"])
-    decision = decide(POLICY, notice, SMS, consents)
+    decision = decide(POLICY, notice, SMS, consents=consents)
     if consents.get(SMS) is not True:
         assert decision.disclosure == {}
         assert not decision.discloses_anything
@@ -315,7 +315,7 @@ def test_property_sms_gets_nothing_without_consent(notice: dict[str, Any]) -> No
 @given(notice=notices())
 def test_property_probation_clinical_notes_and_safeguarding(notice: dict[str, Any]) -> None:
     consents = latest_consents(notice["consent"])
-    sent = leaves(decide(POLICY, notice, PROBATION, consents).disclosure)
+    sent = leaves(decide(POLICY, notice, PROBATION, consents=consents).disclosure)
     if consents.get(CLINICAL) is not True:
         assert CLINICAL_NOTES not in sent
     for member in ("children_contact", "vulnerable_adults_contact"):
@@ -334,7 +334,7 @@ def test_property_every_sent_leaf_has_an_allow_rule_in_force(
     notice: dict[str, Any], recipient: str
 ) -> None:
     consents = latest_consents(notice["consent"])
-    decision = decide(POLICY, notice, recipient, consents)
+    decision = decide(POLICY, notice, recipient, consents=consents)
     mine = [r for r in POLICY.rules if r.recipient == recipient and _in_force(r, consents)]
     for pointer in leaves(decision.disclosure) if decision.disclosure else ():
         covering = [r for r in mine if any(under(pointer, f) for f in r.fields)]
@@ -370,10 +370,10 @@ def test_the_rules_covering_a_notice_pointer_are_worked_out_when_the_policy_is_b
     policy = Policy("test", "0" * 64, (ALLOW_ALL, DENY_C), pointers=frozenset(leaves(SMALL_NOTICE)))
     assert sorted(examined) == sorted(2 * list(leaves(SMALL_NOTICE)))  # each rule asked once ...
     examined.clear()
-    first = decide(policy, SMALL_NOTICE, PROBATION, {})
+    first = decide(policy, SMALL_NOTICE, PROBATION, consents={})
     assert examined == []  # ... and never while deciding
     assert first == decide(
-        Policy("test", "0" * 64, (ALLOW_ALL, DENY_C)), SMALL_NOTICE, PROBATION, {}
+        Policy("test", "0" * 64, (ALLOW_ALL, DENY_C)), SMALL_NOTICE, PROBATION, consents={}
     )
 
 
@@ -386,10 +386,10 @@ def test_a_pointer_the_policy_was_not_built_for_is_decided_and_changes_nothing(
     policy = Policy("test", "0" * 64, tuple(rules), pointers=frozenset({"/a/b/c"}))
     built = dict(policy._covering)
     examined = _counting_covers(monkeypatch)
-    first = decide(policy, SMALL_NOTICE, PROBATION, consents)
+    first = decide(policy, SMALL_NOTICE, PROBATION, consents=consents)
     assert first.fields_sent == sent and sent
     assert "/a/b/c" not in examined and "/a/b/d" in examined
     assert dict(policy._covering) == built
     with pytest.raises(TypeError):
         policy._covering[(PROBATION, "/x")] = policy._covering[(PROBATION, "/a/b/c")]  # type: ignore[index]
-    assert decide(policy, SMALL_NOTICE, PROBATION, consents) == first
+    assert decide(policy, SMALL_NOTICE, PROBATION, consents=consents) == first

@@ -176,7 +176,7 @@ ACCEPTED = {  # the checks are not broader than the README says
 def test_valid_policies_load(tmp_path: Path, extra: dict[str, Any]) -> None:
     policy = load(tmp_path, [extra])
     assert [r.id for r in policy.rules] == ["t.ok", "t.safeguarding"]
-    sent = decide(policy, EXAMPLE, PROBATION, {}).disclosure
+    sent = decide(policy, EXAMPLE, PROBATION, consents={}).disclosure
     assert sent["safeguarding"] == EXAMPLE["safeguarding"]
 
 
@@ -243,7 +243,7 @@ DECISIONS = {  # id: (rules, consents, {pointer: outcome})
 
 @pytest.mark.parametrize(("rules", "consents", "want"), DECISIONS.values(), ids=DECISIONS.keys())
 def test_decisions(tmp_path: Path, rules: list, consents: dict, want: dict) -> None:
-    decision = decide(load(tmp_path, rules), notice_with(), SMS, consents)
+    decision = decide(load(tmp_path, rules), notice_with(), SMS, consents=consents)
     assert {p: outcome(decision, p) for p in want} == want
 
 
@@ -253,7 +253,9 @@ def test_decisions(tmp_path: Path, rules: list, consents: dict, want: dict) -> N
 def test_a_condition_rule_is_in_force_only_when_it_holds(tmp_path, children, adults, condition):
     policy = load(tmp_path, [sms("t.if", "/nps_use", requires={"safeguarding": condition})])
     holds = children == "yes" or (condition == "children_or_adults_at_risk" and adults == "yes")
-    decision = decide(policy, notice_with(children, adults), SMS, {SMS: True, CLINICAL: True})
+    decision = decide(
+        policy, notice_with(children, adults), SMS, consents={SMS: True, CLINICAL: True}
+    )
     sent = ("sent", "t.if", None, "current")
     assert outcome(decision, STATUS) == (sent if holds else W("t.if", "condition_not_met"))
     assert decision.consents_relied == frozenset()
@@ -278,7 +280,7 @@ RELIED = {  # id: (rules, consents, member of treatment_in_custody dropped, cons
 
 @pytest.mark.parametrize(("rules", "consents", "drop", "relied"), RELIED.values(), ids=RELIED)
 def test_consents_relied(tmp_path: Path, rules, consents, drop, relied) -> None:
-    decision = decide(load(tmp_path, rules), notice_with(drop=drop), SMS, consents)
+    decision = decide(load(tmp_path, rules), notice_with(drop=drop), SMS, consents=consents)
     assert decision.consents_relied == relied
 
 
@@ -330,7 +332,7 @@ def checked(notice: dict, recipient: str, consents: dict, gated: frozenset = fro
     """Decide, and check (1): every sent leaf is covered by an allow rule in force and no deny
     rule in force, and is the notice's value or its transform by the closest such allow; and
     that none rests on a consent in `gated` alone (nor escaped a deny lifted by one)."""
-    decision, source = decide(POLICY, notice, recipient, consents), leaves(notice)
+    decision, source = decide(POLICY, notice, recipient, consents=consents), leaves(notice)
     for pointer, value in (leaves(decision.disclosure) if decision.disclosure else {}).items():
         covering = [r for r in POLICY.rules if r.recipient == recipient and r.covers(pointer)]
         live = [r for r in covering if in_force(r, consents, notice)]
@@ -403,7 +405,9 @@ def test_property_the_tables_built_at_load_decide_as_the_rules_worked_out_afresh
         consents = consents_from_records(history, BASE + timedelta(hours=1))
         for kind in (SMS, PROBATION):
             afresh = Policy(built.version, built.sha256, built.rules)
-            assert decide(built, notice, kind, consents) == decide(afresh, notice, kind, consents)
+            assert decide(built, notice, kind, consents=consents) == decide(
+                afresh, notice, kind, consents=consents
+            )
 
 
 def oracle(history: list[dict[str, Any]], now: datetime | None) -> dict[str, bool]:

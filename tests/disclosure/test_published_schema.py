@@ -170,6 +170,6 @@ def test_every_condition_and_every_transform_is_met_by_some_case() -> None:
 def test_property_every_disclosure_the_shipped_policy_makes_is_valid(data, kind: str) -> None:
     history = data.draw(histories())
     notice = data.draw(notices(history))
-    decision = decide(POLICY, notice, kind, consents_from_records(history, BASE))
+    decision = decide(POLICY, notice, kind, consents=consents_from_records(history, BASE))
     if decision.discloses_anything:
         DISCLOSURE.validate(decision.disclosure)

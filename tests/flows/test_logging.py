@@ -32,7 +32,7 @@ async def test_the_flow_logs_no_personal_data(world, example, settings, caplog) 
         broken = {**example, "person": {**example["person"], "noms_number": "Daniel Hughes"}}
         assert (await world.post_notice(broken)).status_code == 422
         async with http_client() as client:
-            await run_once(world.sessions, client, settings, world.data_keys)
+            await run_once(world.sessions, client, settings, data_keys=world.data_keys)
     assert caplog.records, "expected the worker to log its attempt"
     for value in personal_values(example):
         assert value not in caplog.text

@@ -88,7 +88,9 @@ class Recipients:
     async def deliver(self, expected: int) -> list[Delivered]:
         """One worker pass, which must attempt `expected` deliveries: each one checked."""
         async with http_client() as client:
-            sent = await run_once(self.world.sessions, client, self.settings, self.world.data_keys)
+            sent = await run_once(
+                self.world.sessions, client, self.settings, data_keys=self.world.data_keys
+            )
         assert sent == expected
         received = self.receiver.wait_for(self.seen + expected)[self.seen :]
         self.seen += expected

@@ -19,7 +19,9 @@ async def work(world, settings, at: datetime | None = None) -> int:
     """One worker pass (at this time, or now): how many deliveries it attempted."""
     async with http_client() as client:
         clock = (lambda: at) if at else (lambda: datetime.now(UTC))
-        return await run_once(world.sessions, client, settings, world.data_keys, clock=clock)
+        return await run_once(
+            world.sessions, client, settings, data_keys=world.data_keys, clock=clock
+        )
 
 
 async def until_waiting_or_done(world, database_url: str, task: asyncio.Task) -> None:

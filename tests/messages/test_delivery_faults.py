@@ -34,7 +34,11 @@ async def subscribe(world, code: str, url: str) -> str:
 async def once(world, settings, at: datetime | None = None) -> int:
     async with http_client() as client:
         return await run_once(
-            world.sessions, client, settings, world.data_keys, clock=lambda: at or datetime.now(UTC)
+            world.sessions,
+            client,
+            settings,
+            data_keys=world.data_keys,
+            clock=lambda: at or datetime.now(UTC),
         )
 
 
@@ -141,7 +145,7 @@ async def test_a_redelivery_asked_for_during_an_attempt_is_not_undone_by_its_out
     )
     assert asked.status_code == 202, asked.text
     async with world.sessions() as session, session.begin():  # the attempt under way fails
-        await outcomes.settle(session, item, Outcome(False, 500, 10, "non-2xx response"), now)
+        await outcomes.settle(session, item, Outcome(False, 500, 10, "non-2xx response"), now=now)
     async with world.sessions() as session:
         due = (
             await session.scalars(

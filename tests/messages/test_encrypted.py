@@ -148,7 +148,7 @@ async def test_the_webhook_carries_the_jwe_and_the_receiver_can_open_it(world, e
         assert subscribed.status_code == 201, subscribed.text
         message_id = by_recipient((await world.post_notice(example)).json())["N07"]
         async with http_client() as client:
-            assert await run_once(world.sessions, client, settings, world.data_keys) >= 1
+            assert await run_once(world.sessions, client, settings, data_keys=world.data_keys) >= 1
         (delivered,) = [r for r in receiver.wait_for(1) if r.headers["webhook-id"] == message_id]
     Webhook(subscribed.json()["secret"]).verify(delivered.body, delivered.headers)
     event = json.loads(delivered.body)

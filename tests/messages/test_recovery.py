@@ -34,7 +34,9 @@ async def post(world, example: dict[str, Any]) -> str:
 async def deliver(world, settings, at: datetime | None = None) -> int:
     at = at or datetime.now(UTC)
     async with http_client() as client:
-        return await run_once(world.sessions, client, settings, world.data_keys, clock=lambda: at)
+        return await run_once(
+            world.sessions, client, settings, data_keys=world.data_keys, clock=lambda: at
+        )
 
 
 async def deliveries(world, subscription_id: str, code: str = "N07", **params: Any) -> Any:

@@ -79,7 +79,7 @@ async def test_deliveries_are_signed_with_the_new_secret(world, example, setting
         secret = (await rotate(world, created["id"])).json()["secret"]
         await world.post_notice(example)
         async with http_client() as client:
-            assert await run_once(world.sessions, client, settings, world.data_keys) == 1
+            assert await run_once(world.sessions, client, settings, data_keys=world.data_keys) == 1
         [request] = receiver.wait_for(1)
     Webhook(secret).verify(request.body, request.headers)
 

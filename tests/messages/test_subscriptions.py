@@ -232,7 +232,11 @@ async def change(world, subscription_id: str, code: str = "N07", **body: Any) ->
 async def deliver(world, settings, at: datetime | None = None) -> int:
     async with http_client() as client:
         return await run_once(
-            world.sessions, client, settings, world.data_keys, clock=lambda: at or datetime.now(UTC)
+            world.sessions,
+            client,
+            settings,
+            data_keys=world.data_keys,
+            clock=lambda: at or datetime.now(UTC),
         )
 
 

@@ -30,7 +30,9 @@ async def work(world, settings, at: datetime | None = None) -> int:
     """One worker pass at this time (or now): how many deliveries it attempted."""
     at = at or datetime.now(UTC)
     async with http_client() as client:
-        return await run_once(world.sessions, client, settings, world.data_keys, clock=lambda: at)
+        return await run_once(
+            world.sessions, client, settings, data_keys=world.data_keys, clock=lambda: at
+        )
 
 
 async def message(world, message_id: str, code: str = "N07") -> dict[str, Any]:

@@ -45,7 +45,7 @@ def headers_for(secret: str, message_id: str, body: bytes) -> dict[str, str]:
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, message_id, timestamp, body),
+        "webhook-signature": signature(secret, message_id, timestamp, body=body),
     }
 
 

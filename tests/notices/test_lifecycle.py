@@ -317,7 +317,9 @@ async def deliver(world, settings, receiver, secrets: dict[str, str], expected: 
     """Run the worker once; each event received, checked, as (recipient, type, typ, data)."""
     seen = len(receiver.requests)
     async with http_client() as client:
-        assert await run_once(world.sessions, client, settings, world.data_keys) == expected
+        assert (
+            await run_once(world.sessions, client, settings, data_keys=world.data_keys) == expected
+        )
     got = []
     for request in receiver.wait_for(seen + expected)[seen:]:
         code = request.path.rsplit("/", 1)[-1]

@@ -159,7 +159,7 @@ async def test_purge_erases_an_old_notices_data_and_keeps_its_log(world, example
         old = await post(world, example, **{"idempotency-key": "old"})
         recent = await post(world, example, **{"idempotency-key": "recent"})
         async with http_client() as client:  # N07 delivered; SMS-LEEDS refused, to be retried
-            assert await run_once(world.sessions, client, settings, world.data_keys) == 4
+            assert await run_once(world.sessions, client, settings, data_keys=world.data_keys) == 4
     await backdate(world, old["id"], days=91)
     log_before = await audit_rows(world)
 
@@ -201,7 +201,7 @@ async def test_an_attempt_in_flight_when_its_notice_is_purged_does_not_revive_it
         await backdate(world, notice_id, 91)
         async with http_client() as client:
             attempt = asyncio.create_task(
-                run_once(world.sessions, client, settings, world.data_keys)
+                run_once(world.sessions, client, settings, data_keys=world.data_keys)
             )
             while not (await stored(world, notice_id))[2][0].leased_until:  # claimed: sending
                 assert not attempt.done()

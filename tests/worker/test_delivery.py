@@ -58,7 +58,11 @@ async def test_retries_until_the_receiver_answers_with_the_same_id_and_bytes(
             for attempt in range(4):
                 assert (
                     await run_once(
-                        world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                        world.sessions,
+                        client,
+                        settings,
+                        data_keys=world.data_keys,
+                        clock=lambda at=now: at,
                     )
                     == 1
                 )
@@ -69,7 +73,11 @@ async def test_retries_until_the_receiver_answers_with_the_same_id_and_bytes(
                 early = now + wait * (1 - JITTER) - timedelta(milliseconds=1)
                 assert (
                     await run_once(
-                        world.sessions, client, settings, world.data_keys, clock=lambda at=early: at
+                        world.sessions,
+                        client,
+                        settings,
+                        data_keys=world.data_keys,
+                        clock=lambda at=early: at,
                     )
                     == 0
                 )
@@ -99,14 +107,22 @@ async def test_gives_up_into_dead_only_when_the_schedule_is_spent(world, example
                 assert state == "pending", f"dead before attempt {attempt + 1}"
                 assert (
                     await run_once(
-                        world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                        world.sessions,
+                        client,
+                        settings,
+                        data_keys=world.data_keys,
+                        clock=lambda at=now: at,
                     )
                     == 1
                 )
                 now += timedelta(days=2)
             assert (
                 await run_once(
-                    world.sessions, client, settings, world.data_keys, clock=lambda at=now: at
+                    world.sessions,
+                    client,
+                    settings,
+                    data_keys=world.data_keys,
+                    clock=lambda at=now: at,
                 )
                 == 0
             )
@@ -121,7 +137,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(world, example, setti
         await subscribe(world, "N07", receiver.url)
         await world.post_notice(example)
         async with http_client() as client:
-            await run_once(world.sessions, client, settings, world.data_keys)
+            await run_once(world.sessions, client, settings, data_keys=world.data_keys)
         assert len(receiver.requests) == 1
     [(state, attempts, *_)] = await deliveries(world)
     assert (state, attempts) == ("pending", 1)
@@ -133,7 +149,7 @@ async def test_an_address_no_longer_allowed_is_refused_at_send_time(world, examp
         await world.post_notice(example)
         strict = settings.model_copy(update={"webhook_allowed_cidrs": ()})
         async with http_client() as client:
-            assert await run_once(world.sessions, client, strict, world.data_keys) == 1
+            assert await run_once(world.sessions, client, strict, data_keys=world.data_keys) == 1
         assert receiver.requests == []
     [(error,)] = await world.sql("SELECT error FROM delivery_attempt")
     assert error.startswith("refused")
@@ -155,7 +171,7 @@ async def test_both_recipients_are_delivered_and_a_disabled_subscription_is_not(
         )
         await world.post_notice(example)
         async with http_client() as client:
-            assert await run_once(world.sessions, client, settings, world.data_keys) == 1
+            assert await run_once(world.sessions, client, settings, data_keys=world.data_keys) == 1
         assert [r.path for r in receiver.wait_for(1)] == ["/hooks/sms"]
 
 
@@ -243,7 +259,7 @@ async def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_outcome(
     async def settle(claimed: leases.Claimed, delivered: bool, at: datetime) -> str | None:
         outcome = Outcome(delivered, 204 if delivered else 500, 5)
         async with world.sessions() as session, session.begin():
-            return await outcomes.settle(session, claimed, outcome, at)
+            return await outcomes.settle(session, claimed, outcome, now=at)
 
     slow = await claim(now)  # worker A: its send outlives its lease
     later = now + lease + timedelta(seconds=1)
@@ -316,7 +332,7 @@ async def test_a_payload_that_cannot_be_opened_holds_up_only_its_own_delivery(
                 update(Message).where(Message.id == uuid.UUID(first)).values(jws_key_id="lost")
             )
         async with http_client() as client:
-            await run_once(world.sessions, client, settings, world.data_keys)
+            await run_once(world.sessions, client, settings, data_keys=world.data_keys)
         [request] = receiver.wait_for(1)
         assert request.headers["webhook-id"] == second
         rows = await world.sql("SELECT state, attempts, leased_until FROM delivery")

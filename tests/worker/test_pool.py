@@ -43,7 +43,7 @@ async def once(world, settings, at: datetime | None = None) -> int:
             world.sessions,
             client,
             settings,
-            world.data_keys,
+            data_keys=world.data_keys,
             clock=(lambda: at) if at else (lambda: datetime.now(UTC)),
         )
 
@@ -133,17 +133,25 @@ def test_claims_ahead_are_rounds_of_attempts_renewed_before_they_could_not_start
     now = datetime(2026, 1, 1, tzinfo=UTC)
     lease, attempt = timedelta(seconds=60), timedelta(seconds=15)
     item = replace(CLAIMED, leased_until=now + lease)
-    assert not lease_renewal_due(item, now, lease, attempt)
-    assert not lease_renewal_due(item, now + timedelta(seconds=22), lease, attempt)  # 38 s left
-    assert lease_renewal_due(item, now + timedelta(seconds=23), lease, attempt)  # 37 s left
-    assert not lease_renewal_due(replace(item, leased_until=None), now, lease, attempt)
+    assert not lease_renewal_due(item, now, lease=lease, whole_attempt=attempt)
+    assert not lease_renewal_due(
+        item, now + timedelta(seconds=22), lease=lease, whole_attempt=attempt
+    )  # 38 s left
+    assert lease_renewal_due(
+        item, now + timedelta(seconds=23), lease=lease, whole_attempt=attempt
+    )  # 37 s left
+    assert not lease_renewal_due(
+        replace(item, leased_until=None), now, lease=lease, whole_attempt=attempt
+    )
     for lease_s, attempt_s in [(60, 15), (30, 15), (2, 1), (600, 60)]:
         lease, attempt = timedelta(seconds=lease_s), timedelta(seconds=attempt_s)
         item = replace(CLAIMED, leased_until=now + lease)
         due = next(
             now + timedelta(seconds=t / 10)
             for t in range(lease_s * 10)
-            if lease_renewal_due(item, now + timedelta(seconds=t / 10), lease, attempt)
+            if lease_renewal_due(
+                item, now + timedelta(seconds=t / 10), lease=lease, whole_attempt=attempt
+            )
         )
         # Due with half the way from a whole lease down to a whole attempt still to go.
         assert lease_lasts(item, due + (lease - attempt) / 2 - timedelta(seconds=0.2), attempt)
