@@ -25,22 +25,6 @@ CALLBACKS = {
     "app/storage/db.py:_connect",  # SQLAlchemy's do_connect: (dialect, conn_rec, cargs, cparams)
 }
 
-# Temporary: being reworked in parallel. Remove each entry once its function is fixed.
-PENDING = {
-    "app/audit/entry.py:about_message",  # called positionally from outbox.py and signed.py
-    "app/consent/records.py:withdraw",
-    "app/consent/withdrawal.py:consent_lost",
-    "app/consent/withdrawal.py:_redecide",
-    "app/messages/acknowledgements.py:one",
-    "app/messages/outbox.py:enqueue",
-    "app/messages/signed.py:retract",
-    "app/messages/signed.py:draft",
-    "app/messages/signed.py:queue",
-    "app/notices/intake.py:_replace_held",
-    "app/notices/intake.py:_tell",
-    "app/notices/intake.py:_close",
-    "app/notices/intake.py:_supersede",
-}
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -93,7 +77,6 @@ def _shape(source: str, module: str) -> dict[str, list[str]]:
         if count > MAX_POSITIONAL and not (
             (function.name.startswith("__") and function.name.endswith("__"))
             or key in CALLBACKS
-            or key in PENDING
             or (module.startswith("app/api/") and _is_route(function))
         ):
             found["positional"].append(f"{where}: {count} positional parameters")

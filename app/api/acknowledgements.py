@@ -88,7 +88,7 @@ async def post_acknowledgement(
         if earlier is not None:
             # The answer is kept without the note, which lives sealed in its own row only.
             first = await acknowledgements.one(
-                session, message_id, uuid.UUID(earlier.body["id"]), caller
+                session, message_id, uuid.UUID(earlier.body["id"]), caller=caller
             )
             headers = {"idempotent-replayed": "true", "location": earlier.location or ""}
             answer = _out(first, data_keys).model_dump(mode="json")
@@ -149,5 +149,5 @@ async def get(
     data_keys: DataKeysDep,
 ) -> AcknowledgementOut:
     """One acknowledgement of one of your messages."""
-    found = await acknowledgements.one(session, message_id, acknowledgement_id, caller)
+    found = await acknowledgements.one(session, message_id, acknowledgement_id, caller=caller)
     return _out(found, data_keys)

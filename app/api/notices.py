@@ -16,9 +16,9 @@ from app.api.callers import PrisonCaller
 from app.api.deps import DataKeysDep, Now, Session, SigningDep
 from app.api.problems import PROBLEMS, documented
 from app.disclosure import explanations as disclosures
-from app.notices import idempotency, intake, tracking
+from app.notices import cancellation, idempotency, intake, tracking
+from app.notices.cancellation import Accepted
 from app.notices.document import ReleaseNotice
-from app.notices.intake import Accepted
 from app.storage.models import StoredNotice
 from app.wire.schemas import (
     CancellationIn,
@@ -197,7 +197,7 @@ async def cancel(
         key=idempotency_key,
         body=body.model_dump(mode="json"),
         now=now,
-        work=lambda: intake.cancel_notice(
+        work=lambda: cancellation.cancel_notice(
             session, notice_id, body.reason, caller=caller, signing=signing, now=now
         ),
     )

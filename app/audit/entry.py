@@ -24,7 +24,7 @@ class Entry:
     details: dict[str, Any] | None = None
 
 
-def about_message(message: Any, action: str, at: datetime, details: dict[str, Any]) -> Entry:
+def about_message(message: Any, action: str, *, at: datetime, details: dict[str, Any]) -> Entry:
     """A log entry about a message: its notice, and its recipient as the subject."""
     return Entry(
         action,

@@ -136,9 +136,9 @@ async def consent_lost(
     session: AsyncSession,
     person_ref: str,
     scopes: Iterable[str],
+    *,
     signing: Signing,
     now: datetime,
-    *,
     standing: Mapping[str, bool] | None = None,
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> Effects:
@@ -277,17 +277,4 @@ def _drafts(
     taken: Taken, notices: Mapping[uuid.UUID, StoredNotice], *, signing: Signing, now: datetime
 ) -> tuple[Draft, ...]:
     """Sign (and seal) each message the plan sends, before anything of it is written."""
-    return tuple(
-        draft(
-            s.kind,
-            notices[s.notice_id],
-            s.organisation,
-            s.claims,
-            signing,
-            now,
-            disclosure_id=s.disclosure_id,
-            supersedes=s.supersedes,
-            message_id=s.message_id,
-        )
-        for s in taken.to_sign
-    )
+    return tuple(draft(s, notices[s.notice_id], signing=signing, now=now) for s in taken.to_sign)

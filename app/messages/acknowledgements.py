@@ -130,7 +130,7 @@ async def of_message(
 
 
 async def one(
-    session: AsyncSession, message_id: uuid.UUID, acknowledgement_id: uuid.UUID, caller: Caller
+    session: AsyncSession, message_id: uuid.UUID, acknowledgement_id: uuid.UUID, *, caller: Caller
 ) -> Acknowledgement:
     """One of the caller's acknowledgements of its own message; 404 otherwise."""
     await _own_message(session, message_id, caller)

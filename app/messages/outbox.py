@@ -87,7 +87,10 @@ def deliveries_of(
             )
             entries.append(
                 audit.about_message(
-                    message, "delivery.queued", now, {"subscription_id": str(subscription_id)}
+                    message,
+                    "delivery.queued",
+                    at=now,
+                    details={"subscription_id": str(subscription_id)},
                 )
             )
     return rows, entries
@@ -97,20 +100,19 @@ async def enqueue(
     session: AsyncSession,
     messages: Sequence[Message],
     now: datetime,
-    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
     *,
-    logged: Sequence[audit.Entry] = (),
+    subscribed: Mapping[uuid.UUID, list[uuid.UUID]] | None = None,
 ) -> None:
     """Queue, now, one pending delivery per subscription of each message's recipient (as
-    `subscribers` finds them, or has found them in this transaction: `subscribed`), each logged;
-    `logged` are entries to write first, in the same statement (the messages' own)."""
+    `subscribers` finds them, or has found them in this transaction: `subscribed`), each
+    logged. (Intake and the other use cases queue through app/messages/signed.store.)"""
     if subscribed is None:
         subscribed = await subscribers(session, (m.recipient_organisation_id for m in messages))
     rows, entries = deliveries_of(messages, now, subscribed)
     await flush_pending(session)  # the messages, if they are pending
     if rows:
         await (await session.connection()).execute(insert(Delivery.__table__), rows)
-    await audit.append_many(session, [*logged, *entries])
+    await audit.append_many(session, entries)
 
 
 async def wake_workers(session: AsyncSession) -> None:

@@ -29,6 +29,7 @@ from app.keys.recipient_keys import RecipientKeys
 from app.keys.sealing import DataKeys, place
 from app.messages import outbox
 from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
+from app.messages.to_sign import ToSign
 from app.storage.batch import Rows, insert_all
 from app.storage.db import flush_pending
 from app.storage.models import AuditEntry, Delivery, Message, Organisation, StoredNotice
@@ -92,47 +93,37 @@ class Draft:
     encrypted_to: str | None
 
 
-def draft(
-    kind: str,
-    notice: StoredNotice,
-    organisation: Organisation,
-    claims: dict[str, Any],
-    signing: Signing,
-    now: datetime,
-    *,
-    disclosure_id: uuid.UUID | None = None,
-    supersedes: uuid.UUID | None = None,
-    message_id: uuid.UUID | None = None,
-) -> Draft:
-    """Sign a message for one recipient (then encrypt it, if the recipient has an encryption
-    key now) and seal it. `message_id`: the id a plan gave it; a new one if None."""
-    message_id = message_id or uuid.uuid4()
+def draft(message: ToSign, notice: StoredNotice, *, signing: Signing, now: datetime) -> Draft:
+    """Sign a message a plan sends about `notice` (then encrypt it, if the recipient has an
+    encryption key now) and seal it, under the id the plan gave it."""
+    organisation = message.organisation
     signed = {
         "iss": signing.issuer,
         "aud": organisation.code,
         "iat": int(now.timestamp()),
-        "jti": str(message_id),
+        "jti": str(message.message_id),
         "notice_id": str(notice.id),
-        **({"supersedes": str(supersedes)} if supersedes else {}),
-        **claims,
+        **({"supersedes": str(message.supersedes)} if message.supersedes else {}),
+        **message.claims,
     }
-    jws = jose.sign(signing.keyring, signed, typ=TYP[kind])
+    jws = jose.sign(signing.keyring, signed, typ=TYP[message.kind])
     recipient_key = organisation.encryption_jwk
     sent = jose.encrypt(signing.recipient_keys, jws, recipient_key) if recipient_key else jws
-    sealed = signing.data_keys.seal(sent.encode(), place("message", "jws_sealed", message_id))
-    message = Message(
-        id=message_id,
-        kind=kind,
+    where = place("message", "jws_sealed", message.message_id)
+    sealed = signing.data_keys.seal(sent.encode(), where)
+    row = Message(
+        id=message.message_id,
+        kind=message.kind,
         notice_id=notice.id,
-        disclosure_id=disclosure_id,
-        supersedes_id=supersedes,
+        disclosure_id=message.disclosure_id,
+        supersedes_id=message.supersedes,
         recipient_organisation_id=organisation.id,
         jws_sealed=sealed.blob,
         jws_key_id=sealed.key_id,
         created_at=now,
     )
     encrypted_to = recipient_key["kid"] if recipient_key else None
-    return Draft(message, organisation, jws, sent, signing.keyring.current.kid, encrypted_to)
+    return Draft(row, organisation, jws, sent, signing.keyring.current.kid, encrypted_to)
 
 
 @dataclass(frozen=True)
@@ -185,8 +176,8 @@ def _signed_entry(drafted: Draft, now: datetime) -> audit.Entry:
     return audit.about_message(
         message,
         "message.signed",
-        now,
-        {
+        at=now,
+        details={
             "kind": message.kind,
             "kid": drafted.kid,
             "jws_sha256": audit.sha256_hex(drafted.jws),

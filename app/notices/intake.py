@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -26,14 +25,11 @@ from app.consent.withdrawal import consent_lost
 from app.keys.sealing import place
 from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
-from app.messages.retraction_plan import Retraction
-from app.messages.signed import Draft, Sent, Signing, draft, held, store, to_store, write
-from app.notices.cancel_plan import ENTERED_IN_ERROR, Closed, Told, plan_cancel, plan_replaced
+from app.messages.signed import Draft, Sent, Signing, draft, held, to_store, write
+from app.notices.cancel_plan import plan_replaced
+from app.notices.cancellation import Accepted, close, organisations_of, tell
 from app.notices.document import ReleaseNotice
 from app.notices.plan import (
-    ACCEPTED,
-    CANCELLED,
-    NOT_ROUTED,
     SUPERSEDED,
     Carrier,
     Earlier,
@@ -54,15 +50,7 @@ from app.storage.models import (
     Organisation,
     StoredNotice,
 )
-from app.wire.errors import Problem, invalid
-
-OPEN = (ACCEPTED, NOT_ROUTED)  # the states of a notice's latest version, which may change
-
-
-@dataclass(frozen=True)
-class Accepted:
-    notice: StoredNotice
-    recipients: list[Sent]
+from app.wire.errors import invalid
 
 
 async def accept_notice(
@@ -116,7 +104,7 @@ async def accept_notice(
     if not holders:
         return Accepted(row, sent)
     sent += await _replace_held(
-        session, row, holders, sent, subscribed=read.subscribed, signing=signing, now=now
+        session, row, holders, sent=sent, subscribed=read.subscribed, signing=signing, now=now
     )
     return Accepted(row, sent)
 
@@ -125,20 +113,7 @@ def _drafts(
     to_sign: Iterable[ToSign], row: StoredNotice, *, signing: Signing, now: datetime
 ) -> list[Draft]:
     """Sign (and seal) each message a plan sends, before anything of the plan is written."""
-    return [
-        draft(
-            s.kind,
-            row,
-            s.organisation,
-            s.claims,
-            signing,
-            now,
-            disclosure_id=s.disclosure_id,
-            supersedes=s.supersedes,
-            message_id=s.message_id,
-        )
-        for s in to_sign
-    ]
+    return [draft(s, row, signing=signing, now=now) for s in to_sign]
 
 
 async def _read(
@@ -158,7 +133,9 @@ async def _read(
     await consents.lock_person(session, person_ref)
     earlier, holders, carriers = None, {}, ()
     if amends:
-        previous = await _supersede(session, amends, notice, caller, signing, now)
+        previous = await _supersede(
+            session, amends, notice, caller=caller, signing=signing, now=now
+        )
         holders = await held(session, previous.series_id)
         versions = await session.scalars(
             select(StoredNotice.id).where(StoredNotice.series_id == previous.series_id)
@@ -208,8 +185,8 @@ async def _write(
             session,
             person_ref,
             plan.withdrawals,
-            signing,
-            now,
+            signing=signing,
+            now=now,
             standing=plan.standing,
             subscribed=read.subscribed,
         )
@@ -222,8 +199,8 @@ async def _replace_held(
     session: AsyncSession,
     row: StoredNotice,
     holders: dict[uuid.UUID, Message],
-    sent: list[Sent],
     *,
+    sent: list[Sent],
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
     signing: Signing,
     now: datetime,
@@ -237,163 +214,30 @@ async def _replace_held(
     messages = await retraction_io.read_series(session, row.series_id)
     retraction = await retraction_io.locked(session, messages, now=now)
     known = {s.organisation.id: s.organisation for s in sent}
-    organisations = known | await _organisations(session, set(holders) - set(known))
+    organisations = known | await organisations_of(session, set(holders) - set(known))
     told = plan_replaced(
         retraction,
         {recipient: m.id for recipient, m in holders.items()},
         disclosed_to=frozenset(s.organisation.id for s in sent if s.message_id),
         organisations=organisations,
     )
-    return await _tell(
-        session, row, retraction, told, subscribed=subscribed, signing=signing, now=now
+    return await tell(
+        session, row, retraction, told=told, subscribed=subscribed, signing=signing, now=now
     )
-
-
-async def _organisations(
-    session: AsyncSession, ids: set[uuid.UUID]
-) -> dict[uuid.UUID, Organisation]:
-    if not ids:
-        return {}
-    found = await session.scalars(select(Organisation).where(Organisation.id.in_(ids)))
-    return {o.id: o for o in found}
-
-
-async def _tell(
-    session: AsyncSession,
-    row: StoredNotice,
-    retraction: Retraction,
-    told: Told,
-    *,
-    subscribed: Mapping[uuid.UUID, list[uuid.UUID]],
-    signing: Signing,
-    now: datetime,
-) -> list[Sent]:
-    """Sign the plan's cancellations, then write it: deliveries stopped, messages revoked,
-    the cancellations stored and queued, and the log entries, a statement per table."""
-    drafts = _drafts(told.to_sign, row, signing=signing, now=now)
-    await retraction_io.write(session, retraction)
-    await store(session, drafts, now, subscribed=subscribed, logged=told.entries)
-    return [Sent(s.organisation, s.organisation.kind, s.message_id, s.kind) for s in told.to_sign]
-
-
-async def cancel_notice(
-    session: AsyncSession,
-    notice_id: uuid.UUID,
-    reason: str,
-    *,
-    caller: Caller,
-    signing: Signing,
-    now: datetime,
-) -> Accepted:
-    """Cancel a notice's latest version: a disclosure not yet delivered is never sent, and every
-    recipient that may hold one is told. A notice entered in error takes with it the consent
-    records that rested on it alone (app/consent/records.py): not those another notice in force
-    also carries, nor those recorded through the API. Under the person's lock it closes the
-    version, reads what the plan needs (app/notices/cancel_plan.plan_cancel), signs the
-    cancellations, then writes the plan; a lost consent is then withdrawn."""
-    person_ref = await session.scalar(
-        select(StoredNotice.person_ref).where(StoredNotice.id == notice_id)
-    )
-    if person_ref:
-        await consents.lock_person(session, person_ref)
-    row = await _close(session, notice_id, caller, CANCELLED, f"cancelled_{reason}", now)
-    messages = await retraction_io.read_series(session, row.series_id)
-    holders = {m.recipient_id for m in messages if not m.revoked}
-    subscribed = await subscribers(session, holders)  # before the deliveries: lock_order.py
-    retraction = await retraction_io.locked(session, messages, now=now)
-    organisations = await _organisations(session, holders)
-    records, carriers, versions = (), (), frozenset()
-    if reason == ENTERED_IN_ERROR and row.person_ref:
-        versions = frozenset(
-            await session.scalars(
-                select(StoredNotice.id).where(StoredNotice.series_id == row.series_id)
-            )
-        )
-        records = [Record(**r) for r in await consents.records_of(session, row.person_ref)]
-        carriers = [Carrier(**c) for c in await consents.carriers_of(session, row.person_ref)]
-    plan = plan_cancel(
-        Closed(row.id, row.version, row.person_ref, versions),
-        retraction,
-        reason=reason,
-        caller=caller,
-        organisations=organisations,
-        records=records,
-        carriers=carriers,
-        now=now,
-    )
-    if plan.voided:
-        await consents.void(session, plan.voided, caller=caller, now=now)
-    sent = await _tell(
-        session, row, retraction, plan, subscribed=subscribed, signing=signing, now=now
-    )
-    await consent_lost(
-        session,
-        row.person_ref,
-        plan.lost,
-        signing,
-        now,
-        standing=plan.standing,
-        subscribed=subscribed,
-    )
-    return Accepted(row, sent)
-
-
-async def _close(
-    session: AsyncSession,
-    notice_id: uuid.UUID,
-    caller: Caller,
-    status: str,
-    status_reason: str,
-    now: datetime,
-) -> StoredNotice:
-    """Move the caller's latest version on from open, once: of two racing changes, one wins."""
-    values: dict[str, object] = {"status": status, "status_reason": status_reason}
-    if status == CANCELLED:
-        values["cancelled_at"] = now
-    changed = (
-        await session.scalars(
-            update(StoredNotice)
-            .where(
-                StoredNotice.id == notice_id,
-                StoredNotice.organisation_id == caller.organisation_id,
-                StoredNotice.status.in_(OPEN),
-                StoredNotice.purged_at.is_(None),
-            )
-            .values(**values)
-            .returning(StoredNotice)
-            .execution_options(synchronize_session=False)
-        )
-    ).one_or_none()
-    if changed is not None:
-        return changed
-    existing = await session.get(StoredNotice, notice_id)
-    if existing is None or existing.organisation_id != caller.organisation_id:
-        raise Problem(404, "Not found", "No such release notice.")
-    if existing.purged_at is not None:
-        raise Problem(409, "Notice purged", "This notice's data was purged; post a new one.")
-    latest = await session.scalar(
-        select(StoredNotice)
-        .where(StoredNotice.series_id == existing.series_id)
-        .order_by(StoredNotice.version.desc())
-        .limit(1)
-    )
-    detail = f"This version is {existing.status}"
-    extra = {"notice_status": existing.status}
-    if latest is not None and latest.id != existing.id:
-        detail += f"; the latest version is {latest.id}, which is {latest.status}"
-        extra["latest_version"] = str(latest.id)
-    raise Problem(409, "Notice closed", detail + ".", extra=extra)
 
 
 async def _supersede(
     session: AsyncSession,
     notice_id: uuid.UUID,
     notice: ReleaseNotice,
+    *,
     caller: Caller,
     signing: Signing,
     now: datetime,
 ) -> StoredNotice:
-    previous = await _close(session, notice_id, caller, SUPERSEDED, "amended", now)
+    previous = await close(
+        session, notice_id, caller=caller, status=SUPERSEDED, status_reason="amended", now=now
+    )
     earlier = body_of(signing.data_keys, previous) or {}
     if earlier.get("person", {}).get("noms_number") != notice.person.noms_number:
         raise invalid(

@@ -24,7 +24,7 @@ from app.access.identity import Caller
 from app.consent import withdrawal
 from app.messages import leases, outcomes
 from app.messages.webhook import send, webhook_body
-from app.notices import intake
+from app.notices import cancellation, intake
 from app.notices.document import ReleaseNotice
 from app.storage.db import is_sqlite
 from app.worker.loop import http_client
@@ -251,7 +251,7 @@ async def test_a_withdrawal_waiting_for_a_cancellation_does_not_disclose_the_not
     accepted = await post(world, example)
     clinical = await carried(world, CLINICAL)
     async with held_open(world) as session:
-        await intake.cancel_notice(
+        await cancellation.cancel_notice(
             session,
             uuid.UUID(accepted["id"]),
             "release_cancelled",
