@@ -71,20 +71,18 @@ def appointment_problem(
     return None
 
 
-def plan_acknowledgement(
+def _refuse(
     message: Acknowledged,
     *,
     status: str,
     appointment_date: date | None,
     with_note: bool,
-    caller: Caller,
     now: datetime,
-    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
-) -> Acknowledgement:
-    """One acknowledgement of the caller's own message (read as theirs already). A message
-    revoked or withdrawn has nothing to acknowledge (409); only a disclosure may be more than
-    `received`; an appointment's day must be given, and hold, with exactly the statuses of an
-    appointment (appointment_problem); a purged message takes no note (422, in that order)."""
+) -> None:
+    """Raise the first problem, if any: a message revoked or withdrawn has nothing to
+    acknowledge (409); only a disclosure may be more than `received`; an appointment's day must
+    be given, and hold, with exactly the statuses of an appointment (appointment_problem); a
+    purged message takes no note (422s, in that order)."""
     if message.revoked or message.withdrawn:
         why = "revoked before delivery" if message.revoked else "withdrawn with its consent"
         raise Problem(409, "Conflict", f"This message was {why}: there is nothing to acknowledge.")
@@ -102,6 +100,21 @@ def plan_acknowledgement(
         raise invalid(
             [{"pointer": "/note", "detail": "the message's data has been purged: give no note"}]
         )
+
+
+def plan_acknowledgement(
+    message: Acknowledged,
+    *,
+    status: str,
+    appointment_date: date | None,
+    with_note: bool,
+    caller: Caller,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+) -> Acknowledgement:
+    """One acknowledgement of the caller's own message (read as theirs already), or the first
+    problem with it (_refuse)."""
+    _refuse(message, status=status, appointment_date=appointment_date, with_note=with_note, now=now)
     row = {
         "id": new_id(),
         "message_id": message.id,

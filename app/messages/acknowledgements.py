@@ -89,9 +89,9 @@ async def acknowledge(
 
 
 async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) -> Acknowledged:
-    """The caller's own message, numbered, with its notice's purge and person, in one read that
-    locks the message: a purge or withdrawal of it waits for us, or has committed and is seen
-    here. 404 for another's, or one not yet in the inbox."""
+    """The caller's own message, numbered, with its notice's purge, person and release date, in
+    one read that locks the message: a purge or withdrawal of it waits for us, or has committed
+    and is seen here. 404 for another's, or one not yet in the inbox."""
     found = (
         await session.execute(
             select(Message.id, Message.kind, Message.notice_id, Message.recipient_organisation_id)
