@@ -33,7 +33,7 @@ def _with_replacement() -> Select[tuple[Message, uuid.UUID | None]]:
 
 
 def _out(
-    m: Message, replaced_by: uuid.UUID | None, latest: Latest | None, data_keys: DataKeys
+    m: Message, replaced_by: uuid.UUID | None, latest: Latest | None, *, data_keys: DataKeys
 ) -> MessageOut:
     token = jws_of(data_keys, m)  # signed, or signed and then encrypted to the recipient
     encrypted = token is not None and is_encrypted(token)
@@ -85,7 +85,9 @@ async def list_messages(
     ).all()
     latest = await acknowledgements.latest_of(session, (m.id for m, _ in rows), caller)
     return MessagePage(
-        items=[_out(m, replaced_by, latest.get(m.id), data_keys) for m, replaced_by in rows],
+        items=[
+            _out(m, replaced_by, latest.get(m.id), data_keys=data_keys) for m, replaced_by in rows
+        ],
         next_cursor=next_cursor([m.sequence for m, _ in rows], limit),
     )
 
@@ -109,7 +111,7 @@ async def get_message(
         raise Problem(404, "Not found", "No such message.")
     message, replaced_by = found
     latest = await acknowledgements.latest_of(session, [message.id], caller)
-    return _out(message, replaced_by, latest.get(message.id), data_keys)
+    return _out(message, replaced_by, latest.get(message.id), data_keys=data_keys)
 
 
 @router.post(
