@@ -151,14 +151,18 @@ KEPT_SEALED = [
     ),
 ]
 
+# A clone's dates (its release, its appointments) move with its times, by whole days: the
+# shift is the same for every row of the person, so the days between them stay the same. (Its
+# sealed body keeps the original's dates, as it keeps every value but the row it names.)
 INSERT_NOTICES = """
 INSERT INTO release_notice (
     id, organisation_id, person_ref, series_id, version, supersedes_id, body_sealed, body_key_id,
-    body_sha256, status, status_reason, received_at, cancelled_at, purged_at)
+    body_sha256, release_date, status, status_reason, received_at, cancelled_at, purged_at)
 SELECT nm.new_id, n.organisation_id, nm.new_ref, series.new_id, n.version, earlier.new_id,
        CASE WHEN nm.purged_at IS NULL THEN coalesce(s.blob, n.body_sealed) END,
        CASE WHEN nm.purged_at IS NULL THEN coalesce(s.key_id, n.body_key_id) END,
-       n.body_sha256, n.status, n.status_reason, n.received_at + nm.shift,
+       n.body_sha256, (n.release_date + nm.shift)::date, n.status, n.status_reason,
+       n.received_at + nm.shift,
        n.cancelled_at + nm.shift, coalesce(nm.purged_at, n.purged_at + nm.shift)
 FROM notice_map nm
 JOIN source_notice n ON n.id = nm.old_id
@@ -272,8 +276,10 @@ SELECT x.new_id, x.done_at, 200, x.latency_ms, NULL FROM delivery_map x WHERE x.
 
 INSERT_ACKNOWLEDGEMENTS = """
 INSERT INTO acknowledgement (
-    id, message_id, organisation_id, client_id, status, note_sealed, note_key_id, recorded_at)
+    id, message_id, organisation_id, client_id, status, appointment_date, note_sealed,
+    note_key_id, recorded_at)
 SELECT am.new_id, mm.new_id, a.organisation_id, a.client_id, a.status,
+       (a.appointment_date + mm.shift)::date,
        CASE WHEN mm.purged_at IS NULL THEN coalesce(s.blob, a.note_sealed) END,
        CASE WHEN mm.purged_at IS NULL THEN coalesce(s.key_id, a.note_key_id) END,
        a.recorded_at + mm.shift

@@ -281,6 +281,7 @@ class Notices:
                         "acknowledgement_id": str(uuid.uuid4()),
                         "status": "received",
                         "message_kind": "disclosure",
+                        "appointment_date": None,
                         "with_note": False,
                     },
                     person,

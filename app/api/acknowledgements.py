@@ -44,6 +44,7 @@ def _out(row: Acknowledgement, data_keys: DataKeys) -> AcknowledgementOut:
         id=row.id,
         message_id=row.message_id,
         status=row.status,
+        appointment_date=row.appointment_date,
         note=acknowledgements.note_of(data_keys, row),
         recorded_at=row.recorded_at,
     )
@@ -69,10 +70,14 @@ async def post_acknowledgement(
     """Tell the prison that posted the notice what became of a message you were sent.
 
     `received` acknowledges any message; the other statuses only a disclosure. Post as many as
-    happen, in any order (a missed appointment, then a new one). The prison sees each status,
-    and the note with it: write in the note only what the prison may know. A message revoked
-    before delivery or withdrawn with its consent cannot be acknowledged (409); one whose data
-    was purged after the retention period can, without a note.
+    happen, in any order (a missed appointment, then a new one). `appointment_booked`,
+    `attended` and `did_not_attend` each need the appointment's day (`appointment_date`), and no
+    other status takes one: never before the release date, and for `attended` and
+    `did_not_attend` never after today in England and Wales (422 otherwise). The prison sees
+    each status and day, and the note with it: write in the note only what the prison may
+    know. A message revoked before delivery or withdrawn with its consent cannot be
+    acknowledged (409); one whose data was purged after the retention period can, without a
+    note.
     """
     claimed = None
     if idempotency_key is not None:
@@ -97,6 +102,7 @@ async def post_acknowledgement(
         session,
         message_id,
         status=body.status,
+        appointment_date=body.appointment_date,
         note=body.note,
         caller=caller,
         data_keys=data_keys,

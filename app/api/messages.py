@@ -1,4 +1,5 @@
-"""A recipient's inbox: its own signed messages, in its own sequence order."""
+"""A recipient's inbox: its own signed messages, in its own sequence order, each with the latest
+acknowledgement the recipient gave it."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from app.api.pages import AfterSequence, Cursor, Limit, after, next_cursor
 from app.api.problems import PROBLEMS, documented
 from app.keys.jose import is_encrypted
 from app.keys.sealing import DataKeys
-from app.messages import recovery
+from app.messages import acknowledgements, recovery
+from app.messages.acknowledgements import Latest
 from app.messages.outbox import jws_of
 from app.messages.supersession import superseded_by
 from app.storage.models import Message
 from app.wire.errors import Problem
-from app.wire.messages import MessageOut, MessagePage
+from app.wire.messages import LatestAcknowledgement, MessageOut, MessagePage
 from app.wire.subscriptions import Redelivery, RedeliveryIn
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -30,9 +32,19 @@ def _with_replacement() -> Select[tuple[Message, uuid.UUID | None]]:
     return select(Message, superseded_by(Message.id))
 
 
-def _out(m: Message, replaced_by: uuid.UUID | None, data_keys: DataKeys) -> MessageOut:
+def _out(
+    m: Message, replaced_by: uuid.UUID | None, latest: Latest | None, *, data_keys: DataKeys
+) -> MessageOut:
     token = jws_of(data_keys, m)  # signed, or signed and then encrypted to the recipient
     encrypted = token is not None and is_encrypted(token)
+    acknowledged = None
+    if latest is not None:
+        acknowledged = LatestAcknowledgement(
+            id=latest.id,
+            status=latest.status,
+            appointment_date=latest.appointment_date,
+            recorded_at=latest.recorded_at,
+        )
     return MessageOut(
         id=m.id,
         kind=m.kind,
@@ -45,6 +57,7 @@ def _out(m: Message, replaced_by: uuid.UUID | None, data_keys: DataKeys) -> Mess
         jwe=token if encrypted else None,
         purged_at=m.purged_at,
         revoked_at=m.revoked_at,
+        acknowledgement=acknowledged,
     )
 
 
@@ -70,8 +83,11 @@ async def list_messages(
             .limit(limit)
         )
     ).all()
+    latest = await acknowledgements.latest_of(session, (m.id for m, _ in rows), caller)
     return MessagePage(
-        items=[_out(m, replaced_by, data_keys) for m, replaced_by in rows],
+        items=[
+            _out(m, replaced_by, latest.get(m.id), data_keys=data_keys) for m, replaced_by in rows
+        ],
         next_cursor=next_cursor([m.sequence for m, _ in rows], limit),
     )
 
@@ -94,7 +110,8 @@ async def get_message(
     if found is None:
         raise Problem(404, "Not found", "No such message.")
     message, replaced_by = found
-    return _out(message, replaced_by, data_keys)
+    latest = await acknowledgements.latest_of(session, [message.id], caller)
+    return _out(message, replaced_by, latest.get(message.id), data_keys=data_keys)
 
 
 @router.post(

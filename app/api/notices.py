@@ -208,7 +208,7 @@ async def get(
     notice_id: uuid.UUID, caller: PrisonCaller, session: Session, data_keys: DataKeysDep
 ) -> NoticeStatus:
     """What became of a notice: its history, and per recipient its message, deliveries and
-    acknowledgements (with the notes the recipient wrote for you)."""
+    acknowledgements (with the appointments' days, and the notes the recipient wrote for you)."""
     found = await tracking.track(session, notice_id, caller=caller, data_keys=data_keys)
     notice = found.notice
     return NoticeStatus(
@@ -235,9 +235,13 @@ async def get(
                     for d in r.deliveries
                 ],
                 acknowledgement=r.acknowledgement,
+                appointment_date=r.appointment_date,
                 acknowledgements=[
                     RecipientAcknowledgement(
-                        status=a.status, note=a.note, recorded_at=a.recorded_at
+                        status=a.status,
+                        appointment_date=a.appointment_date,
+                        note=a.note,
+                        recorded_at=a.recorded_at,
                     )
                     for a in r.acknowledgements
                 ],

@@ -2,27 +2,30 @@
 
 `received` may acknowledge any message; the rest (accepted, appointment booked, attended, did
 not attend, declined) only a disclosure. Statuses come in any order, each a new row: people miss
-appointments and rebook. A message revoked before delivery, or withdrawn with its consent, has
-nothing to acknowledge. The optional note may name the person: it is sealed like a notice body,
-shown to the recipient and to the prison that posted the notice, purged with the notice's data
-(app/notices/retention.py), and never logged. A purged message may still be acknowledged, by code
-only.
+appointments and rebook. An appointment's status carries its day, checked against the release
+date of the notice (app/messages/acknowledgement_plan.py). A message revoked before delivery, or
+withdrawn with its consent, has nothing to acknowledge. The optional note may name the person:
+it is sealed like a notice body, shown to the recipient and to the prison that posted the
+notice, purged with the notice's data (app/notices/retention.py), and never logged. A purged
+message may still be acknowledged, by code only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
 from app.audit import entries as audit
-from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.acknowledgement_plan import Acknowledged, plan_acknowledgement
+from app.keys.sealing import DataKeys, Sealed, SealError, place
+from app.messages.acknowledgement_plan import DATED, Acknowledged, plan_acknowledgement
 from app.storage.models import Acknowledgement, Message, StoredNotice
 from app.wire.errors import Problem
 
@@ -56,6 +59,7 @@ async def acknowledge(
     message_id: uuid.UUID,
     *,
     status: str,
+    appointment_date: date | None,
     note: str | None,
     caller: Caller,
     data_keys: DataKeys,
@@ -65,8 +69,15 @@ async def acknowledge(
     message (locked) and its notice, plans (app/messages/acknowledgement_plan.py), seals the
     note, then writes the row and the entry."""
     message = await _locked(session, message_id, caller)
+    if message.release_date is None and appointment_date is not None and status in DATED:
+        message = await _with_release_date_sealed(session, message, data_keys)
     plan = plan_acknowledgement(
-        message, status=status, with_note=note is not None, caller=caller, now=now
+        message,
+        status=status,
+        appointment_date=appointment_date,
+        with_note=note is not None,
+        caller=caller,
+        now=now,
     )
     row = plan.row
     if note is not None:
@@ -78,14 +89,15 @@ async def acknowledge(
 
 
 async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) -> Acknowledged:
-    """The caller's own message, numbered, with its notice's purge and person, in one read that
-    locks the message: a purge or withdrawal of it waits for us, or has committed and is seen
-    here. 404 for another's, or one not yet in the inbox."""
+    """The caller's own message, numbered, with its notice's purge, person and release date, in
+    one read that locks the message: a purge or withdrawal of it waits for us, or has committed
+    and is seen here. 404 for another's, or one not yet in the inbox."""
     found = (
         await session.execute(
             select(Message.id, Message.kind, Message.notice_id, Message.recipient_organisation_id)
             .add_columns(Message.sequence, Message.revoked_at, Message.withdrawn_at)
             .add_columns(Message.purged_at, StoredNotice.purged_at, StoredNotice.person_ref)
+            .add_columns(StoredNotice.release_date)
             .join(StoredNotice, StoredNotice.id == Message.notice_id)
             .where(Message.id == message_id)
             .with_for_update(of=Message.__table__)
@@ -93,7 +105,8 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
     ).one_or_none()
     if found is None:
         raise Problem(404, "Not found", "No such message.")
-    id_, kind, notice_id, recipient_id, sequence, revoked, withdrawn, *purged, person_ref = found
+    id_, kind, notice_id, recipient_id, sequence, revoked, withdrawn, *rest = found
+    *purged, person_ref, release_date = rest
     if recipient_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
     if sequence is None:  # not in the inbox until numbered (app/api/messages.py)
@@ -107,7 +120,34 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
         withdrawn=withdrawn is not None,
         purged=any(p is not None for p in purged),
         person_ref=person_ref,
+        release_date=release_date,
     )
+
+
+async def _with_release_date_sealed(
+    session: AsyncSession, message: Acknowledged, data_keys: DataKeys
+) -> Acknowledged:
+    """The message with its notice's release date read from the notice's sealed body, for a
+    notice stored before the date was kept in clear; unchanged once the body is purged, or if
+    it cannot be opened (an unknown data key): then the date is not known. (The body is opened
+    here, as app/consent/decisions.body_of does: app.consent is above app.messages.)"""
+    found = (
+        await session.execute(
+            select(StoredNotice.body_key_id, StoredNotice.body_sealed).where(
+                StoredNotice.id == message.notice_id
+            )
+        )
+    ).one()
+    key_id, blob = found
+    if key_id is None or blob is None:
+        return message
+    where = place("release_notice", "body_sealed", message.notice_id)
+    try:
+        body = json.loads(data_keys.open(Sealed(key_id, blob), where))
+    except SealError:
+        return message
+    released = date.fromisoformat(body["release"]["release_date"])
+    return dataclasses.replace(message, release_date=released)
 
 
 async def of_message(
@@ -160,3 +200,33 @@ async def of_messages(
     for row in rows:
         found[row.message_id].append(row)
     return found
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A message's latest acknowledgement, without its note: what the inbox shows of it."""
+
+    id: uuid.UUID
+    status: str
+    appointment_date: date | None
+    recorded_at: datetime
+
+
+async def latest_of(
+    session: AsyncSession, message_ids: Iterable[uuid.UUID], caller: Caller
+) -> dict[uuid.UUID, Latest]:
+    """Per message of these that the caller acknowledged, its latest acknowledgement (the last
+    one listed, oldest first): for the caller's inbox."""
+    ids = list(set(message_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Acknowledgement.message_id, Acknowledgement.id, Acknowledgement.status)
+        .add_columns(Acknowledgement.appointment_date, Acknowledgement.recorded_at)
+        .where(
+            Acknowledgement.message_id.in_(ids),
+            Acknowledgement.organisation_id == caller.organisation_id,
+        )
+        .order_by(Acknowledgement.recorded_at, Acknowledgement.id)
+    )
+    return {message_id: Latest(*rest) for message_id, *rest in rows}

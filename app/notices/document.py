@@ -8,15 +8,12 @@ to know when the notice arrived: no last use or incident after it, a release dat
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
-from pydantic import Strict as StrictMode
 
-from app.wire.base import Instant, as_text, one_line, plain_text
-
-IsoDate = Annotated[date, StrictMode(False), as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
+from app.wire.base import Instant, IsoDate, one_line, plain_text
 
 Text = one_line(200)  # names, places: one line
 LongText = plain_text(4000)  # what is written for a reader: lines, tabs, never NUL

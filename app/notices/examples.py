@@ -74,7 +74,11 @@ REQUEST_BODIES: dict[str, dict[str, Any]] = {
     "SubscriptionSecretRotationIn": {"overlap_seconds": 86400},
     "RecoveryIn": {"since": "2026-11-21T00:00:00Z"},
     "RedeliveryIn": {},
-    "AcknowledgementIn": {"status": "received", "note": "Allocated to a case manager."},
+    "AcknowledgementIn": {  # the example notice's release is on 2026-12-01
+        "status": "appointment_booked",
+        "appointment_date": "2026-12-03",
+        "note": "Allocated to a case manager.",
+    },
     "EncryptionKeyIn": {"key": EXAMPLE_ENCRYPTION_KEY},
 }
 

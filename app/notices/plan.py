@@ -362,6 +362,7 @@ def _notice_row(
         "body_sealed": sealed.blob,
         "body_key_id": sealed.key_id,
         "body_sha256": sha256,
+        "release_date": notice.release.release_date,
         "status": ACCEPTED if community else NOT_ROUTED,
         "status_reason": None if community else f"release_reason_{notice.release.reason}",
         "received_at": now,

@@ -4,8 +4,9 @@ A notice is purged once it, and every message it caused, is older than the reten
 cancellation or consent withdrawal sent late keeps it until that message's period is over).
 Purging removes the sealed notice body, the sealed payload of every message it caused, the
 notes of their acknowledgements, and the idempotency keys that would replay its answer; rows
-keep their ids, hashes, states and acknowledgement codes, so the exchange log and each notice's
-status still tell what happened. A delivery still pending then can never be made: it becomes
+keep their ids, hashes, states, acknowledgement codes and dates (the release's, each
+appointment's: a date names nobody), so the exchange log and each notice's status still tell
+what happened. A delivery still pending then can never be made: it becomes
 dead. Each purged notice is a log entry (an erasure).
 """
 

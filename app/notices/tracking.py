@@ -1,8 +1,8 @@
 """What became of a prison's notice: every version, and per recipient its message, deliveries
 and acknowledgements.
 
-Read only; never a payload value, only ids, codes and states, and the notes recipients wrote
-for the prison with their acknowledgements.
+Read only; never a payload value, only ids, codes and states, and what recipients told the
+prison with their acknowledgements: appointments' days and notes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from app.wire.errors import Problem
 @dataclass(frozen=True)
 class Acknowledged:
     status: str
+    appointment_date: date | None
     note: str | None
     recorded_at: datetime
 
@@ -53,6 +54,11 @@ class RecipientTracking:
     def acknowledgement(self) -> str | None:
         """The latest status the recipient gave."""
         return self.acknowledgements[-1].status if self.acknowledgements else None
+
+    @property
+    def appointment_date(self) -> date | None:
+        """The appointment's day the latest status gave, if it gave one."""
+        return self.acknowledgements[-1].appointment_date if self.acknowledgements else None
 
 
 @dataclass(frozen=True)
@@ -139,7 +145,12 @@ def _recipients(sent: _Sent, data_keys: DataKeys) -> list[RecipientTracking]:
             superseded_by=replaced_by.get(message.id) if message else None,
             deliveries=[d for d in sent.deliveries if message and d.message_id == message.id],
             acknowledgements=[
-                Acknowledged(a.status, acknowledgements.note_of(data_keys, a), a.recorded_at)
+                Acknowledged(
+                    a.status,
+                    a.appointment_date,
+                    acknowledgements.note_of(data_keys, a),
+                    a.recorded_at,
+                )
                 for a in (sent.acknowledged[message.id] if message else [])
             ],
         )

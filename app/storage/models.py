@@ -9,12 +9,13 @@ notice and everything it causes, each table in one statement. They are never set
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -93,6 +94,9 @@ class StoredNotice(Base):
     body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_key_id: Mapped[str | None] = mapped_column(String(64))
     body_sha256: Mapped[str] = mapped_column(String(64))
+    # The day of release, in clear (a date names nobody): deadlines and reports ask for it. Null
+    # for a notice stored before it was kept; its sealed body still holds it until purged.
+    release_date: Mapped[date | None] = mapped_column(Date, index=True)
     # accepted, not_routed, superseded or cancelled; the reason is a code (e.g. the release reason)
     status: Mapped[str] = mapped_column(String(32))
     status_reason: Mapped[str | None] = mapped_column(String(64))
@@ -297,6 +301,8 @@ class Acknowledgement(Base):
     _message: Mapped[Message] = relationship(lazy="raise")  # flush order only
     client_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
+    # The appointment's day: given with appointment_booked, attended and did_not_attend only.
+    appointment_date: Mapped[date | None] = mapped_column(Date)
     # The free-text note may name the person: sealed like a notice body, purged with it.
     note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     note_key_id: Mapped[str | None] = mapped_column(String(64))

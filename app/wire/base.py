@@ -106,5 +106,7 @@ UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Instant = Annotated[
     UtcInstant, Strict(False), as_text("a time, with its offset", r"^\d{4}-\d{2}-\d{2}T")
 ]
+# A day as a request gives it: ISO 8601 text, YYYY-MM-DD.
+IsoDate = Annotated[date, Strict(False), as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
 # A UUID as a request body gives it: text (a strict model would take only a Python UUID).
 Uuid = Annotated[uuid.UUID, Strict(False)]

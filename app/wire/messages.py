@@ -1,13 +1,30 @@
-"""Wire formats of a recipient's inbox: its messages, each marked if a later one replaced it."""
+"""Wire formats of a recipient's inbox: its messages, each marked if a later one replaced it,
+with the latest acknowledgement the recipient gave it."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import Field
 
-from app.wire.schemas import SUPERSEDED_BY, SUPERSEDES, MessageKind, Wire
+from app.wire.schemas import (
+    APPOINTMENT_DATE_GIVEN,
+    SUPERSEDED_BY,
+    SUPERSEDES,
+    AcknowledgementStatus,
+    MessageKind,
+    Wire,
+)
+
+
+class LatestAcknowledgement(Wire):
+    """The latest acknowledgement you gave a message: its status, and the appointment's day."""
+
+    id: uuid.UUID
+    status: AcknowledgementStatus
+    appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
+    recorded_at: datetime
 
 
 class MessageOut(Wire):
@@ -40,6 +57,10 @@ class MessageOut(Wire):
     revoked_at: datetime | None = Field(
         description="When it was stopped before any attempt to send it was made (its notice "
         "amended or cancelled, or its consent withdrawn): it was never sent, and never will be."
+    )
+    acknowledgement: LatestAcknowledgement | None = Field(
+        description="The latest acknowledgement you gave this message (every one, with its "
+        "note, at /v1/messages/{id}/acknowledgements); null when you have given none."
     )
 
 

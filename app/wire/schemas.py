@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.wire.base import Instant, RequestBody, Wire, one_line, plain_text
+from app.wire.base import Instant, IsoDate, RequestBody, Wire, one_line, plain_text
 
 Name = one_line(200)  # an organisation's, or whoever recorded a consent
 Scopes = one_line(1000, min_length=0)
@@ -72,15 +72,26 @@ AcknowledgementStatus = Literal[
 ]
 NOTE_MAX = 500
 Note = plain_text(NOTE_MAX)
+APPOINTMENT_DATE = (
+    "The appointment's day, YYYY-MM-DD: required with `appointment_booked`, `attended` and "
+    "`did_not_attend`, and given with no other status. Never before the release date; for "
+    "`attended` and `did_not_attend`, never after today (in England and Wales)."
+)
+APPOINTMENT_DATE_GIVEN = (
+    "The appointment's day, with `appointment_booked`, `attended` and `did_not_attend`; null "
+    "with any other status."
+)
 
 
 class AcknowledgementIn(RequestBody):
     status: AcknowledgementStatus = Field(
         description="`received`: the message reached your case system (any kind of message). "
         "For a disclosure only: `accepted` (you take the referral or case on), "
-        "`appointment_booked`, `attended`, `did_not_attend`, `declined` (the referral was "
-        "declined, by you or by the person). Any order; each is added to the record."
+        "`appointment_booked`, `attended`, `did_not_attend` (each with its `appointment_date`), "
+        "`declined` (the referral was declined, by you or by the person). Any order; each is "
+        "added to the record."
     )
+    appointment_date: IsoDate | None = Field(default=None, description=APPOINTMENT_DATE)
     note: Note | None = Field(
         default=None,
         description="Optional plain text, at most 500 characters. The prison that posted the "
@@ -93,6 +104,7 @@ class AcknowledgementOut(Wire):
     id: uuid.UUID
     message_id: uuid.UUID
     status: AcknowledgementStatus
+    appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
     note: str | None = Field(description="Null when none was given, or once purged.")
     recorded_at: datetime
 
@@ -104,6 +116,7 @@ class AcknowledgementPage(Wire):
 
 class RecipientAcknowledgement(Wire):
     status: AcknowledgementStatus
+    appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
     note: str | None = Field(description="The recipient's note, written for you; null if none.")
     recorded_at: datetime
 
@@ -124,6 +137,10 @@ class RecipientStatus(RoutedRecipient):
     deliveries: list[DeliveryStatus]
     acknowledgement: AcknowledgementStatus | None = Field(
         description="The latest status the recipient gave this message; null when none."
+    )
+    appointment_date: date | None = Field(
+        description="The appointment's day that latest status gave (`appointment_booked`, "
+        "`attended`, `did_not_attend`); null with any other status, or none."
     )
     acknowledgements: list[RecipientAcknowledgement] = Field(
         description="Every acknowledgement of this message, oldest first."

@@ -6,7 +6,7 @@ The grower is PostgreSQL's SQL: on SQLite these tests skip, saying so.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from tests.conftest import number_messages
 from tests.helpers.receiver import running_receiver
 
 NOTICES = "/v1/release-notices"
+DAYS_TO_BOOKED = timedelta(days=2)  # from the release to the appointment booked in traffic()
 
 
 @pytest.fixture
@@ -44,7 +45,8 @@ async def post(world, path: str, body: Any, code: str = "MDI", **headers: str) -
 
 async def traffic(world, example, settings) -> None:
     """Four notices about three people: one amended, one cancelled, one acknowledged with a
-    note; N07's deliveries delivered to a receiver, SMS-LEEDS's left pending."""
+    note and an appointment booked; N07's deliveries delivered to a receiver, SMS-LEEDS's left
+    pending."""
     with running_receiver() as receiver:
         await post(world, "/v1/subscriptions", {"url": receiver.url}, "N07")
         await post(world, "/v1/subscriptions", {"url": "http://127.0.0.1:9/hook"}, "SMS-LEEDS")
@@ -65,6 +67,9 @@ async def traffic(world, example, settings) -> None:
         {"status": "received", "note": "Seen by the duty officer."},
         "N07",
     )
+    released = date.fromisoformat(example["release"]["release_date"])
+    booked = {"status": "appointment_booked", "appointment_date": str(released + DAYS_TO_BOOKED)}
+    await post(world, f"/v1/messages/{message}/acknowledgements", booked, "N07")
 
 
 async def one(world, statement: str) -> Any:
@@ -204,6 +209,17 @@ async def test_clones_keep_every_constraint_and_intake_goes_on(
         )
         == []
     )
+    # a clone's release and appointment dates move with it by whole days, keeping their gaps
+    gaps = await world.sql(
+        "SELECT n.release_date - (n.received_at AT TIME ZONE 'UTC')::date,"
+        " a.appointment_date - n.release_date FROM release_notice n"
+        " LEFT JOIN message m ON m.notice_id = n.id"
+        " LEFT JOIN acknowledgement a ON a.message_id = m.id AND a.appointment_date IS NOT NULL"
+    )
+    released = date.fromisoformat(example["release"]["release_date"])
+    ahead = (released - now.date()).days  # of the originals, posted just now
+    assert {to_release for to_release, _ in gaps} <= {ahead, ahead - 1}
+    assert sorted(booked for _, booked in gaps if booked is not None) == [DAYS_TO_BOOKED.days] * 3
     # every cloned log entry names the clone's person
     assert (
         await one(

@@ -117,9 +117,12 @@ async def test_an_acknowledgement_counted(app, world, unnumbered_api, example):
     n07 = await world.headers("N07")
     inbox = await world.api.get("/v1/messages", headers=n07)  # numbered by now
     assert inbox.status_code == 200, inbox.text
+    # An appointment's day is checked against the release date read with the message.
+    release_date = example["release"]["release_date"]
+    booked = {"status": "appointment_booked", "appointment_date": release_date}
     with statements(app) as seen:
         response = await unnumbered_api.post(
-            f"/v1/messages/{message_id}/acknowledgements", json={"status": "received"}, headers=n07
+            f"/v1/messages/{message_id}/acknowledgements", json=booked, headers=n07
         )
     assert response.status_code == 201, response.text
     _report(app, "acknowledgement", seen)

@@ -1,8 +1,10 @@
 """Acknowledgements: a recipient tells the prison what became of a message, on both databases.
 
-Each status is recorded and shown to the prison with its note; refusals write nothing; another
-organisation's message does not exist; a revoked or withdrawn message has nothing to be
-acknowledged; the note is sealed at rest, purged with its notice, and never in the log.
+Each status is recorded and shown to the prison with its note, an appointment's with its day;
+refusals write nothing; another organisation's message does not exist; a revoked or withdrawn
+message has nothing to be acknowledged; the note is sealed at rest, purged with its notice, and
+never in the log. Dates come from the suite's clock (`clock.today`, UTC's date): "today" in
+England and Wales is that day or the next, so a day "after today" here is two days on.
 """
 
 from __future__ import annotations
@@ -13,57 +15,29 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from app.notices import idempotency, retention
 from app.storage.db import is_sqlite
 from app.worker.loop import purge_expired
+from tests.helpers.acknowledgements import (
+    NOTE,
+    STATUSES,
+    acknowledge,
+    acks,
+    counts,
+    dated,
+    notice_status,
+    recorded,
+    released,
+)
 from tests.helpers.consents import SMS, as_json, carried, change, hexid, post, recipients, withdrawn
 from tests.helpers.messages import subscribe
 from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import closed_port
 from tests.helpers.retention import backdate, leaks
 
-STATUSES = ["received", "accepted", "appointment_booked", "attended", "did_not_attend", "declined"]
-NOTE = "Seen by Dr Okafor at the Leeds hub; Daniel asked for evening appointments."
 REPLAYED = "idempotent-replayed"
-OUT_MEMBERS = {"id", "message_id", "status", "note", "recorded_at"}
-
-
-async def counts(world, *codes: str) -> dict[str, int]:
-    """Rows per table, once these organisations hold tokens (a first token adds a client)."""
-    for code in codes or ("N07", "N99", "SMS-LEEDS", "MDI", "LPI", "AUDIT"):
-        await world.headers(code)
-    return await world.counts()
-
-
-def acks(message_id: str) -> str:
-    return f"/v1/messages/{message_id}/acknowledgements"
-
-
-async def acknowledge(
-    world, message_id: str, body: Any, code: str = "N07", **headers: str
-) -> httpx.Response:
-    return await world.api.post(
-        acks(message_id), json=body, headers={**await world.headers(code), **headers}
-    )
-
-
-def recorded(response: httpx.Response, message_id: str) -> dict[str, Any]:
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert set(body) == OUT_MEMBERS and body["message_id"] == message_id
-    assert response.headers["location"] == f"{acks(message_id)}/{body['id']}"
-    return body
-
-
-async def notice_status(world, notice_id: str, code: str = "MDI") -> dict[str, Any]:
-    response = await world.api.get(
-        f"/v1/release-notices/{notice_id}", headers=await world.headers(code)
-    )
-    assert response.status_code == 200, response.text
-    return {r["organisation_code"]: r for r in response.json()["recipients"]}
 
 
 async def bearer(world, code: str, scopes: str) -> dict[str, str]:
@@ -98,17 +72,24 @@ async def acknowledgement_log(world) -> list[dict[str, Any]]:
 # --- recording ---------------------------------------------------------------------------------
 
 
-async def test_each_status_is_recorded_in_any_order_and_read_back_oldest_first(world, example):
-    message_id = recipients(await post(world, example))["N07"]
-    order = ["received", "accepted", "appointment_booked", "did_not_attend", "declined"]
-    order += ["appointment_booked", "attended"]  # people miss appointments and rebook
-    assert set(order) == set(STATUSES)
+async def test_each_status_is_recorded_in_any_order_and_read_back_oldest_first(
+    world, example, clock
+):
+    today = clock.today
+    message_id = recipients(await post(world, released(example, today - timedelta(days=5))))["N07"]
+    first, second = today - timedelta(days=3), today  # people miss appointments and rebook
+    order = [("received", None), ("accepted", None), ("appointment_booked", first)]
+    order += [("did_not_attend", first), ("declined", None), ("appointment_booked", second)]
+    order += [("attended", second)]
+    assert {status for status, _ in order} == set(STATUSES)
     answers = []
-    for i, status in enumerate(order):
+    for i, (status, on) in enumerate(order):
         before = await counts(world)
         body = {"status": status, **({"note": f"{NOTE} ({i})"} if i % 2 else {})}
+        body |= {"appointment_date": on.isoformat()} if on else {}
         answer = recorded(await acknowledge(world, message_id, body), message_id)
         assert (answer["status"], answer["note"]) == (status, body.get("note"))
+        assert answer["appointment_date"] == body.get("appointment_date")
         after = await world.counts()
         assert after["acknowledgement"] == before["acknowledgement"] + 1
         assert after["audit_entry"] == before["audit_entry"] + 1
@@ -150,6 +131,17 @@ async def test_a_note_of_500_characters_is_kept_whole(world, example):
         ({"status": "accepted", "note": 42}, None, 422, "/note"),
         ({"status": "accepted", "note": "bell \x07"}, None, 422, "/note"),
         ({"status": "accepted", "seen_by": "Dr Okafor"}, None, 422, "/seen_by"),
+        ({"status": "appointment_booked"}, None, 422, "/appointment_date"),
+        ({"status": "attended", "appointment_date": None}, None, 422, "/appointment_date"),
+        ({"status": "attended", "appointment_date": "01/12/2026"}, None, 422, "/appointment_date"),
+        ({"status": "attended", "appointment_date": "2026-02-30"}, None, 422, "/appointment_date"),
+        ({"status": "attended", "appointment_date": 20261201}, None, 422, "/appointment_date"),
+        (
+            {"status": "attended", "appointment_date": "2026-12-01T10:00:00Z"},
+            None,
+            422,
+            "/appointment_date",
+        ),
         (["received"], None, 422, ""),
         (b'{"status": "received"', "application/json", 422, ""),
         (b"status=received", "application/x-www-form-urlencoded", 415, None),
@@ -277,17 +269,21 @@ async def test_a_cancellation_may_only_be_received(world, example):
 # --- what the prison sees, and the log -----------------------------------------------------------
 
 
-async def test_the_posting_prison_sees_each_status_and_note_in_order(world, example):
-    accepted = await post(world, example)
+async def test_the_posting_prison_sees_each_status_day_and_note_in_order(world, example, clock):
+    accepted = await post(world, released(example, clock.today - timedelta(days=2)))
     sent = recipients(accepted)
     before = await notice_status(world, accepted["id"])
-    assert {code: (r["acknowledgement"], r["acknowledgements"]) for code, r in before.items()} == {
-        "N07": (None, []),
-        "SMS-LEEDS": (None, []),
+    shown = ("acknowledgement", "appointment_date", "acknowledgements")
+    assert {code: tuple(r[k] for k in shown) for code, r in before.items()} == {
+        "N07": (None, None, []),
+        "SMS-LEEDS": (None, None, []),
     }
-    steps = [("received", None), ("appointment_booked", NOTE), ("did_not_attend", "Rebooking.")]
-    for status, note in steps:
+    missed = (clock.today - timedelta(days=1)).isoformat()
+    steps = [("received", None, None), ("appointment_booked", missed, NOTE)]
+    steps += [("did_not_attend", missed, "Rebooking.")]
+    for status, on, note in steps:
         body = {"status": status, **({"note": note} if note else {})}
+        body |= {"appointment_date": on} if on else {}
         recorded(await acknowledge(world, sent["N07"], body), sent["N07"])
     recorded(
         await acknowledge(world, sent["SMS-LEEDS"], {"status": "accepted"}, "SMS-LEEDS"),
@@ -295,23 +291,38 @@ async def test_the_posting_prison_sees_each_status_and_note_in_order(world, exam
     )
 
     seen = await notice_status(world, accepted["id"])
-    assert seen["N07"]["acknowledgement"] == "did_not_attend"
-    assert [(a["status"], a["note"]) for a in seen["N07"]["acknowledgements"]] == steps
+    assert (seen["N07"]["acknowledgement"], seen["N07"]["appointment_date"]) == (
+        "did_not_attend",
+        missed,
+    )
+    assert [
+        (a["status"], a["appointment_date"], a["note"]) for a in seen["N07"]["acknowledgements"]
+    ] == steps
     times = [a["recorded_at"] for a in seen["N07"]["acknowledgements"]]
     assert times == sorted(times)
-    assert seen["SMS-LEEDS"]["acknowledgement"] == "accepted"
+    assert (seen["SMS-LEEDS"]["acknowledgement"], seen["SMS-LEEDS"]["appointment_date"]) == (
+        "accepted",
+        None,
+    )
     assert [a["note"] for a in seen["SMS-LEEDS"]["acknowledgements"]] == [None]
+    # The latest status's day: a status without one after it shows none.
+    recorded(await acknowledge(world, sent["N07"], {"status": "declined"}), sent["N07"])
+    latest = (await notice_status(world, accepted["id"]))["N07"]
+    assert (latest["acknowledgement"], latest["appointment_date"]) == ("declined", None)
     other_prison = await world.api.get(
         f"/v1/release-notices/{accepted['id']}", headers=await world.headers("LPI")
     )
     assert_problem(other_prison, 404)
 
 
-async def test_each_acknowledgement_is_logged_with_ids_and_codes_never_the_note(world, example):
-    accepted = await post(world, example)
+async def test_each_acknowledgement_is_logged_with_ids_codes_and_days_never_the_note(
+    world, example, clock
+):
+    accepted = await post(world, released(example, clock.today))
     message_id = recipients(accepted)["N07"]
     with_note = recorded(
-        await acknowledge(world, message_id, {"status": "attended", "note": NOTE}), message_id
+        await acknowledge(world, message_id, dated("attended", clock.today, note=NOTE)),
+        message_id,
     )
     without = recorded(await acknowledge(world, message_id, {"status": "received"}), message_id)
     n07 = hexid(world.ids["N07"])
@@ -325,11 +336,15 @@ async def test_each_acknowledgement_is_logged_with_ids_and_codes_never_the_note(
             "details": {
                 "acknowledgement_id": answer["id"],
                 "status": status,
+                "appointment_date": on,
                 "message_kind": "disclosure",
                 "with_note": note,
             },
         }
-        for answer, status, note in ((with_note, "attended", True), (without, "received", False))
+        for answer, status, on, note in (
+            (with_note, "attended", clock.today.isoformat(), True),
+            (without, "received", None, False),
+        )
     ]
     assert all(e["client"].startswith("cli_") for e in entries)
     log = await world.sql("SELECT * FROM audit_entry")
@@ -348,11 +363,14 @@ async def test_each_acknowledgement_is_logged_with_ids_and_codes_never_the_note(
 # --- sealed at rest, and purged with the notice --------------------------------------------------
 
 
-async def test_the_note_is_sealed_at_rest_and_purged_with_its_notice(world, example, settings):
-    old, recent = await post(world, example), await post(world, example)
+async def test_the_note_is_sealed_at_rest_and_purged_with_its_notice(
+    world, example, settings, clock
+):
+    notice = released(example, clock.today - timedelta(days=1))
+    old, recent = await post(world, notice), await post(world, notice)
     old_message, recent_message = recipients(old)["N07"], recipients(recent)["N07"]
     for message_id in (old_message, recent_message):
-        body = {"status": "appointment_booked", "note": NOTE}
+        body = dated("appointment_booked", clock.today, note=NOTE)
         response = await acknowledge(world, message_id, body, **{"idempotency-key": message_id})
         recorded(response, message_id)
     assert await leaks(world, [NOTE, "Okafor"]) == []
@@ -382,21 +400,28 @@ async def test_the_note_is_sealed_at_rest_and_purged_with_its_notice(world, exam
     keys = [k for (k,) in await world.sql("SELECT key_sha256 FROM idempotency_key")]
     assert keys == [world.data_keys.idempotency_ref(recent_message)]
 
-    # A purged message may still be acknowledged, by its code only.
+    # A purged message may still be acknowledged, by its code and day only; its release date
+    # stays (a date names nobody) and still holds the day to it.
     before = await counts(world)
-    noted = await acknowledge(world, old_message, {"status": "attended", "note": NOTE})
+    noted = await acknowledge(world, old_message, dated("attended", clock.today, note=NOTE))
     assert [e["pointer"] for e in assert_problem(noted, 422)["errors"]] == ["/note"]
+    early = await acknowledge(world, old_message, dated("attended", clock.today - timedelta(2)))
+    assert "before the release date" in assert_problem(early, 422)["errors"][0]["detail"]
     assert await world.counts() == before
-    answer = recorded(await acknowledge(world, old_message, {"status": "attended"}), old_message)
-    assert answer["note"] is None
+    answer = recorded(
+        await acknowledge(world, old_message, dated("attended", clock.today)), old_message
+    )
+    assert (answer["note"], answer["appointment_date"]) == (None, clock.today.isoformat())
 
 
 # --- Idempotency-Key -----------------------------------------------------------------------------
 
 
-async def test_a_repeat_with_its_key_gets_the_first_answer_and_records_nothing(world, example):
+async def test_a_repeat_with_its_key_gets_the_first_answer_and_records_nothing(
+    world, example, clock
+):
     sent = recipients(await post(world, example))
-    body = {"status": "appointment_booked", "note": NOTE}
+    body = dated("appointment_booked", clock.today + timedelta(days=10), note=NOTE)
     key = {"idempotency-key": "ack-7d1c0c9e"}
     first = await acknowledge(world, sent["N07"], body, **key)
     answer = recorded(first, sent["N07"])
@@ -409,8 +434,10 @@ async def test_a_repeat_with_its_key_gets_the_first_answer_and_records_nothing(w
     assert again.headers[REPLAYED] == "true"
     assert await world.counts() == after_first
 
-    # The key with another body, or for another message, is a conflict that records nothing.
-    assert_problem(await acknowledge(world, sent["N07"], {"status": "attended"}, **key), 409)
+    # The key with another body (another day), or for another message, is a conflict that
+    # records nothing.
+    rebooked = {**body, "appointment_date": (clock.today + timedelta(days=11)).isoformat()}
+    assert_problem(await acknowledge(world, sent["N07"], rebooked, **key), 409)
     assert await world.counts() == after_first
     response = await acknowledge(world, sent["SMS-LEEDS"], body, "SMS-LEEDS", **key)
     recorded(response, sent["SMS-LEEDS"])  # another organisation's key space
@@ -448,7 +475,7 @@ async def test_a_note_racing_the_purge_of_its_notice_is_not_kept(world, example,
         )
         assert purged.notices == 1
         racing = asyncio.create_task(
-            acknowledge(world, message_id, {"status": "attended", "note": NOTE})
+            acknowledge(world, message_id, {"status": "accepted", "note": NOTE})
         )
         await asyncio.sleep(0.5)
         assert not racing.done(), "the acknowledgement did not wait for the purge's lock"

@@ -8,7 +8,7 @@ import copy
 import itertools
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,6 +119,8 @@ def test_a_first_version_is_one_row_each_and_a_message_per_recipient_allowed(
     plan = planned(body, Read(recipients=recipients, records=()), notice_id)
     assert plan.notice["status"] == status
     assert plan.notice["id"] == plan.notice["series_id"] == notice_id
+    # kept in clear for deadlines and reports, whether the notice is sent to anyone or not
+    assert plan.notice["release_date"] == date.fromisoformat(body["release"]["release_date"])
     assert (plan.notice["version"], plan.notice["supersedes_id"]) == (1, None)
     assert [e.action for e in plan.entries] == actions
     assert {e.person_ref for e in (*plan.entries, *plan.decided)} == {PERSON}
@@ -174,8 +176,10 @@ def test_an_amendment_supersedes_what_each_recipient_holds_and_voids_what_it_dro
         carriers=(Carrier(dropped.id, previous, in_force=False),),
         held=held,
     )
-    plan = planned(example(consent=[]), read)
+    moved = (NOW + timedelta(days=3)).date()  # the release moved: the new version says when
+    plan = planned(example(consent=[], release__release_date=moved.isoformat()), read)
     assert (plan.notice["series_id"], plan.notice["version"]) == (older, 3)
+    assert plan.notice["release_date"] == moved
     assert plan.notice["supersedes_id"] == previous
     assert plan.entries[0].action == "notice.amended"
     assert plan.voided == (dropped.id,)
