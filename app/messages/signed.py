@@ -191,6 +191,7 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
     """Write a plan's rows and then its log entries, as few statements as the database allows
     (app/storage/batch.py), what the session holds pending first. Entries about a notice the
     session does not hold read its person from its row, in a statement of their own after."""
+    rows = list(rows)
     await flush_pending(session)
     logged = audit.rows_of(session, entries)
     own = [row for row in logged if "person_ref" in row]
@@ -199,7 +200,8 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
     await insert_all(await session.connection(), [*rows, (AuditEntry.__table__, own)])
     if not own:
         await audit.append_many(session, entries)
-    await outbox.wake_workers(session)  # to number the messages, if subscribers() has not
+    if any(table is Message.__table__ and added for table, added in rows):
+        await outbox.wake_workers(session)  # to number them, if subscribers() has not
 
 
 async def store(
