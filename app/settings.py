@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.deadlines.rules import Windows
 from app.messages.retry import STANDARD_SCHEDULE
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
     # At least twice a whole attempt, so a lease never runs out mid-send.
     delivery_lease_seconds: float = Field(default=60, gt=0)
 
+    # Deadlines (app/deadlines): a disclosure is acknowledged by the end of this many working
+    # days (England and Wales) after the day it was first available, and the substance misuse
+    # service records an attended appointment within this many days of the release date. The
+    # worker looks for deadlines passed unmet this often (an alert goes within a minute).
+    receipt_working_days: int = Field(default=1, ge=0, le=20)
+    engagement_days: int = Field(default=21, ge=0, le=365)
+    deadline_scan_seconds: float = Field(default=10, gt=0, le=60)
+
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod
     def _split_cidrs(cls, value: object) -> object:
@@ -118,6 +127,11 @@ class Settings(BaseSettings):
             if statements
             else None,
         }
+
+    @property
+    def windows(self) -> Windows:
+        """The deadlines' windows (app/deadlines/rules.py)."""
+        return Windows(self.receipt_working_days, self.engagement_days)
 
     @property
     def keys_dir(self) -> Path:

@@ -13,17 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from app.access.identity import Caller
 from app.audit.entry import Entry
+from app.deadlines.calendar import today as today_in_england_and_wales
 from app.messages.kinds import DISCLOSURE
 from app.wire.errors import Problem, invalid
 
 RECEIVED = "received"
 DATED = ("appointment_booked", "attended", "did_not_attend")  # each carries the appointment's day
 HAPPENED = ("attended", "did_not_attend")  # of an appointment whose day has come
-ENGLAND_AND_WALES = ZoneInfo("Europe/London")
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,6 @@ class Acknowledged:
 class Acknowledgement:
     row: dict[str, Any]  # without the note: the caller seals it into note_sealed, note_key_id
     entry: Entry
-
-
-def today_in_england_and_wales(now: datetime) -> date:
-    """The date in England and Wales at `now` (an aware instant)."""
-    return now.astimezone(ENGLAND_AND_WALES).date()
 
 
 def appointment_problem(

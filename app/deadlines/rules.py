@@ -1,0 +1,38 @@
+"""When a disclosure's deadlines fall (pure).
+
+`receipt_due`: the day by whose end a recipient acknowledges a disclosure: the
+`receipt_working_days`-th working day in England and Wales after the day it was first
+available. `engagement_due`: the last day of the window, `engagement_days` after the release
+date, on which an `attended` appointment counts as engagement (the continuity-of-care measure:
+treatment started within 21 days of release). A deadline passes at the end of its day
+(calendar.end_of).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from app.deadlines.calendar import today, working_days_after
+
+RECEIPT, ENGAGEMENT, AT_RISK = "receipt", "engagement", "at_risk"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How long each deadline allows: the settings' receipt_working_days and engagement_days."""
+
+    receipt_working_days: int = 1
+    engagement_days: int = 21
+
+    def receipt_due(self, available_at: datetime) -> date:
+        """The day by whose end a message first available at `available_at` is received."""
+        return working_days_after(today(available_at), self.receipt_working_days)
+
+    def engagement_due(self, release_date: date) -> date:
+        """The last day on which an attended appointment is within the window."""
+        return release_date + timedelta(days=self.engagement_days)
+
+    def engaged_in_window(self, appointment_date: date, release_date: date) -> bool:
+        """Whether an appointment on that day is within the window of that release."""
+        return release_date <= appointment_date <= self.engagement_due(release_date)
