@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -307,6 +309,53 @@ class Acknowledgement(Base):
     note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     note_key_id: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Recorded after a deadline it met had passed (app/deadlines).
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+# A deadline the overdue scan has still to look at: neither met, stopped nor alerted.
+OPEN_DEADLINE = "met_at IS NULL AND stopped_at IS NULL AND alerted_at IS NULL"
+
+
+class Deadline(Base):
+    """What a recipient owes about a disclosure message, and by when (app/deadlines/rules.py):
+    its receipt, or (of a substance misuse service) an attended appointment within the window;
+    or, raised by a missed appointment, the probation provider to be told it is at risk.
+
+    The exchange's diary: when to look. Whether it was met, or still stands, is what the
+    messages and acknowledgements say; the overdue scan reads them again before it alerts.
+    """
+
+    __tablename__ = "deadline"
+    __table_args__ = (
+        # The deadlines still to look at, by when they pass: the scan reads a few rows of it,
+        # however many messages are stored.
+        Index(
+            "ix_deadline_open",
+            "due_at",
+            sqlite_where=text(OPEN_DEADLINE),
+            postgresql_where=text(OPEN_DEADLINE),
+        ),
+        Index("ix_deadline_series_owner", "series_id", "organisation_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # receipt, engagement or at_risk
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("message.id"), index=True)
+    _message: Mapped[Message] = relationship(lazy="raise")  # flush order only
+    notice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("release_notice.id"))
+    series_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # Who owes it: the message's recipient.
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisation.id"))
+    # The missed appointment's acknowledgement that raised an at_risk.
+    acknowledgement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("acknowledgement.id"))
+    due_on: Mapped[date] = mapped_column(Date)  # by the end of this day in England and Wales
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # that end, as an instant
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_reason: Mapped[str | None] = mapped_column(String(32))
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):
