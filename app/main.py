@@ -84,7 +84,9 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.policy = policy
     app.state.data_keys = data_keys
     app.state.log_signer = log_signer
-    app.state.signing = Signing(policy, keyring, data_keys, settings.issuer)
+    app.state.signing = Signing(
+        policy, keyring, data_keys, settings.issuer, windows=settings.windows
+    )
     app.state.trusted_issuer = _trusted_issuer(settings)
     app.state.metrics = make_metrics()
     app.state.throttle = FailureThrottle(

@@ -9,7 +9,7 @@ policy.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
@@ -174,6 +174,23 @@ class Transformed(Wire):
     )
 
 
+class Deadlines(Wire):
+    """What you owe about this disclosure, and by when: each a day, met by the end of that day
+    in England and Wales (working days without weekends and England and Wales's bank holidays).
+    When one passes unmet, the exchange tells those who can act (events `receipt.overdue`,
+    `engagement.overdue`)."""
+
+    receipt_due: date = Field(
+        description="Acknowledge it (`received`, or any later status) by the end of this day: "
+        "the next working day after the day it was first available to you."
+    )
+    engagement_due: date = absent(
+        "For a substance misuse service only: record an `attended` appointment dated within "
+        "the window, from the release date to this day (21 days after it), the "
+        "continuity-of-care measure. Absent for other recipients."
+    )
+
+
 DISCLOSURE_DOC = """A disclosure (JWS `typ` `disclosure+jwt`, event `disclosure.created`):
 what the policy lets you see of one version of a release notice, what it withheld and why."""
 
@@ -233,4 +250,5 @@ def disclosure_claims(policy: Policy) -> type[BaseModel]:
             absent("Each member sent changed, and how; absent when none was."),
         ),
         policy=(PolicyRef, Field(description="The policy that decided: its version and hash.")),
+        deadlines=(Deadlines, Field(description="What you owe about it, and by when.")),
     )

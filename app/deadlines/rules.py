@@ -36,3 +36,23 @@ class Windows:
     def engaged_in_window(self, appointment_date: date, release_date: date) -> bool:
         """Whether an appointment on that day is within the window of that release."""
         return release_date <= appointment_date <= self.engagement_due(release_date)
+
+
+SUBSTANCE_MISUSE_SERVICE = "substance_misuse_service"
+
+
+def due_days(
+    recipient_kind: str, *, release_date: date | None, available_at: datetime, windows: Windows
+) -> dict[str, date]:
+    """The days a disclosure's deadlines fall on, by kind: its receipt, whoever it goes to; and
+    engagement, for a substance misuse service when the release date is known."""
+    due = {RECEIPT: windows.receipt_due(available_at)}
+    if recipient_kind == SUBSTANCE_MISUSE_SERVICE and release_date is not None:
+        due[ENGAGEMENT] = windows.engagement_due(release_date)
+    return due
+
+
+def claims_of(due: dict[str, date]) -> dict[str, str]:
+    """The deadlines as a disclosure's signed claims state them: `receipt_due` and, if it has
+    one, `engagement_due`, each a day (YYYY-MM-DD) by whose end in England and Wales."""
+    return {f"{kind}_due": day.isoformat() for kind, day in due.items()}

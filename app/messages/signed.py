@@ -16,13 +16,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
+from app.deadlines.calendar import end_of
+from app.deadlines.rules import Windows, claims_of, due_days
 from app.disclosure.policy import Policy
 from app.keys import jose
 from app.keys.recipient_keys import RecipientKeys
@@ -32,7 +34,14 @@ from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
 from app.messages.to_sign import ToSign
 from app.storage.batch import Rows, insert_all
 from app.storage.db import flush_pending
-from app.storage.models import AuditEntry, Delivery, Message, Organisation, StoredNotice
+from app.storage.models import (
+    AuditEntry,
+    Deadline,
+    Delivery,
+    Message,
+    Organisation,
+    StoredNotice,
+)
 
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 
@@ -47,6 +56,8 @@ class Signing:
     issuer: str
     # Recipients' encryption keys, each parsed once (on first use, never at import time).
     recipient_keys: RecipientKeys = field(default_factory=RecipientKeys)
+    # The deadlines' windows (the settings' receipt_working_days and engagement_days).
+    windows: Windows = field(default_factory=Windows)
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,22 @@ class Draft:
     sent: str  # the JWS, or the JWE of it the recipient gets
     kid: str
     encrypted_to: str | None
+    deadlines: tuple[dict[str, Any], ...] = ()  # a disclosure's: the deadline rows
 
 
 def draft(message: ToSign, notice: StoredNotice, *, signing: Signing, now: datetime) -> Draft:
     """Sign a message a plan sends about `notice` (then encrypt it, if the recipient has an
-    encryption key now) and seal it, under the id the plan gave it."""
+    encryption key now) and seal it, under the id the plan gave it. A disclosure states its
+    deadlines (app/deadlines/rules.py), from now, when it is stored and first available."""
     organisation = message.organisation
+    due = {}
+    if message.kind == DISCLOSURE:
+        due = due_days(
+            organisation.kind,
+            release_date=notice.release_date,
+            available_at=now,
+            windows=signing.windows,
+        )
     signed = {
         "iss": signing.issuer,
         "aud": organisation.code,
@@ -105,6 +126,7 @@ def draft(message: ToSign, notice: StoredNotice, *, signing: Signing, now: datet
         "notice_id": str(notice.id),
         **({"supersedes": str(message.supersedes)} if message.supersedes else {}),
         **message.claims,
+        **({"deadlines": claims_of(due)} if due else {}),
     }
     jws = jose.sign(signing.keyring, signed, typ=TYP[message.kind])
     recipient_key = organisation.encryption_jwk
@@ -123,7 +145,30 @@ def draft(message: ToSign, notice: StoredNotice, *, signing: Signing, now: datet
         created_at=now,
     )
     encrypted_to = recipient_key["kid"] if recipient_key else None
-    return Draft(row, organisation, jws, sent, signing.keyring.current.kid, encrypted_to)
+    deadlines = tuple(
+        _deadline(kind, day, message=row, series_id=notice.series_id, now=now)
+        for kind, day in due.items()
+    )
+    return Draft(row, organisation, jws, sent, signing.keyring.current.kid, encrypted_to, deadlines)
+
+
+def _deadline(
+    kind: str, day: date, *, message: Message, series_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """A deadline row of a disclosure message, owed by its recipient."""
+    return {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "message_id": message.id,
+        "notice_id": message.notice_id,
+        "series_id": series_id,
+        "organisation_id": message.recipient_organisation_id,
+        "acknowledgement_id": None,
+        "due_on": day,
+        "due_at": end_of(day),
+        "created_at": now,
+        **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),
+    }
 
 
 @dataclass(frozen=True)
@@ -134,12 +179,14 @@ class ToStore:
     messages: list[Message]
     deliveries: list[dict[str, Any]]
     entries: list[audit.Entry]
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
 
     def rows(self) -> list[Rows]:
         """The rows to insert, table by table (app/storage/batch.py), the log's last."""
         return [
             (Message.__table__, [_columns(m) for m in self.messages]),
             (Delivery.__table__, self.deliveries),
+            (Deadline.__table__, self.deadlines),
         ]
 
 
@@ -154,16 +201,17 @@ def to_store(
     """What storing the drafts writes, with nothing written yet: each message gets its place in
     the order the session stores messages in (`stored_order`), and is logged as signed; each
     delivery is logged as queued. `logged` are the caller's entries, to be written first."""
-    messages, entries = [], list(logged)
+    messages, entries, deadlines = [], list(logged), []
     stored = session.info.get(STORED, 0)  # how many this session has stored before
     for order, drafted in enumerate(drafts, start=stored):
         message = drafted.message
         message.stored_order = order
         messages.append(message)
         entries.append(_signed_entry(drafted, now))
+        deadlines += drafted.deadlines
     session.info[STORED] = stored + len(messages)
     deliveries, queued = outbox.deliveries_of(messages, now, subscribed)
-    return ToStore(messages, deliveries, [*entries, *queued])
+    return ToStore(messages, deliveries, [*entries, *queued], deadlines)
 
 
 def _signed_entry(drafted: Draft, now: datetime) -> audit.Entry:

@@ -22,7 +22,7 @@ RECIPIENTS = ("N07", "SMS-LEEDS")
 BUDGET = {
     "cancellation (entered_in_error)": 18,
     "cancellation (release_cancelled)": 13,
-    "amendment that stops sharing": 29,
+    "amendment that stops sharing": 30,
     "consent withdrawal": 12,
     "recording a consent (given)": 6,
     "recording a consent (refused)": 12,
