@@ -12,8 +12,6 @@ message may still be acknowledged, by code only.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
 from app.audit import entries as audit
-from app.keys.sealing import DataKeys, Sealed, SealError, place
-from app.messages.acknowledgement_plan import DATED, Acknowledged, plan_acknowledgement
+from app.keys.sealing import DataKeys, Sealed, place
+from app.messages.acknowledgement_plan import Acknowledged, plan_acknowledgement
 from app.storage.models import Acknowledgement, Message, StoredNotice
 from app.wire.errors import Problem
 
@@ -69,8 +67,6 @@ async def acknowledge(
     message (locked) and its notice, plans (app/messages/acknowledgement_plan.py), seals the
     note, then writes the row and the entry."""
     message = await _locked(session, message_id, caller)
-    if message.release_date is None and appointment_date is not None and status in DATED:
-        message = await _with_release_date_sealed(session, message, data_keys)
     plan = plan_acknowledgement(
         message,
         status=status,
@@ -122,32 +118,6 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
         person_ref=person_ref,
         release_date=release_date,
     )
-
-
-async def _with_release_date_sealed(
-    session: AsyncSession, message: Acknowledged, data_keys: DataKeys
-) -> Acknowledged:
-    """The message with its notice's release date read from the notice's sealed body, for a
-    notice stored before the date was kept in clear; unchanged once the body is purged, or if
-    it cannot be opened (an unknown data key): then the date is not known. (The body is opened
-    here, as app/consent/decisions.body_of does: app.consent is above app.messages.)"""
-    found = (
-        await session.execute(
-            select(StoredNotice.body_key_id, StoredNotice.body_sealed).where(
-                StoredNotice.id == message.notice_id
-            )
-        )
-    ).one()
-    key_id, blob = found
-    if key_id is None or blob is None:
-        return message
-    where = place("release_notice", "body_sealed", message.notice_id)
-    try:
-        body = json.loads(data_keys.open(Sealed(key_id, blob), where))
-    except SealError:
-        return message
-    released = date.fromisoformat(body["release"]["release_date"])
-    return dataclasses.replace(message, release_date=released)
 
 
 async def of_message(

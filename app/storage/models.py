@@ -97,7 +97,8 @@ class StoredNotice(Base):
     body_key_id: Mapped[str | None] = mapped_column(String(64))
     body_sha256: Mapped[str] = mapped_column(String(64))
     # The day of release, in clear (a date names nobody): deadlines and reports ask for it. Null
-    # for a notice stored before it was kept; its sealed body still holds it until purged.
+    # only for a notice stored before it was kept (0011) whose body was purged, or could not be
+    # opened, before migration 0013 copied the date from it: then it is not known.
     release_date: Mapped[date | None] = mapped_column(Date, index=True)
     # accepted, not_routed, superseded or cancelled; the reason is a code (e.g. the release reason)
     status: Mapped[str] = mapped_column(String(32))

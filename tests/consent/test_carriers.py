@@ -185,6 +185,7 @@ async def test_the_migration_takes_a_body_it_cannot_open_as_purged(
     given, refused = await carried(world, SMS), await carried(world, CLINICAL)
     only_one = {hexid(one["id"])}
     assert await carriers(world) == {hexid(given["id"]): only_one, hexid(refused["id"]): only_one}
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "exchange.migrate"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "exchange.migrate"]
+    [warning] = [w for w in warnings if w.startswith("0009:")]  # 0013 counts it too
     assert warning.startswith("0009: 1 stored notice bodies could not be opened")
     assert example["person"]["noms_number"] not in warning

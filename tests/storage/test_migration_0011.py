@@ -1,6 +1,6 @@
 """Migration 0011 on a database with notices and acknowledgements: the notices stored before it
-have no release date in clear (their bodies hold it), and going down refuses while an
-appointment's day is stored, which it would lose.
+have no release date in clear (their bodies hold it, until 0013 copies it), and going down
+refuses while an appointment's day is stored, which it would lose.
 
 Migrations run their own event loop, so they are called in a thread (as in
 tests/storage/test_migrations.py).
@@ -43,7 +43,7 @@ async def downgrade_to(world, config: Any, revision: str) -> None:
 
 
 async def test_0011_keeps_what_was_stored_and_will_not_drop_an_appointments_day(
-    world, example, clock, database_url
+    world, example, clock, database_url, settings
 ):
     config = migrate.config(database_url)
     release = clock.today - timedelta(days=2)
@@ -65,6 +65,14 @@ async def test_0011_keeps_what_was_stored_and_will_not_drop_an_appointments_day(
         assert kept == [("received",), ("appointment_booked",)]
     finally:
         await world.sessions.kw["bind"].dispose()
-        await asyncio.to_thread(migrate.upgrade, database_url)
-    # Stored before 0011: no release date in clear (acknowledging reads it from the body).
-    assert await dates(world) == ([None], [None, None])
+        await asyncio.to_thread(migrate.upgrade, database_url, "0011")
+        try:
+            at_0011 = await dates(world)
+        finally:  # 0013 opens the bodies: it needs the data keys that sealed them
+            await world.sessions.kw["bind"].dispose()
+            keys = settings.sealing_keys_dir
+            await asyncio.to_thread(migrate.upgrade, database_url, data_keys_dir=keys)
+    # Stored before 0011: no release date in clear, until 0013 copies it from the body
+    # (tests/storage/test_migration_0013.py).
+    assert at_0011 == ([None], [None, None])
+    assert await dates(world) == ([release], [None, None])
