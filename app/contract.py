@@ -20,6 +20,7 @@ from app.disclosure.policy_files import load_policy
 from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
+from app.wire import audit as schemas_audit
 from app.wire import messages as schemas_messages
 from app.wire import schemas
 from app.wire import subscriptions as schemas_subscriptions
@@ -35,7 +36,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "consent.v1.json": schemas.ConsentOut,
     "consent-withdrawal.v1.json": schemas.WithdrawalOut,
     "notice-disclosures.v1.json": schemas.NoticeDisclosures,
-    "audit-entry.v1.json": schemas.AuditEntryOut,
+    "audit-entry.v1.json": schemas_audit.AuditEntryOut,
     "problem.json": schemas.ProblemOut,
     claims_schema(CANCELLATION): schemas_webhooks.CancellationClaims,
     claims_schema(CONSENT_WITHDRAWN): schemas_webhooks.ConsentWithdrawnClaims,

@@ -47,6 +47,7 @@ def _out(row: Acknowledgement, data_keys: DataKeys) -> AcknowledgementOut:
         appointment_date=row.appointment_date,
         note=acknowledgements.note_of(data_keys, row),
         recorded_at=row.recorded_at,
+        late=row.late,
     )
 
 

@@ -23,13 +23,17 @@ from app.audit import entries as audit
 from app.audit import export as log_export
 from app.audit import tree as log_tree
 from app.disclosure import explanations as disclosures
-from app.storage.models import AuditEntry
-from app.wire.audit import CheckpointOut, ConsistencyProofOut, InclusionProofOut
+from app.storage.log_tables import AuditEntry
+from app.wire.audit import (
+    AuditEntryOut,
+    AuditPage,
+    CheckpointOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+)
 from app.wire.base import Instant
 from app.wire.errors import Problem
 from app.wire.schemas import (
-    AuditEntryOut,
-    AuditPage,
     NoticeDisclosures,
 )
 

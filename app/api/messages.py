@@ -44,6 +44,7 @@ def _out(
             status=latest.status,
             appointment_date=latest.appointment_date,
             recorded_at=latest.recorded_at,
+            late=latest.late,
         )
     return MessageOut(
         id=m.id,

@@ -22,6 +22,7 @@ from app.notices.document import ReleaseNotice
 from app.storage.models import StoredNotice
 from app.wire.schemas import (
     CancellationIn,
+    DeadlineStatus,
     DeliveryStatus,
     NoticeAccepted,
     NoticeDisclosures,
@@ -205,11 +206,12 @@ async def cancel(
 
 @router.get("/{notice_id}", name="get", response_model=NoticeStatus, responses=PROBLEMS)
 async def get(
-    notice_id: uuid.UUID, caller: PrisonCaller, session: Session, data_keys: DataKeysDep
+    notice_id: uuid.UUID, caller: PrisonCaller, session: Session, data_keys: DataKeysDep, now: Now
 ) -> NoticeStatus:
     """What became of a notice: its history, and per recipient its message, deliveries and
-    acknowledgements (with the appointments' days, and the notes the recipient wrote for you)."""
-    found = await tracking.track(session, notice_id, caller=caller, data_keys=data_keys)
+    acknowledgements (with the appointments' days, and the notes the recipient wrote for you),
+    and its deadlines with their states."""
+    found = await tracking.track(session, notice_id, caller=caller, data_keys=data_keys, now=now)
     notice = found.notice
     return NoticeStatus(
         id=notice.id,
@@ -242,9 +244,11 @@ async def get(
                         appointment_date=a.appointment_date,
                         note=a.note,
                         recorded_at=a.recorded_at,
+                        late=a.late,
                     )
                     for a in r.acknowledgements
                 ],
+                deadlines=[DeadlineStatus(**vars(d)) for d in r.deadlines],
             )
             for r in found.recipients
         ],

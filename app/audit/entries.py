@@ -16,7 +16,8 @@ from sqlalchemy.orm.util import identity_key
 
 from app.audit.entry import Entry, about_message
 from app.storage.db import flush_pending
-from app.storage.models import AuditEntry, StoredNotice
+from app.storage.log_tables import AuditEntry
+from app.storage.models import StoredNotice
 from app.wire.canonical import canonical_json
 
 __all__ = ["Entry", "about_message", "append", "append_many", "rows_of", "sha256_hex"]

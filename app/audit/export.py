@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import tree as log_tree
-from app.storage.models import AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditEntry, AuditLeaf
 
 BATCH = 2000
 

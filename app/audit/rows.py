@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.tree import ENTRY_COLUMNS, leaf_hash
-from app.storage.models import AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditEntry, AuditLeaf
 from app.wire.canonical import canonical_json
 
 

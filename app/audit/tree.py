@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import merkle
 from app.audit.signer import LogSigner
-from app.storage.models import AuditCheckpoint, AuditEntry, AuditLeaf, AuditNode
+from app.storage.log_tables import AuditCheckpoint, AuditEntry, AuditLeaf, AuditNode
 from app.wire.canonical import canonical_json
 from app.wire.errors import invalid
 

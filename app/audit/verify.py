@@ -27,7 +27,7 @@ from app.audit import merkle
 from app.audit import rows as log_rows
 from app.audit.checkpoint import CheckpointError, parse_and_verify
 from app.audit.tree import SWEEP_SECONDS
-from app.storage.models import AuditCheckpoint, AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditCheckpoint, AuditEntry, AuditLeaf
 
 ENTRY_REMOVED = "its entry was removed"
 

@@ -56,3 +56,27 @@ def claims_of(due: dict[str, date]) -> dict[str, str]:
     """The deadlines as a disclosure's signed claims state them: `receipt_due` and, if it has
     one, `engagement_due`, each a day (YYYY-MM-DD) by whose end in England and Wales."""
     return {f"{kind}_due": day.isoformat() for kind, day in due.items()}
+
+
+OPEN, MET, OVERDUE, STOPPED = "open", "met", "overdue", "stopped"
+
+
+def state_of(
+    *,
+    met_at: datetime | None,
+    stopped_at: datetime | None,
+    alerted_at: datetime | None,
+    due_at: datetime,
+    standing: bool,
+    now: datetime,
+) -> str:
+    """A deadline's state as the prison's view shows it: `met` (even late); `stopped` (the
+    message it concerns no longer stands: superseded, cancelled, withdrawn, revoked);
+    `overdue` (passed unmet, alerted or about to be); else `open`."""
+    if met_at is not None:
+        return MET
+    if stopped_at is not None or not standing:
+        return STOPPED
+    if alerted_at is not None or due_at <= now:
+        return OVERDUE
+    return OPEN

@@ -4,12 +4,19 @@ note is sealed and the plan written by app/messages/acknowledgements.py.
 
 An appointment's acknowledgement carries its day. Days are those of England and Wales: "today"
 is the date in Europe/London at the moment of the request, and today itself is not the future.
+
+It meets the recipient's deadlines it answers (app/deadlines): the message's receipt, whatever
+the status; engagement, with an `attended` appointment dated within the window; an at_risk not
+yet told, with a later booking or attendance. One recorded after a deadline it meets had passed
+is late. A substance misuse service's `did_not_attend` raises an at_risk, due at once: the
+probation provider on the release is told (app/alerts) unless a booking or attendance comes
+first.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +24,7 @@ from typing import Any
 from app.access.identity import Caller
 from app.audit.entry import Entry
 from app.deadlines.calendar import today as today_in_england_and_wales
+from app.deadlines.rules import AT_RISK, ENGAGEMENT, RECEIPT, SUBSTANCE_MISUSE_SERVICE
 from app.messages.kinds import DISCLOSURE
 from app.wire.errors import Problem, invalid
 
@@ -38,12 +46,44 @@ class Acknowledged:
     purged: bool  # the message's data, or its notice's, was purged
     person_ref: str | None  # its notice's person
     release_date: date | None  # its notice's; None when it cannot be known (purged, unreadable)
+    series_id: uuid.UUID | None = None  # its notice's series
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A deadline of the recipient's about the message or its release, neither met nor stopped
+    (it may have been alerted already), as read."""
+
+    id: uuid.UUID
+    kind: str
+    due_on: date
+    due_at: datetime
 
 
 @dataclass(frozen=True)
 class Acknowledgement:
     row: dict[str, Any]  # without the note: the caller seals it into note_sealed, note_key_id
     entry: Entry
+    met: tuple[uuid.UUID, ...] = ()  # the deadlines it meets
+    at_risk: dict[str, Any] | None = None  # the at_risk deadline row it raises
+
+
+def meets(
+    owed: Owed, *, status: str, appointment_date: date | None, release_date: date | None
+) -> bool:
+    """Whether an acknowledgement so meets that deadline: any meets a receipt; an attended
+    appointment dated within the window (up to the deadline's day) meets engagement; a later
+    booking or attendance takes an at_risk back."""
+    if owed.kind == RECEIPT:
+        return True
+    if owed.kind == ENGAGEMENT:
+        return (
+            status == "attended"
+            and appointment_date is not None
+            and appointment_date <= owed.due_on
+            and (release_date is None or release_date <= appointment_date)
+        )
+    return owed.kind == AT_RISK and status in ("appointment_booked", "attended")
 
 
 def appointment_problem(
@@ -104,11 +144,21 @@ def plan_acknowledgement(
     with_note: bool,
     caller: Caller,
     now: datetime,
+    owed: Sequence[Owed] = (),
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Acknowledgement:
     """One acknowledgement of the caller's own message (read as theirs already), or the first
-    problem with it (_refuse)."""
+    problem with it (_refuse); the deadlines of `owed` it meets, whether it is late, and the
+    at_risk it raises."""
     _refuse(message, status=status, appointment_date=appointment_date, with_note=with_note, now=now)
+    met = [
+        o
+        for o in owed
+        if meets(
+            o, status=status, appointment_date=appointment_date, release_date=message.release_date
+        )
+    ]
+    late = sorted({o.kind for o in met if o.kind != AT_RISK and o.due_at <= now})
     row = {
         "id": new_id(),
         "message_id": message.id,
@@ -119,6 +169,7 @@ def plan_acknowledgement(
         "note_sealed": None,
         "note_key_id": None,
         "recorded_at": now,
+        "late": bool(late),
     }
     entry = Entry(
         "acknowledgement.recorded",
@@ -135,6 +186,34 @@ def plan_acknowledgement(
             "appointment_date": appointment_date.isoformat() if appointment_date else None,
             "message_kind": message.kind,
             "with_note": with_note,
+            "met": sorted({o.kind for o in met}),
+            "late": late,
         },
     )
-    return Acknowledgement(row, entry)
+    at_risk = None
+    if status == "did_not_attend" and caller.kind == SUBSTANCE_MISUSE_SERVICE:
+        at_risk = _at_risk(message, acknowledgement_id=row["id"], now=now, new_id=new_id)
+    return Acknowledgement(row, entry, tuple(o.id for o in met), at_risk)
+
+
+def _at_risk(
+    message: Acknowledged,
+    *,
+    acknowledgement_id: uuid.UUID,
+    now: datetime,
+    new_id: Callable[[], uuid.UUID],
+) -> dict[str, Any]:
+    """The at_risk a missed appointment raises: due now, owed by the service that missed it."""
+    return {
+        "id": new_id(),
+        "kind": AT_RISK,
+        "message_id": message.id,
+        "notice_id": message.notice_id,
+        "series_id": message.series_id,
+        "organisation_id": message.recipient_id,
+        "acknowledgement_id": acknowledgement_id,
+        "due_on": today_in_england_and_wales(now),
+        "due_at": now,
+        "created_at": now,
+        **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),
+    }

@@ -17,14 +17,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
-from app.audit import entries as audit
+from app.deadlines.rules import AT_RISK, ENGAGEMENT, RECEIPT
 from app.keys.sealing import DataKeys, Sealed, place
-from app.messages.acknowledgement_plan import Acknowledged, plan_acknowledgement
-from app.storage.models import Acknowledgement, Message, StoredNotice
+from app.messages import outbox
+from app.messages.acknowledgement_plan import Acknowledged, Owed, plan_acknowledgement
+from app.messages.kinds import DISCLOSURE
+from app.messages.signed import write
+from app.storage.batch import Rows
+from app.storage.models import Acknowledgement, Deadline, Message, StoredNotice
 from app.wire.errors import Problem
 
 
@@ -64,9 +68,11 @@ async def acknowledge(
     now: datetime,
 ) -> Recorded:
     """Record one acknowledgement of the caller's own message, with its log entry: it reads the
-    message (locked) and its notice, plans (app/messages/acknowledgement_plan.py), seals the
-    note, then writes the row and the entry."""
+    message (locked) and its notice, and for a disclosure the deadlines it may answer; plans
+    (app/messages/acknowledgement_plan.py), seals the note, then writes the row, the at_risk it
+    raises and the entry (one statement on PostgreSQL), and the deadlines it meets."""
     message = await _locked(session, message_id, caller)
+    owed = await _owed(session, message) if message.kind == DISCLOSURE else []
     plan = plan_acknowledgement(
         message,
         status=status,
@@ -74,14 +80,42 @@ async def acknowledge(
         with_note=note is not None,
         caller=caller,
         now=now,
+        owed=owed,
     )
     row = plan.row
     if note is not None:
         sealed = data_keys.seal(note.encode(), place("acknowledgement", "note_sealed", row["id"]))
         row = {**row, "note_sealed": sealed.blob, "note_key_id": sealed.key_id}
-    await (await session.connection()).execute(insert(Acknowledgement.__table__), [row])
-    await audit.append_many(session, [plan.entry])
+    rows: list[Rows] = [(Acknowledgement.__table__, [row])]
+    if plan.at_risk is not None:
+        rows.append((Deadline.__table__, [plan.at_risk]))
+        await outbox.wake_workers(session)  # the overdue scan tells the probation provider
+    await write(session, rows, [plan.entry])
+    if plan.met:
+        await session.execute(
+            update(Deadline)
+            .where(Deadline.id.in_(plan.met), Deadline.met_at.is_(None))
+            .values(met_at=now)
+        )
     return Recorded(Acknowledgement(**row), message.notice_id)
+
+
+async def _owed(session: AsyncSession, message: Acknowledged) -> list[Owed]:
+    """The recipient's deadlines the acknowledgement may answer, neither met nor stopped: the
+    message's receipt, and engagement and at_risk on its release."""
+    found = await session.execute(
+        select(Deadline.id, Deadline.kind, Deadline.due_on, Deadline.due_at).where(
+            Deadline.met_at.is_(None),
+            Deadline.stopped_at.is_(None),
+            or_(
+                (Deadline.message_id == message.id) & (Deadline.kind == RECEIPT),
+                (Deadline.series_id == message.series_id)
+                & (Deadline.organisation_id == message.recipient_id)
+                & Deadline.kind.in_((ENGAGEMENT, AT_RISK)),
+            ),
+        )
+    )
+    return [Owed(*row) for row in found]
 
 
 async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) -> Acknowledged:
@@ -93,7 +127,7 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
             select(Message.id, Message.kind, Message.notice_id, Message.recipient_organisation_id)
             .add_columns(Message.sequence, Message.revoked_at, Message.withdrawn_at)
             .add_columns(Message.purged_at, StoredNotice.purged_at, StoredNotice.person_ref)
-            .add_columns(StoredNotice.release_date)
+            .add_columns(StoredNotice.release_date, StoredNotice.series_id)
             .join(StoredNotice, StoredNotice.id == Message.notice_id)
             .where(Message.id == message_id)
             .with_for_update(of=Message.__table__)
@@ -102,7 +136,7 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
     if found is None:
         raise Problem(404, "Not found", "No such message.")
     id_, kind, notice_id, recipient_id, sequence, revoked, withdrawn, *rest = found
-    *purged, person_ref, release_date = rest
+    *purged, person_ref, release_date, series_id = rest
     if recipient_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such message.")
     if sequence is None:  # not in the inbox until numbered (app/api/messages.py)
@@ -117,6 +151,7 @@ async def _locked(session: AsyncSession, message_id: uuid.UUID, caller: Caller) 
         purged=any(p is not None for p in purged),
         person_ref=person_ref,
         release_date=release_date,
+        series_id=series_id,
     )
 
 
@@ -180,6 +215,7 @@ class Latest:
     status: str
     appointment_date: date | None
     recorded_at: datetime
+    late: bool
 
 
 async def latest_of(
@@ -193,6 +229,7 @@ async def latest_of(
     rows = await session.execute(
         select(Acknowledgement.message_id, Acknowledgement.id, Acknowledgement.status)
         .add_columns(Acknowledgement.appointment_date, Acknowledgement.recorded_at)
+        .add_columns(Acknowledgement.late)
         .where(
             Acknowledgement.message_id.in_(ids),
             Acknowledgement.organisation_id == caller.organisation_id,

@@ -34,14 +34,8 @@ from app.messages.kinds import CANCELLATION, DISCLOSURE, TYP
 from app.messages.to_sign import ToSign
 from app.storage.batch import Rows, insert_all
 from app.storage.db import flush_pending
-from app.storage.models import (
-    AuditEntry,
-    Deadline,
-    Delivery,
-    Message,
-    Organisation,
-    StoredNotice,
-)
+from app.storage.log_tables import AuditEntry
+from app.storage.models import Deadline, Delivery, Message, Organisation, StoredNotice
 
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 

@@ -16,12 +16,14 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
+from app.deadlines.rules import state_of
 from app.keys.sealing import DataKeys
 from app.messages import acknowledgements
 from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.supersession import superseded_by
 from app.storage.models import (
     Acknowledgement,
+    Deadline,
     Delivery,
     Disclosure,
     Message,
@@ -37,6 +39,19 @@ class Acknowledged:
     appointment_date: date | None
     note: str | None
     recorded_at: datetime
+    late: bool = False
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A deadline of the recipient's about its message, and its state (app/deadlines/rules.py)."""
+
+    kind: str
+    due_on: date
+    due_at: datetime
+    state: str
+    met_at: datetime | None
+    alerted_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class RecipientTracking:
     superseded_by: uuid.UUID | None  # the later message that replaced this one, if one did
     deliveries: list[Delivery]
     acknowledgements: list[Acknowledged]  # oldest first
+    deadlines: list[Owed]  # by when they fall
 
     @property
     def acknowledgement(self) -> str | None:
@@ -73,9 +89,15 @@ class Tracking:
 
 
 async def track(
-    session: AsyncSession, notice_id: uuid.UUID, *, caller: Caller, data_keys: DataKeys
+    session: AsyncSession,
+    notice_id: uuid.UUID,
+    *,
+    caller: Caller,
+    data_keys: DataKeys,
+    now: datetime,
 ) -> Tracking:
-    """A notice of the caller's own with its history and recipients; else 404."""
+    """A notice of the caller's own with its history and recipients, their deadlines' states as
+    of `now`; else 404."""
     notice = await session.get(StoredNotice, notice_id)
     if notice is None or notice.organisation_id != caller.organisation_id:
         raise Problem(404, "Not found", "No such release notice.")
@@ -87,7 +109,7 @@ async def track(
         )
     ).all()
     sent = await _what_was_sent(session, notice_id)
-    return Tracking(notice, list(versions), _recipients(sent, data_keys))
+    return Tracking(notice, list(versions), _recipients(sent, data_keys, now=now))
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ class _Sent:
     messages: Sequence[Row[tuple[Message, str, str, uuid.UUID | None]]]
     deliveries: Sequence[Delivery]
     acknowledged: Mapping[uuid.UUID, Sequence[Acknowledgement]]
+    deadlines: Sequence[Deadline]
 
 
 async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
@@ -127,10 +150,51 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         )
     ).all()
     acknowledged = await acknowledgements.of_messages(session, (m.id for m, *_ in messages))
-    return _Sent(decided, messages, deliveries, acknowledged)
+    deadlines = (
+        await session.scalars(
+            select(Deadline)
+            .join(Message, Message.id == Deadline.message_id)
+            .where(Message.notice_id == notice_id)
+            .order_by(Deadline.due_at, Deadline.id)
+        )
+    ).all()
+    return _Sent(decided, messages, deliveries, acknowledged, deadlines)
 
 
-def _recipients(sent: _Sent, data_keys: DataKeys) -> list[RecipientTracking]:
+def _owed(
+    sent: _Sent, message: Message | None, *, replaced_by: uuid.UUID | None, now: datetime
+) -> list[Owed]:
+    """The message's deadlines and their states: none stands once the message does not."""
+    if message is None:
+        return []
+    standing = (
+        replaced_by is None
+        and message.revoked_at is None
+        and message.withdrawn_at is None
+        and message.purged_at is None
+    )
+    return [
+        Owed(
+            d.kind,
+            d.due_on,
+            d.due_at,
+            state_of(
+                met_at=d.met_at,
+                stopped_at=d.stopped_at,
+                alerted_at=d.alerted_at,
+                due_at=d.due_at,
+                standing=standing,
+                now=now,
+            ),
+            d.met_at,
+            d.alerted_at,
+        )
+        for d in sent.deadlines
+        if d.message_id == message.id
+    ]
+
+
+def _recipients(sent: _Sent, data_keys: DataKeys, *, now: datetime) -> list[RecipientTracking]:
     """A row per recipient decided on (with its disclosure's message, if one was sent), then
     one per cancellation or withdrawal sent."""
     replaced_by = {m.id: by for m, _, _, by in sent.messages}
@@ -150,9 +214,13 @@ def _recipients(sent: _Sent, data_keys: DataKeys) -> list[RecipientTracking]:
                     a.appointment_date,
                     acknowledgements.note_of(data_keys, a),
                     a.recorded_at,
+                    a.late,
                 )
                 for a in (sent.acknowledged[message.id] if message else [])
             ],
+            deadlines=_owed(
+                sent, message, replaced_by=replaced_by.get(message.id) if message else None, now=now
+            ),
         )
 
     by_disclosure = {m.disclosure_id: m for m, *_ in sent.messages if m.disclosure_id}

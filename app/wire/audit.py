@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -35,3 +36,24 @@ class ConsistencyProofOut(Wire):
     first: int
     second: int
     hashes: Hashes = Field(description="The consistency proof (RFC 9162 2.1.4), base64.")
+
+
+class AuditEntryOut(Wire):
+    id: int
+    recorded_at: datetime
+    action: str
+    actor_organisation_id: uuid.UUID | None
+    actor_client_id: str | None
+    notice_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    subject_organisation_id: uuid.UUID | None
+    person_ref: str | None = Field(
+        description="The person the entry concerns, as a keyed hash of the NOMS number (never "
+        "the number); null where it is not recorded on the entry itself."
+    )
+    details: dict[str, object]
+
+
+class AuditPage(Wire):
+    items: list[AuditEntryOut]
+    next_cursor: str | None

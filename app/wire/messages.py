@@ -25,6 +25,7 @@ class LatestAcknowledgement(Wire):
     status: AcknowledgementStatus
     appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
     recorded_at: datetime
+    late: bool = Field(description="Recorded after a deadline it met had passed.")
 
 
 class MessageOut(Wire):

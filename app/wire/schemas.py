@@ -107,6 +107,10 @@ class AcknowledgementOut(Wire):
     appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
     note: str | None = Field(description="Null when none was given, or once purged.")
     recorded_at: datetime
+    late: bool = Field(
+        description="Recorded after a deadline it met had passed (`receipt_due`, or "
+        "`engagement_due` for an attendance): counted as met late."
+    )
 
 
 class AcknowledgementPage(Wire):
@@ -119,6 +123,10 @@ class RecipientAcknowledgement(Wire):
     appointment_date: date | None = Field(description=APPOINTMENT_DATE_GIVEN)
     note: str | None = Field(description="The recipient's note, written for you; null if none.")
     recorded_at: datetime
+    late: bool = Field(
+        description="Recorded after a deadline it met had passed (`receipt_due`, or "
+        "`engagement_due` for an attendance): counted as met late."
+    )
 
 
 SUPERSEDES = (
@@ -129,6 +137,28 @@ SUPERSEDED_BY = (
     "The later message to this recipient that replaced this one: a disclosure of a later "
     "version, or a cancellation. Null while this one stands."
 )
+
+
+DeadlineKind = Literal["receipt", "engagement", "at_risk"]
+DeadlineState = Literal["open", "met", "overdue", "stopped"]
+
+
+class DeadlineStatus(Wire):
+    kind: DeadlineKind = Field(
+        description="`receipt`: the recipient acknowledges the message. `engagement`: the "
+        "substance misuse service records an `attended` appointment within 21 days of release. "
+        "`at_risk`: raised by a missed appointment; the probation provider is told unless a "
+        "booking or attendance comes first."
+    )
+    due_on: date = Field(description="By the end of this day in England and Wales.")
+    due_at: datetime = Field(description="That end, as an instant (UTC).")
+    state: DeadlineState = Field(
+        description="`met` (perhaps late: see the acknowledgements' `late`); `stopped` (the "
+        "message no longer stands: superseded, cancelled, withdrawn); `overdue` (passed unmet: "
+        "those who can act are told); `open`."
+    )
+    met_at: datetime | None
+    alerted_at: datetime | None = Field(description="When the overdue event was sent; null if not.")
 
 
 class RecipientStatus(RoutedRecipient):
@@ -144,6 +174,9 @@ class RecipientStatus(RoutedRecipient):
     )
     acknowledgements: list[RecipientAcknowledgement] = Field(
         description="Every acknowledgement of this message, oldest first."
+    )
+    deadlines: list[DeadlineStatus] = Field(
+        description="What the recipient owes about this message, by when, and its state."
     )
 
 
@@ -174,27 +207,6 @@ class CancellationIn(RequestBody):
         description="`entered_in_error`: it should never have been sent (wrong person, wrong "
         "prison). `release_cancelled`: the release will not happen as notified. `other`."
     )
-
-
-class AuditEntryOut(Wire):
-    id: int
-    recorded_at: datetime
-    action: str
-    actor_organisation_id: uuid.UUID | None
-    actor_client_id: str | None
-    notice_id: uuid.UUID | None
-    message_id: uuid.UUID | None
-    subject_organisation_id: uuid.UUID | None
-    person_ref: str | None = Field(
-        description="The person the entry concerns, as a keyed hash of the NOMS number (never "
-        "the number); null where it is not recorded on the entry itself."
-    )
-    details: dict[str, object]
-
-
-class AuditPage(Wire):
-    items: list[AuditEntryOut]
-    next_cursor: str | None
 
 
 class ProblemOut(BaseModel):

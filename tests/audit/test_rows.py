@@ -17,7 +17,7 @@ from app.audit import entries as audit
 from app.audit import rows as log_rows
 from app.audit import tree as log_tree
 from app.storage.db import is_sqlite
-from app.storage.models import AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditEntry, AuditLeaf
 from app.wire.canonical import canonical_json
 from app.worker.loop import advance_log
 from tests.helpers.audit import OLD, leaf, tamper, verified

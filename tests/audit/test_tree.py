@@ -26,7 +26,7 @@ from app.audit import tree as log_tree
 from app.audit.checkpoint import parse_and_verify, parse_verifier_key
 from app.audit.signer import LogSigner, load_log_signer
 from app.storage.db import is_sqlite
-from app.storage.models import AuditEntry, AuditLeaf, AuditNode
+from app.storage.log_tables import AuditEntry, AuditLeaf, AuditNode
 from app.wire.canonical import canonical_json
 from app.worker.loop import advance_log
 from tests.helpers.problems import assert_problem

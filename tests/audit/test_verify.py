@@ -21,7 +21,7 @@ from app.audit import verify as log_verify
 from app.audit.signer import key_path, load_log_signer
 from app.settings import Settings
 from app.storage.db import is_sqlite
-from app.storage.models import AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditEntry, AuditLeaf
 from app.worker.loop import advance_log
 from tests.helpers.audit import OLD, leaf, tamper, verified
 

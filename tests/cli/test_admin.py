@@ -20,7 +20,8 @@ from sqlalchemy import select
 from app.access.identity import hash_secret
 from app.access.tokens import Presented, authenticate_client
 from app.storage.db import make_engine, make_sessionmaker
-from app.storage.models import ApiClient, AuditEntry, Organisation
+from app.storage.log_tables import AuditEntry
+from app.storage.models import ApiClient, Organisation
 from app.wire.errors import Problem
 
 TOKEN_ENDPOINT = "http://exchange.test/oauth/token"

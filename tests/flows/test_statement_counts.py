@@ -26,7 +26,7 @@ BUDGET = {
     "consent withdrawal": 12,
     "recording a consent (given)": 6,
     "recording a consent (refused)": 12,
-    "acknowledgement": 4,
+    "acknowledgement": 6,
 }
 
 

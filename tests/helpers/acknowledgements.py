@@ -10,7 +10,7 @@ import httpx
 
 STATUSES = ["received", "accepted", "appointment_booked", "attended", "did_not_attend", "declined"]
 NOTE = "Seen by Dr Okafor at the Leeds hub; Daniel asked for evening appointments."
-OUT_MEMBERS = {"id", "message_id", "status", "appointment_date", "note", "recorded_at"}
+OUT_MEMBERS = {"id", "message_id", "status", "appointment_date", "note", "recorded_at", "late"}
 
 
 def released(example: dict[str, Any], on: date) -> dict[str, Any]:

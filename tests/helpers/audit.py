@@ -10,7 +10,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.storage.db import is_sqlite
-from app.storage.models import AuditEntry, AuditLeaf
+from app.storage.log_tables import AuditEntry, AuditLeaf
 
 TRIGGERS = [
     f"{table}_no_{event}"

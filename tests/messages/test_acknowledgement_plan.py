@@ -132,6 +132,7 @@ def test_an_acknowledgement_is_one_row_and_one_entry_without_the_note(read, stat
         "note_sealed": None,
         "note_key_id": None,
         "recorded_at": NOW,
+        "late": False,
     }
     entry = plan.entry
     assert (entry.action, entry.at, entry.person_ref) == ("acknowledgement.recorded", NOW, "p" * 64)
@@ -147,6 +148,8 @@ def test_an_acknowledgement_is_one_row_and_one_entry_without_the_note(read, stat
         "appointment_date": appointment.isoformat() if appointment else None,  # a day, no value
         "message_kind": read.kind,
         "with_note": with_note,
+        "met": [],
+        "late": [],
     }
 
 

@@ -339,11 +339,13 @@ async def test_each_acknowledgement_is_logged_with_ids_codes_and_days_never_the_
                 "appointment_date": on,
                 "message_kind": "disclosure",
                 "with_note": note,
+                "met": met,  # the message's receipt, by the first; nothing left for the second
+                "late": [],
             },
         }
-        for answer, status, on, note in (
-            (with_note, "attended", clock.today.isoformat(), True),
-            (without, "received", None, False),
+        for answer, status, on, note, met in (
+            (with_note, "attended", clock.today.isoformat(), True, ["receipt"]),
+            (without, "received", None, False, []),
         )
     ]
     assert all(e["client"].startswith("cli_") for e in entries)

@@ -118,7 +118,7 @@ async def test_the_inbox_shows_each_message_with_its_latest_acknowledgement(worl
         await acknowledge(world, first["N07"], dated("appointment_booked", booked_on, note=NOTE)),
         first["N07"],
     )
-    shown = {k: booked[k] for k in ("id", "status", "appointment_date", "recorded_at")}
+    shown = {k: booked[k] for k in ("id", "status", "appointment_date", "recorded_at", "late")}
     assert await inbox("N07") == {first["N07"]: shown, second["N07"]: None}
     one = await world.api.get(f"/v1/messages/{first['N07']}", headers=await world.headers("N07"))
     assert one.status_code == 200 and one.json()["acknowledgement"] == shown
@@ -130,5 +130,5 @@ async def test_the_inbox_shows_each_message_with_its_latest_acknowledgement(worl
         await acknowledge(world, first["N07"], dated("attended", clock.today)), first["N07"]
     )
     assert (await inbox("N07"))[first["N07"]] == {
-        k: attended[k] for k in ("id", "status", "appointment_date", "recorded_at")
+        k: attended[k] for k in ("id", "status", "appointment_date", "recorded_at", "late")
     }

@@ -21,7 +21,7 @@ from app.messages import leases, sequencer
 from app.notices import intake
 from app.notices.document import ReleaseNotice
 from app.storage.db import is_sqlite, make_sessionmaker
-from app.storage.models import AuditEntry
+from app.storage.log_tables import AuditEntry
 from tests.conftest import number_messages
 
 RECIPIENTS = ("N07", "SMS-LEEDS")

@@ -16,7 +16,8 @@ from standardwebhooks.webhooks import Webhook
 
 from app.access.identity import Caller, Scope
 from app.messages import recovery
-from app.storage.models import AuditEntry, Delivery, Message
+from app.storage.log_tables import AuditEntry
+from app.storage.models import Delivery, Message
 from app.worker.loop import http_client, purge_expired, run_once
 from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import running_receiver

@@ -16,7 +16,8 @@ from sqlalchemy import event, select
 
 from app.notices.examples import moved
 from app.storage.db import is_sqlite
-from app.storage.models import AuditEntry, Message
+from app.storage.log_tables import AuditEntry
+from app.storage.models import Message
 from tests.conftest import number_messages
 
 RECIPIENTS = ("N07", "SMS-LEEDS")

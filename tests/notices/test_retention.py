@@ -23,7 +23,8 @@ from app.keys.sealing import SealError, load_data_keys
 from app.main import create_app
 from app.messages.outbox import jws_of
 from app.notices import retention
-from app.storage.models import AuditEntry, IdempotencyKey, Message
+from app.storage.log_tables import AuditEntry
+from app.storage.models import IdempotencyKey, Message
 from app.worker.loop import http_client, purge_expired, run_once
 from tests.helpers.documents import personal_values
 from tests.helpers.receiver import closed_port, running_receiver
