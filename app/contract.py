@@ -22,6 +22,7 @@ from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
 from app.wire import audit as schemas_audit
 from app.wire import messages as schemas_messages
+from app.wire import reports as schemas_reports
 from app.wire import schemas
 from app.wire import subscriptions as schemas_subscriptions
 
@@ -37,6 +38,8 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "consent-withdrawal.v1.json": schemas.WithdrawalOut,
     "notice-disclosures.v1.json": schemas.NoticeDisclosures,
     "audit-entry.v1.json": schemas_audit.AuditEntryOut,
+    "continuity-of-care-report.v1.json": schemas_reports.ContinuityReport,
+    "timeliness-report.v1.json": schemas_reports.TimelinessReport,
     "problem.json": schemas.ProblemOut,
     claims_schema(CANCELLATION): schemas_webhooks.CancellationClaims,
     claims_schema(CONSENT_WITHDRAWN): schemas_webhooks.ConsentWithdrawnClaims,

@@ -24,6 +24,7 @@ from app.api import (
     oauth,
     organisations,
     problems,
+    reports,
     signing_keys,
     subscriptions,
     webhooks,
@@ -52,6 +53,7 @@ ROUTER_MODULES = (
     messages,
     acknowledgements,
     audit,
+    reports,
     signing_keys,
     encryption_key,
 )

@@ -22,6 +22,7 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     ADMIN = "admin"
     METRICS_READ = "metrics:read"  # /metrics alone: what Prometheus's credential should hold
+    REPORTS_READ = "reports:read"  # aggregates only; a prison sees its own releases
 
 
 ORGANISATION_KINDS = (
@@ -35,7 +36,7 @@ ORGANISATION_KINDS = (
 RECIPIENT_KINDS = ("probation_provider", "substance_misuse_service")
 
 KIND_SCOPES: dict[str, frozenset[Scope]] = {
-    "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE}),
+    "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE, Scope.REPORTS_READ}),
     "probation_provider": frozenset(
         {Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE, Scope.ACKNOWLEDGEMENTS_WRITE}
     ),
@@ -47,8 +48,8 @@ KIND_SCOPES: dict[str, frozenset[Scope]] = {
             Scope.ACKNOWLEDGEMENTS_WRITE,
         }
     ),
-    "auditor": frozenset({Scope.AUDIT_READ}),
-    "operator": frozenset({Scope.ADMIN, Scope.METRICS_READ}),
+    "auditor": frozenset({Scope.AUDIT_READ, Scope.REPORTS_READ}),
+    "operator": frozenset({Scope.ADMIN, Scope.METRICS_READ, Scope.REPORTS_READ}),
 }
 
 

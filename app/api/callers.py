@@ -70,3 +70,4 @@ AcknowledgementReader = Annotated[
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
 Operator = Annotated[Caller, Depends(require(Scope.ADMIN))]
 MetricsReader = Annotated[Caller, Depends(require(Scope.METRICS_READ))]
+ReportReader = Annotated[Caller, Depends(require(Scope.REPORTS_READ))]

@@ -19,6 +19,7 @@ from app.access import encryption_keys
 from app.access import organisations as admin
 from app.cli import diagnostics as logs
 from app.cli.audit import audit_cli
+from app.cli.report import report_cli
 from app.keys.sealing import load_data_keys, new_data_key
 from app.keys.signing_keys import KeyFileError, current_kid, new_signing_key
 from app.notices import examples
@@ -42,6 +43,7 @@ cli.add_typer(retention_cli, name="retention")
 cli.add_typer(notice_cli, name="notice")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(report_cli, name="report")
 
 
 def _print(document: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ ACCESS_TYP = "at+jwt"
 
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
 KIND_SCOPES = {
-    "MDI": {"release-notices:write", "consents:write"},
+    "MDI": {"release-notices:write", "consents:write", "reports:read"},
     "N07": {"messages:read", "subscriptions:write", "acknowledgements:write"},
     "SMS-LEEDS": {
         "consents:write",
@@ -41,8 +41,8 @@ KIND_SCOPES = {
         "subscriptions:write",
         "acknowledgements:write",
     },
-    "AUDIT": {"audit:read"},
-    "OPS": {"admin", "metrics:read"},
+    "AUDIT": {"audit:read", "reports:read"},
+    "OPS": {"admin", "metrics:read", "reports:read"},
 }
 
 

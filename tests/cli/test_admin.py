@@ -106,7 +106,11 @@ def test_a_client_with_a_public_key_gets_no_secret(run, mdi, database_url, tmp_p
     path.write_text(text)
     printed = ok(run("client", "add", "--org", "MDI", "--public-key", str(path)))
     assert printed["client_secret"] is None
-    assert set(printed["scopes"].split()) == {"release-notices:write", "consents:write"}
+    assert set(printed["scopes"].split()) == {
+        "release-notices:write",
+        "consents:write",
+        "reports:read",
+    }
     (client,) = fetch(database_url, ApiClient, client_id=printed["client_id"])
     assert client.secret_sha256 is None and client.previous_secret_sha256 is None
     expected = json.loads(ECAlgorithm.to_jwk(key.public_key()))
