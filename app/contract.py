@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from app.api import webhook_schemas as schemas_webhooks
 from app.api.webhooks import claims_schema
 from app.disclosure.policy_files import load_policy
-from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import ALERTS, CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
 from app.wire import audit as schemas_audit
@@ -43,6 +43,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "problem.json": schemas.ProblemOut,
     claims_schema(CANCELLATION): schemas_webhooks.CancellationClaims,
     claims_schema(CONSENT_WITHDRAWN): schemas_webhooks.ConsentWithdrawnClaims,
+    **{claims_schema(kind): schemas_webhooks.AlertClaims for kind in ALERTS},
 }
 # A disclosure's claims follow the policy: published for the policy this repository ships.
 SHIPPED_POLICY = PROJECT_ROOT / "consent"

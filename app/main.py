@@ -63,20 +63,28 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}"
 
 
+def make_signing(settings: Settings, data_keys: DataKeys) -> Signing:
+    """What signs messages, read once: the signing keys, the policy (a bad one stops start-up),
+    the issuer and the deadlines' windows. For the app, and for a worker on its own."""
+    grace = timedelta(days=settings.signing_key_grace_days)
+    keyring = load_keyring(settings.keys_dir, grace=grace)
+    policy = load_policy(settings.policy_dir, ReleaseNotice)
+    return Signing(policy, keyring, data_keys, settings.issuer, windows=settings.windows)
+
+
 def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> FastAPI:
     """Build the app. Keys and policies are read here, once; a bad policy stops start-up."""
     settings = settings or Settings()
-    grace = timedelta(days=settings.signing_key_grace_days)
-    keyring = load_keyring(settings.keys_dir, grace=grace)
     data_keys = load_data_keys(settings.sealing_keys_dir)
+    signing = make_signing(settings, data_keys)
+    keyring, policy = signing.keyring, signing.policy
     log_signer = load_log_signer(settings)
-    policy = load_policy(settings.policy_dir, ReleaseNotice)
     run_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
     app = FastAPI(
         title="NPS exchange",
         version="1",
         summary="Release notices about NPS use: minimised, signed, delivered, audited.",
-        lifespan=_lifespan(settings, data_keys=data_keys, log_signer=log_signer, worker=run_worker),
+        lifespan=_lifespan(settings, signing=signing, log_signer=log_signer, worker=run_worker),
         generate_unique_id_function=_operation_id,
         docs_url=None,  # served by docs.install, from the exchange's own files
         redoc_url=None,
@@ -86,9 +94,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.state.policy = policy
     app.state.data_keys = data_keys
     app.state.log_signer = log_signer
-    app.state.signing = Signing(
-        policy, keyring, data_keys, settings.issuer, windows=settings.windows
-    )
+    app.state.signing = signing
     app.state.trusted_issuer = _trusted_issuer(settings)
     app.state.metrics = make_metrics()
     app.state.throttle = FailureThrottle(
@@ -111,7 +117,7 @@ def _trusted_issuer(settings: Settings) -> TrustedIssuer | None:
 
 
 def _lifespan(
-    settings: Settings, *, data_keys: DataKeys, log_signer: LogSigner, worker: bool
+    settings: Settings, *, signing: Signing, log_signer: LogSigner, worker: bool
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """The database engine, the webhook client and, if embedded, the delivery worker, for as
     long as the app serves."""
@@ -130,7 +136,8 @@ def _lifespan(
                         app.state.sessions,
                         client,
                         settings,
-                        data_keys=data_keys,
+                        data_keys=signing.data_keys,
+                        signing=signing,
                         stop=stop,
                         log_signer=log_signer,
                     )

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # worker looks for deadlines passed unmet this often (an alert goes within a minute).
     receipt_working_days: int = Field(default=1, ge=0, le=20)
     engagement_days: int = Field(default=21, ge=0, le=365)
-    deadline_scan_seconds: float = Field(default=10, gt=0, le=60)
+    deadline_scan_seconds: float = Field(default=1, gt=0, le=60)
 
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod

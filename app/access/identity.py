@@ -36,7 +36,18 @@ ORGANISATION_KINDS = (
 RECIPIENT_KINDS = ("probation_provider", "substance_misuse_service")
 
 KIND_SCOPES: dict[str, frozenset[Scope]] = {
-    "prison": frozenset({Scope.RELEASE_NOTICES_WRITE, Scope.CONSENTS_WRITE, Scope.REPORTS_READ}),
+    # A prison reads, subscribes to and acknowledges the alerts about its notices
+    # (receipt.overdue): the only messages it is sent.
+    "prison": frozenset(
+        {
+            Scope.RELEASE_NOTICES_WRITE,
+            Scope.CONSENTS_WRITE,
+            Scope.REPORTS_READ,
+            Scope.MESSAGES_READ,
+            Scope.SUBSCRIPTIONS_WRITE,
+            Scope.ACKNOWLEDGEMENTS_WRITE,
+        }
+    ),
     "probation_provider": frozenset(
         {Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE, Scope.ACKNOWLEDGEMENTS_WRITE}
     ),

@@ -125,6 +125,27 @@ class ConsentWithdrawn(Event):
     data: ConsentWithdrawnData
 
 
+class ReceiptOverdue(Event):
+    """A disclosure was not acknowledged by the end of its `receipt_due` day."""
+
+    type: Literal["receipt.overdue"]
+    data: EventData
+
+
+class EngagementOverdue(Event):
+    """No attended appointment was recorded within the window after a release."""
+
+    type: Literal["engagement.overdue"]
+    data: EventData
+
+
+class EngagementAtRisk(Event):
+    """A substance misuse service recorded a missed appointment, and no booking since."""
+
+    type: Literal["engagement.at_risk"]
+    data: EventData
+
+
 # --- the signed messages' claims -----------------------------------------------------------
 
 
@@ -164,6 +185,36 @@ class ConsentWithdrawnClaims(Claims):
     supersedes: uuid.UUID = Field(description="The disclosure that relied on the consent.")
     scope: ConsentScope = Field(description="The consent that no longer stands.")
     withdrawn_at: int = Field(description="When it stopped standing, in unix seconds.")
+
+
+class DeadlinePassed(Wire):
+    id: uuid.UUID = Field(description="The deadline: the same in every event about it.")
+    kind: Literal["receipt", "engagement", "at_risk"] = Field(
+        description="`receipt`: a disclosure's acknowledgement. `engagement`: an attended "
+        "appointment within the window after release. `at_risk`: a missed appointment."
+    )
+    due_on: date = Field(
+        description="The day by whose end it was due, in England and Wales (for an at_risk, "
+        "the day the missed appointment was recorded)."
+    )
+    owed_by: OrganisationCode = Field(description="The organisation that owes it.")
+
+
+class AlertClaims(Claims):
+    """An alert about a deadline (JWS `typ` `receipt-overdue+jwt`, `engagement-overdue+jwt` or
+    `engagement-at-risk+jwt`): ids, codes and days only; never anything about the person that
+    you do not hold already. `notice_id` is the notice version of the message it concerns."""
+
+    deadline: DeadlinePassed
+    concerning: uuid.UUID = Field(
+        description="The disclosure message the deadline is about: the recipient's own (your "
+        "message, if the deadline is yours; for a prison, the message id in its notice's "
+        "status view)."
+    )
+    series_id: uuid.UUID = Field(description="The release notice, whatever its version.")
+    missed_appointment_date: date = absent(
+        "For `engagement.at_risk` only: the day of the appointment missed."
+    )
 
 
 class Transformed(Wire):

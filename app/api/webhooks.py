@@ -13,8 +13,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from app.api.webhook_schemas import ConsentWithdrawn, DisclosureCreated, NoticeCancelled
-from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE, TYP
+from app.api.webhook_schemas import (
+    ConsentWithdrawn,
+    DisclosureCreated,
+    EngagementAtRisk,
+    EngagementOverdue,
+    NoticeCancelled,
+    ReceiptOverdue,
+)
+from app.messages.kinds import (
+    CANCELLATION,
+    CONSENT_WITHDRAWN,
+    DISCLOSURE,
+    ENGAGEMENT_AT_RISK,
+    ENGAGEMENT_OVERDUE,
+    RECEIPT_OVERDUE,
+    TYP,
+)
 from app.messages.retry import (
     GONE,
     JITTER,
@@ -166,3 +181,52 @@ async def notice_cancelled(event: NoticeCancelled) -> None: ...
     ),
 )
 async def consent_withdrawn(event: ConsentWithdrawn) -> None: ...
+
+
+ALERTED = (
+    " Acknowledge it `received` like any message; act on it in your own systems: the exchange "
+    "sends each alert once, and a deadline met late is shown as late in the acknowledgements."
+)
+
+
+@_webhook(
+    RECEIPT_OVERDUE,
+    "receipt_overdue",
+    "A disclosure was not acknowledged in time",
+    what=(
+        "The recipient named in `deadline.owed_by` did not acknowledge the disclosure "
+        "`concerning` by the end of its `receipt_due` day (the next working day in England and "
+        "Wales after it was first available). Sent to that recipient and to the prison that "
+        "posted the notice." + ALERTED
+    ),
+)
+async def receipt_overdue(event: ReceiptOverdue) -> None: ...
+
+
+@_webhook(
+    ENGAGEMENT_OVERDUE,
+    "engagement_overdue",
+    "No treatment appointment attended within 21 days of release",
+    what=(
+        "The substance misuse service recorded no `attended` appointment dated within the "
+        "window (release date to `engagement_due`, 21 days after it): the continuity-of-care "
+        "measure is missed. Sent to the service and to the probation provider on the same "
+        "release (if it holds a disclosure of it that stands), so the responsible officer can "
+        "help the person re-engage." + ALERTED
+    ),
+)
+async def engagement_overdue(event: EngagementOverdue) -> None: ...
+
+
+@_webhook(
+    ENGAGEMENT_AT_RISK,
+    "engagement_at_risk",
+    "A treatment appointment was missed",
+    what=(
+        "The substance misuse service recorded `did_not_attend` (on "
+        "`missed_appointment_date`) and no booking or attendance since. Sent at once to the "
+        "probation provider on the same release (if it holds a disclosure of it that stands)."
+        + ALERTED
+    ),
+)
+async def engagement_at_risk(event: EngagementAtRisk) -> None: ...

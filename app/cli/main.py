@@ -116,11 +116,13 @@ def serving_app() -> Any:
 @cli.command()
 def worker() -> None:
     """Run a delivery worker on its own; many may run at once. Stops cleanly on SIGTERM."""
+    from app.main import make_signing
     from app.worker.loop import http_client, run_forever
 
     logs.configure()
     settings = Settings()
     data_keys = load_data_keys(settings.sealing_keys_dir)
+    signing = make_signing(settings, data_keys)  # it signs the deadlines' alerts
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -131,7 +133,12 @@ def worker() -> None:
         try:
             async with http_client(settings.webhook_timeout_seconds) as client:
                 await run_forever(
-                    make_sessionmaker(engine), client, settings, data_keys=data_keys, stop=stop
+                    make_sessionmaker(engine),
+                    client,
+                    settings,
+                    data_keys=data_keys,
+                    signing=signing,
+                    stop=stop,
                 )
         finally:
             await engine.dispose()

@@ -60,6 +60,9 @@ EVENT_TYPES = {
     "disclosure": "disclosure.created",
     "cancellation": "notice.cancelled",
     "consent_withdrawn": "consent.withdrawn",
+    "receipt_overdue": "receipt.overdue",
+    "engagement_overdue": "engagement.overdue",
+    "engagement_at_risk": "engagement.at_risk",
 }
 
 

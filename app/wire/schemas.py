@@ -22,7 +22,14 @@ class TokenResponse(Wire):
     scope: str
 
 
-MessageKind = Literal["disclosure", "cancellation", "consent_withdrawn"]
+MessageKind = Literal[
+    "disclosure",
+    "cancellation",
+    "consent_withdrawn",
+    "receipt_overdue",
+    "engagement_overdue",
+    "engagement_at_risk",
+]
 DeliveryState = Literal["pending", "delivered", "dead", "revoked", "superseded"]
 NoticeState = Literal["accepted", "not_routed", "superseded", "cancelled"]
 

@@ -30,12 +30,14 @@ from app.audit import tree as log_tree
 from app.audit.signer import LogSigner, load_log_signer
 from app.keys.sealing import DataKeys
 from app.messages import leases
+from app.messages.signed import Signing
 from app.messages.wakeup import Listener
 from app.messages.webhook import CONNECT_TIMEOUT_SECONDS, TOTAL_TIMEOUT_SECONDS
 from app.notices import retention
 from app.settings import Settings
 from app.worker.pool import Pool, attempt, claims_ahead, lease_renewal_due, still_ready
 from app.worker.transactions import (
+    alert_overdue,
     claim,
     number,
     record_and_claim,
@@ -126,6 +128,7 @@ async def run_forever(
     settings: Settings,
     *,
     data_keys: DataKeys,
+    signing: Signing | None,
     stop: asyncio.Event,
     log_signer: LogSigner | None = None,
 ) -> None:
@@ -152,7 +155,9 @@ async def run_forever(
     stop_waiter.add_done_callback(lambda _: kick.set())
     listener = Listener(settings.database_url, kick)
     pool = Pool(client, settings, kick=kick, stop=stop)
-    worker = Worker(sessions, settings, data_keys, pool=pool, log_signer=log_signer)
+    worker = Worker(
+        sessions, settings, data_keys, pool=pool, log_signer=log_signer, signing=signing
+    )
     try:
         while not stop.is_set():
             kick.clear()
@@ -183,11 +188,13 @@ class Worker:
         *,
         pool: Pool,
         log_signer: LogSigner,
+        signing: Signing | None = None,
     ) -> None:
         self.sessions, self.settings, self.data_keys = sessions, settings, data_keys
-        self.pool, self.log_signer = pool, log_signer
+        self.pool, self.log_signer, self.signing = pool, log_signer, signing
         self._loop = asyncio.get_running_loop()
         self._next_purge = self._next_log = self._next_sweep = self._loop.time()
+        self._next_scan = self._loop.time()
 
     async def run_pass(self) -> bool:
         """One pass; whether its claim took all the room it had (more may be due at once)."""
@@ -212,7 +219,8 @@ class Worker:
 
     async def _housekeeping(self) -> None:
         """The retention purge, once per its interval; the log's sequencer, at most once a
-        second (its scan is bounded), with a sweep once per log_tree.SWEEP_SECONDS."""
+        second (its scan is bounded), with a sweep once per log_tree.SWEEP_SECONDS; the overdue
+        scan (app/alerts/scan.py), once per deadline_scan_seconds, if the worker signs."""
         now = self._loop.time()
         if now >= self._next_purge:
             self._next_purge = now + self.settings.retention_purge_interval_seconds
@@ -224,6 +232,10 @@ class Worker:
             if sweep:
                 self._next_sweep = now + log_tree.SWEEP_SECONDS
             await _advance_log(self.sessions, self.settings, self.log_signer, sweep=sweep)
+        now = self._loop.time()
+        if self.signing is not None and now >= self._next_scan:
+            self._next_scan = now + self.settings.deadline_scan_seconds
+            await alert_overdue(self.sessions, self.signing, now=datetime.now(UTC))
 
     async def _renew_waiting(self) -> None:
         """Renew the leases of what is ready once any is due for it (lease_renewal_due)."""

@@ -1,5 +1,5 @@
 """The delivery worker's transactions: numbering messages, claiming, recording outcomes, or
-both of the last in one pass.
+both of the last in one pass; and the overdue scan's batches.
 
 Each is a transaction of its own, opened here and committed here, and each fails alone: a
 traceback could carry SQL parameters, so failures are logged by type only.
@@ -16,12 +16,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.alerts.scan import scan_due
 from app.keys.sealing import DataKeys
 from app.messages import leases, outcomes, sequencer
+from app.messages.signed import Signing
 from app.messages.webhook import Outcome
 from app.settings import Settings
 
 log = logging.getLogger("exchange.worker")
+ALERT_BATCH = 100  # deadlines looked at per transaction of the overdue scan
 
 
 async def claim(
@@ -207,3 +210,22 @@ async def number(sessions: async_sessionmaker[AsyncSession]) -> int:
         numbered += batch
         if batch < sequencer.BATCH:
             return numbered
+
+
+async def alert_overdue(
+    sessions: async_sessionmaker[AsyncSession], signing: Signing, *, now: datetime
+) -> int:
+    """Look at every deadline passed by `now` (app/alerts/scan.py), a batch per transaction,
+    until none is left; how many it looked at. A batch that fails is logged and left for the
+    next pass: its deadlines are still open."""
+    looked = 0
+    while True:
+        try:
+            async with sessions() as session, session.begin():
+                batch = await scan_due(session, signing, now=now, limit=ALERT_BATCH)
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            log.error("alerting overdue deadlines failed (%s)", type(exc).__name__)
+            return looked
+        looked += batch
+        if batch < ALERT_BATCH:
+            return looked

@@ -183,7 +183,7 @@ async def test_a_client_can_be_narrowed_but_not_widened(world, api) -> None:
     assert narrowed.status_code == 201, narrowed.text
     assert narrowed.json()["scopes"] == "release-notices:write"
     before = await world.counts()
-    for scopes in ("messages:read", "release-notices:write admin", "", " ", "admin\x00", 7):
+    for scopes in ("audit:read", "release-notices:write admin", "", " ", "admin\x00", 7):
         widened = await api.post(
             "/v1/organisations/MDI/clients", json={"scopes": scopes}, headers=headers
         )

@@ -100,7 +100,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> tuple[World, dict
     api = await stack.enter_async_context(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER)
     )
-    world = World(api, app.state.sessions, app.state.data_keys)
+    world = World(api, app.state.sessions, app.state.data_keys, app.state.signing)
     async with world.sessions() as session, session.begin():
         for kind, code in ORGANISATIONS:
             organisation = await admin.add_organisation(

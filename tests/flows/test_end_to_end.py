@@ -111,7 +111,10 @@ def test_a_release_notice_reaches_both_recipients_signed_and_minimised(
         )
         assert created["code"] == code and created["kind"] == kind
     prison = exchange(environment, "client", "add", "--org", "MDI")
-    assert prison["scopes"] == "consents:write release-notices:write reports:read"
+    assert prison["scopes"] == (
+        "acknowledgements:write consents:write messages:read release-notices:write reports:read "
+        "subscriptions:write"
+    )
     recipients = {
         code: exchange(environment, "client", "add", "--org", code) for code in ("N07", "SMS-LEEDS")
     }

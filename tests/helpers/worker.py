@@ -54,7 +54,14 @@ async def worker(world, settings):
     stop = asyncio.Event()
     async with http_client(settings.webhook_timeout_seconds) as client:
         task = asyncio.create_task(
-            run_forever(world.sessions, client, settings, data_keys=world.data_keys, stop=stop)
+            run_forever(
+                world.sessions,
+                client,
+                settings,
+                data_keys=world.data_keys,
+                signing=world.signing,
+                stop=stop,
+            )
         )
         try:
             yield
