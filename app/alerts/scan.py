@@ -2,7 +2,8 @@
 
 `scan_due` reads, plans, then writes, in the caller's transaction: the deadlines passed and not
 yet looked at (a few rows of the partial index `ix_deadline_open`, locked FOR UPDATE SKIP LOCKED
-on PostgreSQL, so that workers scanning side by side take different ones), then what the
+on PostgreSQL, so that workers scanning side by side take different ones; on SQLite after
+taking the database's write lock), then what the
 messages and acknowledgements say of them now: whether each message still stands, whether an
 acknowledgement meets the deadline after all, and who holds a disclosure of the release. The
 pure planner (app/alerts/plan.py) says which are stopped, met or alerted; the events are signed
@@ -46,6 +47,10 @@ async def scan_due(
 ) -> int:
     """Look at up to `limit` deadlines passed by `now`, oldest first: stop, meet or alert each
     (see the module). How many it looked at; fewer than `limit` means none is left."""
+    if not await _any_passed(session, now=now):  # cheap, and takes no lock
+        return 0
+    if session.bind.dialect.name == "sqlite":
+        await _write_lock(session)
     passed = await _passed(session, now=now, limit=limit)
     if not passed:
         return 0
@@ -65,6 +70,25 @@ async def scan_due(
             [{"b_id": id_, "b_reason": why} for id_, why in plan.stopped],
         )
     return len(passed)
+
+
+async def _any_passed(session: AsyncSession, *, now: datetime) -> bool:
+    found = await session.scalar(
+        select(Deadline.id).where(text(OPEN_DEADLINE), Deadline.due_at <= now).limit(1)
+    )
+    return found is not None
+
+
+async def _write_lock(session: AsyncSession) -> None:
+    """On SQLite, the database's write lock, taken before the deadlines are read, so that two
+    scans never read the same ones (SQLite has no row locks): the second reads after the first
+    commits."""
+    await session.execute(
+        update(Deadline)
+        .where(Deadline.id.is_(None))  # no row: the statement is for its lock
+        .values(kind=Deadline.kind)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _passed(session: AsyncSession, *, now: datetime, limit: int) -> list[Deadline]:
