@@ -15,7 +15,9 @@ used only to create the run's own databases), in this order, each beside its bas
 6. memory: the resident size of the API process once it has answered the given number of
    notices (with growth, a process started just before; without, the one the phases before
    it used);
-7. the log: a million entries, verified, proved and queried.
+7. the log: a million entries, verified, proved and queried;
+8. deadlines: the overdue scan at 10,000 and 1,000,000 stored messages, and the continuity-of-care
+   report over a year of 70,000 releases, each on a database of its own.
 
 `--quick` shrinks every size, for trying the harness; its results go to `<date>-quick.json` and
 leave the README alone. The processes' logs are kept in bench/var/.
@@ -52,7 +54,7 @@ from bench.world import (
 )
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("intake", "scaleout", "delivery", "e2e", "growth", "memory", "log")
+PHASES = ("intake", "scaleout", "delivery", "e2e", "growth", "memory", "log", "deadlines")
 
 
 def serve(port: int) -> list[str]:
@@ -144,6 +146,15 @@ async def main(scale: Scale, only: set[str], work_dir: Path) -> dict:
 
             figures, run.details["log"] = await log_phase.log(
                 runner, ADMIN_URL, work_dir, scale.log_entries, scale.log_persons, scale.log_queries
+            )
+            results |= figures
+        if "deadlines" in only:
+            say("deadlines: the overdue scan at two sizes, and the continuity report over a year")
+            from bench import deadlines_phase  # only this phase needs it
+
+            sizes = deadlines_phase.QUICK_SIZES if scale is QUICK else deadlines_phase.Sizes()
+            figures, run.details["deadlines"] = await deadlines_phase.deadlines(
+                runner, ADMIN_URL, work_dir, sizes
             )
             results |= figures
         return {"results": results, "details": run.details}

@@ -29,6 +29,14 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "person_query_p95_ms": ("<=", 20, "entries about one person over HTTP, p95 (ms)"),
     "growth_ratio": ("<=", 1.2, "intake p50 at the large size over that at the small"),
     "rss_mb": ("<", 200, "API resident memory after the notices below (MB)"),
+    # Issue 24 item 6 (bench/deadlines_phase.py).
+    "overdue_idle_ms": ("<=", 100, "an idle overdue scan pass at 1M messages, 100k open, p50 (ms)"),
+    "overdue_idle_p95_ms": ("<=", 100, "the same, p95 (ms)"),
+    "overdue_idle_ratio": ("<=", 1.2, "that idle pass's p50 at 1M over at 10,000"),
+    "overdue_busy_ms": ("<=", 100, "a scan batch alerting 100 deadlines due, at 1M, p50 (ms)"),
+    "overdue_busy_ratio": ("<=", 1.2, "that batch's p50 at 1M over at 10,000"),
+    "continuity_report_ms": ("<", 1000, "continuity report, 70,000 releases, use case, p50 (ms)"),
+    "continuity_report_http_ms": ("<", 1000, "the same over HTTP, by month, p50 (ms)"),
 }
 
 
@@ -173,15 +181,23 @@ def _scaleout(scaleout: dict) -> str:
     )
 
 
+def _full_size(document: dict) -> bool:
+    return document.get("scale", {}).get("large_notices", 0) >= 1_000_000
+
+
 def _n(item: tuple) -> int:
     return int(item[0])  # JSON made the statement counts strings
 
 
 def write(document: dict, day: str, quick: bool) -> Path:
-    """The results file; for a full run, the README's table too."""
+    """The results file; for a full run, the README's table too. A run of some phases at full
+    size is named after them (`<date>-deadlines.json`), a quick one `<date>-quick.json`."""
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
-    path = results_dir / f"{day}{'-quick' if quick else ''}.json"
+    suffix = "-quick" if quick else ""
+    if quick and _full_size(document):  # some phases, at full size
+        suffix = "-" + "-".join(document.get("phases") or ["some"])
+    path = results_dir / f"{day}{suffix}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     if not quick:
         m = document["machine"]
