@@ -1,10 +1,12 @@
 """What the overdue scan does with the deadlines that have passed, decided without a database.
 
 Each deadline passed is looked at once, with what the messages and acknowledgements say of it
-now (read by app/alerts/scan.py): one whose message no longer stands (superseded, cancelled,
-withdrawn, revoked, purged) is stopped; one an acknowledgement met after all (on another message
-of the release) is met; the rest are alerted: a signed event to each who can act, and a log
-entry. Who is told:
+now (read by app/alerts/facts.py): one that no longer stands (its message, or for engagement and
+an at_risk the service's hold on the release: superseded, cancelled, withdrawn, revoked, purged)
+is stopped; one an acknowledgement met after all (on another message of the release) is met;
+the rest are alerted: a signed event to each who can act, and a log entry. An engagement
+deadline of an amended release whose day was told already is marked alerted and tells nobody
+again. Who is told:
 
 - `receipt.overdue`: the recipient that owes the acknowledgement, and the prison that posted
   the notice;
@@ -51,6 +53,7 @@ class Due:
     probation: Any | None  # the probation provider holding a disclosure of it that stands
     person_ref: str | None = None
     missed_on: date | None = None  # an at_risk's missed appointment
+    told_before: bool = False  # engagement: its release and day were told already (amended)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def plan_alerts(
         alerted.append(d.id)
         events = [
             ToSign(EVENT[d.kind], new_id(), organisation, claims(d), notice_id=d.notice_id)
-            for organisation in told(d)
+            for organisation in ([] if d.told_before else told(d))
         ]
         to_sign += events
         entries.append(
@@ -115,6 +118,7 @@ def plan_alerts(
                 event=EVENT_TYPES[EVENT[d.kind]],
                 told=[e.organisation.code for e in events],
                 messages=[str(e.message_id) for e in events],
+                **({"told_before": True} if d.told_before else {}),
             )
         )
     return Alerts(tuple(alerted), tuple(met), tuple(stopped), tuple(to_sign), tuple(entries))

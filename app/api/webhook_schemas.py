@@ -195,7 +195,7 @@ class DeadlinePassed(Wire):
     )
     due_on: date = Field(
         description="The day by whose end it was due, in England and Wales (for an at_risk, "
-        "the day the missed appointment was recorded)."
+        "the missed appointment's day)."
     )
     owed_by: OrganisationCode = Field(description="The organisation that owes it.")
 

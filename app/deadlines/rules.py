@@ -45,10 +45,14 @@ def due_days(
     recipient_kind: str, *, release_date: date | None, available_at: datetime, windows: Windows
 ) -> dict[str, date]:
     """The days a disclosure's deadlines fall on, by kind: its receipt, whoever it goes to; and
-    engagement, for a substance misuse service when the release date is known."""
+    engagement, for a substance misuse service when the release date is known and its window
+    has not closed before the message is available (a notice sent that late gives the service
+    nothing it could meet; the continuity-of-care report still counts the release)."""
     due = {RECEIPT: windows.receipt_due(available_at)}
     if recipient_kind == SUBSTANCE_MISUSE_SERVICE and release_date is not None:
-        due[ENGAGEMENT] = windows.engagement_due(release_date)
+        engagement = windows.engagement_due(release_date)
+        if engagement >= today(available_at):
+            due[ENGAGEMENT] = engagement
     return due
 
 

@@ -10,7 +10,7 @@ the status; engagement, with an `attended` appointment dated within the window; 
 yet told, with a later booking or attendance. One recorded after a deadline it meets had passed
 is late. A substance misuse service's `did_not_attend` raises an at_risk, due at once: the
 probation provider on the release is told (app/alerts) unless a booking or attendance comes
-first.
+first. A missed appointment already reported raises no second at_risk.
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ class Owed:
 
     id: uuid.UUID
     kind: str
-    due_on: date
+    due_on: date  # for an at_risk, the missed appointment's day
     due_at: datetime
+    met: bool = False  # an at_risk is read even once met: one missed appointment raises one
+    release_date: date | None = None  # of the deadline's own notice version
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,13 @@ class Acknowledgement:
     at_risk: dict[str, Any] | None = None  # the at_risk deadline row it raises
 
 
-def meets(
-    owed: Owed, *, status: str, appointment_date: date | None, release_date: date | None
-) -> bool:
+def meets(owed: Owed, *, status: str, appointment_date: date | None) -> bool:
     """Whether an acknowledgement so meets that deadline: any meets a receipt; an attended
-    appointment dated within the window (up to the deadline's day) meets engagement; a later
-    booking or attendance takes an at_risk back."""
+    appointment dated within the window (from the release date of the deadline's notice to
+    the deadline's day) meets engagement; a later booking or attendance takes an at_risk back."""
+    if owed.met:
+        return False
+    release_date = owed.release_date
     if owed.kind == RECEIPT:
         return True
     if owed.kind == ENGAGEMENT:
@@ -151,13 +154,7 @@ def plan_acknowledgement(
     problem with it (_refuse); the deadlines of `owed` it meets, whether it is late, and the
     at_risk it raises."""
     _refuse(message, status=status, appointment_date=appointment_date, with_note=with_note, now=now)
-    met = [
-        o
-        for o in owed
-        if meets(
-            o, status=status, appointment_date=appointment_date, release_date=message.release_date
-        )
-    ]
+    met = [o for o in owed if meets(o, status=status, appointment_date=appointment_date)]
     late = sorted({o.kind for o in met if o.kind != AT_RISK and o.due_at <= now})
     row = {
         "id": new_id(),
@@ -191,8 +188,16 @@ def plan_acknowledgement(
         },
     )
     at_risk = None
-    if status == "did_not_attend" and caller.kind == SUBSTANCE_MISUSE_SERVICE:
-        at_risk = _at_risk(message, acknowledgement_id=row["id"], now=now, new_id=new_id)
+    raised = {o.due_on for o in owed if o.kind == AT_RISK}  # one missed appointment, one at_risk
+    missed = status == "did_not_attend" and caller.kind == SUBSTANCE_MISUSE_SERVICE
+    if missed and appointment_date is not None and appointment_date not in raised:
+        at_risk = _at_risk(
+            message,
+            acknowledgement_id=row["id"],
+            missed_on=appointment_date,
+            now=now,
+            new_id=new_id,
+        )
     return Acknowledgement(row, entry, tuple(o.id for o in met), at_risk)
 
 
@@ -200,10 +205,12 @@ def _at_risk(
     message: Acknowledged,
     *,
     acknowledgement_id: uuid.UUID,
+    missed_on: date,
     now: datetime,
     new_id: Callable[[], uuid.UUID],
 ) -> dict[str, Any]:
-    """The at_risk a missed appointment raises: due now, owed by the service that missed it."""
+    """The at_risk a missed appointment raises: due now, owed by the service that missed it,
+    its day the appointment's."""
     return {
         "id": new_id(),
         "kind": AT_RISK,
@@ -212,7 +219,7 @@ def _at_risk(
         "series_id": message.series_id,
         "organisation_id": message.recipient_id,
         "acknowledgement_id": acknowledgement_id,
-        "due_on": today_in_england_and_wales(now),
+        "due_on": missed_on,
         "due_at": now,
         "created_at": now,
         **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),

@@ -101,17 +101,24 @@ async def acknowledge(
 
 
 async def _owed(session: AsyncSession, message: Acknowledged) -> list[Owed]:
-    """The recipient's deadlines the acknowledgement may answer, neither met nor stopped: the
-    message's receipt, and engagement and at_risk on its release."""
+    """The recipient's deadlines the acknowledgement may answer, none stopped: the message's
+    receipt and the release's engagement not yet met, and every at_risk of the release (one
+    missed appointment raises one), each with its notice version's release date."""
+    mine = (Deadline.series_id == message.series_id) & (
+        Deadline.organisation_id == message.recipient_id
+    )
     found = await session.execute(
-        select(Deadline.id, Deadline.kind, Deadline.due_on, Deadline.due_at).where(
-            Deadline.met_at.is_(None),
+        select(Deadline.id, Deadline.kind, Deadline.due_on, Deadline.due_at)
+        .add_columns(Deadline.met_at.is_not(None), StoredNotice.release_date)
+        .join(StoredNotice, StoredNotice.id == Deadline.notice_id)
+        .where(
             Deadline.stopped_at.is_(None),
             or_(
-                (Deadline.message_id == message.id) & (Deadline.kind == RECEIPT),
-                (Deadline.series_id == message.series_id)
-                & (Deadline.organisation_id == message.recipient_id)
-                & Deadline.kind.in_((ENGAGEMENT, AT_RISK)),
+                (Deadline.message_id == message.id)
+                & (Deadline.kind == RECEIPT)
+                & Deadline.met_at.is_(None),
+                mine & (Deadline.kind == ENGAGEMENT) & Deadline.met_at.is_(None),
+                mine & (Deadline.kind == AT_RISK),
             ),
         )
     )
