@@ -29,15 +29,21 @@ from app.storage.models import OPEN_DEADLINE, Deadline
 
 
 async def scan_due(
-    session: AsyncSession, signing: Signing, *, now: datetime, limit: int = 100
+    session: AsyncSession,
+    signing: Signing,
+    *,
+    now: datetime,
+    limit: int = 100,
+    only: uuid.UUID | None = None,
 ) -> int:
-    """Look at up to `limit` deadlines passed by `now`, oldest first: stop, meet or alert each
-    (see the module). How many it looked at; fewer than `limit` means none is left."""
+    """Look at up to `limit` deadlines passed by `now`, oldest first (or at `only` that one):
+    stop, meet or alert each (see the module). How many it looked at; fewer than `limit` means
+    none is left."""
     if not await _any_passed(session, now=now):  # cheap, and takes no lock
         return 0
     if session.bind.dialect.name == "sqlite":
         await _write_lock(session)
-    passed = await _passed(session, now=now, limit=limit)
+    passed = await _passed(session, now=now, limit=limit, only=only)
     if not passed:
         return 0
     facts = await read(session, passed)
@@ -59,10 +65,19 @@ async def scan_due(
 
 
 async def _any_passed(session: AsyncSession, *, now: datetime) -> bool:
-    found = await session.scalar(
-        select(Deadline.id).where(text(OPEN_DEADLINE), Deadline.due_at <= now).limit(1)
-    )
-    return found is not None
+    return bool(await passed_ids(session, now=now, limit=1))
+
+
+async def passed_ids(
+    session: AsyncSession, *, now: datetime, limit: int, skip: Iterable[uuid.UUID] = ()
+) -> list[uuid.UUID]:
+    """The ids of the deadlines passed and not yet looked at, oldest first, but those skipped:
+    read without a lock (the scan takes them again, locked)."""
+    skipped = list(skip)
+    query = select(Deadline.id).where(text(OPEN_DEADLINE), Deadline.due_at <= now)
+    if skipped:
+        query = query.where(Deadline.id.not_in(skipped))
+    return list(await session.scalars(query.order_by(Deadline.due_at, Deadline.id).limit(limit)))
 
 
 async def _write_lock(session: AsyncSession) -> None:
@@ -77,18 +92,16 @@ async def _write_lock(session: AsyncSession) -> None:
     )
 
 
-async def _passed(session: AsyncSession, *, now: datetime, limit: int) -> list[Deadline]:
+async def _passed(
+    session: AsyncSession, *, now: datetime, limit: int, only: uuid.UUID | None
+) -> list[Deadline]:
     """The deadlines passed and not yet looked at, oldest first, locked (skipping those another
     worker holds): an index range scan of ix_deadline_open."""
-    return list(
-        await session.scalars(
-            select(Deadline)
-            .where(text(OPEN_DEADLINE), Deadline.due_at <= now)
-            .order_by(Deadline.due_at, Deadline.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    query = select(Deadline).where(text(OPEN_DEADLINE), Deadline.due_at <= now)
+    if only is not None:
+        query = query.where(Deadline.id == only)
+    query = query.order_by(Deadline.due_at, Deadline.id).limit(limit)
+    return list(await session.scalars(query.with_for_update(skip_locked=True)))
 
 
 async def _mark(

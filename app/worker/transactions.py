@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.alerts.scan import scan_due
+from app.alerts.scan import passed_ids, scan_due
 from app.keys.sealing import DataKeys
 from app.messages import leases, outcomes, sequencer
 from app.messages.signed import Signing
@@ -216,16 +216,34 @@ async def alert_overdue(
     sessions: async_sessionmaker[AsyncSession], signing: Signing, *, now: datetime
 ) -> int:
     """Look at every deadline passed by `now` (app/alerts/scan.py), a batch per transaction,
-    until none is left; how many it looked at. A batch that fails is logged and left for the
-    next pass: its deadlines are still open."""
+    until none is left; how many it looked at. A batch that fails is looked at again one
+    deadline at a time, so that one that cannot be alerted (logged by its id, left open for the
+    next pass) holds none of the others back."""
     looked = 0
     while True:
         try:
             async with sessions() as session, session.begin():
                 batch = await scan_due(session, signing, now=now, limit=ALERT_BATCH)
         except Exception as exc:  # a traceback could carry SQL parameters: type only
-            log.error("alerting overdue deadlines failed (%s)", type(exc).__name__)
-            return looked
+            log.error("alerting overdue deadlines failed (%s): one at a time", type(exc).__name__)
+            return looked + await _one_at_a_time(sessions, signing, now=now)
         looked += batch
         if batch < ALERT_BATCH:
             return looked
+
+
+async def _one_at_a_time(
+    sessions: async_sessionmaker[AsyncSession], signing: Signing, *, now: datetime
+) -> int:
+    looked, failed = 0, set[uuid.UUID]()
+    while True:
+        async with sessions() as session:
+            next_ids = await passed_ids(session, now=now, limit=1, skip=failed)
+        if not next_ids:
+            return looked
+        try:
+            async with sessions() as session, session.begin():
+                looked += await scan_due(session, signing, now=now, limit=1, only=next_ids[0])
+        except Exception as exc:  # a traceback could carry SQL parameters: type only
+            failed.add(next_ids[0])
+            log.error("deadline %s could not be alerted (%s)", next_ids[0], type(exc).__name__)

@@ -79,3 +79,21 @@ async def test_a_notice_sent_after_its_window_closed_owes_no_engagement(world, e
     assert set(claims["deadlines"]) == {"receipt_due"}
     kinds = await world.sql("SELECT kind FROM deadline")
     assert sorted(k for (k,) in kinds) == ["receipt", "receipt"]
+
+
+async def test_a_deadline_that_cannot_be_alerted_holds_none_back(world, example, clock):
+    """N07's stored encryption key is broken (not a key): its alert cannot be encrypted. The
+    scan logs that deadline by its id, leaves it open, and alerts the rest."""
+    await post(world, released(example, clock.today))
+    await world.execute(
+        "UPDATE organisation SET encryption_jwk = :jwk WHERE code = 'N07'",
+        jwk='{"kty": "RSA", "kid": "broken", "n": "AQAB", "e": "AQAB"}',
+    )
+    await passed(world, "receipt")
+    assert await scan(world) == 1  # SMS-LEEDS's; N07's failed alone
+    assert [a["deadline"]["owed_by"] for a in await alerts(world, "SMS-LEEDS")] == ["SMS-LEEDS"]
+    still = await world.sql(
+        "SELECT d.alerted_at FROM deadline d JOIN organisation o ON o.id = d.organisation_id "
+        "WHERE o.code = 'N07' AND d.kind = 'receipt'"
+    )
+    assert still == [(None,)]
