@@ -15,7 +15,8 @@ Per group of releases and per kind of recipient:
 
 Medians and 90th percentiles interpolate linearly (grouping.percentile), to one decimal. Counts
 of 1 to 4 are suppressed, with the median and 90th percentile of that count; a share is
-withheld when its numerator or denominator is 1 to 4.
+withheld when its numerator, its denominator or their difference (the complement's count) is 1
+to 4.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _spread(values: list[float], prefix: str, unit: str) -> tuple[dict, list[str
 
 
 def _share(numerator: int, denominator: int, *, name: str, hidden: list[str]) -> float | None:
-    if suppression.small(numerator) or suppression.small(denominator):
+    if suppression.withheld(numerator, denominator):
         hidden.append(name)
     return suppression.share(numerator, denominator)
 

@@ -21,18 +21,65 @@ WINDOWS = Windows()
 CLOSED = DAY + timedelta(days=30)  # a today after the window
 
 
-@given(st.lists(st.integers(min_value=0, max_value=40), min_size=9, max_size=9))
-def test_no_shown_cell_is_small_and_no_suppressed_cell_is_recovered(values) -> None:
-    cells = dict(zip((ENGAGED, *CATEGORIES), values, strict=True))
+def names(count: int) -> list[str]:
+    return [f"cell{n}" for n in range(count)]
+
+
+partitions = st.lists(st.integers(min_value=0, max_value=60), min_size=2, max_size=9)
+
+
+@given(partitions)
+def test_no_shown_cell_is_small(values) -> None:
+    cells = dict(zip(names(len(values)), values, strict=True))
     total = sum(values)
     hidden = suppression.partition((RELEASED, total), cells)
     shown = suppression.shown({RELEASED: total, **cells}, hidden)
     assert not any(suppression.small(v) for v in shown.values() if v is not None)
+    assert all(name in hidden for name, value in cells.items() if suppression.small(value))
+
+
+@given(partitions)
+def test_the_hidden_cells_include_a_large_one_or_the_whole_group_is_hidden(values) -> None:
+    """Released minus the shown cells is the hidden cells' sum, each hidden cell is known to be
+    at least 1 (0 is shown): with only small cells hidden, k of them summing to k or 4k, or a
+    single one, would be recovered exactly."""
+    cells = dict(zip(names(len(values)), values, strict=True))
+    total = sum(values)
+    hidden = suppression.partition((RELEASED, total), cells)
     hidden_cells = [name for name in cells if name in hidden]
-    assert len(hidden_cells) != 1  # released minus the shown cells is never one cell
     if RELEASED in hidden:
         assert set(hidden) == {RELEASED, *cells}
-    assert all(name in hidden for name, value in cells.items() if suppression.small(value))
+    elif hidden_cells:
+        assert any(cells[name] >= suppression.SMALLEST_SHOWN for name in hidden_cells)
+        assert len(hidden_cells) >= 2
+
+
+@given(partitions)
+def test_the_shown_and_hidden_cells_add_up_to_released(values) -> None:
+    cells = dict(zip(names(len(values)), values, strict=True))
+    total = sum(values)
+    hidden = suppression.partition((RELEASED, total), cells)
+    shown = suppression.shown({RELEASED: total, **cells}, hidden)
+    assert set(hidden) <= {RELEASED, *cells}
+    shown_sum = sum(value for name, value in shown.items() if name != RELEASED and value)
+    hidden_sum = sum(cells[name] for name in cells if name in hidden)
+    assert shown_sum + hidden_sum == total
+    if RELEASED not in hidden:
+        assert shown[RELEASED] == total
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=9, max_size=9))
+def test_continuity_groups_never_give_a_small_count_away(values) -> None:
+    """Through the continuity report's own publishing: the rate goes with released or engaged."""
+    cells = dict(zip((ENGAGED, *CATEGORIES), values, strict=True))
+    group = continuity._published("G", cells, provisional=False)
+    published = [group.released, group.engaged, *group.breakdown.values()]
+    assert not any(suppression.small(v) for v in published if v is not None)
+    if group.released is None or group.engaged is None:
+        assert group.rate is None and "rate" in group.suppressed
+    hidden = [cells[name] for name in (ENGAGED, *CATEGORIES) if name in group.suppressed]
+    if hidden and group.released is not None:
+        assert any(value >= suppression.SMALLEST_SHOWN for value in hidden)
 
 
 def test_secondary_suppression_takes_the_smallest_other_non_zero_cell() -> None:
@@ -40,15 +87,61 @@ def test_secondary_suppression_takes_the_smallest_other_non_zero_cell() -> None:
     assert suppression.partition(("total", 23), cells) == {"b", "d"}
     assert suppression.partition(("total", 3), {"a": 3, "b": 0}) == {"total", "a", "b"}
     assert suppression.partition(("total", 0), {"a": 0}) == frozenset()
-    assert suppression.partition(("total", 14), {"a": 2, "b": 3, "c": 9}) == {"a", "b"}
+    assert suppression.partition(("total", 20), {"a": 20, "b": 0}) == frozenset()
+
+
+def test_several_small_cells_are_covered_by_a_large_one() -> None:
+    # 11 engaged, 1 and 1: released 13 would show the two hidden cells sum to 2, so each is 1
+    cells = {"engaged": 11, "did_not_attend": 1, "declined": 1, "no_consent": 0}
+    assert suppression.partition(("released", 13), cells) == {
+        "engaged",
+        "did_not_attend",
+        "declined",
+    }
+    cells = {"a": 4, "b": 4, "c": 7, "d": 5}
+    assert suppression.partition(("total", 20), cells) == {"a", "b", "d"}
+
+
+def test_small_cells_with_no_large_one_hide_the_whole_group() -> None:
+    everything = {"total", "a", "b", "c"}
+    assert suppression.partition(("total", 5), {"a": 2, "b": 3, "c": 0}) == everything
+    assert suppression.partition(("total", 8), {"a": 4, "b": 4, "c": 0}) == everything
+
+
+def test_a_group_with_two_single_cells_is_not_given_away() -> None:
+    cells = dict.fromkeys((ENGAGED, *CATEGORIES), 0) | {
+        ENGAGED: 11,
+        "did_not_attend": 1,
+        "declined": 1,
+    }
+    group = continuity._published("G", cells, provisional=False)
+    assert group.released == 13 and group.engaged is None and group.rate is None
+    assert group.suppressed == (ENGAGED, "did_not_attend", "declined", "rate")
+    cells = dict.fromkeys((ENGAGED, *CATEGORIES), 0) | {ENGAGED: 3, "declined": 4}
+    group = continuity._published("G", cells, provisional=False)
+    assert group.released is None and group.rate is None
+    assert set(group.breakdown.values()) == {None}
 
 
 @pytest.mark.parametrize(
     ("numerator", "denominator", "share"),
-    [(0, 5, 0.0), (5, 7, 0.714), (2, 10, None), (5, 3, None), (0, 0, None), (8, 15, 0.533)],
+    [
+        (0, 5, 0.0),
+        (5, 7, None),
+        (5, 10, 0.5),
+        (2, 10, None),
+        (5, 3, None),
+        (0, 0, None),
+        (8, 15, 0.533),
+        (12, 15, None),
+        (15, 15, 1.0),
+    ],
 )
-def test_a_share_is_withheld_when_a_side_is_small(numerator, denominator, share) -> None:
+def test_a_share_is_withheld_when_a_side_or_its_complement_is_small(
+    numerator, denominator, share
+) -> None:
     assert suppression.share(numerator, denominator) == share
+    assert suppression.withheld(numerator, denominator) == (share is None and denominator > 0)
 
 
 def release(**what) -> Release:
