@@ -16,7 +16,15 @@ from tests.helpers.problems import assert_problem
 PROBLEM = "application/problem+json"
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
 DEFAULT_SCOPES = {
-    "prison": {"release-notices:write", "consents:write"},
+    # A prison also reads, subscribes to and acknowledges the alerts about its notices.
+    "prison": {
+        "release-notices:write",
+        "consents:write",
+        "reports:read",
+        "messages:read",
+        "subscriptions:write",
+        "acknowledgements:write",
+    },
     "probation_provider": {"messages:read", "subscriptions:write", "acknowledgements:write"},
     "substance_misuse_service": {
         "consents:write",
@@ -24,8 +32,8 @@ DEFAULT_SCOPES = {
         "subscriptions:write",
         "acknowledgements:write",
     },
-    "auditor": {"audit:read"},
-    "operator": {"admin", "metrics:read"},
+    "auditor": {"audit:read", "reports:read"},
+    "operator": {"admin", "metrics:read", "reports:read"},
 }
 CLIENT_FIELDS = {
     "client_id",

@@ -33,7 +33,15 @@ ACCESS_TYP = "at+jwt"
 
 # DESIGN section 5, "Scopes": what a client of each kind holds when nothing narrows it.
 KIND_SCOPES = {
-    "MDI": {"release-notices:write", "consents:write", "reports:read"},
+    # A prison also reads, subscribes to and acknowledges the alerts about its notices.
+    "MDI": {
+        "release-notices:write",
+        "consents:write",
+        "reports:read",
+        "messages:read",
+        "subscriptions:write",
+        "acknowledgements:write",
+    },
     "N07": {"messages:read", "subscriptions:write", "acknowledgements:write"},
     "SMS-LEEDS": {
         "consents:write",
@@ -311,17 +319,19 @@ AUDIT = ("GET", "/v1/audit/entries")
 NOTICE = ("POST", "/v1/release-notices")
 
 FORBIDDEN = [
-    ("MDI", *MESSAGES),
-    ("MDI", *SUBSCRIBE),
     ("MDI", *AUDIT),
     ("N07", *NOTICE),
     ("N07", *AUDIT),
     ("AUDIT", *MESSAGES),
+    ("AUDIT", *SUBSCRIBE),
     ("AUDIT", *NOTICE),
     *[("OPS", *route) for route in (MESSAGES, SUBSCRIBE, AUDIT, NOTICE)],
 ]
 ALLOWED = [
     ("MDI", *NOTICE),
+    # A prison is sent alerts about its notices (receipt.overdue): it reads and subscribes.
+    ("MDI", *MESSAGES),
+    ("MDI", *SUBSCRIBE),
     ("N07", *MESSAGES),
     ("N07", *SUBSCRIBE),
     ("SMS-LEEDS", *MESSAGES),

@@ -110,6 +110,9 @@ def test_a_client_with_a_public_key_gets_no_secret(run, mdi, database_url, tmp_p
         "release-notices:write",
         "consents:write",
         "reports:read",
+        "messages:read",
+        "subscriptions:write",
+        "acknowledgements:write",
     }
     (client,) = fetch(database_url, ApiClient, client_id=printed["client_id"])
     assert client.secret_sha256 is None and client.previous_secret_sha256 is None

@@ -33,7 +33,7 @@ def test_org_and_client_add_print_json_only(run) -> None:
         (("org", "add", "--kind", "prison", "--code", "lower", "--name", "x"), "code must be"),
         (("org", "add", "--kind", "prison", "--code", "MDI", "--name", "again"), "already exists"),
         (("client", "add", "--org", "NOPE"), "no organisation"),
-        (("client", "add", "--org", "MDI", "--scopes", "messages:read"), "may have only"),
+        (("client", "add", "--org", "MDI", "--scopes", "audit:read"), "may have only"),
     ],
 )
 def test_refusals_exit_2_with_a_reason_and_no_output(run, args, says) -> None:

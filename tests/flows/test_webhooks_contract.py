@@ -41,6 +41,9 @@ EVENTS = {
     "disclosure.created": ("disclosure+jwt", "disclosure-claims.v1.json"),
     "notice.cancelled": ("cancellation+jwt", "cancellation-claims.v1.json"),
     "consent.withdrawn": ("consent-withdrawn+jwt", "consent-withdrawn-claims.v1.json"),
+    "receipt.overdue": ("receipt-overdue+jwt", "receipt-overdue-claims.v1.json"),
+    "engagement.overdue": ("engagement-overdue+jwt", "engagement-overdue-claims.v1.json"),
+    "engagement.at_risk": ("engagement-at-risk+jwt", "engagement-at-risk-claims.v1.json"),
 }
 NOTICES = "/v1/release-notices"
 

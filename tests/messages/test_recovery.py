@@ -149,7 +149,7 @@ async def test_deliveries_are_only_the_owners_to_see(world):
     subscription = await subscribe(world)
     assert_problem(await deliveries(world, subscription["id"], "N99"), 404)
     assert_problem(await deliveries(world, str(uuid.uuid4())), 404)
-    assert_problem(await deliveries(world, subscription["id"], "MDI"), 403)
+    assert_problem(await deliveries(world, subscription["id"], "AUDIT"), 403)
     body = assert_problem(await deliveries(world, subscription["id"], state="lost"), 422)
     assert [e["pointer"] for e in body["errors"]] == ["/state"]
 
@@ -261,13 +261,13 @@ async def test_redeliver_rejections_write_nothing(world, example):
         headers=await world.headers("N07"),
     )
     assert patch.status_code == 200, patch.text
-    for code in ("N99", "MDI"):
+    for code in ("N99", "AUDIT"):
         await world.headers(code)
     before = await world.counts()
 
     assert_problem(await redeliver(world, message_id, "N99"), 404)
     assert_problem(await redeliver(world, str(uuid.uuid4())), 404)
-    assert_problem(await redeliver(world, message_id, "MDI"), 403)
+    assert_problem(await redeliver(world, message_id, "AUDIT"), 403)
     assert_problem(await redeliver(world, message_id, subscription_id=others["id"]), 404)
     body = assert_problem(await redeliver(world, message_id, subscription_id=disabled["id"]), 409)
     assert body["subscription_status"] == "disabled"
@@ -396,7 +396,7 @@ async def test_recover_rejections_write_nothing(world, example):
         headers=await world.headers("N07"),
     )
     await post(world, example)
-    for code in ("N99", "MDI"):
+    for code in ("N99", "AUDIT"):
         await world.headers(code)
     now = datetime.now(UTC)
     hour_ago = (now - timedelta(hours=1)).isoformat()
@@ -413,5 +413,5 @@ async def test_recover_rejections_write_nothing(world, example):
     assert_problem(await recover(world, subscription["id"], since="2026-01-01T00:00:00"), 422)
     assert_problem(await recover(world, disabled["id"], since=hour_ago), 409)
     assert_problem(await recover(world, subscription["id"], "N99", since=hour_ago), 404)
-    assert_problem(await recover(world, subscription["id"], "MDI", since=hour_ago), 403)
+    assert_problem(await recover(world, subscription["id"], "AUDIT", since=hour_ago), 403)
     assert await world.counts() == before

@@ -95,11 +95,11 @@ async def test_deliveries_are_signed_with_the_new_secret(world, example, setting
 )
 async def test_an_overlap_out_of_bounds_is_refused_and_nothing_changes(world, body):
     created = await subscribe(world)
-    await world.headers("MDI")
+    await world.headers("AUDIT")
     before = await world.counts()
     body = assert_problem(await rotate(world, created["id"], **body), 422)
     assert "secret" not in body
-    assert_problem(await rotate(world, created["id"], "MDI"), 403)
+    assert_problem(await rotate(world, created["id"], "AUDIT"), 403)
     assert await world.counts() == before
     assert (await stored(world, created["id"])).secret == created["secret"]
 

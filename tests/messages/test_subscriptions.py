@@ -73,14 +73,20 @@ async def test_an_unknown_subscription_is_not_found(world):
     assert_problem(await get(world, f"/v1/subscriptions/{uuid.uuid4()}"), 404)
 
 
-async def test_a_prison_cannot_subscribe(world):
-    await world.headers("MDI")
+async def test_an_auditor_cannot_subscribe_and_a_prison_can(world):
+    await world.headers("AUDIT")
     before = await world.counts()
     response = await world.api.post(
-        "/v1/subscriptions", json={"url": HOOK}, headers=await world.headers("MDI")
+        "/v1/subscriptions", json={"url": HOOK}, headers=await world.headers("AUDIT")
     )
     assert_problem(response, 403)
     assert await world.counts() == before
+    # A prison is sent alerts about its notices (receipt.overdue), so it may subscribe.
+    response = await world.api.post(
+        "/v1/subscriptions", json={"url": HOOK}, headers=await world.headers("MDI")
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "active" and response.json()["secret"]
 
 
 # --- where a webhook may not go --------------------------------------------------------------
@@ -327,10 +333,10 @@ async def test_a_new_url_is_vetted_as_at_creation_and_then_used(
 )
 async def test_a_change_that_is_not_one_is_refused(world, body):
     created = await subscribe(world)
-    await world.headers("MDI")
+    await world.headers("AUDIT")
     before = await world.counts()
     assert_problem(await change(world, created["id"], **body), 422)
-    assert_problem(await change(world, created["id"], "MDI", status="active"), 403)
+    assert_problem(await change(world, created["id"], "AUDIT", status="active"), 403)
     assert await world.counts() == before
 
 
