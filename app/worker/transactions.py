@@ -22,6 +22,7 @@ from app.messages import leases, outcomes, sequencer
 from app.messages.signed import Signing
 from app.messages.webhook import Outcome
 from app.settings import Settings
+from app.storage.db import outage
 
 log = logging.getLogger("exchange.worker")
 ALERT_BATCH = 100  # deadlines looked at per transaction of the overdue scan
@@ -225,8 +226,14 @@ async def alert_overdue(
             async with sessions() as session, session.begin():
                 batch = await scan_due(session, signing, now=now, limit=ALERT_BATCH)
         except Exception as exc:  # a traceback could carry SQL parameters: type only
-            log.error("alerting overdue deadlines failed (%s): one at a time", type(exc).__name__)
-            return looked + await _one_at_a_time(sessions, signing, now=now)
+            log.error("alerting overdue deadlines failed (%s)", type(exc).__name__)
+            if outage(exc) is not None:  # the database, not a deadline: the next pass tries
+                return looked
+            try:
+                return looked + await _one_at_a_time(sessions, signing, now=now)
+            except Exception as again:
+                log.error("alerting overdue deadlines failed (%s)", type(again).__name__)
+                return looked
         looked += batch
         if batch < ALERT_BATCH:
             return looked
