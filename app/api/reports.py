@@ -95,8 +95,8 @@ async def continuity_of_care(
     "release to the first appointment acknowledged (booked, attended or did not attend), and for "
     "the substance misuse service the share of releases whose window closed with no attended "
     "appointment within it. Medians and 90th percentiles interpolate linearly between closest "
-    "ranks; a median or percentile is withheld with its count, a share when its numerator or "
-    "denominator is 1 to 4." + SELECTION,
+    "ranks; a median or percentile is withheld with its count, a share when its numerator, its "
+    "denominator or their difference is 1 to 4." + SELECTION,
 )
 async def timeliness(
     caller: ReportReader,
