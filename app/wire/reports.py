@@ -114,7 +114,7 @@ class TimelinessRow(Wire):
     suppressed: list[str] = Field(
         description="The members withheld, as `receipt.count`, `first_appointment.p90_days`... "
         "Counts of 1 to 4 are suppressed with their median and 90th percentile; a share is "
-        "withheld when its numerator or denominator is 1 to 4."
+        "withheld when its numerator, its denominator or their difference is 1 to 4."
     )
 
 
