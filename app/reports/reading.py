@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import CTE, Date, Select, and_, case, exists, func, or_, select, type_coerce
+from sqlalchemy import (
+    CTE,
+    Boolean,
+    Date,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -124,9 +136,7 @@ def continuity_statement(asked: Asked) -> Select[Any]:
             releases.c.release_date,
             prison.code.label("prison"),
             service.code.label("service"),
-            sent.id.label("message_id"),
-            sent.withdrawn_at,
-            sent.revoked_at,
+            _stands(sent).label("message_stands"),
             reduced.c.latest_status,
             reduced.c.latest_date,
             reduced.c.first_attended,
@@ -145,20 +155,18 @@ def continuity_statement(asked: Asked) -> Select[Any]:
     )
 
 
+def _stands(sent: Any) -> Any:
+    """Whether the release's message to the service stands: sent, neither withdrawn nor revoked."""
+    stands = and_(sent.id.is_not(None), sent.withdrawn_at.is_(None), sent.revoked_at.is_(None))
+    return type_coerce(stands, Boolean)
+
+
 async def releases(session: AsyncSession, asked: Asked) -> Iterator[Release]:
-    """The releases asked for, as continuity.Release: one SELECT."""
-    rows = (await session.execute(continuity_statement(asked))).all()
+    """The releases asked for, as continuity.Release: one SELECT, its rows as plain tuples."""
+    result = await session.execute(continuity_statement(asked))
     return (
-        Release(
-            place=Place(row.release_date, row.prison, row.service),
-            message_stands=row.message_id is not None
-            and row.withdrawn_at is None
-            and row.revoked_at is None,
-            latest_status=row.latest_status,
-            latest_date=row.latest_date,
-            first_attended=row.first_attended,
-        )
-        for row in rows
+        Release(Place(day, prison, service), bool(stands), status, on, attended)
+        for day, prison, service, stands, status, on, attended in result
     )
 
 
