@@ -239,8 +239,8 @@ def timeliness_statement(asked: Asked) -> Select[Any]:
             service.code.label("service"),
             sent.c.kind,
             sent.c.created_at,
-            sent.c.withdrawn_at,
             firsts.c.at.label("first_acknowledged_at"),
+            type_coerce(sent.c.withdrawn_at.is_(None), Boolean).label("stands"),
             days.c.first_appointment,
             days.c.first_attended,
         )
@@ -253,17 +253,10 @@ def timeliness_statement(asked: Asked) -> Select[Any]:
 
 
 async def messages(session: AsyncSession, asked: Asked) -> Iterator[Sent]:
-    """The disclosure messages of the releases asked for, as timeliness.Sent: one SELECT."""
-    rows = (await session.execute(timeliness_statement(asked))).all()
+    """The disclosure messages of the releases asked for, as timeliness.Sent: one SELECT, its
+    rows as plain tuples."""
+    result = await session.execute(timeliness_statement(asked))
     return (
-        Sent(
-            place=Place(row.release_date, row.prison, row.service),
-            kind=row.kind,
-            created_at=row.created_at,
-            first_acknowledged_at=row.first_acknowledged_at,
-            stands=row.withdrawn_at is None,
-            first_appointment=row.first_appointment,
-            first_attended=row.first_attended,
-        )
-        for row in rows
+        Sent(Place(day, prison, service), kind, created, acked, bool(stands), first, attended)
+        for day, prison, service, kind, created, acked, stands, first, attended in result
     )
