@@ -66,19 +66,24 @@ class Group:
 
 def classify(release: Release, windows: Windows, today: date) -> str:
     """ENGAGED, or the one category the release falls in."""
+    return _classified(release, windows.engagement_due(release.place.release_date), today)
+
+
+def _classified(release: Release, due: date, today: date) -> str:
+    """classify, given the last day of the release's window (`Windows.engagement_due`)."""
     day = release.place.release_date
     attended = release.first_attended
-    if attended is not None and windows.engaged_in_window(attended, day):
+    if attended is not None and day <= attended <= due:  # Windows.engaged_in_window
         return ENGAGED
     if not release.message_stands:
         return "no_consent"
-    if today <= windows.engagement_due(day):
+    if today <= due:
         return "still_in_window"
     status, on = release.latest_status, release.latest_date
     if status is None:
         return "no_acknowledgement"
     if status in APPOINTMENTS:
-        inside = on is not None and windows.engaged_in_window(on, day)
+        inside = on is not None and day <= on <= due
         return (
             "appointment_not_recorded"
             if inside and status != "attended"
@@ -93,12 +98,20 @@ def tally(releases: Iterable[Release], windows: Windows, *, today: date, by: By)
     """Each group's counts, rate and flags, small numbers suppressed, in the order of keys."""
     counts: dict[str, dict[str, int]] = {}
     provisional: dict[str, bool] = {}
+    dues: dict[date, date] = {}  # each release date's window's last day, worked out once
     for release in releases:
+        day = release.place.release_date
+        due = dues.get(day)
+        if due is None:
+            due = dues[day] = windows.engagement_due(day)
         key = release.place.key(by)
-        cells = counts.setdefault(key, dict.fromkeys((ENGAGED, *CATEGORIES), 0))
-        cells[classify(release, windows, today)] += 1
-        still_open = today <= windows.engagement_due(release.place.release_date)
-        provisional[key] = provisional.get(key, False) or still_open
+        cells = counts.get(key)
+        if cells is None:
+            cells = counts[key] = dict.fromkeys((ENGAGED, *CATEGORIES), 0)
+            provisional[key] = False
+        cells[_classified(release, due, today)] += 1
+        if today <= due:  # the window still open
+            provisional[key] = True
     return [_published(key, counts[key], provisional[key]) for key in sorted(counts)]
 
 

@@ -6,6 +6,7 @@ A release is grouped by its prison's code, its substance misuse service's code, 
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Sequence
@@ -59,7 +60,13 @@ class Place:
             return self.prison
         if by == "service":
             return self.service
-        return self.release_date.strftime("%Y-%m")
+        return _month(self.release_date)
+
+
+@functools.lru_cache(maxsize=4096)
+def _month(day: date) -> str:
+    """A day's month as YYYY-MM (a few hundred distinct days in a report: each formatted once)."""
+    return day.strftime("%Y-%m")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

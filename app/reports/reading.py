@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import CTE, Date, Select, and_, case, exists, func, or_, select, type_coerce
+from sqlalchemy import (
+    CTE,
+    Boolean,
+    Date,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -124,9 +136,7 @@ def continuity_statement(asked: Asked) -> Select[Any]:
             releases.c.release_date,
             prison.code.label("prison"),
             service.code.label("service"),
-            sent.id.label("message_id"),
-            sent.withdrawn_at,
-            sent.revoked_at,
+            _stands(sent).label("message_stands"),
             reduced.c.latest_status,
             reduced.c.latest_date,
             reduced.c.first_attended,
@@ -145,20 +155,18 @@ def continuity_statement(asked: Asked) -> Select[Any]:
     )
 
 
+def _stands(sent: Any) -> Any:
+    """Whether the release's message to the service stands: sent, neither withdrawn nor revoked."""
+    stands = and_(sent.id.is_not(None), sent.withdrawn_at.is_(None), sent.revoked_at.is_(None))
+    return type_coerce(stands, Boolean)
+
+
 async def releases(session: AsyncSession, asked: Asked) -> Iterator[Release]:
-    """The releases asked for, as continuity.Release: one SELECT."""
-    rows = (await session.execute(continuity_statement(asked))).all()
+    """The releases asked for, as continuity.Release: one SELECT, its rows as plain tuples."""
+    result = await session.execute(continuity_statement(asked))
     return (
-        Release(
-            place=Place(row.release_date, row.prison, row.service),
-            message_stands=row.message_id is not None
-            and row.withdrawn_at is None
-            and row.revoked_at is None,
-            latest_status=row.latest_status,
-            latest_date=row.latest_date,
-            first_attended=row.first_attended,
-        )
-        for row in rows
+        Release(Place(day, prison, service), bool(stands), status, on, attended)
+        for day, prison, service, stands, status, on, attended in result
     )
 
 
@@ -231,8 +239,8 @@ def timeliness_statement(asked: Asked) -> Select[Any]:
             service.code.label("service"),
             sent.c.kind,
             sent.c.created_at,
-            sent.c.withdrawn_at,
             firsts.c.at.label("first_acknowledged_at"),
+            type_coerce(sent.c.withdrawn_at.is_(None), Boolean).label("stands"),
             days.c.first_appointment,
             days.c.first_attended,
         )
@@ -245,17 +253,10 @@ def timeliness_statement(asked: Asked) -> Select[Any]:
 
 
 async def messages(session: AsyncSession, asked: Asked) -> Iterator[Sent]:
-    """The disclosure messages of the releases asked for, as timeliness.Sent: one SELECT."""
-    rows = (await session.execute(timeliness_statement(asked))).all()
+    """The disclosure messages of the releases asked for, as timeliness.Sent: one SELECT, its
+    rows as plain tuples."""
+    result = await session.execute(timeliness_statement(asked))
     return (
-        Sent(
-            place=Place(row.release_date, row.prison, row.service),
-            kind=row.kind,
-            created_at=row.created_at,
-            first_acknowledged_at=row.first_acknowledged_at,
-            stands=row.withdrawn_at is None,
-            first_appointment=row.first_appointment,
-            first_attended=row.first_attended,
-        )
-        for row in rows
+        Sent(Place(day, prison, service), kind, created, acked, bool(stands), first, attended)
+        for day, prison, service, kind, created, acked, stands, first, attended in result
     )

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from app.deadlines import calendar
 from app.deadlines.calendar import end_of
 from app.deadlines.rules import Windows
 from app.reports import suppression
@@ -70,8 +71,9 @@ class Row:
     suppressed: tuple[str, ...]
 
 
-def _add(tally: _Tally, sent: Sent, *, windows: Windows, now: datetime, today: date) -> None:
-    deadline = end_of(windows.receipt_due(sent.created_at))
+def _add(
+    tally: _Tally, sent: Sent, *, deadline: datetime, windows: Windows, now: datetime, today: date
+) -> None:
     acknowledged = sent.first_acknowledged_at
     if acknowledged is not None:
         tally.hours.append((acknowledged - sent.created_at).total_seconds() / 3600)
@@ -94,11 +96,21 @@ def tally(
 ) -> list[Row]:
     """Per group (in the order of keys) a row per kind of recipient, small numbers suppressed."""
     tallies: dict[str, dict[str, _Tally]] = {}
+    deadlines: dict[date, datetime] = {}  # the receipt deadline, once per day made available
     for message in sent:
-        group = tallies.setdefault(message.place.key(by), {kind: _Tally() for kind in KINDS})
-        _add(
-            group.setdefault(message.kind, _Tally()), message, windows=windows, now=now, today=today
-        )
+        key = message.place.key(by)
+        group = tallies.get(key)
+        if group is None:
+            group = tallies[key] = {kind: _Tally() for kind in KINDS}
+        # Windows.receipt_due counts from the day (in England and Wales) it was made available.
+        made = calendar.today(message.created_at)
+        deadline = deadlines.get(made)
+        if deadline is None:
+            deadline = deadlines[made] = end_of(windows.receipt_due(message.created_at))
+        counted = group.get(message.kind)
+        if counted is None:  # a kind of recipient the report does not know yet
+            counted = group[message.kind] = _Tally()
+        _add(counted, message, deadline=deadline, windows=windows, now=now, today=today)
     return [_row(key, kind, tallies[key][kind]) for key in sorted(tallies) for kind in tallies[key]]
 
 
