@@ -8,7 +8,9 @@ and a pass waits until most of them have started, so that one pass settles and c
 deliveries in one transaction, however many. It also purges data past its retention period, once per
 EXCHANGE_RETENTION_PURGE_INTERVAL_SECONDS, in a transaction of its own, and once a second
 sequences new log entries into the log's tree and signs a checkpoint when one is due
-(app/audit/tree.py), in another. Before each pass claims, it numbers the messages committed since
+(app/audit/tree.py), in another, and once per EXCHANGE_DEADLINE_SCAN_SECONDS looks for deadlines
+passed unmet and sends their alerts (app/alerts/scan.py), a batch per transaction. Before each
+pass claims, it numbers the messages committed since
 the last in their recipients' inboxes (app/messages/sequencer.py): a delivery waits for its
 message's number, which its webhook carries.
 """
