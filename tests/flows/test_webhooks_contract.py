@@ -15,6 +15,7 @@ import copy
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,15 @@ from jsonschema import Draft202012Validator, ValidationError
 from jwcrypto import jwk, jws
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
 from app.messages.kinds import TYP
+from app.messages.sequencer import number
 from app.messages.webhook import EVENT_TYPES
+from app.storage.models import Deadline
 from app.worker.loop import http_client, run_once
+from app.worker.transactions import alert_overdue
 from tests.helpers.consents import CLINICAL, SMS, carried, consent, record, withdraw
 from tests.helpers.encryption import Recipient, register
 from tests.helpers.receiver import Received, running_receiver
@@ -335,3 +340,27 @@ def test_every_event_the_exchange_sends_is_a_documented_webhook() -> None:
         answers = operation["responses"]
         assert set(answers) == {"2XX", "410", "429", "503", "default"}
         assert all("Retry-After" in answers[status]["headers"] for status in ("429", "503"))
+
+
+async def test_alerts_are_delivered_as_their_contract_describes(recipients, world, example):
+    """An engagement alert, delivered by a real worker pass to a real receiver: its headers,
+    body and claims as the OpenAPI webhooks and the published claims schema describe them."""
+    answer = await posted(world, NOTICES, example)
+    sent = {d.code: d.data["message_id"] for d in await recipients.deliver(2)}
+    async with world.sessions() as session, session.begin():  # the engagement window has ended
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        await session.execute(
+            update(Deadline).where(Deadline.kind == "engagement").values(due_at=past)
+        )
+    assert await alert_overdue(world.sessions, world.signing, now=datetime.now(UTC)) == 1
+    async with world.sessions() as session, session.begin():
+        await number(session)
+    told = await recipients.deliver(2)
+    assert [(d.code, d.type) for d in told] == [
+        ("N07", "engagement.overdue"),
+        ("SMS-LEEDS", "engagement.overdue"),
+    ]
+    for d in told:
+        assert d.claims["deadline"]["owed_by"] == "SMS-LEEDS"
+        assert d.claims["concerning"] == sent["SMS-LEEDS"]
+        assert d.claims["series_id"] == answer["series_id"]
