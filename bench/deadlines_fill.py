@@ -140,6 +140,39 @@ FROM spine CROSS JOIN LATERAL (VALUES
 WHERE at IS NOT NULL
 """
 
+# Each release's outcome with each recipient, as the acknowledgement use case keeps it (the
+# latest acknowledgement, the attended days): migration 0014's fill, on PostgreSQL. The tables
+# it reads are analysed first: unanalysed in this transaction, they were planned as nested
+# loops that ran for over ten minutes.
+OUTCOMES = """
+ANALYZE release_notice, message, acknowledgement;
+INSERT INTO engagement_outcome (
+    series_id, organisation_id, latest_status, latest_appointment_date, latest_recorded_at,
+    latest_acknowledgement_id, attended_days)
+SELECT r.series_id, r.organisation_id, r.status, r.appointment_date, r.recorded_at, r.id,
+       attended.days
+FROM (
+    SELECT n.series_id, a.organisation_id, a.status, a.appointment_date, a.recorded_at, a.id,
+           row_number() OVER (PARTITION BY n.series_id, a.organisation_id
+                              ORDER BY a.recorded_at DESC, a.id DESC) AS newest
+    FROM acknowledgement a
+    JOIN message m ON m.id = a.message_id AND m.kind = 'disclosure'
+        AND m.recipient_organisation_id = a.organisation_id
+    JOIN release_notice n ON n.id = m.notice_id
+) r
+LEFT JOIN (
+    SELECT n.series_id, a.organisation_id,
+           string_agg(DISTINCT to_char(a.appointment_date, 'YYYY-MM-DD'), ',') AS days
+    FROM acknowledgement a
+    JOIN message m ON m.id = a.message_id AND m.kind = 'disclosure'
+        AND m.recipient_organisation_id = a.organisation_id
+    JOIN release_notice n ON n.id = m.notice_id
+    WHERE a.status = 'attended' AND a.appointment_date IS NOT NULL
+    GROUP BY n.series_id, a.organisation_id
+) attended ON attended.series_id = r.series_id AND attended.organisation_id = r.organisation_id
+WHERE r.newest = 1
+"""
+
 # $1 now, $2 the window's days. Receipt: the next day in England and Wales (the working-day
 # calendar is not worth its cost here); engagement: the window's last day. Met by the first
 # acknowledgement (an attended one within the window); else alerted 40 s after it passed, or
@@ -188,6 +221,7 @@ STEPS = [
     ("message", MESSAGES),
     ("organisation", SEQUENCES),
     ("acknowledgement", ACKNOWLEDGEMENTS),
+    ("engagement_outcome", OUTCOMES),
     ("deadline", DEADLINES),
 ]
 

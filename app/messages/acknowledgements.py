@@ -16,9 +16,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from app.access.identity import Caller
 from app.deadlines.rules import AT_RISK, ENGAGEMENT, RECEIPT
@@ -28,7 +31,13 @@ from app.messages.acknowledgement_plan import Acknowledged, Owed, plan_acknowled
 from app.messages.kinds import DISCLOSURE
 from app.messages.signed import write
 from app.storage.batch import Rows
-from app.storage.models import Acknowledgement, Deadline, Message, StoredNotice
+from app.storage.models import (
+    Acknowledgement,
+    Deadline,
+    EngagementOutcome,
+    Message,
+    StoredNotice,
+)
 from app.wire.errors import Problem
 
 
@@ -70,7 +79,8 @@ async def acknowledge(
     """Record one acknowledgement of the caller's own message, with its log entry: it reads the
     message (locked) and its notice, and for a disclosure the deadlines it may answer; plans
     (app/messages/acknowledgement_plan.py), seals the note, then writes the row, the at_risk it
-    raises and the entry (one statement on PostgreSQL), and the deadlines it meets."""
+    raises and the entry (one statement on PostgreSQL), the release's outcome with the recipient
+    (for a disclosure), and the deadlines it meets."""
     message = await _locked(session, message_id, caller)
     owed = await _owed(session, message) if message.kind == DISCLOSURE else []
     plan = plan_acknowledgement(
@@ -91,6 +101,8 @@ async def acknowledge(
         rows.append((Deadline.__table__, [plan.at_risk]))
         await outbox.wake_workers(session)  # the overdue scan tells the probation provider
     await write(session, rows, [plan.entry])
+    if message.kind == DISCLOSURE and message.series_id is not None:
+        await session.execute(_outcome_kept(session.bind.dialect.name, message, row))
     if plan.met:
         await session.execute(
             update(Deadline)
@@ -98,6 +110,53 @@ async def acknowledge(
             .values(met_at=now)
         )
     return Recorded(Acknowledgement(**row), message.notice_id)
+
+
+LATEST = (
+    "latest_status",
+    "latest_appointment_date",
+    "latest_recorded_at",
+    "latest_acknowledgement_id",
+)
+
+
+def _outcome_kept(dialect: str, message: Acknowledged, row: dict[str, Any]) -> Insert:
+    """The upsert that keeps the release's outcome with the recipient (models.EngagementOutcome,
+    read by the continuity report): the acknowledgement becomes the latest only if later (by
+    recorded_at, then id, as the report has always ordered them), and an attended day joins
+    the list unless there already."""
+    table = EngagementOutcome.__table__
+    attended = row["appointment_date"] if row["status"] == "attended" else None
+    added = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(
+        series_id=message.series_id,
+        organisation_id=message.recipient_id,
+        latest_status=row["status"],
+        latest_appointment_date=row["appointment_date"],
+        latest_recorded_at=row["recorded_at"],
+        latest_acknowledgement_id=row["id"],
+        attended_days=None if attended is None else attended.isoformat(),
+    )
+    new, old = added.excluded, table.c
+    later = or_(
+        new.latest_recorded_at > old.latest_recorded_at,
+        and_(
+            new.latest_recorded_at == old.latest_recorded_at,
+            new.latest_acknowledgement_id > old.latest_acknowledgement_id,
+        ),
+    )
+    day, days = new.attended_days, old.attended_days
+    listed = ("," + days + ",").contains("," + day + ",")
+    return added.on_conflict_do_update(
+        index_elements=[old.series_id, old.organisation_id],
+        set_={
+            **{name: case((later, new[name]), else_=old[name]) for name in LATEST},
+            "attended_days": case(
+                (day.is_(None) | listed, days),
+                (days.is_(None), day),
+                else_=days + "," + day,
+            ),
+        },
+    )
 
 
 async def _owed(session: AsyncSession, message: Acknowledged) -> list[Owed]:

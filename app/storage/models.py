@@ -314,6 +314,27 @@ class Acknowledgement(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class EngagementOutcome(Base):
+    """What a recipient has said of a release (a notice series) so far, over every version's
+    disclosure message to it, kept as each acknowledgement arrives (app/messages/
+    acknowledgements.py) so that the continuity report never reduces acknowledgements: the
+    latest (by recorded_at, then id) and the days of every `attended`."""
+
+    __tablename__ = "engagement_outcome"
+
+    series_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id"), primary_key=True
+    )
+    latest_status: Mapped[str] = mapped_column(String(32))
+    latest_appointment_date: Mapped[date | None] = mapped_column(Date)
+    latest_recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest_acknowledgement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("acknowledgement.id"))
+    # The attended appointments' days, ISO and comma-separated, each once: an amendment can
+    # move the release date, so which of them fall in the window is decided when read.
+    attended_days: Mapped[str | None] = mapped_column(Text)
+
+
 # A deadline the overdue scan has still to look at: neither met, stopped nor alerted.
 OPEN_DEADLINE = "met_at IS NULL AND stopped_at IS NULL AND alerted_at IS NULL"
 

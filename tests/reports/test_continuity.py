@@ -15,6 +15,7 @@ from app.deadlines.calendar import today as today_in
 from app.deadlines.rules import Windows
 from app.reports import continuity, reading
 from app.reports.grouping import Asked
+from tests.helpers.acknowledgements import released
 from tests.helpers.notices import amend, cancel
 from tests.helpers.reports import (
     notice,
@@ -92,3 +93,24 @@ async def test_a_cancelled_release_is_out(world, example, clock):
     await release(world, example, closed)
     assert (await cancel(world, accepted["id"], "release_cancelled")).status_code == 202
     assert await categories(world, Asked(closed, closed)) == Counter({"no_acknowledgement": 1})
+
+
+async def test_an_amendment_moving_the_release_date_moves_the_window(world, example, clock):
+    """The attended days are kept, not only the earliest: which of them fall in the window is
+    decided by the release date in force when the report is read."""
+    closed = clock.today - timedelta(days=27)
+    day = lambda n: closed + timedelta(days=n)  # noqa: E731
+    body = notice(example, closed)
+    accepted = (await world.post_notice(body)).json()
+    await service_says(world, accepted, "attended", day(1))
+    await service_says(world, accepted, "attended", day(24))
+    asked = Asked(closed - timedelta(days=10), clock.today)
+    assert await categories(world, asked) == Counter({continuity.ENGAGED: 1})
+    moved = await amend(world, accepted["id"], released(body, day(4)))
+    assert moved.status_code == 202, moved.text
+    # Day 1 is now before the release, day 24 within its window (day 4 to day 25).
+    assert await categories(world, asked) == Counter({continuity.ENGAGED: 1})
+    moved = await amend(world, moved.json()["id"], released(body, day(2)))
+    assert moved.status_code == 202, moved.text
+    # Day 1 before the release, day 24 after its window (day 2 to day 23).
+    assert await categories(world, asked) == Counter({"appointment_outside_window": 1})
