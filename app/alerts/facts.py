@@ -21,14 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.plan import Due
-from app.deadlines.rules import ENGAGEMENT, RECEIPT
+from app.deadlines.rules import BOOKED_OR_ATTENDED, ENGAGEMENT, RECEIPT, attended_by
 from app.messages.kinds import CANCELLATION, DISCLOSURE
 from app.messages.signed import made_in_order
 from app.messages.supersession import superseded_by
 from app.storage.models import Acknowledgement, Deadline, Message, Organisation, StoredNotice
 
 PROBATION = "probation_provider"
-BOOKED_OR_ATTENDED = ("appointment_booked", "attended")
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,9 @@ class Facts:
             return any(a.message_id == deadline.message_id for a in owner)
         if deadline.kind == ENGAGEMENT:
             return any(
-                a.status == "attended"
-                and a.appointment_date is not None
-                and a.appointment_date <= deadline.due_on
-                and (released is None or released <= a.appointment_date)
+                attended_by(
+                    a.status, a.appointment_date, due_on=deadline.due_on, release_date=released
+                )
                 for a in owner
             )
         missed = raised_by.appointment_date if raised_by else None

@@ -10,12 +10,16 @@ treatment started within 21 days of release). A deadline passes at the end of it
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from app.deadlines.calendar import today, working_days_after
 
 RECEIPT, ENGAGEMENT, AT_RISK = "receipt", "engagement", "at_risk"
+BOOKED_OR_ATTENDED = ("appointment_booked", "attended")  # what takes an at_risk back
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,46 @@ def state_of(
     if alerted_at is not None or due_at <= now:
         return OVERDUE
     return OPEN
+
+
+def attended_by(
+    status: str, appointment_date: date | None, *, due_on: date, release_date: date | None
+) -> bool:
+    """Whether an acknowledgement meets an engagement deadline due on `due_on`: `attended`, on
+    a day from the release date (when known) to the deadline's."""
+    return (
+        status == "attended"
+        and appointment_date is not None
+        and appointment_date <= due_on
+        and (release_date is None or release_date <= appointment_date)
+    )
+
+
+def row(
+    kind: str,
+    *,
+    message_id: uuid.UUID,
+    notice_id: uuid.UUID,
+    series_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    due_on: date,
+    due_at: datetime,
+    now: datetime,
+    acknowledgement_id: uuid.UUID | None = None,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+) -> dict[str, Any]:
+    """A deadline's row about a message (of that notice version and series), owed by
+    `owner_id`, its recipient; neither met, stopped nor alerted."""
+    return {
+        "id": new_id(),
+        "kind": kind,
+        "message_id": message_id,
+        "notice_id": notice_id,
+        "series_id": series_id,
+        "organisation_id": owner_id,
+        "acknowledgement_id": acknowledgement_id,
+        "due_on": due_on,
+        "due_at": due_at,
+        "created_at": now,
+        **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),
+    }

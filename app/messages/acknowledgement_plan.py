@@ -24,7 +24,15 @@ from typing import Any
 from app.access.identity import Caller
 from app.audit.entry import Entry
 from app.deadlines.calendar import today as today_in_england_and_wales
-from app.deadlines.rules import AT_RISK, ENGAGEMENT, RECEIPT, SUBSTANCE_MISUSE_SERVICE
+from app.deadlines.rules import (
+    AT_RISK,
+    BOOKED_OR_ATTENDED,
+    ENGAGEMENT,
+    RECEIPT,
+    SUBSTANCE_MISUSE_SERVICE,
+    attended_by,
+)
+from app.deadlines.rules import row as deadline_row
 from app.messages.kinds import DISCLOSURE
 from app.wire.errors import Problem, invalid
 
@@ -76,17 +84,13 @@ def meets(owed: Owed, *, status: str, appointment_date: date | None) -> bool:
     the deadline's day) meets engagement; a later booking or attendance takes an at_risk back."""
     if owed.met:
         return False
-    release_date = owed.release_date
     if owed.kind == RECEIPT:
         return True
     if owed.kind == ENGAGEMENT:
-        return (
-            status == "attended"
-            and appointment_date is not None
-            and appointment_date <= owed.due_on
-            and (release_date is None or release_date <= appointment_date)
+        return attended_by(
+            status, appointment_date, due_on=owed.due_on, release_date=owed.release_date
         )
-    return owed.kind == AT_RISK and status in ("appointment_booked", "attended")
+    return owed.kind == AT_RISK and status in BOOKED_OR_ATTENDED
 
 
 def appointment_problem(
@@ -211,16 +215,15 @@ def _at_risk(
 ) -> dict[str, Any]:
     """The at_risk a missed appointment raises: due now, owed by the service that missed it,
     its day the appointment's."""
-    return {
-        "id": new_id(),
-        "kind": AT_RISK,
-        "message_id": message.id,
-        "notice_id": message.notice_id,
-        "series_id": message.series_id,
-        "organisation_id": message.recipient_id,
-        "acknowledgement_id": acknowledgement_id,
-        "due_on": missed_on,
-        "due_at": now,
-        "created_at": now,
-        **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),
-    }
+    return deadline_row(
+        AT_RISK,
+        message_id=message.id,
+        notice_id=message.notice_id,
+        series_id=message.series_id,
+        owner_id=message.recipient_id,
+        due_on=missed_on,
+        due_at=now,
+        now=now,
+        acknowledgement_id=acknowledgement_id,
+        new_id=new_id,
+    )

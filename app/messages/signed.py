@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import entries as audit
 from app.deadlines.calendar import end_of
 from app.deadlines.rules import Windows, claims_of, due_days
+from app.deadlines.rules import row as deadline_row
 from app.disclosure.policy import Policy
 from app.keys import jose
 from app.keys.recipient_keys import RecipientKeys
@@ -140,29 +141,19 @@ def draft(message: ToSign, notice: StoredNotice, *, signing: Signing, now: datet
     )
     encrypted_to = recipient_key["kid"] if recipient_key else None
     deadlines = tuple(
-        _deadline(kind, day, message=row, series_id=notice.series_id, now=now)
+        deadline_row(
+            kind,
+            message_id=row.id,
+            notice_id=notice.id,
+            series_id=notice.series_id,
+            owner_id=organisation.id,
+            due_on=day,
+            due_at=end_of(day),
+            now=now,
+        )
         for kind, day in due.items()
     )
     return Draft(row, organisation, jws, sent, signing.keyring.current.kid, encrypted_to, deadlines)
-
-
-def _deadline(
-    kind: str, day: date, *, message: Message, series_id: uuid.UUID, now: datetime
-) -> dict[str, Any]:
-    """A deadline row of a disclosure message, owed by its recipient."""
-    return {
-        "id": uuid.uuid4(),
-        "kind": kind,
-        "message_id": message.id,
-        "notice_id": message.notice_id,
-        "series_id": series_id,
-        "organisation_id": message.recipient_organisation_id,
-        "acknowledgement_id": None,
-        "due_on": day,
-        "due_at": end_of(day),
-        "created_at": now,
-        **dict.fromkeys(("met_at", "stopped_at", "stopped_reason", "alerted_at")),
-    }
 
 
 @dataclass(frozen=True)
