@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,16 +62,7 @@ class Facts:
 
     def due(self, deadline: Deadline) -> Due:
         notice = self.notices[deadline.notice_id]
-        raised_by = next(
-            (a for a in self.acknowledged if a.id == deadline.acknowledgement_id), None
-        )
-        probation = [
-            h.organisation
-            for (series_id, _), h in self.held.items()
-            if series_id == deadline.series_id
-            and h.organisation.kind == PROBATION
-            and h.why_not is None
-        ]
+        raised_by = self._by_id.get(deadline.acknowledgement_id)
         told = (deadline.series_id, deadline.organisation_id, deadline.due_on) in self.told
         return Due(
             id=deadline.id,
@@ -83,11 +75,33 @@ class Facts:
             stopped=self._stopped(deadline),
             met=self._met(deadline, notice.release_date, raised_by),
             prison=self.organisations[notice.organisation_id],
-            probation=probation[0] if probation else None,
+            probation=self._probation.get(deadline.series_id),
             person_ref=notice.person_ref,
             missed_on=raised_by.appointment_date if raised_by else None,
             told_before=deadline.kind == ENGAGEMENT and told,
         )
+
+    # The batch's facts indexed once, so that each deadline's look is a few lookups, not a walk
+    # of every acknowledgement and holder of the batch (which grew as the batch squared).
+    @cached_property
+    def _by_id(self) -> dict[uuid.UUID | None, Acknowledged]:
+        return {a.id: a for a in self.acknowledged}
+
+    @cached_property
+    def _by_owner(self) -> dict[tuple[uuid.UUID, uuid.UUID], list[Acknowledged]]:
+        owners: dict[tuple[uuid.UUID, uuid.UUID], list[Acknowledged]] = {}
+        for a in self.acknowledged:
+            owners.setdefault((a.organisation_id, a.series_id), []).append(a)
+        return owners
+
+    @cached_property
+    def _probation(self) -> dict[uuid.UUID, Organisation]:
+        """Per release, the first probation provider holding a disclosure of it that stands."""
+        standing: dict[uuid.UUID, Organisation] = {}
+        for (series_id, _), held in self.held.items():
+            if held.organisation.kind == PROBATION and held.why_not is None:
+                standing.setdefault(series_id, held.organisation)
+        return standing
 
     def _stopped(self, deadline: Deadline) -> str | None:
         """Why the deadline no longer stands (see the module), or None."""
@@ -111,11 +125,7 @@ class Facts:
         receipt; an attendance within the window on the release, for engagement; for an
         at_risk, a booking or attendance dated after the missed appointment, or recorded
         since it."""
-        owner = [
-            a
-            for a in self.acknowledged
-            if a.organisation_id == deadline.organisation_id and a.series_id == deadline.series_id
-        ]
+        owner = self._by_owner.get((deadline.organisation_id, deadline.series_id), ())
         if deadline.kind == RECEIPT:
             return any(a.message_id == deadline.message_id for a in owner)
         if deadline.kind == ENGAGEMENT:
@@ -139,12 +149,6 @@ class Facts:
             )
             for a in owner
         )
-
-
-def _after(acknowledged: Acknowledged, missed: date | None) -> bool:
-    """Whether an appointment acknowledged is dated after the one missed."""
-    day = acknowledged.appointment_date
-    return missed is not None and day is not None and day > missed
 
 
 async def read(session: AsyncSession, passed: list[Deadline]) -> Facts:
