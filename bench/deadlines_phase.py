@@ -68,7 +68,7 @@ class Sizes:
     large_messages: int = 1_000_000
     large_open: int = 100_000
     idle_passes: int = 50
-    busy_batches: int = 5
+    busy_batches: int = 9  # of 100: the small size has 1,000 open
     batch: int = 100
     releases: int = 70_000
     report_runs: int = 5
@@ -244,16 +244,6 @@ class Scan:
 
         return await timed(one)
 
-    async def busy(self, batches: int, count: int) -> dict:
-        rounds = [await self.batch(count) for _ in range(batches)]
-        return {
-            "batches": batches,
-            "due": count,
-            "handled": [got for _, got in rounds],
-            "rounds_ms": [ms(took) for took, _ in rounds],
-            "p50_ms": ms(statistics.median(took for took, _ in rounds)),
-        }
-
     async def explain(self, count: int) -> dict[str, list[str]]:
         """EXPLAIN (ANALYZE, BUFFERS) of the scan's first SELECT on deadline, as it sent it:
         with nothing due, and with `count` due (in a transaction rolled back)."""
@@ -282,6 +272,51 @@ class Scan:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def scans_in_turns(worlds: dict[str, World], data_dir: Path, sizes: Sizes) -> dict:
+    """Idle passes and busy batches at each size, the sizes taken in turns (a pass or batch at
+    one, then at the other), so that a neighbour's load or the machine's drift falls on both
+    alike and their ratio means the sizes, not the minutes they were timed in."""
+    scans = {name: Scan(world, data_dir) for name, world in worlds.items()}
+    idle: dict[str, list[dict]] = {name: [] for name in scans}
+    rounds: dict[str, list[tuple[float, int]]] = {name: [] for name in scans}
+    try:
+        for scan in scans.values():
+            await scan.idle(5)  # warm: pool, prepared statements
+        for _ in range(sizes.idle_passes):
+            for name, scan in scans.items():
+                idle[name].append(await scan.idle(1))
+        for _ in range(sizes.busy_batches):
+            for name, scan in scans.items():
+                rounds[name].append(await scan.batch(sizes.batch))
+        details: dict = {}
+        for name in scans:
+            samples = [one["p50_ms"] for one in idle[name]]
+            details[name] = {
+                "idle": {
+                    "passes": len(samples),
+                    "p50_ms": round(statistics.median(samples), 2),
+                    "p95_ms": round(percentile(samples, 95), 2),
+                    "max_ms": max(samples),
+                },
+                "busy": busy_of(rounds[name], sizes.batch),
+            }
+        details["explain"] = await scans["scan_large"].explain(sizes.batch)
+        return details
+    finally:
+        for scan in scans.values():
+            await scan.close()
+
+
+def busy_of(rounds: list[tuple[float, int]], count: int) -> dict:
+    return {
+        "batches": len(rounds),
+        "due": count,
+        "handled": [got for _, got in rounds],
+        "rounds_ms": [ms(took) for took, _ in rounds],
+        "p50_ms": ms(statistics.median(took for took, _ in rounds)),
+    }
 
 
 async def report_times(world: World, sizes: Sizes, start: date, end: date) -> dict:
@@ -385,18 +420,7 @@ async def deadlines(
         }
     }
     async with quiet():
-        for name, world in (("scan_small", small), ("scan_large", large)):
-            scan = Scan(world, data_dir)
-            try:
-                await scan.idle(5)  # warm: pool, prepared statements
-                details[name] = {
-                    "idle": await scan.idle(sizes.idle_passes),
-                    "busy": await scan.busy(sizes.busy_batches, sizes.batch),
-                }
-                if name == "scan_large":
-                    details["explain"] = await scan.explain(sizes.batch)
-            finally:
-                await scan.close()
+        details |= await scans_in_turns({"scan_small": small, "scan_large": large}, data_dir, sizes)
         details["report"] = await report_times(year, sizes, start, end)
         details["report_http"] = await report_over_http(runner, year, sizes, start, end)
     details["report"]["range"] = [start.isoformat(), end.isoformat()]
