@@ -94,8 +94,10 @@ Outage = Literal["busy", "unavailable"]
 # and admin shutdown, crash shutdown, cannot connect now (57P01-57P03).
 _UNREACHABLE_SQLSTATE_CLASSES = ("08", "53")
 _UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
-# Another connection's lock held past lock_timeout (lock_not_available), as SQLite's busy.
-_BUSY_SQLSTATES = frozenset({"55P03"})
+# Another connection's lock held past lock_timeout (lock_not_available), as SQLite's busy; and
+# a statement cancelled past an operator's statement_timeout (query_canceled): the server could
+# not answer in time, and a retry later may well succeed.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 # SQLite's primary result codes of a database out of reach: its file cannot be opened, read or
 # written, is full, or was moved away (READONLY_DBMOVED).
 _UNREACHABLE_SQLITE_CODES = frozenset(

@@ -217,6 +217,44 @@ async def test_a_lock_held_past_the_busy_timeout_is_a_503_busy(world, example, d
     assert again.status_code == 202, again.text
 
 
+@pytest.fixture
+async def statement_timeout(database_url):
+    """An operator's statement_timeout on the database, shorter than the exchange's lock
+    timeout, set before the exchange opens its first connection (it holds for new sessions),
+    and reset after the test (the database serves the tests after it)."""
+
+    async def alter(to: str) -> None:
+        admin = await asyncpg.connect(_asyncpg_dsn(database_url), timeout=5)
+        try:
+            name = await admin.fetchval("SELECT current_database()")
+            await admin.execute(f'ALTER DATABASE "{name}" {to}')
+        finally:
+            await admin.close()
+
+    await alter("SET statement_timeout = 100")
+    yield
+    await alter("RESET statement_timeout")
+
+
+@ONLY_POSTGRESQL
+async def test_a_statement_the_server_cancels_for_its_statement_timeout_is_a_503_busy(
+    statement_timeout, world, example, database_url
+):
+    """PostgreSQL cancelling a statement past an operator's statement_timeout (57014) says the
+    server could not answer in time, as a lock held past the busy timeout does: 503 Busy with
+    Retry-After, nothing stored, and the notice accepted once the lock is gone."""
+    prison = await world.headers("MDI")
+    before = await world.counts()
+    async with notices_locked(database_url):
+        response, _ = await answered(
+            world.api.post("/v1/release-notices", json=example, headers=prison)
+        )
+    assert_busy(response)
+    assert await world.counts() == before
+    again = await world.api.post("/v1/release-notices", json=example, headers=prison)
+    assert again.status_code == 202, again.text
+
+
 @ONLY_POSTGRESQL
 async def test_a_person_whose_lock_is_held_is_a_503_busy_and_nobody_else_waits(
     world, example, database_url
