@@ -20,6 +20,7 @@ from functools import cached_property
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from app.alerts.plan import Due
 from app.deadlines.rules import BOOKED_OR_ATTENDED, ENGAGEMENT, RECEIPT, attended_by
@@ -178,6 +179,7 @@ async def _messages(
         .add_columns(superseded_by(Message.id), StoredNotice)
         .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .where(Message.id.in_(message_ids))
+        .options(defer(StoredNotice.body_sealed, raiseload=True))  # an alert never opens it
     )
     notices: dict[uuid.UUID, StoredNotice] = {}
     stopped: dict[uuid.UUID, str | None] = {}
