@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.messages.kinds import CANCELLATION, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CARE_UPDATE, DISCLOSURE
 from app.messages.retraction_plan import Attempt, Held, Retraction
 from app.messages.signed import made_in_order
 from app.storage.models import Delivery, Message, StoredNotice
@@ -48,9 +48,10 @@ async def locked(session: AsyncSession, messages: list[Held], *, now: datetime) 
 
 
 async def locked_deliveries(session: AsyncSession, messages: list[Held]) -> list[Attempt]:
-    """The deliveries of the messages that may still be stopped (disclosures not revoked),
-    locked FOR UPDATE in id order, as a Retraction of them takes them."""
-    message_ids = [m.id for m in messages if m.kind == DISCLOSURE and not m.revoked]
+    """The deliveries of the messages that may still be stopped (disclosures, and care updates'
+    messages, not revoked), locked FOR UPDATE in id order, as a Retraction of them takes them."""
+    stoppable = (DISCLOSURE, CARE_UPDATE)
+    message_ids = [m.id for m in messages if m.kind in stoppable and not m.revoked]
     if not message_ids:
         return []
     rows = await session.execute(
