@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -273,28 +273,24 @@ async def _relying(
             continue
         held = Held(message_id, kind, notice_id, recipient_id)
         is_open = notice.status == ACCEPTED and notice.purged_at is None
-        about = None
+        found = Relying(held, role, relied, bool(stands), is_open)
         if update is not None:
-            about = update_claims(
-                update_id=update.id,
-                series_id=update.series_id,
-                author_code=author_code,
-                author_role=update.author_role,
-                recorded_at=update.recorded_at,
-            )
+            found = replace(found, update=update.id, about_update=_about(update, author_code))
             updates[update.id] = update
-        found = Relying(
-            held,
-            role,
-            relied,
-            bool(stands),
-            is_open,
-            update=update.id if update is not None else None,
-            about_update=about,
-        )
         relying.append(found)
         notices[notice.id], organisations[organisation.id] = notice, organisation
     return relying, notices, organisations, updates
+
+
+def _about(update: CareUpdate, author_code: str) -> dict[str, Any]:
+    """What a care update's message says of the update, as when it was first sent."""
+    return update_claims(
+        update_id=update.id,
+        series_id=update.series_id,
+        author_code=author_code,
+        author_role=update.author_role,
+        recorded_at=update.recorded_at,
+    )
 
 
 def _bodies(

@@ -45,6 +45,34 @@ def load_policy(
     must not decide anything.
     """
     models = {RELEASE_NOTICE: notice_model, **(others or {})}
+    digest, versions, rules = _read(directory, models)
+    version = "+".join(versions)
+    if len(version) > MAX_VERSION_LENGTH:
+        raise PolicyError(
+            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
+        )
+    scopes = consent_scopes(notice_model)
+    policies = {}
+    for name, model in models.items():
+        pointers = schema_pointers(model)
+        policy = Policy(
+            version,
+            digest.hexdigest(),
+            tuple(rules[name]),
+            pointers=frozenset(pointers),
+            document=name,
+        )
+        check_policy(policy, pointers, scopes)
+        policies[name] = policy
+    _check_ids_unique([r for named in rules.values() for r in named])
+    main = policies.pop(RELEASE_NOTICE)
+    return replace(main, others=policies)
+
+
+def _read(
+    directory: Path, models: Mapping[str, type[BaseModel]]
+) -> tuple[Any, list[str], dict[str, list[Rule]]]:
+    """Every file's bytes hashed, its version, and its rules by the document it governs."""
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise PolicyError(f"no policy files (*.yaml) in {directory}")
@@ -70,27 +98,7 @@ def load_policy(
         versions.append(str(document["version"]))
         for index, item in enumerate(document["rules"]):
             rules[governs].append(_rule(path.name, index, item))
-    version = "+".join(versions)
-    if len(version) > MAX_VERSION_LENGTH:
-        raise PolicyError(
-            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
-        )
-    scopes = consent_scopes(notice_model)
-    policies = {}
-    for name, model in models.items():
-        pointers = schema_pointers(model)
-        policy = Policy(
-            version,
-            digest.hexdigest(),
-            tuple(rules[name]),
-            pointers=frozenset(pointers),
-            document=name,
-        )
-        check_policy(policy, pointers, scopes)
-        policies[name] = policy
-    _check_ids_unique([r for named in rules.values() for r in named])
-    main = policies.pop(RELEASE_NOTICE)
-    return replace(main, others=policies)
+    return digest, versions, rules
 
 
 def _check_ids_unique(rules: Iterable[Rule]) -> None:

@@ -171,7 +171,6 @@ def plan_acknowledgement(
         "note_key_id": None,
         "recorded_at": now,
         "late": bool(late),
-        "care_update_id": None,
     }
     entry = Entry(
         "acknowledgement.recorded",

@@ -94,9 +94,8 @@ async def acknowledge(
         now=now,
         owed=owed,
     )
-    row, entry = plan.row, plan.entry
+    row, entry = {**plan.row, "care_update_id": care_update_id}, plan.entry
     if care_update_id is not None:
-        row = {**row, "care_update_id": care_update_id}
         details = {**(entry.details or {}), "care_update_id": str(care_update_id)}
         entry = replace(entry, details=details)
     if note is not None:

@@ -147,6 +147,22 @@ def plan_update(
         "recall_date": update.recall.date if update.recall else None,
         "recorded_at": now,
     }
+    return _planned(update, body, read, row=row, caller=caller, policy=policy, new_id=new_id)
+
+
+def _planned(
+    update: CareUpdate,
+    body: Mapping[str, Any],
+    read: Read,
+    *,
+    row: dict[str, Any],
+    caller: Caller,
+    policy: Policy,
+    new_id: Callable[[], uuid.UUID],
+) -> Plan:
+    """The plan of an update found plausible, its row made: each recipient's decision and
+    message, the log entries, and the attendances it records."""
+    update_id, now = row["id"], row["recorded_at"]
     extra = update_claims(
         update_id=update_id,
         series_id=read.series_id,
@@ -162,12 +178,12 @@ def plan_update(
         actor_organisation_id=caller.organisation_id,
         actor_client_id=caller.client_id,
         notice_id=read.notice_id,
-        message_id=about,
+        message_id=row["about_message_id"],
         person_ref=read.person_ref,
         details={
             "care_update_id": str(update_id),
             "series_id": str(read.series_id),
-            "body_sha256": body_sha256,
+            "body_sha256": row["body_sha256"],
             "role": caller.kind,
             "sections": sorted(body),
             "recipients": [o.code for o, _, _ in sent],

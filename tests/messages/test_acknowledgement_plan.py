@@ -133,7 +133,6 @@ def test_an_acknowledgement_is_one_row_and_one_entry_without_the_note(read, stat
         "note_key_id": None,
         "recorded_at": NOW,
         "late": False,
-        "care_update_id": None,
     }
     entry = plan.entry
     assert (entry.action, entry.at, entry.person_ref) == ("acknowledgement.recorded", NOW, "p" * 64)
