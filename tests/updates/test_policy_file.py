@@ -83,7 +83,7 @@ def _unknown_document(document):
     ],
 )
 def test_the_exchange_refuses_to_start_with_a_care_update_policy_that(tmp_path, change, said):
-    with pytest.raises(PolicyError, match="care-update.yaml") as raised:
+    with pytest.raises(PolicyError, match=r"care-update\.yaml") as raised:
         load_policy(edited(tmp_path, change), ReleaseNotice, DOCUMENTS)
     assert said in str(raised.value)
 
