@@ -44,9 +44,10 @@ class MessageOut(Wire):
     created_at: datetime
     jws: str | None = Field(
         description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt, "
-        "consent-withdrawn+jwt, care-update+jwt or an alert's); verify with the JWKS (or /v1/signing-keys for a key no longer "
-        "in it). Null when the message is encrypted (see `jwe`), once purged after the "
-        "retention period, once revoked, or once withdrawn with the consent it relied on."
+        "consent-withdrawn+jwt, care-update+jwt or an alert's); verify with the JWKS (or "
+        "/v1/signing-keys for a key no longer in it). Null when the message is encrypted (see "
+        "`jwe`), once purged after the retention period, once revoked, or once withdrawn with "
+        "the consent it relied on."
     )
     jwe: str | None = Field(
         description="When your organisation had registered an encryption key as the message "
