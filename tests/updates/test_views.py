@@ -5,7 +5,7 @@ lists them as `care_update`, acknowledgeable `received` only."""
 from __future__ import annotations
 
 from tests.helpers.acknowledgements import acknowledge, dated, notice_status
-from tests.helpers.updates import PROBATION, SERVICE, from_service, received, release, shared
+from tests.helpers.updates import NOTE, PROBATION, SERVICE, from_service, received, release, shared
 
 
 async def test_an_auditor_finds_the_update_under_the_person(world, example, clock):
@@ -19,7 +19,13 @@ async def test_an_auditor_finds_the_update_under_the_person(world, example, cloc
     assert response.status_code == 200, response.text
     [entry] = response.json()["items"]
     assert entry["details"]["care_update_id"] == answer["id"]
-    assert "clinical_note" not in str(entry)  # sections by name only, never a value
+    assert entry["details"]["sections"] == [
+        "assessment",
+        "clinical_note",
+        "engagement",
+        "safeguarding",
+    ]
+    assert NOTE not in str(entry)  # the sections by name only, never a value
     message_id = answer["recipients"][0]["message_id"]
     signed = await world.api.get(
         "/v1/audit/entries",
