@@ -19,9 +19,13 @@ from app.messages.signed import made_in_order
 from app.storage.models import Delivery, Message, StoredNotice
 
 
-async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]:
+async def read_series(
+    session: AsyncSession, series_id: uuid.UUID, *, with_updates: bool = False
+) -> list[Held]:
     """Every disclosure and cancellation of any version of the notice, in the order made (those
-    revoked too)."""
+    revoked too); `with_updates`, the care updates' messages about it as well (a cancellation
+    stops them)."""
+    kinds = (DISCLOSURE, CANCELLATION, *((CARE_UPDATE,) if with_updates else ()))
     rows = await session.execute(
         select(
             Message.id,
@@ -33,7 +37,7 @@ async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]
         .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .where(
             StoredNotice.series_id == series_id,
-            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.kind.in_(kinds),
         )
         .order_by(*made_in_order())
     )
