@@ -17,9 +17,10 @@ from pydantic import BaseModel
 from app.api import webhook_schemas as schemas_webhooks
 from app.api.webhooks import claims_schema
 from app.disclosure.policy_files import load_policy
-from app.messages.kinds import ALERTS, CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import ALERTS, CANCELLATION, CARE_UPDATE, CONSENT_WITHDRAWN, DISCLOSURE
 from app.notices.document import ReleaseNotice
 from app.settings import PROJECT_ROOT, Settings
+from app.updates.document import DOCUMENTS, CareUpdate
 from app.wire import audit as schemas_audit
 from app.wire import messages as schemas_messages
 from app.wire import reports as schemas_reports
@@ -29,6 +30,7 @@ from app.wire import subscriptions as schemas_subscriptions
 SCHEMA_BASE = "https://nps-exchange.example/schemas/"
 PUBLISHED: dict[str, type[BaseModel]] = {
     "release-notice.v1.json": ReleaseNotice,
+    "care-update.v1.json": CareUpdate,
     "notice-accepted.v1.json": schemas.NoticeAccepted,
     "notice-status.v1.json": schemas.NoticeStatus,
     "message.v1.json": schemas_messages.MessageOut,
@@ -47,7 +49,13 @@ PUBLISHED: dict[str, type[BaseModel]] = {
 }
 # A disclosure's claims follow the policy: published for the policy this repository ships.
 SHIPPED_POLICY = PROJECT_ROOT / "consent"
-EXAMPLES = {"release-notice.v1.json": "examples/release-notice.json"}
+EXAMPLES = {
+    "release-notice.v1.json": ["examples/release-notice.json"],
+    "care-update.v1.json": [
+        "examples/care-update-from-service.json",
+        "examples/care-update-from-probation.json",
+    ],
+}
 
 
 def _dump(document: Any) -> str:
@@ -61,7 +69,8 @@ def json_schema(name: str, model: type[BaseModel], root: Path) -> dict[str, Any]
         **model.model_json_schema(),
     }
     if name in EXAMPLES:
-        document["examples"] = [json.loads((root / "schemas" / EXAMPLES[name]).read_text())]
+        examples = [root / "schemas" / path for path in EXAMPLES[name]]
+        document["examples"] = [json.loads(path.read_text()) for path in examples]
     return document
 
 
@@ -75,8 +84,12 @@ def openapi() -> dict[str, Any]:
 
 def published() -> dict[str, type[BaseModel]]:
     """Every published schema's model, by file name."""
-    policy = load_policy(SHIPPED_POLICY, ReleaseNotice)
-    return {**PUBLISHED, claims_schema(DISCLOSURE): schemas_webhooks.disclosure_claims(policy)}
+    policy = load_policy(SHIPPED_POLICY, ReleaseNotice, DOCUMENTS)
+    return {
+        **PUBLISHED,
+        claims_schema(DISCLOSURE): schemas_webhooks.disclosure_claims(policy),
+        claims_schema(CARE_UPDATE): schemas_webhooks.care_update_claims(policy),
+    }
 
 
 def generated(root: Path = PROJECT_ROOT) -> dict[Path, str]:

@@ -27,6 +27,7 @@ from app.api import (
     reports,
     signing_keys,
     subscriptions,
+    updates,
     webhooks,
 )
 from app.api.bodies import BodyRules
@@ -40,6 +41,7 @@ from app.notices import examples
 from app.notices.document import ReleaseNotice
 from app.settings import Settings
 from app.storage.db import make_engine, make_sessionmaker
+from app.updates.document import DOCUMENTS
 from app.worker.loop import http_client, run_forever
 
 # Every router the app serves, in order; tests walk them to check each route's access rule.
@@ -52,6 +54,7 @@ ROUTER_MODULES = (
     subscriptions,
     messages,
     acknowledgements,
+    updates,
     audit,
     reports,
     signing_keys,
@@ -68,7 +71,7 @@ def make_signing(settings: Settings, data_keys: DataKeys) -> Signing:
     the issuer and the deadlines' windows. For the app, and for a worker on its own."""
     grace = timedelta(days=settings.signing_key_grace_days)
     keyring = load_keyring(settings.keys_dir, grace=grace)
-    policy = load_policy(settings.policy_dir, ReleaseNotice)
+    policy = load_policy(settings.policy_dir, ReleaseNotice, DOCUMENTS)
     return Signing(policy, keyring, data_keys, settings.issuer, windows=settings.windows)
 
 

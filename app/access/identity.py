@@ -23,6 +23,7 @@ class Scope(StrEnum):
     ADMIN = "admin"
     METRICS_READ = "metrics:read"  # /metrics alone: what Prometheus's credential should hold
     REPORTS_READ = "reports:read"  # aggregates only; a prison sees its own releases
+    UPDATES_WRITE = "updates:write"  # a recipient shares a care update with the other one
 
 
 ORGANISATION_KINDS = (
@@ -49,7 +50,12 @@ KIND_SCOPES: dict[str, frozenset[Scope]] = {
         }
     ),
     "probation_provider": frozenset(
-        {Scope.MESSAGES_READ, Scope.SUBSCRIPTIONS_WRITE, Scope.ACKNOWLEDGEMENTS_WRITE}
+        {
+            Scope.MESSAGES_READ,
+            Scope.SUBSCRIPTIONS_WRITE,
+            Scope.ACKNOWLEDGEMENTS_WRITE,
+            Scope.UPDATES_WRITE,
+        }
     ),
     "substance_misuse_service": frozenset(
         {
@@ -57,6 +63,7 @@ KIND_SCOPES: dict[str, frozenset[Scope]] = {
             Scope.MESSAGES_READ,
             Scope.SUBSCRIPTIONS_WRITE,
             Scope.ACKNOWLEDGEMENTS_WRITE,
+            Scope.UPDATES_WRITE,
         }
     ),
     "auditor": frozenset({Scope.AUDIT_READ, Scope.REPORTS_READ}),

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.callers import AcknowledgementReader, AcknowledgementWriter
 from app.api.deps import DataKeysDep, Now, Session
-from app.api.notices import IdempotencyKey
+from app.api.idempotent import IdempotencyKey
 from app.api.pages import Cursor, Limit, after, next_offset
 from app.api.problems import PROBLEMS, documented
 from app.keys.sealing import DataKeys

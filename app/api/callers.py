@@ -67,6 +67,7 @@ AcknowledgementWriter = Annotated[Caller, Depends(require(Scope.ACKNOWLEDGEMENTS
 AcknowledgementReader = Annotated[
     Caller, Depends(require(Scope.MESSAGES_READ, Scope.ACKNOWLEDGEMENTS_WRITE))
 ]
+UpdateWriter = Annotated[Caller, Depends(require(Scope.UPDATES_WRITE))]
 AuditReader = Annotated[Caller, Depends(require(Scope.AUDIT_READ))]
 Operator = Annotated[Caller, Depends(require(Scope.ADMIN))]
 MetricsReader = Annotated[Caller, Depends(require(Scope.METRICS_READ))]

@@ -17,6 +17,12 @@ from app.storage.models import Consent
 from app.wire.errors import Problem, invalid
 from app.wire.schemas import ConsentHistory, ConsentIn, ConsentOut, WithdrawalOut
 
+# The scopes a service records besides a prison: consent to its own kind, and a treatment
+# service the consent to share its care updates' clinical detail with probation (app/updates).
+OWN_SCOPES = {
+    "substance_misuse_service": ("substance_misuse_service", "treatment_to_probation"),
+}
+
 router = APIRouter(prefix="/v1/people/{noms_number}/consents", tags=["consents"])
 NomsNumber = Annotated[
     str,
@@ -62,8 +68,9 @@ async def post_consent(
         errors.append({"pointer": "/recorded_at", "detail": "is in the future"})
     if body.expires_at is not None and body.expires_at <= recorded_at:
         errors.append({"pointer": "/expires_at", "detail": "is not after recorded_at"})
-    if caller.kind != "prison" and body.scope != caller.kind:
-        errors.append({"pointer": "/scope", "detail": "a service records consent to its own kind"})
+    if caller.kind != "prison" and body.scope not in OWN_SCOPES.get(caller.kind, ()):
+        said = " or ".join(OWN_SCOPES.get(caller.kind, ()))
+        errors.append({"pointer": "/scope", "detail": f"a service records consent to {said}"})
     if errors:
         raise invalid(errors)
     row = await withdrawal.record_decision(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api.callers import PrisonCaller
 from app.api.deps import DataKeysDep, Now, Session, SigningDep
+from app.api.idempotent import Done, IdempotencyKey, once
 from app.api.problems import PROBLEMS, documented
 from app.disclosure import explanations as disclosures
 from app.notices import cancellation, idempotency, intake, tracking
@@ -36,14 +37,6 @@ from app.wire.schemas import (
 
 router = APIRouter(prefix="/v1/release-notices", tags=["release-notices"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        pattern=idempotency.KEY_PATTERN,
-        description="Any unique string up to 255 printable characters, e.g. a UUID. The same "
-        "key with the same body gets the first answer again; with another body, 409.",
-    ),
-]
 POST_PROBLEMS = {
     **PROBLEMS,
     409: documented("The Idempotency-Key was used for another request, or the notice is closed."),
@@ -85,25 +78,26 @@ async def _once(
     work: Callable[[], Awaitable[Accepted]],
 ) -> JSONResponse:
     """Do the work and answer 202, or, for a repeated Idempotency-Key, answer as the first time."""
-    claimed = None
-    if key is not None:
-        asked = idempotency.fingerprint(request.method, request.url.path, body)
-        key_ref = signing.data_keys.idempotency_ref(key)
-        claimed, earlier = await idempotency.claim(
-            session, caller.organisation_id, key_ref, request_sha256=asked, now=now
+
+    async def done() -> Done:
+        accepted = await work()
+        answer = idempotency.Answer(
+            202,
+            _accepted(accepted).model_dump(mode="json"),
+            f"{router.prefix}/{accepted.notice.id}",
         )
-        if earlier is not None:
-            headers = {"idempotent-replayed": "true"}
-            if earlier.location:
-                headers["location"] = earlier.location
-            return JSONResponse(earlier.body, earlier.status_code, headers=headers)
-    accepted = await work()
-    answer = idempotency.Answer(
-        202, _accepted(accepted).model_dump(mode="json"), f"{router.prefix}/{accepted.notice.id}"
+        return answer, accepted.notice.id
+
+    return await once(
+        request,
+        session,
+        caller,
+        data_keys=signing.data_keys,
+        key=key,
+        body=body,
+        now=now,
+        work=done,
     )
-    if claimed is not None:
-        idempotency.remember(claimed, answer, accepted.notice.id)
-    return JSONResponse(answer.body, answer.status_code, headers={"location": answer.location})
 
 
 @router.post(

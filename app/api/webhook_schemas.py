@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from app.disclosure import claims_schema as disclosed
 from app.disclosure.policy import (
+    CARE_UPDATE,
     NO_RULE,
     REASON_NO_CONDITION,
     REASON_NO_CONSENT,
@@ -24,7 +25,9 @@ from app.disclosure.policy import (
     Policy,
 )
 from app.notices.document import NomsNumber, OrganisationCode, ReleaseNotice
-from app.wire.schemas import CancellationReason, ConsentScope, PolicyRef, Wire
+from app.updates.document import CareUpdate
+from app.wire.base import ConsentScope
+from app.wire.schemas import CancellationReason, PolicyRef, Wire
 
 POINTER = r"^(/[a-z0-9_]+)+$"  # a member of the release notice, as a JSON Pointer
 
@@ -96,6 +99,13 @@ class ConsentWithdrawnData(EventData):
     )
 
 
+class CareUpdateData(EventData):
+    supersedes: uuid.UUID = absent(
+        "The care update message this one replaces: decided again, and never sent, after a "
+        "consent it relied on was withdrawn. Absent for a first one."
+    )
+
+
 class Event(Wire):
     type: str
     timestamp: datetime = Field(
@@ -144,6 +154,13 @@ class EngagementAtRisk(Event):
 
     type: Literal["engagement.at_risk"]
     data: EventData
+
+
+class CareUpdateCreated(Event):
+    """An update about the person from the release's other recipient."""
+
+    type: Literal["care_update.created"]
+    data: CareUpdateData
 
 
 # --- the signed messages' claims -----------------------------------------------------------
@@ -252,9 +269,45 @@ def disclosure_claims(policy: Policy) -> type[BaseModel]:
     (app/disclosure/claims_schema.py)."""
     notice = ReleaseNotice.model_json_schema()
     found = disclosed.shape(policy, notice)
+    named = "/person/noms_number" in found.always
+    sub = "The person's NOMS number (`/person/noms_number` of the disclosure)."
+    return create_model(
+        "DisclosureClaims",
+        __base__=Claims,
+        __doc__=DISCLOSURE_DOC,
+        sub=(NomsNumber, Field(description=sub) if named else absent(f"{sub} Absent unless sent.")),
+        supersedes=(uuid.UUID, absent(REPLACES)),
+        disclosure=(
+            _decided(notice, found),
+            Field(
+                description="What you may see of the notice: the release notice "
+                "(release-notice.v1.json) as the prison sent it, without what was withheld "
+                "(each withheld member is in `manifest`) and with some dates cut (see "
+                "`transformed`). A member that is neither here nor in `manifest` was not sent "
+                "by the prison."
+            ),
+        ),
+        manifest=(list[_withheld(policy)], WITHHELD),  # type: ignore[misc]
+        transformed=(
+            list[Transformed],
+            absent("Each member sent changed, and how; absent when none was."),
+        ),
+        policy=(PolicyRef, Field(description="The policy that decided: its version and hash.")),
+        deadlines=(Deadlines, Field(description="What you owe about it, and by when.")),
+    )
+
+
+WITHHELD = Field(description="Each member withheld from you and why; never its value.")
+
+
+def _decided(document: dict[str, Any], found: disclosed.Shape) -> Any:
+    return Annotated[dict[str, Any], WithJsonSchema(disclosed.disclosure_schema(document, found))]
+
+
+def _withheld(policy: Policy) -> type[BaseModel]:
     reasons = {REASON_NO_RULE, REASON_NO_CONSENT, REASON_NO_CONDITION}
     reasons |= {r.reason for r in policy.rules if r.reason}
-    withheld = create_model(
+    return create_model(
         "Withheld",
         __base__=Wire,
         path=(str, Field(pattern=POINTER, description="A member withheld, with all it holds.")),
@@ -268,38 +321,41 @@ def disclosure_claims(policy: Policy) -> type[BaseModel]:
             ),
         ),
     )
-    named = "/person/noms_number" in found.always
-    sub = "The person's NOMS number (`/person/noms_number` of the disclosure)."
-    disclosure = Annotated[
-        dict[str, Any], WithJsonSchema(disclosed.disclosure_schema(notice, found))
-    ]
+
+
+class UpdateAuthor(Wire):
+    id: uuid.UUID = Field(description="The update: every message it caused carries it.")
+    from_: OrganisationCode = Field(alias="from", description="The organisation that sent it.")
+    role: Literal["probation_provider", "substance_misuse_service"] = Field(
+        description="What the sender is to the release."
+    )
+    recorded_at: int = Field(description="When the exchange received it, in unix seconds.")
+
+
+CARE_UPDATE_DOC = """A care update (JWS `typ` `care-update+jwt`, event `care_update.created`): what
+the release's other recipient shared about the person, as the care-update policy lets you see
+it, what it withheld and why."""
+
+
+def care_update_claims(policy: Policy) -> type[BaseModel]:
+    """The claims of a care update decided by this policy's care-update rules."""
+    governs = policy.for_document(CARE_UPDATE)
+    document = CareUpdate.model_json_schema()
+    found = disclosed.shape(governs, document)
     return create_model(
-        "DisclosureClaims",
+        "CareUpdateClaims",
         __base__=Claims,
-        __doc__=DISCLOSURE_DOC,
-        sub=(NomsNumber, Field(description=sub) if named else absent(f"{sub} Absent unless sent.")),
-        supersedes=(
-            uuid.UUID,
-            absent(REPLACES),
-        ),
+        __doc__=CARE_UPDATE_DOC,
+        supersedes=(uuid.UUID, absent("The care update message decided again in its place.")),
+        series_id=(uuid.UUID, Field(description="The release notice, whatever its version.")),
+        update=(UpdateAuthor, Field(description="Which update, from whom, and when.")),
         disclosure=(
-            disclosure,
+            _decided(document, found),
             Field(
-                description="What you may see of the notice: the release notice "
-                "(release-notice.v1.json) as the prison sent it, without what was withheld "
-                "(each withheld member is in `manifest`) and with some dates cut (see "
-                "`transformed`). A member that is neither here nor in `manifest` was not sent "
-                "by the prison."
+                description="What you may see of the update (care-update.v1.json), without "
+                "what was withheld (each withheld member is in `manifest`)."
             ),
         ),
-        manifest=(
-            list[withheld],  # type: ignore[valid-type]
-            Field(description="Each member withheld from you and why; never its value."),
-        ),
-        transformed=(
-            list[Transformed],
-            absent("Each member sent changed, and how; absent when none was."),
-        ),
+        manifest=(list[_withheld(governs)], WITHHELD),  # type: ignore[misc]
         policy=(PolicyRef, Field(description="The policy that decided: its version and hash.")),
-        deadlines=(Deadlines, Field(description="What you owe about it, and by when.")),
     )

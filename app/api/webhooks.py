@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Response
 
 from app.api.webhook_schemas import (
+    CareUpdateCreated,
     ConsentWithdrawn,
     DisclosureCreated,
     EngagementAtRisk,
@@ -23,6 +24,7 @@ from app.api.webhook_schemas import (
 )
 from app.messages.kinds import (
     CANCELLATION,
+    CARE_UPDATE,
     CONSENT_WITHDRAWN,
     DISCLOSURE,
     ENGAGEMENT_AT_RISK,
@@ -230,3 +232,21 @@ async def engagement_overdue(event: EngagementOverdue) -> None: ...
     ),
 )
 async def engagement_at_risk(event: EngagementAtRisk) -> None: ...
+
+
+@_webhook(
+    CARE_UPDATE,
+    "care_update_created",
+    "A care update from the release's other recipient",
+    what=(
+        "The other recipient of a release you hold shared an update about the person "
+        "(`POST /v1/messages/{id}/updates`): from a substance misuse service, engagement "
+        "events, safeguarding, and with the person's `treatment_to_probation` consent what "
+        "assessment found and a clinical note; from a probation provider, accommodation, drug "
+        "appointments set by a licence or order, risk to staff, and a recall, which closes the "
+        "release. The claims say what the policy sent you and what it withheld and why. "
+        "Acknowledge it `received` like any message; share your own with "
+        "`POST /v1/messages/{id}/updates`."
+    ),
+)
+async def care_update_created(event: CareUpdateCreated) -> None: ...

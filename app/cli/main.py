@@ -351,13 +351,14 @@ def policy_explain(
     from app.disclosure.policy import PolicyError, consents_from_records, decide
     from app.disclosure.policy_files import load_policy
     from app.notices.document import ReleaseNotice
+    from app.updates.document import DOCUMENTS
     from app.wire.schemas import RecipientDisclosure
 
     if recipient not in RECIPIENT_KINDS:
         typer.echo(f"error: --recipient must be one of {', '.join(RECIPIENT_KINDS)}", err=True)
         raise typer.Exit(2)
     try:
-        policy = load_policy(Settings().policy_dir, ReleaseNotice)
+        policy = load_policy(Settings().policy_dir, ReleaseNotice, DOCUMENTS)
         parsed = ReleaseNotice.model_validate_json(notice.read_bytes())
     except PolicyError as exc:
         typer.echo(f"error: the policy: {exc}", err=True)

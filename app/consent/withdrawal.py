@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +35,21 @@ from app.consent import plan as changes
 from app.consent import records as consents
 from app.consent.decisions import body_of
 from app.consent.withdrawal_plan import Lost, Relying, Taken, plan_withdrawal, to_decide
+from app.disclosure.explained import update_claims
 from app.keys.sealing import DataKeys, SealError
 from app.messages import retraction
-from app.messages.kinds import CANCELLATION, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CARE_UPDATE, DISCLOSURE
 from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Held
 from app.messages.signed import Draft, Signing, draft, store
-from app.storage.models import Consent, Disclosure, Message, Organisation, StoredNotice
+from app.storage.models import (
+    CareUpdate,
+    Consent,
+    Disclosure,
+    Message,
+    Organisation,
+    StoredNotice,
+)
 
 log = logging.getLogger("exchange.withdrawal")
 ACCEPTED = "accepted"  # the status of a notice's latest version that may be decided again
@@ -175,7 +183,7 @@ async def taking_back(
     lost = tuple(s for s in scopes if not standing.get(s))
     if not lost:
         return Taking()
-    relying, notices, organisations = await _relying(session, person_ref, lost)
+    relying, notices, organisations, updates = await _relying(session, person_ref, lost)
     if not relying:
         return Taking()
     subscribed = dict(subscribed or {})  # read before the deliveries are locked: lock_order.py
@@ -183,7 +191,8 @@ async def taking_back(
     subscribed |= await subscribers(session, recipients - set(subscribed))
     deliveries = await retraction.locked_deliveries(session, [r.message for r in relying])
     read = Lost(person_ref, lost, tuple(relying), tuple(deliveries), organisations, standing)
-    bodies = _bodies(signing.data_keys, [notices[n] for n in to_decide(read, now=now)])
+    decided = {**notices, **updates}
+    bodies = _bodies(signing.data_keys, [decided[n] for n in to_decide(read, now=now)])
     taken = plan_withdrawal(read, bodies=bodies, policy=signing.policy, now=now)
     return Taking(taken, _drafts(taken, notices, signing=signing, now=now), subscribed)
 
@@ -214,28 +223,37 @@ async def take_back(
 
 async def _relying(
     session: AsyncSession, person_ref: str, scopes: tuple[str, ...]
-) -> tuple[list[Relying], dict[uuid.UUID, StoredNotice], dict[uuid.UUID, Organisation]]:
-    """The person's disclosure messages that relied on any of the scopes and were not yet
-    revoked, withdrawn or purged, per recipient in the order made, each with whether it still
-    stands (nothing newer replaced it); their notices and their recipients."""
+) -> tuple[
+    list[Relying],
+    dict[uuid.UUID, StoredNotice],
+    dict[uuid.UUID, Organisation],
+    dict[uuid.UUID, CareUpdate],
+]:
+    """The person's disclosure messages (and care updates' messages) that relied on any of the
+    scopes and were not yet revoked, withdrawn or purged, per recipient in the order made, each
+    with whether it still stands (nothing newer replaced it); their notices, their recipients
+    and the care updates they came of."""
     newer = aliased(Message)
     replaced = exists().where(
         and_(
             newer.supersedes_id == Message.id,
-            newer.kind.in_((DISCLOSURE, CANCELLATION)),
+            newer.kind.in_((DISCLOSURE, CANCELLATION, CARE_UPDATE)),
             newer.revoked_at.is_(None),
         )
     )
+    author = aliased(Organisation)
     rows = await session.execute(
-        select(Message.id, Message.notice_id, Message.recipient_organisation_id)
+        select(Message.id, Message.kind, Message.notice_id, Message.recipient_organisation_id)
         .add_columns(Disclosure.recipient_role, Disclosure.consents_relied, ~replaced)
-        .add_columns(StoredNotice, Organisation)
+        .add_columns(StoredNotice, Organisation, CareUpdate, author.code)
         .join(Disclosure, Disclosure.id == Message.disclosure_id)
         .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .join(Organisation, Organisation.id == Message.recipient_organisation_id)
+        .outerjoin(CareUpdate, CareUpdate.id == Disclosure.care_update_id)
+        .outerjoin(author, author.id == CareUpdate.organisation_id)
         .where(
             StoredNotice.person_ref == person_ref,
-            Message.kind == DISCLOSURE,
+            Message.kind.in_((DISCLOSURE, CARE_UPDATE)),
             Message.revoked_at.is_(None),
             Message.withdrawn_at.is_(None),
             Message.purged_at.is_(None),
@@ -247,29 +265,45 @@ async def _relying(
             Message.id,
         )
     )
-    relying, notices, organisations = [], {}, {}
-    for message_id, notice_id, recipient_id, role, relied_on, stands, notice, organisation in rows:
+    relying, notices, organisations, updates = [], {}, {}, {}
+    for message_id, kind, notice_id, recipient_id, role, relied_on, stands, *rest in rows:
+        notice, organisation, update, author_code = rest
         relied = frozenset(relied_on or ())
         if relied.isdisjoint(scopes):
             continue
-        held = Held(message_id, DISCLOSURE, notice_id, recipient_id)
+        held = Held(message_id, kind, notice_id, recipient_id)
         is_open = notice.status == ACCEPTED and notice.purged_at is None
-        relying.append(Relying(held, role, relied, bool(stands), is_open))
+        found = Relying(held, role, relied, bool(stands), is_open)
+        if update is not None:
+            found = replace(found, update=update.id, about_update=_about(update, author_code))
+            updates[update.id] = update
+        relying.append(found)
         notices[notice.id], organisations[organisation.id] = notice, organisation
-    return relying, notices, organisations
+    return relying, notices, organisations, updates
+
+
+def _about(update: CareUpdate, author_code: str) -> dict[str, Any]:
+    """What a care update's message says of the update, as when it was first sent."""
+    return update_claims(
+        update_id=update.id,
+        series_id=update.series_id,
+        author_code=author_code,
+        author_role=update.author_role,
+        recorded_at=update.recorded_at,
+    )
 
 
 def _bodies(
-    data_keys: DataKeys, notices: Iterable[StoredNotice]
+    data_keys: DataKeys, decided: Iterable[StoredNotice | CareUpdate]
 ) -> dict[uuid.UUID, dict[str, Any] | None]:
-    """The notices' bodies, opened. One that cannot be opened (its data key is lost) is left
-    out and logged: it must not stop the withdrawal itself."""
+    """The notices' (and care updates') bodies, opened. One that cannot be opened (its data key
+    is lost) is left out and logged: it must not stop the withdrawal itself."""
     bodies = {}
-    for notice in notices:
+    for found in decided:
         try:
-            bodies[notice.id] = body_of(data_keys, notice)
+            bodies[found.id] = body_of(data_keys, found)
         except SealError as exc:
-            log.error("notice %s cannot be decided again: %s", notice.id, exc)
+            log.error("%s %s cannot be decided again: %s", found.__tablename__, found.id, exc)
     return bodies
 
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from app.audit.entry import Entry
 from app.disclosure.explained import disclosure
-from app.disclosure.policy import Policy
-from app.messages.kinds import CONSENT_WITHDRAWN, DISCLOSURE
+from app.disclosure.policy import CARE_UPDATE as CARE_UPDATE_DOCUMENT
+from app.disclosure.policy import RELEASE_NOTICE, Policy
+from app.messages.kinds import CONSENT_WITHDRAWN
 from app.messages.retraction_plan import CONSENT_WITHDRAWN as WHY
 from app.messages.retraction_plan import Attempt, Held, Retraction
 from app.messages.to_sign import ToSign
@@ -35,13 +36,23 @@ from app.messages.to_sign import ToSign
 
 @dataclass(frozen=True)
 class Relying:
-    """A disclosure message that relied on a scope lost, as read."""
+    """A disclosure message (or a care update's message) that relied on a scope lost, as
+    read."""
 
     message: Held
     role: str  # the recipient's, as the disclosure was decided for
     relied: frozenset[str]  # every scope its disclosure relied on
     stands: bool  # no disclosure or cancellation (not revoked) replaced it
     open: bool  # its notice is accepted and not purged: it may be decided again
+    # A care update's message: the update decided again (its id, whose body is read) and what
+    # its message says of the update besides the decision (explained.update_claims).
+    update: uuid.UUID | None = None
+    about_update: Mapping[str, Any] | None = None
+
+    @property
+    def decides(self) -> uuid.UUID:
+        """What is decided again: the update's body, or the notice's."""
+        return self.update or self.message.notice_id
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,7 @@ def to_decide(lost: Lost, *, now: datetime) -> list[uuid.UUID]:
     the messages it revokes that still stand on a notice accepted and not purged."""
     retraction = _retraction(lost, now)
     wanted = [
-        r.message.notice_id
+        r.decides
         for _, r in _each(lost)
         if retraction.retract(r.message, WHY) and r.stands and r.open
     ]
@@ -108,8 +119,8 @@ def plan_withdrawal(
     now: datetime,
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Taken:
-    """What losing `lost.scopes` takes back: see the module. `bodies`: the notices to_decide
-    names, opened; one missing (or None: purged) is not decided again."""
+    """What losing `lost.scopes` takes back: see the module. `bodies`: the notices (and care
+    updates) to_decide names, opened; one missing (or None: purged) is not decided again."""
     retraction = _retraction(lost, now)
     withdrawn, disclosures, entries, to_sign = [], [], [], []
     redisclosed, notified = [], []
@@ -124,11 +135,11 @@ def plan_withdrawal(
             notified.append(told.message_id)
             continue
         entries += retraction.entries[before:]
-        body = bodies.get(message.notice_id)
+        body = bodies.get(relying.decides)
         if not (relying.stands and relying.open and body is not None):
             continue
         row, entry, claims = disclosure(
-            policy,
+            policy.for_document(CARE_UPDATE_DOCUMENT if relying.update else RELEASE_NOTICE),
             body,
             (organisation, relying.role),
             standing=lost.standing,
@@ -136,9 +147,10 @@ def plan_withdrawal(
             now=now,
             disclosure_id=new_id(),
         )
-        disclosures.append(row)
+        disclosures.append({**row, "care_update_id": relying.update})
         entries.append(entry)
         if claims is not None:  # nothing allowed: not even the fact of the notice is sent
+            claims |= relying.about_update or {}
             again = _again(message, organisation, claims, disclosure_id=row["id"], new_id=new_id)
             to_sign.append(again)
             redisclosed.append(again.message_id)
@@ -182,7 +194,7 @@ def _again(
 ) -> ToSign:
     """The disclosure decided again, superseding the one revoked."""
     return ToSign(
-        DISCLOSURE,
+        message.kind,
         new_id(),
         organisation,
         claims,

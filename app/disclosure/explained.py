@@ -88,3 +88,24 @@ def disclosure(
     if noms_number:  # the subject is named only where the policy lets the recipient see it
         claims["sub"] = noms_number
     return row, entry, claims
+
+
+def update_claims(
+    *,
+    update_id: uuid.UUID,
+    series_id: uuid.UUID,
+    author_code: str,
+    author_role: str,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """What a care update's message says of the update besides its decision: which update,
+    about which release, from whom, when (app/updates; decided again by app/consent)."""
+    return {
+        "series_id": str(series_id),
+        "update": {
+            "id": str(update_id),
+            "from": author_code,
+            "role": author_role,
+            "recorded_at": int(recorded_at.timestamp()),
+        },
+    }

@@ -58,7 +58,7 @@ async def of_notice(
             select(Disclosure, Organisation.code, Message.id)
             .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
             .outerjoin(Message, Message.disclosure_id == Disclosure.id)
-            .where(Disclosure.notice_id == notice_id)
+            .where(Disclosure.notice_id == notice_id, Disclosure.care_update_id.is_(None))
             .order_by(Disclosure.decided_at, Disclosure.recipient_role)
         )
     ).all()

@@ -21,6 +21,9 @@ REASON_NO_CONSENT = "consent_not_given"
 REASON_NO_CONDITION = "condition_not_met"
 MAX_VERSION_LENGTH = 32  # disclosure.policy_version
 SAFEGUARDING = "/safeguarding"  # always reaches the probation provider: checked at start-up
+# The documents a policy file may govern (its `document` key): a release notice, by default, or
+# a care update one recipient of a release shares with the other (app/updates).
+RELEASE_NOTICE, CARE_UPDATE = "release-notice", "care-update"
 
 
 def _contact(notice: Mapping[str, Any], member: str) -> bool:
@@ -152,6 +155,10 @@ class Policy:
     # each is worked out once, here; any other pointer is worked out as it is met. Worth it:
     # deciding reads a table, a third of the time (bench/README.md, "The policy's tables").
     pointers: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # The document these rules govern, and the policies of the other documents, read from the
+    # same files: they share the version and the hash, which cover every file.
+    document: str = RELEASE_NOTICE
+    others: Mapping[str, Policy] = field(default_factory=dict, compare=False, repr=False)
     _by_kind: Mapping[str, tuple[Rule, ...]] = field(init=False, compare=False, repr=False)
     _covering: Mapping[tuple[str, str], Covering] = field(init=False, compare=False, repr=False)
 
@@ -166,6 +173,15 @@ class Policy:
         # Frozen: each table is set once, here, and read-only from then on.
         object.__setattr__(self, "_by_kind", MappingProxyType(kinds))
         object.__setattr__(self, "_covering", MappingProxyType(covering))
+
+    def for_document(self, document: str) -> Policy:
+        """The policy of that document: this one, or one read with it from the same files."""
+        if document == self.document:
+            return self
+        found = self.others.get(document)
+        if found is None:
+            raise PolicyError(f"no policy governs the {document} document")
+        return found
 
     def for_recipient(self, kind: str) -> tuple[Rule, ...]:
         return self._by_kind.get(kind, ())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, get_args
@@ -20,6 +21,7 @@ from app.access.identity import RECIPIENT_KINDS
 from app.disclosure.policy import (
     CONDITIONS,
     MAX_VERSION_LENGTH,
+    RELEASE_NOTICE,
     SAFEGUARDING,
     TRANSFORMS,
     Policy,
@@ -28,17 +30,55 @@ from app.disclosure.policy import (
 )
 
 
-def load_policy(directory: Path, notice_model: type[BaseModel]) -> Policy:
+def load_policy(
+    directory: Path,
+    notice_model: type[BaseModel],
+    others: Mapping[str, type[BaseModel]] | None = None,
+) -> Policy:
     """Read every *.yaml policy file in directory, check it, and hash exactly what was read.
 
+    Each file governs one document, named by its `document` key (`release-notice` when it has
+    none): the release notice (`notice_model`) or one of `others` (e.g. `care-update`), whose
+    model each pointer is checked against. The policy returned is the release notice's; the
+    others' are `for_document` of it, with the same version and hash, which cover every file.
     Anything wrong stops here, naming the file and the rule: a policy that cannot be trusted
     must not decide anything.
     """
+    models = {RELEASE_NOTICE: notice_model, **(others or {})}
+    digest, versions, rules = _read(directory, models)
+    version = "+".join(versions)
+    if len(version) > MAX_VERSION_LENGTH:
+        raise PolicyError(
+            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
+        )
+    scopes = consent_scopes(notice_model)
+    policies = {}
+    for name, model in models.items():
+        pointers = schema_pointers(model)
+        policy = Policy(
+            version,
+            digest.hexdigest(),
+            tuple(rules[name]),
+            pointers=frozenset(pointers),
+            document=name,
+        )
+        check_policy(policy, pointers, scopes)
+        policies[name] = policy
+    _check_ids_unique([r for named in rules.values() for r in named])
+    main = policies.pop(RELEASE_NOTICE)
+    return replace(main, others=policies)
+
+
+def _read(
+    directory: Path, models: Mapping[str, type[BaseModel]]
+) -> tuple[Any, list[str], dict[str, list[Rule]]]:
+    """Every file's bytes hashed, its version, and its rules by the document it governs."""
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise PolicyError(f"no policy files (*.yaml) in {directory}")
     digest = hashlib.sha256()
-    versions, rules = [], []
+    versions: list[str] = []
+    rules: dict[str, list[Rule]] = {name: [] for name in models}
     for path in files:
         raw = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
@@ -50,18 +90,23 @@ def load_policy(directory: Path, notice_model: type[BaseModel]) -> Policy:
             raise PolicyError(f"{path.name}: needs `version` and `rules`")
         if not isinstance(document["rules"], list):
             raise PolicyError(f"{path.name}: `rules` must be a list")
+        governs = document.get("document", RELEASE_NOTICE)
+        if governs not in models:
+            raise PolicyError(
+                f"{path.name}: `document` must be one of {', '.join(models)}, not {governs!r}"
+            )
         versions.append(str(document["version"]))
         for index, item in enumerate(document["rules"]):
-            rules.append(_rule(path.name, index, item))
-    version = "+".join(versions)
-    if len(version) > MAX_VERSION_LENGTH:
-        raise PolicyError(
-            f"the versions together ({version!r}) pass {MAX_VERSION_LENGTH} characters"
-        )
-    pointers = schema_pointers(notice_model)
-    policy = Policy(version, digest.hexdigest(), tuple(rules), pointers=frozenset(pointers))
-    check_policy(policy, pointers, consent_scopes(notice_model))
-    return policy
+            rules[governs].append(_rule(path.name, index, item))
+    return digest, versions, rules
+
+
+def _check_ids_unique(rules: Iterable[Rule]) -> None:
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise PolicyError(f"{rule.source or 'policy'}: rule {rule.id}: duplicate rule id")
+        seen.add(rule.id)
 
 
 REQUIRED = {"id", "recipient", "effect", "fields", "lawful_basis", "purpose", "rationale"}
@@ -210,7 +255,8 @@ def check_policy(policy: Policy, pointers: Mapping[str, Any], scopes: frozenset[
             raise PolicyError(f"{where}: unknown transform {rule.transform!r}")
         for pointer in rule.fields:
             if pointer not in pointers:
-                raise PolicyError(f"{where}: {pointer!r} is not a field of the release notice")
+                document = policy.document.replace("-", " ")
+                raise PolicyError(f"{where}: {pointer!r} is not a field of the {document}")
             if rule.transform and not _is_date(pointers[pointer]):
                 raise PolicyError(f"{where}: {pointer!r} is not a date to transform")
     _check_safeguarding_reaches_probation(policy, [p for p in pointers if _under(p, SAFEGUARDING)])

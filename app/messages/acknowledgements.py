@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -75,12 +75,14 @@ async def acknowledge(
     caller: Caller,
     data_keys: DataKeys,
     now: datetime,
+    care_update_id: uuid.UUID | None = None,
 ) -> Recorded:
     """Record one acknowledgement of the caller's own message, with its log entry: it reads the
     message (locked) and its notice, and for a disclosure the deadlines it may answer; plans
     (app/messages/acknowledgement_plan.py), seals the note, then writes the row, the at_risk it
     raises and the entry (one statement on PostgreSQL), the release's outcome with the recipient
-    (for a disclosure), and the deadlines it meets."""
+    (for a disclosure), and the deadlines it meets. `care_update_id`: the care update whose
+    `attended` event it records (app/updates), not posted as itself."""
     message = await _locked(session, message_id, caller)
     owed = await _owed(session, message) if message.kind == DISCLOSURE else []
     plan = plan_acknowledgement(
@@ -92,7 +94,10 @@ async def acknowledge(
         now=now,
         owed=owed,
     )
-    row = plan.row
+    row, entry = {**plan.row, "care_update_id": care_update_id}, plan.entry
+    if care_update_id is not None:
+        details = {**(entry.details or {}), "care_update_id": str(care_update_id)}
+        entry = replace(entry, details=details)
     if note is not None:
         sealed = data_keys.seal(note.encode(), place("acknowledgement", "note_sealed", row["id"]))
         row = {**row, "note_sealed": sealed.blob, "note_key_id": sealed.key_id}
@@ -100,7 +105,7 @@ async def acknowledge(
     if plan.at_risk is not None:
         rows.append((Deadline.__table__, [plan.at_risk]))
         await outbox.wake_workers(session)  # the overdue scan tells the probation provider
-    await write(session, rows, [plan.entry])
+    await write(session, rows, [entry])
     if message.kind == DISCLOSURE and message.series_id is not None:
         await session.execute(_outcome_kept(session.bind.dialect.name, message, row))
     if plan.met:

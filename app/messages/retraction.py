@@ -13,15 +13,19 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.messages.kinds import CANCELLATION, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CARE_UPDATE, DISCLOSURE
 from app.messages.retraction_plan import Attempt, Held, Retraction
 from app.messages.signed import made_in_order
 from app.storage.models import Delivery, Message, StoredNotice
 
 
-async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]:
+async def read_series(
+    session: AsyncSession, series_id: uuid.UUID, *, with_updates: bool = False
+) -> list[Held]:
     """Every disclosure and cancellation of any version of the notice, in the order made (those
-    revoked too)."""
+    revoked too); `with_updates`, the care updates' messages about it as well (a cancellation
+    stops them)."""
+    kinds = (DISCLOSURE, CANCELLATION, *((CARE_UPDATE,) if with_updates else ()))
     rows = await session.execute(
         select(
             Message.id,
@@ -33,7 +37,7 @@ async def read_series(session: AsyncSession, series_id: uuid.UUID) -> list[Held]
         .join(StoredNotice, StoredNotice.id == Message.notice_id)
         .where(
             StoredNotice.series_id == series_id,
-            Message.kind.in_((DISCLOSURE, CANCELLATION)),
+            Message.kind.in_(kinds),
         )
         .order_by(*made_in_order())
     )
@@ -48,9 +52,10 @@ async def locked(session: AsyncSession, messages: list[Held], *, now: datetime) 
 
 
 async def locked_deliveries(session: AsyncSession, messages: list[Held]) -> list[Attempt]:
-    """The deliveries of the messages that may still be stopped (disclosures not revoked),
-    locked FOR UPDATE in id order, as a Retraction of them takes them."""
-    message_ids = [m.id for m in messages if m.kind == DISCLOSURE and not m.revoked]
+    """The deliveries of the messages that may still be stopped (disclosures, and care updates'
+    messages, not revoked), locked FOR UPDATE in id order, as a Retraction of them takes them."""
+    stoppable = (DISCLOSURE, CARE_UPDATE)
+    message_ids = [m.id for m in messages if m.kind in stoppable and not m.revoked]
     if not message_ids:
         return []
     rows = await session.execute(

@@ -63,6 +63,7 @@ EVENT_TYPES = {
     "receipt_overdue": "receipt.overdue",
     "engagement_overdue": "engagement.overdue",
     "engagement_at_risk": "engagement.at_risk",
+    "care_update": "care_update.created",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from app.access.identity import Caller
 from app.audit.entry import Entry
 from app.consent.plan import voided_entry
-from app.messages.kinds import CANCELLATION, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CARE_UPDATE, DISCLOSURE
 from app.messages.retraction_plan import Retraction
 from app.messages.to_sign import ToSign
 from app.notices.plan import Carrier, Record, standing_of, unsupported
@@ -85,8 +85,10 @@ def plan_cancel(
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Cancelled:
     """Cancel the version: every recipient's disclosure not yet delivered is never sent, and
-    each that may hold one is told. Entered in error, it voids the consent records that rested
-    on its versions alone (`records` and `carriers`: the person's, read once it was closed)."""
+    each that may hold one is told; a care update about the release not yet delivered is never
+    sent either, and one perhaps delivered is sent no more. Entered in error, it voids the
+    consent records that rested on its versions alone (`records` and `carriers`: the person's,
+    read once it was closed)."""
     actor = {"actor_organisation_id": caller.organisation_id, "actor_client_id": caller.client_id}
     cancelled = Entry(
         "notice.cancelled",
@@ -98,6 +100,8 @@ def plan_cancel(
     )
     held = retraction.held().values()
     still = [s for m in held if (s := retraction.retract_held(m, "cancelled"))]
+    for update in [m for m in retraction.messages if m.kind == CARE_UPDATE]:
+        retraction.retract(update, "cancelled")  # a care update about it: no longer sent
     to_sign = _telling(still, reason=reason, organisations=organisations, new_id=new_id)
     voided: list[Record] = []
     if reason == ENTERED_IN_ERROR and closed.person_ref:

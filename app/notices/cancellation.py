@@ -88,7 +88,7 @@ async def cancel_notice(
         await consents.lock_person(session, person_ref)
     closing = {"status": CANCELLED, "status_reason": f"cancelled_{reason}"}
     row = await close(session, notice_id, caller=caller, now=now, **closing)
-    messages = await retraction_io.read_series(session, row.series_id)
+    messages = await retraction_io.read_series(session, row.series_id, with_updates=True)
     holders = {m.recipient_id for m in messages if not m.revoked}
     subscribed = await subscribers(session, holders)  # before the deliveries: lock_order.py
     retraction = await retraction_io.locked(session, messages, now=now)

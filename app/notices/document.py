@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from app.wire.base import Instant, IsoDate, one_line, plain_text
+from app.wire.base import CONSENT_SCOPES_SAID, ConsentScope, Instant, IsoDate, one_line, plain_text
 
 Text = one_line(200)  # names, places: one line
 LongText = plain_text(4000)  # what is written for a reader: lines, tabs, never NUL
@@ -125,10 +125,12 @@ class ReleasePlan(Strict):
     treatment_appointment: Appointment | None = None
 
 
+# The NPS families by effect: a notice's substances, and a care update's assessment, use them.
+NpsCategory = Literal["synthetic_cannabinoid", "stimulant_type", "hallucinogenic", "downer_type"]
+
+
 class Substance(Strict):
-    category: Literal[
-        "synthetic_cannabinoid", "stimulant_type", "hallucinogenic", "downer_type"
-    ] = Field(
+    category: NpsCategory = Field(
         description="The NPS family by effect: `synthetic_cannabinoid` (Spice, Mamba, K2), "
         "`stimulant_type` (cathinones such as mephedrone; Benzo Fury), `hallucinogenic`, "
         "`downer_type` (tranquilliser-type: designer benzodiazepines, opioid-like NPS)."
@@ -281,10 +283,7 @@ class Safeguarding(Strict):
 
 
 class ConsentRecord(Strict):
-    scope: Literal["substance_misuse_service", "probation_clinical_details"] = Field(
-        description="`substance_misuse_service`: share with the community treatment service. "
-        "`probation_clinical_details`: share clinical detail with probation."
-    )
+    scope: ConsentScope = Field(description=CONSENT_SCOPES_SAID)
     decision: Literal["given", "refused"] = Field(
         description="`given` or `refused`. The latest record for a scope is the one that counts."
     )

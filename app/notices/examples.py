@@ -80,6 +80,11 @@ REQUEST_BODIES: dict[str, dict[str, Any]] = {
         "note": "Allocated to a case manager.",
     },
     "EncryptionKeyIn": {"key": EXAMPLE_ENCRYPTION_KEY},
+    "CareUpdate": {  # a treatment service's, before the release: no dated event yet
+        "assessment": {"nps_use_identified": True, "nps_categories": ["synthetic_cannabinoid"]},
+        "safeguarding": {"children_contact": "yes", "vulnerable_adults_contact": "no"},
+        "clinical_note": "Wants a reduction plan for Spice; naloxone kit checked.",
+    },
 }
 
 

@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import entries as audit
 from app.messages import lock_order
 from app.messages.outbox import DEAD, PENDING
-from app.storage.models import Acknowledgement, Delivery, IdempotencyKey, Message, StoredNotice
+from app.storage.models import (
+    Acknowledgement,
+    CareUpdate,
+    Delivery,
+    IdempotencyKey,
+    Message,
+    StoredNotice,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,12 @@ async def _erase(
         update(StoredNotice)
         .where(StoredNotice.id.in_(notice_ids))
         .values(body_sealed=None, body_key_id=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(  # the care updates about them: shared between recipients, sealed alike
+        update(CareUpdate)
+        .where(CareUpdate.notice_id.in_(notice_ids))
+        .values(body_sealed=None, body_key_id=None)
         .execution_options(synchronize_session=False)
     )
     messages = (

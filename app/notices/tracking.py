@@ -19,7 +19,7 @@ from app.access.identity import Caller
 from app.deadlines.rules import state_of
 from app.keys.sealing import DataKeys
 from app.messages import acknowledgements
-from app.messages.kinds import CANCELLATION, CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import CANCELLATION, CARE_UPDATE, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.supersession import superseded_by
 from app.storage.models import (
     Acknowledgement,
@@ -129,7 +129,7 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         await session.execute(
             select(Disclosure.id, Disclosure.recipient_role, Organisation.code)
             .join(Organisation, Organisation.id == Disclosure.recipient_organisation_id)
-            .where(Disclosure.notice_id == notice_id)
+            .where(Disclosure.notice_id == notice_id, Disclosure.care_update_id.is_(None))
             .order_by(Disclosure.recipient_role)
         )
     ).all()
@@ -137,7 +137,7 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         await session.execute(
             select(Message, Organisation.code, Organisation.kind, superseded_by(Message.id))
             .join(Organisation, Organisation.id == Message.recipient_organisation_id)
-            .where(Message.notice_id == notice_id)
+            .where(Message.notice_id == notice_id, Message.kind != CARE_UPDATE)
             .order_by(Message.created_at, Message.stored_order, Message.id)
         )
     ).all()
@@ -145,7 +145,7 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         await session.scalars(
             select(Delivery)
             .join(Message, Message.id == Delivery.message_id)
-            .where(Message.notice_id == notice_id)
+            .where(Message.notice_id == notice_id, Message.kind != CARE_UPDATE)
             .order_by(Delivery.created_at, Delivery.id)
         )
     ).all()

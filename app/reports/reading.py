@@ -59,6 +59,7 @@ def _releases(asked: Asked) -> CTE:
         .where(
             newer.notice_id == chosen.notice_id,
             newer.recipient_role == SMS,
+            newer.care_update_id.is_(None),
             or_(
                 newer.decided_at > chosen.decided_at,
                 and_(newer.decided_at == chosen.decided_at, newer.id > chosen.id),
@@ -75,7 +76,14 @@ def _releases(asked: Asked) -> CTE:
             chosen.id.label("disclosure_id"),
             chosen.recipient_organisation_id.label("service_id"),
         )
-        .join(chosen, and_(chosen.notice_id == notice.id, chosen.recipient_role == SMS))
+        .join(
+            chosen,
+            and_(
+                chosen.notice_id == notice.id,
+                chosen.recipient_role == SMS,
+                chosen.care_update_id.is_(None),  # a care update's decision is not the release's
+            ),
+        )
         .where(
             notice.status == ACCEPTED,
             notice.release_date >= asked.start,

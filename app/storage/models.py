@@ -148,6 +148,11 @@ class Disclosure(Base):
     policy_version: Mapped[str] = mapped_column(String(32))
     policy_hash: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A care update's decision for the release's other recipient (null: the notice's own).
+    care_update_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("care_update.id"), index=True
+    )
+    _care_update: Mapped[CareUpdate | None] = relationship(lazy="raise")  # flush order only
 
 
 class Message(Base):
@@ -312,6 +317,8 @@ class Acknowledgement(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Recorded after a deadline it met had passed (app/deadlines).
     late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Recorded from a care update's `attended` event (app/updates), not posted as itself.
+    care_update_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("care_update.id"))
 
 
 class EngagementOutcome(Base):
@@ -382,3 +389,4 @@ class Deadline(Base):
 
 # The log's tables live beside these; importing them here registers them with Base.metadata.
 from app.storage import log_tables  # noqa: E402, F401
+from app.storage.update_tables import CareUpdate  # noqa: E402

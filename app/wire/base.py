@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -108,5 +108,16 @@ Instant = Annotated[
 ]
 # A day as a request gives it: ISO 8601 text, YYYY-MM-DD.
 IsoDate = Annotated[date, Strict(False), as_text("a date, YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$")]
+# The consent scopes a person can give, refuse and withdraw: the one list of them, used by the
+# notice's `consent` items, the consent API and the policy files' checks.
+ConsentScope = Literal[
+    "substance_misuse_service", "probation_clinical_details", "treatment_to_probation"
+]
+CONSENT_SCOPES_SAID = (
+    "`substance_misuse_service`: share with the community treatment service. "
+    "`probation_clinical_details`: share clinical detail of the notice with probation. "
+    "`treatment_to_probation`: the treatment service shares, in its care updates, clinical "
+    "notes and detail beyond engagement with probation."
+)
 # A UUID as a request body gives it: text (a strict model would take only a Python UUID).
 Uuid = Annotated[uuid.UUID, Strict(False)]

@@ -43,10 +43,11 @@ class MessageOut(Wire):
     sequence: int
     created_at: datetime
     jws: str | None = Field(
-        description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt or "
-        "consent-withdrawn+jwt); verify with the JWKS (or /v1/signing-keys for a key no longer "
-        "in it). Null when the message is encrypted (see `jwe`), once purged after the "
-        "retention period, once revoked, or once withdrawn with the consent it relied on."
+        description="Compact JWS (ES256; typ disclosure+jwt, cancellation+jwt, "
+        "consent-withdrawn+jwt, care-update+jwt or an alert's); verify with the JWKS (or "
+        "/v1/signing-keys for a key no longer in it). Null when the message is encrypted (see "
+        "`jwe`), once purged after the retention period, once revoked, or once withdrawn with "
+        "the consent it relied on."
     )
     jwe: str | None = Field(
         description="When your organisation had registered an encryption key as the message "

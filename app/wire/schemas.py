@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.wire import base
 from app.wire.base import Instant, IsoDate, RequestBody, Wire, one_line, plain_text
 
 Name = one_line(200)  # an organisation's, or whoever recorded a consent
@@ -29,6 +30,7 @@ MessageKind = Literal[
     "receipt_overdue",
     "engagement_overdue",
     "engagement_at_risk",
+    "care_update",
 ]
 DeliveryState = Literal["pending", "delivered", "dead", "revoked", "superseded"]
 NoticeState = Literal["accepted", "not_routed", "superseded", "cancelled"]
@@ -292,14 +294,9 @@ class SecretRotated(Wire):
 
 # --- consent records -------------------------------------------------------------------------
 
-ConsentScope = Literal["substance_misuse_service", "probation_clinical_details"]
-
 
 class ConsentIn(RequestBody):
-    scope: ConsentScope = Field(
-        description="`substance_misuse_service`: share with the community treatment service. "
-        "`probation_clinical_details`: share clinical detail with probation."
-    )
+    scope: base.ConsentScope = Field(description=base.CONSENT_SCOPES_SAID)
     decision: Literal["given", "refused"]
     recorded_by: Name = Field(description="Who recorded it, by role, e.g. Healthcare.")
     recorded_at: Instant | None = Field(
@@ -312,7 +309,7 @@ class ConsentIn(RequestBody):
 
 class ConsentOut(Wire):
     id: uuid.UUID
-    scope: ConsentScope
+    scope: base.ConsentScope
     decision: Literal["given", "refused"]
     recorded_at: datetime
     recorded_by: str

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.consent.withdrawal_plan import Lost, Relying, plan_withdrawal, to_decide
-from app.messages.kinds import CONSENT_WITHDRAWN, DISCLOSURE
+from app.messages.kinds import CARE_UPDATE, CONSENT_WITHDRAWN, DISCLOSURE
 from app.messages.retraction_plan import Attempt, Held
 from app.messages.states import DELIVERED, PENDING, REVOKED
 from app.notices import examples
@@ -39,6 +39,7 @@ N07, LEEDS = Organisation(uuid.uuid4(), "N07"), Organisation(uuid.uuid4(), "SMS-
 ORGANISATIONS = {o.id: o for o in (N07, LEEDS)}
 ROLE = {N07.id: PROBATION, LEEDS.id: SMS}
 
+TREATMENT = "treatment_to_probation"
 UNTRIED = {"state": PENDING}
 TRIED = {"state": PENDING, "attempts": 1}
 IN_FLIGHT = {"state": PENDING, "leased": timedelta(seconds=30)}
@@ -226,3 +227,38 @@ def test_every_message_that_relied_on_a_lost_scope_is_dealt_with_once_by_the_rul
         [row] = [r for r in rows if r.id == stop.delivery_id]
         assert row.state == PENDING and row.leased_until is None
         assert any(m.message.id == row.message_id for m in dealt)
+
+
+def test_a_care_updates_message_is_decided_again_as_a_care_update():
+    """A care update's message that relied on `treatment_to_probation`, never delivered: revoked
+    and its update decided again under the care-update policy, as a care update again."""
+    update_id = uuid.uuid4()
+    message = Held(uuid.uuid4(), CARE_UPDATE, uuid.uuid4(), N07.id)
+    about = {"series_id": str(uuid.uuid4()), "update": {"id": str(update_id), "from": "SMS-LEEDS"}}
+    found = Relying(
+        message,
+        PROBATION,
+        frozenset({TREATMENT}),
+        True,
+        True,
+        update=update_id,
+        about_update=about,
+    )
+    read = lost([found], [delivery(found)], scopes=(TREATMENT,))
+    assert to_decide(read, now=NOW) == [update_id]
+    body = {
+        "safeguarding": {"children_contact": "no", "vulnerable_adults_contact": "no"},
+        "clinical_note": "Clinical.",
+    }
+    plan = planned(read, bodies={update_id: body})
+    assert plan.revoked == (message.id,)
+    [again] = plan.to_sign
+    assert (again.kind, again.supersedes, again.notice_id) == (
+        CARE_UPDATE,
+        message.id,
+        message.notice_id,
+    )
+    assert again.claims["disclosure"] == {"safeguarding": body["safeguarding"]}
+    assert again.claims["update"] == about["update"]
+    [row] = plan.disclosures
+    assert row["care_update_id"] == update_id and row["consents_relied"] == []

@@ -20,11 +20,12 @@ import yaml
 from app.disclosure.policy_files import load_policy
 from app.notices import examples
 from app.notices.document import ReleaseNotice
+from app.updates.document import DOCUMENTS
 from tests.helpers.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSENT_DIR = ROOT / "consent"
-POLICY = load_policy(CONSENT_DIR, ReleaseNotice)
+POLICY = load_policy(CONSENT_DIR, ReleaseNotice, DOCUMENTS)
 RULES = {
     r["id"]: r for r in yaml.safe_load((CONSENT_DIR / "release-notice.yaml").read_text())["rules"]
 }
@@ -330,8 +331,8 @@ def test_explain_uses_the_policy_in_exchange_policy_dir(
     assert "/person/crn" not in [f["path"] for f in after["sent"]]
     assert after["bases"]["sms.no-probation-case-reference"]["effect"] == "deny"
     assert after["policy"] == {
-        "version": "crn-test",
-        "sha256": load_policy(edited, ReleaseNotice).sha256,
+        "version": "2026-12-07.1+crn-test",  # care-update.yaml sorts first
+        "sha256": load_policy(edited, ReleaseNotice, DOCUMENTS).sha256,
     }
     assert after["policy"]["sha256"] != POLICY.sha256
     unchanged = explain(run, notice, PROBATION)  # the probation rules did not change

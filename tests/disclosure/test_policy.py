@@ -23,12 +23,13 @@ from app.disclosure.policy import (
 )
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
+from app.updates.document import DOCUMENTS
 from tests.helpers.documents import leaves, under
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSENT_DIR = ROOT / "consent"
 EXAMPLE: dict[str, Any] = json.loads((ROOT / "schemas/examples/release-notice.json").read_text())
-POLICY = load_policy(CONSENT_DIR, ReleaseNotice)
+POLICY = load_policy(CONSENT_DIR, ReleaseNotice, DOCUMENTS)
 PROBATION, SMS = "probation_provider", "substance_misuse_service"
 CLINICAL = "probation_clinical_details"
 CLINICAL_NOTES = "/nps_use/treatment_in_custody/clinical_notes"

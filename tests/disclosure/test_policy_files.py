@@ -13,10 +13,11 @@ import yaml
 from app.disclosure.policy import PolicyError
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
+from app.updates.document import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSENT_DIR = ROOT / "consent"
-POLICY = load_policy(CONSENT_DIR, ReleaseNotice)
+POLICY = load_policy(CONSENT_DIR, ReleaseNotice, DOCUMENTS)
 PROBATION, SMS = "probation_provider", "substance_misuse_service"
 CLINICAL = "probation_clinical_details"
 
@@ -115,9 +116,9 @@ def copy_of_consent(target: Path) -> Path:
 
 
 def test_policy_hash_is_stable_for_identical_bytes(tmp_path: Path) -> None:
-    first = load_policy(copy_of_consent(tmp_path / "one"), ReleaseNotice)
-    again = load_policy(tmp_path / "one", ReleaseNotice)
-    elsewhere = load_policy(copy_of_consent(tmp_path / "two"), ReleaseNotice)
+    first = load_policy(copy_of_consent(tmp_path / "one"), ReleaseNotice, DOCUMENTS)
+    again = load_policy(tmp_path / "one", ReleaseNotice, DOCUMENTS)
+    elsewhere = load_policy(copy_of_consent(tmp_path / "two"), ReleaseNotice, DOCUMENTS)
     assert first.sha256 == again.sha256 == elsewhere.sha256 == POLICY.sha256
     assert len(first.sha256) == 64
 
@@ -132,11 +133,11 @@ CHANGES = {
 def test_policy_hash_changes_when_a_file_changes(tmp_path: Path, change) -> None:
     directory = copy_of_consent(tmp_path / "consent")
     path = directory / "release-notice.yaml"
-    before = load_policy(directory, ReleaseNotice)
+    before = load_policy(directory, ReleaseNotice, DOCUMENTS)
     changed = change(path.read_text())
     assert changed != path.read_text()
     path.write_text(changed)
-    after = load_policy(directory, ReleaseNotice)
+    after = load_policy(directory, ReleaseNotice, DOCUMENTS)
     assert after.sha256 != before.sha256
     assert [r.id for r in after.rules] == [r.id for r in before.rules]
 

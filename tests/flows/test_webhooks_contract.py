@@ -49,6 +49,7 @@ EVENTS = {
     "receipt.overdue": ("receipt-overdue+jwt", "receipt-overdue-claims.v1.json"),
     "engagement.overdue": ("engagement-overdue+jwt", "engagement-overdue-claims.v1.json"),
     "engagement.at_risk": ("engagement-at-risk+jwt", "engagement-at-risk-claims.v1.json"),
+    "care_update.created": ("care-update+jwt", "care-update-claims.v1.json"),
 }
 NOTICES = "/v1/release-notices"
 

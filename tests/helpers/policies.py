@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from app.disclosure.policy import Policy
 from app.disclosure.policy_files import load_policy
 from app.notices.document import ReleaseNotice
+from app.updates.document import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -26,7 +27,7 @@ CONSENT_DIR = ROOT / "consent"
 EXAMPLE: dict[str, Any] = json.loads((ROOT / "schemas/examples/release-notice.json").read_text())
 
 
-POLICY = load_policy(CONSENT_DIR, ReleaseNotice)
+POLICY = load_policy(CONSENT_DIR, ReleaseNotice, DOCUMENTS)
 
 
 PROBATION, SMS = "probation_provider", "substance_misuse_service"

@@ -32,8 +32,9 @@ from app.notices.plan import (
     standing_of,
     unsupported,
 )
+from app.updates.document import DOCUMENTS
 
-POLICY = load_policy(Path(__file__).resolve().parents[2] / "consent", ReleaseNotice)
+POLICY = load_policy(Path(__file__).resolve().parents[2] / "consent", ReleaseNotice, DOCUMENTS)
 # The suite's wall clock (moved by --today), to the hour: every date below is relative to it.
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 PRISON = Caller("client", uuid.uuid4(), "MDI", "prison", frozenset())

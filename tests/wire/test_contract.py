@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -30,8 +31,7 @@ def test_drift_is_detected(tmp_path: Path) -> None:
         target = tmp_path / path.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    (tmp_path / "schemas" / "examples").mkdir(exist_ok=True)
-    (tmp_path / "schemas" / "examples" / "release-notice.json").write_text(json.dumps(EXAMPLE))
+    shutil.copytree(ROOT / "schemas" / "examples", tmp_path / "schemas" / "examples")
     assert contract.drift(tmp_path) == []
     (tmp_path / "openapi" / "openapi.json").write_text("{}\n")
     assert contract.drift(tmp_path) == [tmp_path / "openapi" / "openapi.json"]
