@@ -9,7 +9,7 @@ import jinja2
 from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console import log_pages, pages, signing_in, verify_pages
+from app.console import log_pages, operators, pages, signing_in, verify_pages
 from app.console.cookies import Cookies
 from app.console.provider import Provider
 from app.console.signin import SignInRefused
@@ -53,7 +53,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             f"{ASSETS}/{name}", StaticFiles(directory=packages / path), name=f"console-{name}"
         )
     app.mount(f"{ASSETS}/console", StaticFiles(directory=HERE / "static"), name="console-own")
-    for module in (signing_in, pages, log_pages, verify_pages):
+    for module in (signing_in, pages, log_pages, verify_pages, operators):
         app.include_router(module.router)
     app.add_exception_handler(Refusal, refused_page)
     app.add_exception_handler(SignInRefused, signing_in.sign_in_refused)

@@ -43,7 +43,7 @@ NAV = {
     "operator": [
         ("/console/", "Overview", "overview"),
         ("/console/operators", "Organisations", "operators"),
-        ("/console/operators/health", "Subscriptions and keys", "health"),
+        ("/console/operators-health", "Subscriptions and keys", "health"),
     ],
 }
 CSP = (
