@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench mutation lint format contract postgres chromium clean
+.PHONY: run test bench mutation lint format contract postgres chromium node clean
 
 # The environment is rebuilt whenever the declared or pinned dependencies change.
 $(STAMP): pyproject.toml constraints.txt

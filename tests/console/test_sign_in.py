@@ -24,6 +24,7 @@ async def test_an_auditor_signs_in_and_out_and_is_logged_as_themselves(
     assert not [c for c in await page.context.cookies() if c["name"] == "console_session"]
     await page.goto(served + "/console/")
     assert "/console/sign-in" in page.url
+    assert await axe(page) == []
     await screenshot(page, "sign-in")
     async with sessions() as session:
         entries = (
@@ -43,6 +44,7 @@ async def test_a_person_of_a_prison_is_refused(world, served, page):
     await sign_in(page, served, "prison-pat")
     assert await page.locator("h1").inner_text() == "You could not be signed in"
     assert "auditor and operator organisations only" in await page.content()
+    assert await axe(page) == []
     assert not [c for c in await page.context.cookies() if c["name"] == "console_session"]
     await page.goto(served + "/console/")
     assert "/console/sign-in" in page.url
