@@ -10,6 +10,26 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Provider from 'oidc-provider';
 
+// Under `pytest --today`, the suite's wall clock is moved by whole days (tests/helpers/clock.py):
+// the provider's moves with it, so that its tokens are dated on the day the exchange sees.
+const shiftDays = Number(process.env.EXCHANGE_TEST_CLOCK_SHIFT || 0);
+if (shiftDays) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + shiftDays * 86_400_000;
+  // The browser's clock is not moved: a cookie's expiry written from the moved clock would
+  // already have passed (or be far off). Its cookies last the browser's session instead,
+  // stripped as the headers are written (oidc-provider appends its session cookie's expiry
+  // after setting the cookie).
+  const { ServerResponse } = await import('node:http');
+  const writeHead = ServerResponse.prototype.writeHead;
+  const strip = (v) => String(v).replace(/; expires=(?!Thu, 01 Jan 1970)[^;]*/gi, '');
+  ServerResponse.prototype.writeHead = function writeHeadUnmoved(...args) {
+    const cookies = this.getHeader('set-cookie');
+    if (cookies) this.setHeader('set-cookie', [].concat(cookies).map(strip));
+    return writeHead.apply(this, args);
+  };
+}
+
 const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },

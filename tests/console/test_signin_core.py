@@ -66,24 +66,30 @@ def test_a_good_id_token_is_accepted():
     assert person.actor == "person:auditor-alice"
 
 
+HOUR = 3600
+
+
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("made", "reason"),
     [
-        (_token(key=OTHER), "bad_id_token"),  # forged: signed by another key, same kid
-        (_token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200), "bad_id_token"),
-        (_token(aud="another-service"), "bad_id_token"),
-        (_token(iss="http://evil.example"), "bad_id_token"),  # an unknown issuer
-        (_token(kid="unknown"), "bad_id_token"),
-        (_token(sub=None), "bad_id_token"),
-        (_token(nonce="a-replayed-token"), "wrong_nonce"),
-        (_token(nonce=None), "wrong_nonce"),
-        (_token(azp="another-service"), "bad_id_token"),
-        ("not a token", "bad_id_token"),
+        # forged: signed by another key, under the provider's kid
+        (lambda now: _token(key=OTHER), "bad_id_token"),
+        (lambda now: _token(exp=now - HOUR, iat=now - 2 * HOUR), "bad_id_token"),  # expired
+        (lambda now: _token(iat=now + HOUR, exp=now + 2 * HOUR), "bad_id_token"),  # future
+        (lambda now: _token(aud="another-service"), "bad_id_token"),
+        (lambda now: _token(iss="http://evil.example"), "bad_id_token"),  # an unknown issuer
+        (lambda now: _token(kid="unknown"), "bad_id_token"),
+        (lambda now: _token(sub=None), "bad_id_token"),
+        (lambda now: _token(nonce="a-replayed-token"), "wrong_nonce"),
+        (lambda now: _token(nonce=None), "wrong_nonce"),
+        (lambda now: _token(azp="another-service"), "bad_id_token"),
+        (lambda now: "not a token", "bad_id_token"),
     ],
 )
-def test_a_bad_id_token_is_refused(token, reason):
+def test_a_bad_id_token_is_refused(made, reason):
+    """Each token made as the test runs (made at collection, it could expire before)."""
     with pytest.raises(SignInRefused) as refused:
-        _check(token)
+        _check(made(int(time.time())))
     assert refused.value.reason == reason
 
 
