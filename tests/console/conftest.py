@@ -134,7 +134,7 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
 async def page(browser: Any) -> AsyncIterator[Any]:
     # bypass_csp: axe-core is injected as a script of the test, which the CSP would refuse.
     context = await browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(20_000)  # generous: the suite shares two cores
     yield await context.new_page()
     await context.close()
 
