@@ -16,32 +16,38 @@ async def test_the_log_filters_pages_and_shows_an_entry(world, log, served, page
     assert everything == 25  # a full page: three notices make more entries than that
     assert await axe(page) == []
     await screenshot(page, "log")
-    await page.get_by_role("link", name="Next page").click()
+    async with page.expect_navigation():
+        await page.get_by_role("link", name="Next page").click()
     assert "after=" in page.url and await page.locator("#entries tbody tr").count() > 0
 
     await page.goto(served + "/console/log")
     await page.fill("#action", "notice.received")
-    await page.get_by_role("button", name="Apply filters").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply filters").click()
     actions = await page.locator("#entries tbody tr td:nth-child(3)").all_inner_texts()
     assert actions == ["notice.received"] * 3
 
     await page.goto(served + "/console/log")
     await page.fill("#noms_number", "a1234bc")  # typed in lower case: taken as A1234BC
-    await page.get_by_role("button", name="Apply filters").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply filters").click()
     about_person = await page.locator("#entries tbody tr").count()
     assert 0 < about_person <= 25
     assert "A1234BC" not in page.url.split("?")[0]
     await page.fill("#noms_number", "Z9999ZZ")
-    await page.get_by_role("button", name="Apply filters").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply filters").click()
     assert await page.locator("#no-entries").is_visible()
 
     await page.fill("#noms_number", "not a number")
-    await page.get_by_role("button", name="Apply filters").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply filters").click()
     assert "There is a problem" in await page.locator(".govuk-error-summary").inner_text()
     assert (await page.title()).startswith("Error:")
 
     await page.goto(served + "/console/log?action=notice.received")
-    await page.locator("#entries tbody tr a").first.click()
+    async with page.expect_navigation():
+        await page.locator("#entries tbody tr a").first.click()
     assert await page.locator("h1").inner_text() == f"Log entry {page.url.rsplit('/', 1)[1]}"
     assert "notice.received" in await page.locator(".govuk-summary-list").inner_text()
     assert await axe(page) == []
@@ -60,7 +66,8 @@ async def test_a_notices_disclosures_show_withheld_fields_with_citations_never_v
     world, log, served, page, example
 ):
     await sign_in(page, served, "auditor-alice", start="/console/log?action=notice.received")
-    await page.locator("#entries tbody tr td:nth-child(5) a").first.click()
+    async with page.expect_navigation():
+        await page.locator("#entries tbody tr td:nth-child(5) a").first.click()
     assert await page.locator("h1").inner_text() == "A notice's disclosures"
     text = await page.locator("main").inner_text()
     assert "N07" in text and "SMS-LEEDS" in text

@@ -21,19 +21,22 @@ async def test_an_operator_registers_an_organisation_and_manages_its_client(
     await page.select_option("#kind", "probation_provider")
     await page.fill("#code", "N08")
     await page.fill("#name", "Probation North")
-    await page.get_by_role("button", name="Register").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Register").click()
     assert page.url.startswith(served + "/console/operators/N08")
     assert "N08 is registered." in await page.locator(".govuk-notification-banner").inner_text()
-
-    await page.get_by_role("button", name="Add a client with a secret").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Add a client with a secret").click()
     first = await page.locator("#client-secret").inner_text()
     assert len(first) > 30
     assert await axe(page) == []
     await screenshot(page, "operators")
-    await page.get_by_role("button", name="Rotate secret").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Rotate secret").click()
     second = await page.locator("#client-secret").inner_text()
     assert second != first
-    await page.get_by_role("button", name="Disable cli_").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Disable cli_").click()
     assert "Disabled" in await page.locator("#clients").inner_text()
     await page.reload()
     assert not await page.locator("#client-secret").count()  # shown once, never again
@@ -41,7 +44,8 @@ async def test_an_operator_registers_an_organisation_and_manages_its_client(
     await page.goto(served + "/console/operators")
     await page.fill("#code", "N08")
     await page.fill("#name", "Again")
-    await page.get_by_role("button", name="Register").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Register").click()
     assert "already exists" in await page.locator(".govuk-error-summary").inner_text()
 
     async with sessions() as session:

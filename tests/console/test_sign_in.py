@@ -19,7 +19,8 @@ async def test_an_auditor_signs_in_and_out_and_is_logged_as_themselves(
     cookie = next(c for c in await page.context.cookies() if c["name"] == "console_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/console"
     assert await axe(page) == []
-    await page.get_by_role("button", name="Sign out").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Sign out").click()
     assert await page.locator("h1").inner_text() == "You have signed out"
     assert not [c for c in await page.context.cookies() if c["name"] == "console_session"]
     await page.goto(served + "/console/")
