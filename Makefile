@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench mutation lint format contract postgres clean
+.PHONY: run test bench mutation lint format contract postgres chromium node clean
 
 # The environment is rebuilt whenever the declared or pinned dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -17,16 +17,36 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# The console's front-end packages and the tests' OpenID provider (package-lock.json), installed
+# again whenever the lockfile changes. The exchange serves them from node_modules: no CDN.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node: $(NODE_STAMP)
+
+# The console's tests drive Debian's Chromium (a browser downloaded by a test tool cannot be
+# reached here). Installed with apt-get when missing and we are root; otherwise say what to run.
+chromium:
+	@test -x /usr/bin/chromium || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >/dev/null; \
+	  else \
+	    echo "/usr/bin/chromium is missing: run 'sudo apt-get install chromium' (the console's browser tests skip without it)"; \
+	  fi
+
 # `make run PORT=8001` serves on another port, with the issuer (`iss` of every token and
 # message) to match, unless EXCHANGE_ISSUER is set.
 PORT ?= 8000
 
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/exchange db upgrade
 	EXCHANGE_ISSUER="$${EXCHANGE_ISSUER:-http://127.0.0.1:$(PORT)}" \
 	  $(BIN)/exchange serve --host 127.0.0.1 --port $(PORT)
 
-test: $(STAMP) postgres
+test: $(STAMP) $(NODE_STAMP) chromium postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -79,4 +99,4 @@ contract: $(STAMP)
 	$(BIN)/python -m app.contract write
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) var .pytest_cache .ruff_cache mutants node_modules

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -33,6 +34,7 @@ from app.api import (
 from app.api.bodies import BodyRules
 from app.api.metrics import make_metrics
 from app.audit.signer import LogSigner, load_log_signer
+from app.console import site as console
 from app.disclosure.policy_files import load_policy
 from app.keys.jose import load_jwks, load_keyring
 from app.keys.sealing import DataKeys, load_data_keys
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         window_seconds=settings.client_auth_failure_window_seconds,
     )
     _serve(app)
+    if settings.console_enabled:  # the console, served only once an OpenID issuer is set
+        console.install(app, settings)
     return app
 
 
@@ -132,7 +136,11 @@ def _lifespan(
         app.state.sessions = make_sessionmaker(engine)
         stop = asyncio.Event()
         running = None
-        async with http_client(settings.webhook_timeout_seconds) as client:
+        async with (
+            http_client(settings.webhook_timeout_seconds) as client,
+            httpx.AsyncClient() as console_http,  # the console's OpenID provider, if any
+        ):
+            app.state.console_http = console_http
             if worker:
                 running = asyncio.create_task(
                     run_forever(

@@ -91,6 +91,25 @@ class Settings(BaseSettings):
     engagement_days: int = Field(default=21, ge=0, le=365)
     deadline_scan_seconds: float = Field(default=1, gt=0, le=60)
 
+    # The web console (app/console), served under /console once an OpenID Connect issuer is set:
+    # people of auditor and operator organisations sign in there (authorization code with PKCE).
+    # The issuer's discovery document is read at its /.well-known/openid-configuration; the
+    # organisation claim names an organisation code of the exchange, the role claim the person's
+    # role (shown and logged). console_url is the console's public address (its callback is
+    # <console_url>/callback; default: the issuer's /console). The session cookie is signed with
+    # console_session_secret (default: a random one at each start, so a restart signs everyone
+    # out; give each deployment its own) and lasts console_session_minutes.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_organisation_claim: str = "organisation"
+    oidc_role_claim: str = "role"
+    console_url: str | None = None
+    console_session_secret: str | None = Field(default=None, min_length=32)
+    console_session_minutes: int = Field(default=30, ge=1, le=720)
+    # Where the console's front-end packages are installed (`npm ci`; default: node_modules).
+    console_assets_dir: Path | None = None
+
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod
     def _split_cidrs(cls, value: object) -> object:
@@ -146,8 +165,19 @@ class Settings(BaseSettings):
         """The audience of private_key_jwt client assertions (RFC 7523)."""
         return self.issuer.rstrip("/") + "/oauth/token"
 
+    @property
+    def console_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
+    def console_base(self) -> str:
+        """The console's public address, without a trailing slash."""
+        return (self.console_url or self.issuer.rstrip("/") + "/console").rstrip("/")
+
     @model_validator(mode="after")
     def _trusted_issuer_is_whole(self) -> Settings:
+        if self.oidc_issuer is not None and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("oidc_issuer needs oidc_client_id and oidc_client_secret")
         if (self.trusted_issuer is None) != (self.trusted_issuer_jwks is None):
             raise ValueError("trusted_issuer and trusted_issuer_jwks go together")
         if self.trusted_issuer == self.issuer:

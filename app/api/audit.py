@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
@@ -21,6 +21,7 @@ from app.api.pages import IN_DIGITS, Cursor, Limit, after, next_cursor
 from app.api.problems import PROBLEMS
 from app.audit import entries as audit
 from app.audit import export as log_export
+from app.audit import filters
 from app.audit import tree as log_tree
 from app.disclosure import explanations as disclosures
 from app.storage.log_tables import AuditEntry
@@ -70,7 +71,7 @@ async def list_entries(
     """Log entries in the order they were written, filtered. The query is itself logged
     (`audit.consulted`)."""
     person_ref = data_keys.person_ref(noms_number) if noms_number else None
-    query = _entries_where(
+    query = filters.entries_where(
         select(AuditEntry).where(AuditEntry.id > after(cursor)),
         person_ref=person_ref,
         notice_id=notice_id,
@@ -100,35 +101,6 @@ async def list_entries(
         items=[AuditEntryOut.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor([r.id for r in rows], limit),
     )
-
-
-def _entries_where(
-    query: Select[tuple[AuditEntry]],
-    *,
-    person_ref: str | None,
-    notice_id: uuid.UUID | None,
-    action: str | None,
-    organisation_id: uuid.UUID | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> Select[tuple[AuditEntry]]:
-    """The query narrowed to the entries the filters given ask for."""
-    if person_ref:  # every entry about a notice of theirs holds it too (audit.append)
-        query = query.where(AuditEntry.person_ref == person_ref)
-    if notice_id:
-        query = query.where(AuditEntry.notice_id == notice_id)
-    if action:
-        query = query.where(AuditEntry.action == action)
-    if organisation_id:
-        query = query.where(
-            (AuditEntry.actor_organisation_id == organisation_id)
-            | (AuditEntry.subject_organisation_id == organisation_id)
-        )
-    if since:
-        query = query.where(AuditEntry.recorded_at >= since)
-    if until:
-        query = query.where(AuditEntry.recorded_at < until)
-    return query
 
 
 async def consulted(

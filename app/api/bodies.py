@@ -22,6 +22,7 @@ from app.wire.errors import Problem, invalid
 
 MAX_BODY_BYTES = 256 * 1024
 FORM_PATHS = {"/oauth/token": "application/x-www-form-urlencoded"}
+FORM_PREFIX = "/console/"  # the web console (app/console) posts HTML forms
 
 
 def _media_type(value: str) -> tuple[str, str | None]:
@@ -38,6 +39,8 @@ def acceptable(path: str, content_type: str | None) -> bool:
         return False
     if path in FORM_PATHS:
         return media_type == FORM_PATHS[path]
+    if path.startswith(FORM_PREFIX):  # the console's HTML forms
+        return media_type == "application/x-www-form-urlencoded"
     return media_type == "application/json"
 
 
@@ -76,10 +79,12 @@ class BodyRules:
         body = b"".join(chunks)
         if body and not acceptable(scope["path"], headers.get("content-type")):
             wanted = FORM_PATHS.get(scope["path"], "application/json")
+            if scope["path"].startswith(FORM_PREFIX):
+                wanted = "application/x-www-form-urlencoded"
             unsupported = Problem(415, "Unsupported media type", f"The body must be {wanted}.")
             await problem_response(unsupported)(scope, receive, send)
             return
-        if body and scope["path"] not in FORM_PATHS:
+        if body and scope["path"] not in FORM_PATHS and not scope["path"].startswith(FORM_PREFIX):
             try:
                 strict_json.loads(body)
             except strict_json.JsonRefused as refused:

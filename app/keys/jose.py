@@ -136,6 +136,17 @@ def unverified_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def unverified_kid(token: str) -> str | None:
+    """The kid a token's header names, NOT verified: only to know which key to fetch."""
+    if len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except (JOSEError, *HOSTILE_INPUT):
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 def verify_jwt(
     keys: Mapping[str, Verifier],
     token: str,

@@ -1,0 +1,60 @@
+"""The console as create_app serves it: its assets, the shell (app/console/web.py), signing in
+(app/console/signing_in.py) and the pages. Built only when an OpenID issuer is configured."""
+
+from __future__ import annotations
+
+import secrets
+
+import jinja2
+from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
+
+from app.console import log_pages, operators, pages, signing_in, verify_pages
+from app.console.cookies import Cookies
+from app.console.provider import Provider
+from app.console.signin import SignInRefused
+from app.console.web import ASSETS, HERE, PACKAGES, Console, Refusal, refused_page, security_headers
+from app.settings import PROJECT_ROOT, Settings
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve the console under /console: its assets, sign-in and the pages given."""
+    assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
+    packages = settings.console_assets_dir or PROJECT_ROOT / "node_modules"
+    if not (packages / PACKAGES["govuk"]).is_dir():
+        raise RuntimeError(f"the console's assets are not installed in {packages}: run `npm ci`")
+    secret = settings.console_session_secret or secrets.token_urlsafe(48)
+    secure = settings.console_base.startswith("https://")
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    templates.globals["error_title"] = False
+    templates.globals["section"] = ""
+    app.state.console = Console(
+        settings,
+        Cookies(secret, settings.console_session_minutes * 60),
+        Provider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret),
+        templates,
+        secure,
+    )
+    css = (packages / PACKAGES["govuk"] / "govuk-frontend.min.css").read_text()
+    css = css.replace("url(/assets/", f"url({ASSETS}/govuk/assets/")
+
+    async def govuk_css() -> Response:
+        return Response(css, media_type="text/css")
+
+    app.add_api_route(
+        f"{ASSETS}/govuk-frontend.css", govuk_css, include_in_schema=False, tags=["console"]
+    )
+    for name, path in PACKAGES.items():
+        app.mount(
+            f"{ASSETS}/{name}", StaticFiles(directory=packages / path), name=f"console-{name}"
+        )
+    app.mount(f"{ASSETS}/console", StaticFiles(directory=HERE / "static"), name="console-own")
+    for module in (signing_in, pages, log_pages, verify_pages, operators):
+        app.include_router(module.router)
+    app.add_exception_handler(Refusal, refused_page)
+    app.add_exception_handler(SignInRefused, signing_in.sign_in_refused)
+    app.middleware("http")(security_headers)
