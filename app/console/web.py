@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import organisations as admin
 from app.access.identity import Caller
-from app.console import signin
+from app.console import sessions, signin
 from app.console.cookies import SESSION, CookieRefused, Cookies
 from app.console.provider import Provider
 from app.console.signin import SignInRefused
@@ -79,12 +79,13 @@ class Console:
 @dataclass(frozen=True)
 class Person:
     """Who is signed in, as each request finds them: their caller (their organisation's
-    scopes, their subject as the actor), role and the session's CSRF token."""
+    clients' scopes, their subject as the actor), role, the session's CSRF token and ID."""
 
     caller: Caller
     sub: str
     role: str | None
     csrf: str
+    session_id: str
 
     @property
     def kind(self) -> str:
@@ -101,8 +102,8 @@ def console_of(request: Request) -> Console:
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per page, committed when the handler returns (as the API's)."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with sessions() as session:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with maker() as session:
         try:
             yield session
         except BaseException:
@@ -116,7 +117,8 @@ Transaction = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 async def current_person(request: Request, session: Transaction) -> Person:
     """The person the session cookie names, their organisation read now (disabled since, or
-    no longer of a console kind: refused). No cookie: off to sign in, and back here."""
+    no longer of a console kind, or its clients hold no scope: refused; the session signed
+    out: refused). No cookie: off to sign in, and back here."""
     console = console_of(request)
     value = request.cookies.get(SESSION)
     if not value:
@@ -132,9 +134,16 @@ async def current_person(request: Request, session: Transaction) -> Person:
             else "Your session cookie was not made by this service: sign in again."
         )
         raise Refusal(401, "Sign in again", detail, sign_out=True) from refused
+    if await sessions.has_ended(session, data["sid"]):
+        log.warning("console session cookie refused: its session was signed out")
+        raise Refusal(401, "Sign in again", "Your session has ended: sign in again.", sign_out=True)
     try:
         organisation = await admin.organisation_by_code(session, str(data["org"]))
-        scopes = signin.admitted(organisation.kind, disabled=organisation.disabled_at is not None)
+        scopes = signin.admitted(
+            organisation.kind,
+            disabled=organisation.disabled_at is not None,
+            client_scopes=await admin.enabled_client_scopes(session, organisation.id),
+        )
     except (admin.AdminError, SignInRefused, KeyError) as error:
         log.warning("console session refused: its organisation no longer admits it")
         raise Refusal(
@@ -142,7 +151,7 @@ async def current_person(request: Request, session: Transaction) -> Person:
         ) from error
     person = signin.Person(str(data["sub"]), organisation.code, data.get("role"))
     caller = Caller(person.actor, organisation.id, organisation.code, organisation.kind, scopes)
-    return Person(caller, person.sub, person.role, str(data["csrf"]))
+    return Person(caller, person.sub, person.role, data["csrf"], data["sid"])
 
 
 SignedIn = Annotated[Person, Depends(current_person)]

@@ -78,6 +78,15 @@ def oidc(console_port: int) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
+async def world(world: Any) -> Any:
+    """The suite's organisations, AUDIT's and OPS's with an API client each (every scope their
+    kind allows): a person acts with their organisation's clients' scopes, none without one."""
+    for code in ("AUDIT", "OPS"):
+        await world.credentials(code)
+    return world
+
+
+@pytest.fixture
 def settings(settings: Settings, oidc: dict[str, Any], console_port: int) -> Settings:
     """The suite's settings, with the console on: the local provider as the issuer."""
     return settings.model_copy(

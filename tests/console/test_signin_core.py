@@ -78,6 +78,10 @@ def test_a_good_id_token_is_accepted():
         (_token(nonce="a-replayed-token"), "wrong_nonce"),
         (_token(nonce=None), "wrong_nonce"),
         (_token(azp="another-service"), "bad_id_token"),
+        # for several audiences: azp must be present and be the console (Core 3.1.3.7 (3)-(5))
+        (_token(aud=[CLIENT, "another-service"]), "bad_id_token"),
+        (_token(aud=[CLIENT, "another-service"], azp="another-service"), "bad_id_token"),
+        (_token(aud=["another-service"], azp=CLIENT), "bad_id_token"),
         ("not a token", "bad_id_token"),
     ],
 )
@@ -85,6 +89,11 @@ def test_a_bad_id_token_is_refused(token, reason):
     with pytest.raises(SignInRefused) as refused:
         _check(token)
     assert refused.value.reason == reason
+
+
+def test_a_token_for_the_console_among_others_names_it_as_azp():
+    assert _check(_token(aud=[CLIENT, "another-service"], azp=CLIENT))["sub"] == "auditor-alice"
+    assert _check(_token(aud=[CLIENT]))["sub"] == "auditor-alice"
 
 
 def test_an_unsigned_or_hmac_token_is_refused():
@@ -149,11 +158,25 @@ def test_a_wrong_state_is_refused():
 
 @pytest.mark.parametrize("kind", ["prison", "probation_provider", "substance_misuse_service"])
 def test_only_auditors_and_operators_come_in(kind):
-    assert signin.admitted("auditor", disabled=False) == {"audit:read", "reports:read"}
+    every = ["audit:read", "reports:read", "admin", "metrics:read", "release-notices:write"]
+    assert signin.admitted("auditor", disabled=False, client_scopes=every) == {
+        "audit:read",
+        "reports:read",
+    }
     with pytest.raises(SignInRefused):
-        signin.admitted(kind, disabled=False)
+        signin.admitted(kind, disabled=False, client_scopes=every)
     with pytest.raises(SignInRefused):
-        signin.admitted("operator", disabled=True)
+        signin.admitted("operator", disabled=True, client_scopes=every)
+
+
+def test_a_person_holds_their_organisations_clients_scopes_and_no_more():
+    assert signin.admitted("operator", disabled=False, client_scopes=["metrics:read"]) == {
+        "metrics:read"
+    }
+    for none in ([], ["release-notices:write"]):  # no client, or none with a scope of the kind
+        with pytest.raises(SignInRefused) as refused:
+            signin.admitted("auditor", disabled=False, client_scopes=none)
+        assert refused.value.reason == "no_scopes_refused"
 
 
 def test_a_cookie_of_another_deployment_or_too_old_is_refused():
