@@ -90,7 +90,11 @@ async def callback(request: Request, session: Transaction) -> Response:
         actor_client_id=person.actor,
         details={"role": person.role} if person.role else None,
     )
-    response = RedirectResponse(attempt.return_to, status_code=303)
+    # A page of the console's own sends the browser on: the provider's redirect makes this
+    # request a cross-site one, and the page asked for may log a query as the person.
+    response = render(
+        request, "signed_in.html", title="You are signed in", target=attempt.return_to
+    )
     sealed = console.cookies.seal_session(
         {"sub": person.sub, "org": organisation.code, "role": person.role}
     )

@@ -51,7 +51,7 @@ async def checkpoint(person: SignedIn, session: Transaction) -> JSONResponse:
 
 @router.get("/verify/proof")
 async def proof(
-    person: SignedIn, leaf_index: Index, tree_size: Index, *, session: Transaction
+    request: Request, person: SignedIn, *, leaf_index: Index, tree_size: Index, session: Transaction
 ) -> JSONResponse:
     """An entry, its leaf hash and its audit path (RFC 9162 2.1.3) in the tree of tree_size."""
     needs(person, Scope.AUDIT_READ)
@@ -60,9 +60,10 @@ async def proof(
     except Problem as refused:
         return JSONResponse({"error": refused.detail}, status_code=refused.status)
     await consulted(
+        request,
         session,
         person,
-        "inclusion_proof",
+        what="inclusion_proof",
         notice_id=entry.notice_id,
         filters={"leaf_index": leaf_index, "tree_size": tree_size},
     )

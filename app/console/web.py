@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 import jinja2
@@ -46,6 +47,8 @@ NAV = {
         ("/console/operators-health", "Subscriptions and keys", "health"),
     ],
 }
+# 'unsafe-inline' styles: Observable Plot writes style attributes and a <style> element into
+# each figure it draws (its scripts stay 'self' only).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
@@ -122,7 +125,9 @@ async def current_person(request: Request, session: Transaction) -> Person:
     console = console_of(request)
     value = request.cookies.get(SESSION)
     if not value:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # Back here after signing in; a prison number is never carried on in an address.
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "noms_number"]
+        target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
         raise Refusal(303, "Sign in", signin.safe_return_to(target))
     try:
         data = console.cookies.open_session(value)

@@ -157,6 +157,9 @@ async def sign_in(page: Any, base: str, login: str, *, start: str = "/console/")
     await page.get_by_role("button", name="Sign-in").click()
     await page.get_by_role("button", name="Continue").click()
     await page.wait_for_url(lambda url: url.startswith(base + "/console"))
+    # Signed in, the callback's page sends the browser on (its own navigation, same-origin);
+    # refused, it is the page saying why.
+    await page.locator("h1", has_not_text="You are signed in").wait_for()
 
 
 async def screenshot(page: Any, name: str) -> None:
