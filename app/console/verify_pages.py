@@ -1,6 +1,7 @@
-"""Verify in your browser: the page, and the two things its script fetches (the latest signed
+"""Verify in your browser: the page, and the three things its script fetches (the latest signed
 checkpoint and an entry's inclusion proof, as the API answers them, but without a verifier key:
-the auditor brings their own). The checks themselves run in the browser (static/verify.mjs)."""
+the auditor brings their own), and a consistency proof from the checkpoint the browser verified
+before. The checks themselves run in the browser (static/verify.mjs)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,24 @@ async def proof(
             "hashes": [_b64(h) for h in path],
         }
     )
+
+
+@router.get("/verify/consistency")
+async def consistency(
+    request: Request, person: SignedIn, *, first: Index, second: Index, session: Transaction
+) -> JSONResponse:
+    """That the tree of `first` entries is a prefix of the tree of `second` (RFC 9162 2.1.4):
+    the browser checks it from the checkpoint it verified before to the latest."""
+    needs(person, Scope.AUDIT_READ)
+    try:
+        path = await log_tree.consistency(session, first, second)
+    except Problem as refused:
+        return JSONResponse({"error": refused.detail}, status_code=refused.status)
+    await consulted(
+        request,
+        session,
+        person,
+        what="consistency_proof",
+        filters={"first": first, "second": second},
+    )
+    return JSONResponse({"first": first, "second": second, "hashes": [_b64(h) for h in path]})

@@ -29,7 +29,7 @@ async def test_a_proof_verifies_with_the_auditors_key(world, log, served, page):
     await page.check("#save_key")
     outcome, checks = await _verify(page, log.verifier_key, 3)
     assert outcome == "verified", checks
-    assert len(checks) == 6 and all(c.startswith("Passed") for c in checks)
+    assert len(checks) == 7 and all(c.startswith("Passed") for c in checks)
     assert await axe(page) == []
     await screenshot(page, "verify")
     await page.reload()  # the key was kept in this browser
