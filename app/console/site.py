@@ -6,21 +6,41 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from app.console import log_pages, operators, pages, signing_in, verify_pages
 from app.console.cookies import Cookies
 from app.console.provider import Provider
 from app.console.signin import SignInRefused
-from app.console.web import ASSETS, HERE, PACKAGES, Console, Refusal, refused_page, security_headers
+from app.console.web import (
+    ASSET_SUFFIXES,
+    ASSETS,
+    HERE,
+    PACKAGES,
+    Console,
+    Refusal,
+    refused_page,
+    security_headers,
+)
 from app.keys.signing_keys import KeyFileError, _read_private, _write_new
 from app.settings import PROJECT_ROOT, Settings
 
 SECRET_FILE = Path("console") / "session-secret"
+
+
+class AssetFiles(StaticFiles):
+    """A package's files the console's pages may use (ASSET_SUFFIXES), and nothing else of it:
+    not its example HTML pages, templates, sources or docs."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if PurePosixPath(path).suffix.lower() not in ASSET_SUFFIXES:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
 
 def stored_secret(data_dir: Path) -> str:
@@ -76,10 +96,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         f"{ASSETS}/govuk-frontend.css", govuk_css, include_in_schema=False, tags=["console"]
     )
     for name, path in PACKAGES.items():
-        app.mount(
-            f"{ASSETS}/{name}", StaticFiles(directory=packages / path), name=f"console-{name}"
-        )
-    app.mount(f"{ASSETS}/console", StaticFiles(directory=HERE / "static"), name="console-own")
+        app.mount(f"{ASSETS}/{name}", AssetFiles(directory=packages / path), name=f"console-{name}")
+    app.mount(f"{ASSETS}/console", AssetFiles(directory=HERE / "static"), name="console-own")
     for module in (signing_in, pages, log_pages, verify_pages, operators):
         app.include_router(module.router)
     app.add_exception_handler(Refusal, refused_page)

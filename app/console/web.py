@@ -47,6 +47,10 @@ NAV = {
         ("/console/operators-health", "Subscriptions and keys", "health"),
     ],
 }
+# The files of the asset packages served: what pages use (stylesheets, scripts, fonts, images),
+# never the packages' example pages, templates, sources or docs.
+ASSET_SUFFIXES = frozenset({".css", ".js", ".mjs", ".woff", ".woff2", ".png", ".svg", ".ico"})
+ASSET_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 # 'unsafe-inline' styles: Observable Plot writes style attributes and a <style> element into
 # each figure it draws (its scripts stay 'self' only).
 CSP = (
@@ -243,7 +247,11 @@ def refused_page(request: Request, exc: Exception) -> Response:
 
 async def security_headers(request: Request, call_next: Any) -> Response:
     response: Response = await call_next(request)
-    if request.url.path.startswith("/console") and not request.url.path.startswith(ASSETS):
+    if request.url.path.startswith(ASSETS):
+        # A stylesheet, script, font or image: never a page of the console's origin.
+        response.headers["Content-Security-Policy"] = ASSET_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    elif request.url.path.startswith("/console"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
