@@ -20,6 +20,7 @@ CONSOLE_KINDS = ("auditor", "operator")
 HOME = "/console/"
 SCOPE = "openid profile nps"
 MAX_SUBJECT = 255  # OpenID Connect Core 1.0, 2: sub is at most 255 ASCII characters
+MAX_ROLE = 64
 
 
 class SignInRefused(Exception):
@@ -160,7 +161,9 @@ def person_of(claims: Mapping[str, Any], *, organisation_claim: str, role_claim:
             "no_organisation", "Your account does not say which organisation you work for."
         )
     role = claims.get(role_claim)
-    return Person(str(claims["sub"]), organisation, role if isinstance(role, str) else None)
+    # shown and logged: a role of any length or with control characters is dropped, not kept
+    kept = isinstance(role, str) and 0 < len(role) <= MAX_ROLE and role.isprintable()
+    return Person(str(claims["sub"]), organisation, role if kept else None)
 
 
 def admitted(kind: str, *, disabled: bool, client_scopes: Iterable[str]) -> frozenset[str]:

@@ -91,6 +91,16 @@ def test_a_bad_id_token_is_refused(token, reason):
     assert refused.value.reason == reason
 
 
+@pytest.mark.parametrize(
+    ("role", "kept"),
+    [("auditor", "auditor"), ("a" * 64, "a" * 64), ("a" * 65, None), ("x\ny", None), (7, None)],
+)
+def test_a_role_is_kept_only_when_short_and_printable(role, kept):
+    claims = {"sub": "auditor-alice", "organisation": "AUDIT", "role": role}
+    person = signin.person_of(claims, organisation_claim="organisation", role_claim="role")
+    assert person.role == kept
+
+
 def test_a_token_for_the_console_among_others_names_it_as_azp():
     assert _check(_token(aud=[CLIENT, "another-service"], azp=CLIENT))["sub"] == "auditor-alice"
     assert _check(_token(aud=[CLIENT]))["sub"] == "auditor-alice"
