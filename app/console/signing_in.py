@@ -15,7 +15,16 @@ from app.audit import entries as audit
 from app.console import sessions, signin
 from app.console.cookies import ATTEMPT, ATTEMPT_SECONDS, SESSION, CookieRefused
 from app.console.signin import SignInRefused
-from app.console.web import Form, SignedIn, Transaction, console_of, log, render, set_cookie
+from app.console.web import (
+    Form,
+    SignedIn,
+    Transaction,
+    clear_cookie,
+    console_of,
+    log,
+    render,
+    set_cookie,
+)
 from app.keys import jose
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
@@ -101,13 +110,13 @@ async def callback(request: Request, session: Transaction) -> Response:
     set_cookie(
         response, console, name=SESSION, value=sealed, max_age=console.cookies.session_seconds
     )
-    response.delete_cookie(ATTEMPT, path="/console")
+    clear_cookie(response, console, ATTEMPT)
     return response
 
 
 def _attempt(request: Request) -> signin.Attempt:
     """The sign-in under way, from its signed cookie."""
-    value = request.cookies.get(ATTEMPT)
+    value = request.cookies.get(console_of(request).cookie(ATTEMPT))
     if not value:
         raise SignInRefused("no_attempt", "No sign-in was under way in this browser: start again.")
     try:
@@ -159,7 +168,7 @@ async def sign_out(
         link=("/console/sign-in", "Sign in again"),
         also=await _provider_sign_out(request),
     )
-    response.delete_cookie(SESSION, path="/console")
+    clear_cookie(response, console, SESSION)
     return response
 
 
@@ -191,5 +200,5 @@ def sign_in_refused(request: Request, exc: Exception) -> Response:
         paragraphs=[exc.detail],
         link=("/console/sign-in", "Start again"),
     )
-    response.delete_cookie(ATTEMPT, path="/console")
+    clear_cookie(response, console_of(request), ATTEMPT)
     return response

@@ -82,6 +82,15 @@ class Console:
     def redirect_uri(self) -> str:
         return self.settings.console_base + "/callback"
 
+    def cookie(self, name: str) -> str:
+        """A cookie's name: over https with the __Host- prefix (Secure, Path=/, no Domain: no
+        other host, subdomain or plain-http page can set or shadow it)."""
+        return "__Host-" + name if self.secure else name
+
+    @property
+    def cookie_path(self) -> str:
+        return "/" if self.secure else "/console"
+
 
 @dataclass(frozen=True)
 class Person:
@@ -127,7 +136,7 @@ async def current_person(request: Request, session: Transaction) -> Person:
     no longer of a console kind, or its clients hold no scope: refused; the session signed
     out: refused). No cookie: off to sign in, and back here."""
     console = console_of(request)
-    value = request.cookies.get(SESSION)
+    value = request.cookies.get(console.cookie(SESSION))
     if not value:
         # Back here after signing in; a prison number is never carried on in an address.
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "noms_number"]
@@ -216,10 +225,20 @@ def set_cookie(
     response: Response, console: Console, *, name: str, value: str, max_age: int
 ) -> None:
     response.set_cookie(
-        name,
+        console.cookie(name),
         value,
         max_age=max_age,
-        path="/console",
+        path=console.cookie_path,
+        httponly=True,
+        samesite="lax",
+        secure=console.secure,
+    )
+
+
+def clear_cookie(response: Response, console: Console, name: str) -> None:
+    response.delete_cookie(
+        console.cookie(name),
+        path=console.cookie_path,
         httponly=True,
         samesite="lax",
         secure=console.secure,
@@ -241,7 +260,7 @@ def refused_page(request: Request, exc: Exception) -> Response:
         link=("/console/sign-in", "Sign in") if exc.sign_out else None,
     )
     if exc.sign_out:
-        response.delete_cookie(SESSION, path="/console")
+        clear_cookie(response, console_of(request), SESSION)
     return response
 
 

@@ -13,11 +13,13 @@ import jwt
 import pytest
 import time_machine
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.responses import Response
 from jwt.algorithms import RSAAlgorithm
 
 from app.console import signin
 from app.console.cookies import CookieRefused, Cookies, csrf_matches
 from app.console.signin import SignInRefused
+from app.console.web import Console, clear_cookie, set_cookie
 from app.keys import jose
 
 ISSUER = "http://127.0.0.1:9090"
@@ -206,3 +208,17 @@ def test_a_cookie_of_another_deployment_or_too_old_is_refused():
     fresh = ours.open_session(ours.seal_session({"sub": "a", "org": "AUDIT"}))
     assert csrf_matches(fresh, fresh["csrf"]) and not csrf_matches(fresh, None)
     assert not csrf_matches(fresh, "forged")
+
+
+def test_over_https_the_cookies_are_host_only_and_secure():
+    for secure, name, path in [
+        (True, "__Host-console_session", "/"),
+        (False, "console_session", "/console"),
+    ]:
+        console = Console(None, None, None, None, secure)  # type: ignore[arg-type]
+        response = Response()
+        set_cookie(response, console, name="console_session", value="v", max_age=60)
+        clear_cookie(response, console, "console_session")
+        for header in response.headers.getlist("set-cookie"):
+            assert header.startswith(name + "=") and f"Path={path}" in header
+            assert ("Secure" in header) == secure and "HttpOnly" in header
