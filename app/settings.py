@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     # organisation claim names an organisation code of the exchange, the role claim the person's
     # role (shown and logged). console_url is the console's public address (its callback is
     # <console_url>/callback; default: the issuer's /console). The session cookie is signed with
-    # console_session_secret (default: a random one at each start, so a restart signs everyone
-    # out; give each deployment its own) and lasts console_session_minutes.
+    # console_session_secret (default: one made once and kept in <data_dir>/console/
+    # session-secret, shared by every worker process) and lasts console_session_minutes.
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None

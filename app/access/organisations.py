@@ -220,3 +220,14 @@ def log_change(
         subject_organisation_id=organisation.id,
         details={"code": organisation.code, "via": "api" if actor else "cli", **details},
     )
+
+
+async def enabled_client_scopes(session: AsyncSession, organisation_id: uuid.UUID) -> set[str]:
+    """The union of the scopes of an organisation's enabled clients (the console's people
+    act with these)."""
+    rows = await session.scalars(
+        select(ApiClient.scopes).where(
+            ApiClient.organisation_id == organisation_id, ApiClient.disabled_at.is_(None)
+        )
+    )
+    return {scope for scopes in rows for scope in scopes.split()}

@@ -31,10 +31,15 @@ class Cookies:
         self.session_seconds = session_seconds
 
     def seal_session(self, data: dict[str, Any]) -> str:
-        return self._session.dumps({**data, "csrf": secrets.token_urlsafe(32)})
+        return self._session.dumps(
+            {**data, "sid": secrets.token_urlsafe(32), "csrf": secrets.token_urlsafe(32)}
+        )
 
     def open_session(self, value: str) -> dict[str, Any]:
-        return _open(self._session, value, self.session_seconds)
+        data = _open(self._session, value, self.session_seconds)
+        if not isinstance(data.get("sid"), str) or not isinstance(data.get("csrf"), str):
+            raise CookieRefused("bad_signature")  # made before sessions had IDs: sign in again
+        return data
 
     def seal_attempt(self, data: dict[str, Any]) -> str:
         return self._attempt.dumps(data)

@@ -2,7 +2,10 @@
 disclosures by recipient kind, fields withheld by rule and reason, deliveries by state and
 their latency, acknowledgement timeliness and overdue deadlines (the timeliness report and the
 deadlines' diary), and the continuity-of-care rate by prison and month (the continuity report,
-its small-number suppression applied). Read only; the page's transaction is the caller's."""
+its small-number suppression applied). Every count from 1 to 4 is suppressed (None), as the
+reports suppress them (app/reports/suppression.py), and so is what is worked out from so few
+(a latency's percentiles); no figure has a total, so none is given away by difference. Read
+only; the page's transaction is the caller's."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from app.deadlines.rules import Windows
 from app.messages import states
 from app.reports import reporting
 from app.reports.grouping import Asked, percentile
+from app.reports.suppression import small
 from app.storage.models import Deadline, Delivery, Disclosure, Organisation, StoredNotice
 
 WEEKS = 12
@@ -24,6 +28,11 @@ MONTHS = 12
 AHEAD_DAYS = 92  # releases due up to three months ahead (a notice comes before its release)
 NATIONAL_2023_24 = 0.53  # continuity of care, England, 2023-24
 AMBITION = 0.75
+
+
+def _shown(count: int) -> int | None:
+    """A count as the overview shows it: None when it is 1 to 4."""
+    return None if small(count) else count
 
 
 def _week(moment: datetime) -> str:
@@ -49,7 +58,7 @@ async def notices_by_week(session: AsyncSession, since: datetime) -> list[dict[s
         )
     ).all()
     counted = Counter((_week(at), codes[org][0]) for org, at in rows)
-    return [{"week": w, "prison": p, "notices": n} for (w, p), n in sorted(counted.items())]
+    return [{"week": w, "prison": p, "notices": _shown(n)} for (w, p), n in sorted(counted.items())]
 
 
 async def disclosures(session: AsyncSession, since: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -63,9 +72,9 @@ async def disclosures(session: AsyncSession, since: datetime) -> dict[str, list[
     kinds = Counter(role for role, _ in rows)
     withheld = Counter((w["rule"], w["reason"]) for _, manifest in rows for w in manifest or [])
     return {
-        "by_kind": [{"kind": k, "disclosures": n} for k, n in sorted(kinds.items())],
+        "by_kind": [{"kind": k, "disclosures": _shown(n)} for k, n in sorted(kinds.items())],
         "withheld": [
-            {"rule": r, "reason": why, "fields": n}
+            {"rule": r, "reason": why, "fields": _shown(n)}
             for (r, why), n in sorted(withheld.items(), key=lambda i: (-i[1], i[0]))
         ],
     }
@@ -91,16 +100,16 @@ async def deliveries(session: AsyncSession, since: datetime) -> dict[str, Any]:
             latency.setdefault(_week(created), []).append((delivered - created).total_seconds())
     return {
         "by_state": [
-            {"state": s, "deliveries": state.get(s, 0)}
+            {"state": s, "deliveries": _shown(state.get(s, 0))}
             for s in ("delivered", "waiting", "retrying", "dead", states.REVOKED, states.SUPERSEDED)
             if state.get(s) or s in ("delivered", "retrying", "dead")
         ],
         "latency": [
             {
                 "week": w,
-                "median_seconds": percentile(v, 0.5),
-                "p90_seconds": percentile(v, 0.9),
-                "delivered": len(v),
+                "median_seconds": None if small(len(v)) else percentile(v, 0.5),
+                "p90_seconds": None if small(len(v)) else percentile(v, 0.9),
+                "delivered": _shown(len(v)),
             }
             for w, v in sorted(latency.items())
         ],
@@ -130,7 +139,11 @@ async def overdue(session: AsyncSession, now: datetime) -> list[dict[str, Any]]:
         ).all()
     )
     return [
-        {"kind": k, "alerted": alerted.get(k, 0), "overdue_now": open_now.get(k, 0)}
+        {
+            "kind": k,
+            "alerted": _shown(alerted.get(k, 0)),
+            "overdue_now": _shown(open_now.get(k, 0)),
+        }
         for k in ("receipt", "engagement", "at_risk")
     ]
 

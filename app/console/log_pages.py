@@ -1,25 +1,29 @@
 """The auditors' pages: the log (the filters of GET /v1/audit/entries, a NOMS number hashed
 before it is used, paging, each entry's details) and a notice's disclosures (per recipient,
 fields sent and withheld, each withheld field with its rule, reason and the rule's citations:
-never a value). Each query is itself logged (`audit.consulted`), as the person."""
+never a value). Each query is itself logged (`audit.consulted`), as the person, and only when
+the browser was not sent here by another site. A prison number is typed into a POSTed form and
+only its keyed hash is ever in a URL."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Scope
 from app.audit import entries as audit
 from app.audit import filters
-from app.console.web import Person, Refusal, SignedIn, Transaction, needs, render
+from app.console.web import Form, Person, Refusal, SignedIn, Transaction, log, needs, render
 from app.disclosure import explanations as disclosures
 from app.storage.log_tables import AuditEntry, AuditLeaf
 from app.storage.models import Organisation
@@ -32,9 +36,27 @@ ACTION = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-async def consulted(session: AsyncSession, person: Person, what: str, **about: Any) -> None:
+FIELDS = ("notice_id", "action", "organisation", "since", "until")
+CURSOR = re.compile(r"[0-9]{1,18}")  # an entry's id: a BIGINT, never more
+PERSON_REF = re.compile(r"[0-9a-f]{64}")  # the keyed hash of a prison number
+LARGEST_ID = 2**63 - 1
+CROSS_SITE = ("cross-site", "same-site")
+
+
+async def consulted(
+    request: Request, session: AsyncSession, person: Person, *, what: str, **about: Any
+) -> None:
     """The person's query, as a log entry in the page's transaction (as the API logs a
-    client's): ids, codes and the person's keyed hash only."""
+    client's): ids, codes and the person's keyed hash only. Refused when another site sent
+    the browser here (Sec-Fetch-Site), so that no other site can log a query in their name."""
+    if request.headers.get("sec-fetch-site", "").lower() in CROSS_SITE:
+        log.warning("console query refused: sent from another site, path %s", request.url.path)
+        raise Refusal(
+            403,
+            "Opened from another site",
+            "This page was opened from another site, so nothing was looked up or logged in "
+            "your name. Open it from the console's own pages.",
+        )
     details = {k: v for k, v in about.pop("filters", {}).items() if v not in (None, "")}
     await audit.append_many(
         session,
@@ -58,22 +80,22 @@ async def _codes(session: AsyncSession) -> dict[uuid.UUID, str]:
 
 def _day(value: str, name: str, errors: dict[str, str]) -> date | None:
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
+        day = None
+    if value and (day is None or day == date.max):
         errors[name] = "Enter a date as YYYY-MM-DD, for example 2026-12-01"
         return None
+    return day
 
 
-def _filters(request: Request, codes: dict[uuid.UUID, str]) -> tuple[dict[str, Any], dict]:
-    """The filters as typed (for the form) and as the query takes them, with any errors."""
-    given = {
-        k: request.query_params.get(k, "").strip()
-        for k in ("noms_number", "notice_id", "action", "organisation", "since", "until", "after")
-    }
-    given["noms_number"] = given["noms_number"].upper()
+def _filters(given: dict[str, str], codes: dict[uuid.UUID, str]) -> tuple[dict[str, Any], dict]:
+    """The filters as given (for the form) and as the query takes them, with any errors. The
+    person is their keyed hash (`person`), never their number."""
+    given.setdefault("noms_number", "")
     errors: dict[str, str] = {}
     notice_id = None
-    if given["noms_number"] and not NOMS.fullmatch(given["noms_number"]):
+    if given["person"] and not PERSON_REF.fullmatch(given["person"]):
         errors["noms_number"] = "Enter a prison number like A1234BC"
     if given["notice_id"]:
         try:
@@ -88,8 +110,14 @@ def _filters(request: Request, codes: dict[uuid.UUID, str]) -> tuple[dict[str, A
         errors["organisation"] = "Enter the code of a registered organisation, like MDI"
     since = _day(given["since"], "since", errors)
     until = _day(given["until"], "until", errors)
-    after = int(given["after"]) if given["after"].isdigit() else 0
+    after = 0
+    if given["after"]:
+        if CURSOR.fullmatch(given["after"]) and int(given["after"]) <= LARGEST_ID:
+            after = int(given["after"])
+        else:
+            errors["after"] = "The page asked for does not exist: start from the first page"
     query = {
+        "person_ref": given["person"] or None,
         "notice_id": notice_id,
         "action": given["action"] or None,
         "organisation_id": organisation_id,
@@ -101,51 +129,91 @@ def _filters(request: Request, codes: dict[uuid.UUID, str]) -> tuple[dict[str, A
     return {"given": given, "errors": errors}, query
 
 
+def _given(values: Mapping[str, str], *names: str) -> dict[str, str]:
+    return {k: str(values.get(k, "")).strip() for k in names}
+
+
+@router.post("/log")
+async def log_search(
+    request: Request, person: SignedIn, form: Form, *, session: Transaction
+) -> Response:
+    """The filter form, POSTed with its CSRF token: a typed prison number becomes its keyed
+    hash here, and the browser is sent on to the GET that carries only that hash (so the
+    number is never in a URL, a browser's history or an access log)."""
+    needs(person, Scope.AUDIT_READ)
+    given = _given(form, "noms_number", "person", *FIELDS)
+    given["noms_number"] = given["noms_number"].upper()
+    errors: dict[str, str] = {}
+    if given["noms_number"]:
+        if NOMS.fullmatch(given["noms_number"]):
+            given["person"] = request.app.state.data_keys.person_ref(given["noms_number"])
+        else:
+            errors["noms_number"] = "Enter a prison number like A1234BC"
+    checked, _ = _filters({**given, "after": ""}, await _codes(session))
+    checked["errors"] = {**errors, **checked["errors"]}
+    if checked["errors"]:
+        return _render_log(request, person, checked, status=400)
+    kept = {k: v for k, v in given.items() if v and k != "noms_number"}
+    return RedirectResponse("/console/log?" + urlencode(kept), status_code=303)
+
+
 @router.get("/log", response_class=HTMLResponse)
 async def log_page(request: Request, person: SignedIn, session: Transaction) -> HTMLResponse:
     needs(person, Scope.AUDIT_READ)
     codes = await _codes(session)
-    form, query = _filters(request, codes)
+    form, query = _filters(_given(request.query_params, "person", "after", *FIELDS), codes)
     rows: list[AuditEntry] = []
     next_after = None
-    if not form["errors"]:
-        given = form["given"]
-        data_keys = request.app.state.data_keys
-        person_ref = data_keys.person_ref(given["noms_number"]) if given["noms_number"] else None
-        after = query.pop("after")
-        statement = filters.entries_where(
-            select(AuditEntry).where(AuditEntry.id > after), person_ref=person_ref, **query
-        )
-        rows = list((await session.scalars(statement.order_by(AuditEntry.id).limit(PAGE))).all())
-        next_after = rows[-1].id if len(rows) == PAGE else None
-        await consulted(
-            session,
-            person,
-            "entries",
-            person_ref=person_ref,
-            notice_id=query["notice_id"],
-            filters={
-                "action": query["action"],
-                "organisation_id": str(query["organisation_id"] or "") or None,
-                "since": given["since"],
-                "until": given["until"],
-                "cursor": str(after) if after else None,
-                "returned": len(rows),
-            },
-        )
-    kept = {k: v for k, v in form["given"].items() if v and k != "after"}
+    if form["errors"]:
+        return _render_log(request, person, form, status=400, codes=codes)
+    given = form["given"]
+    after = query.pop("after")
+    statement = filters.entries_where(select(AuditEntry).where(AuditEntry.id > after), **query)
+    rows = list((await session.scalars(statement.order_by(AuditEntry.id).limit(PAGE))).all())
+    next_after = rows[-1].id if len(rows) == PAGE else None
+    await consulted(
+        request,
+        session,
+        person,
+        what="entries",
+        person_ref=query["person_ref"],
+        notice_id=query["notice_id"],
+        filters={
+            "action": query["action"],
+            "organisation_id": str(query["organisation_id"] or "") or None,
+            "since": given["since"],
+            "until": given["until"],
+            "cursor": str(after) if after else None,
+            "returned": len(rows),
+        },
+    )
+    return _render_log(request, person, form, rows=rows, codes=codes, next_after=next_after)
+
+
+def _render_log(
+    request: Request,
+    person: Person,
+    form: dict[str, Any],
+    *,
+    status: int = 200,
+    rows: list[AuditEntry] | None = None,
+    codes: dict[uuid.UUID, str] | None = None,
+    next_after: int | None = None,
+) -> HTMLResponse:
+    given = form["given"]
     return render(
         request,
         "log.html",
+        status=status,
         person=person,
         title="The log",
         section="log",
         form=form,
-        rows=rows,
-        codes=codes,
-        kept=kept,
+        rows=rows or [],
+        codes=codes or {},
+        kept={k: v for k, v in given.items() if v and k not in ("after", "noms_number")},
         next_after=next_after,
-        first_page=not form["given"]["after"],
+        first_page=not given.get("after"),
     )
 
 
@@ -154,12 +222,17 @@ async def entry_page(
     request: Request, entry_id: int, person: SignedIn, *, session: Transaction
 ) -> HTMLResponse:
     needs(person, Scope.AUDIT_READ)
-    entry = await session.get(AuditEntry, entry_id)
+    entry = await session.get(AuditEntry, entry_id) if 0 < entry_id <= LARGEST_ID else None
     if entry is None:
         raise Refusal(404, "Page not found", "There is no log entry with this number.")
     leaf = await session.scalar(select(AuditLeaf.leaf_index).where(AuditLeaf.entry_id == entry_id))
     await consulted(
-        session, person, "entry", notice_id=entry.notice_id, filters={"entry_id": entry_id}
+        request,
+        session,
+        person,
+        what="entry",
+        notice_id=entry.notice_id,
+        filters={"entry_id": entry_id},
     )
     return render(
         request,
@@ -185,7 +258,7 @@ async def disclosures_page(
         raise Refusal(
             404, "Page not found", "There is no release notice with this ID."
         ) from missing
-    await consulted(session, person, "notice_disclosures", notice_id=notice_id)
+    await consulted(request, session, person, what="notice_disclosures", notice_id=notice_id)
     return render(
         request,
         "disclosures.html",

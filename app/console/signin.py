@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -20,6 +20,7 @@ CONSOLE_KINDS = ("auditor", "operator")
 HOME = "/console/"
 SCOPE = "openid profile nps"
 MAX_SUBJECT = 255  # OpenID Connect Core 1.0, 2: sub is at most 255 ASCII characters
+MAX_ROLE = 64
 
 
 class SignInRefused(Exception):
@@ -120,8 +121,11 @@ def check_id_token(
         raise SignInRefused(
             "bad_id_token", f"The identity provider's answer was not accepted ({error})."
         ) from error
-    azp = claims.get("azp")
-    if azp is not None and azp != client_id:
+    # aud is the console, or a list holding it with azp the console (Core 3.1.3.7 (3)-(5)):
+    # a token minted for another relying party that lists the console too is not a sign-in.
+    aud, azp = claims.get("aud"), claims.get("azp")
+    single = aud == client_id or aud == [client_id]
+    if (azp is not None and azp != client_id) or (not single and azp != client_id):
         raise SignInRefused("bad_id_token", "The identity token was issued to another service.")
     given = claims.get("nonce")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), nonce.encode()):
@@ -157,12 +161,15 @@ def person_of(claims: Mapping[str, Any], *, organisation_claim: str, role_claim:
             "no_organisation", "Your account does not say which organisation you work for."
         )
     role = claims.get(role_claim)
-    return Person(str(claims["sub"]), organisation, role if isinstance(role, str) else None)
+    # shown and logged: a role of any length or with control characters is dropped, not kept
+    kept = isinstance(role, str) and 0 < len(role) <= MAX_ROLE and role.isprintable()
+    return Person(str(claims["sub"]), organisation, role if kept else None)
 
 
-def admitted(kind: str, *, disabled: bool) -> frozenset[str]:
-    """The scopes a person of an organisation of this kind acts with: their organisation's
-    clients' scopes. Refused unless it is an auditor or operator organisation, enabled."""
+def admitted(kind: str, *, disabled: bool, client_scopes: Iterable[str]) -> frozenset[str]:
+    """The scopes a person of an organisation of this kind acts with: the union of their
+    organisation's enabled clients' scopes (`client_scopes`), never more than the kind allows.
+    Refused unless it is an auditor or operator organisation, enabled, with such a scope."""
     if kind not in CONSOLE_KINDS:
         raise SignInRefused(
             "kind_refused",
@@ -170,4 +177,10 @@ def admitted(kind: str, *, disabled: bool) -> frozenset[str]:
         )
     if disabled:
         raise SignInRefused("organisation_disabled", "Your organisation is disabled.")
-    return frozenset(s.value for s in KIND_SCOPES[kind])
+    scopes = frozenset(client_scopes) & {s.value for s in KIND_SCOPES[kind]}
+    if not scopes:
+        raise SignInRefused(
+            "no_scopes_refused",
+            "Your organisation's API clients hold no scope, so neither do its people.",
+        )
+    return scopes

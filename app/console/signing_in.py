@@ -12,10 +12,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.access import organisations as admin
 from app.audit import entries as audit
-from app.console import signin
+from app.console import sessions, signin
 from app.console.cookies import ATTEMPT, ATTEMPT_SECONDS, SESSION, CookieRefused
 from app.console.signin import SignInRefused
-from app.console.web import Form, SignedIn, Transaction, console_of, log, render, set_cookie
+from app.console.web import (
+    Form,
+    SignedIn,
+    Transaction,
+    clear_cookie,
+    console_of,
+    log,
+    render,
+    set_cookie,
+)
 from app.keys import jose
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
@@ -77,7 +86,11 @@ async def callback(request: Request, session: Transaction) -> Response:
         raise SignInRefused(
             "unknown_organisation", "Your organisation is not registered with the exchange."
         ) from error
-    signin.admitted(organisation.kind, disabled=organisation.disabled_at is not None)
+    signin.admitted(
+        organisation.kind,
+        disabled=organisation.disabled_at is not None,
+        client_scopes=await admin.enabled_client_scopes(session, organisation.id),
+    )
     audit.append(
         session,
         "console.signed_in",
@@ -86,20 +99,24 @@ async def callback(request: Request, session: Transaction) -> Response:
         actor_client_id=person.actor,
         details={"role": person.role} if person.role else None,
     )
-    response = RedirectResponse(attempt.return_to, status_code=303)
+    # A page of the console's own sends the browser on: the provider's redirect makes this
+    # request a cross-site one, and the page asked for may log a query as the person.
+    response = render(
+        request, "signed_in.html", title="You are signed in", target=attempt.return_to
+    )
     sealed = console.cookies.seal_session(
         {"sub": person.sub, "org": organisation.code, "role": person.role}
     )
     set_cookie(
         response, console, name=SESSION, value=sealed, max_age=console.cookies.session_seconds
     )
-    response.delete_cookie(ATTEMPT, path="/console")
+    clear_cookie(response, console, ATTEMPT)
     return response
 
 
 def _attempt(request: Request) -> signin.Attempt:
     """The sign-in under way, from its signed cookie."""
-    value = request.cookies.get(ATTEMPT)
+    value = request.cookies.get(console_of(request).cookie(ATTEMPT))
     if not value:
         raise SignInRefused("no_attempt", "No sign-in was under way in this browser: start again.")
     try:
@@ -131,10 +148,15 @@ def _code(request: Request, attempt: signin.Attempt) -> str:
 async def sign_out(
     request: Request, person: SignedIn, _: Form, *, session: Transaction
 ) -> Response:
+    """The session ended on the server (its cookie, wherever copied, refused from now on) and
+    in this browser; then a link to the provider's end-session endpoint, if it has one."""
+    console = console_of(request)
+    now = datetime.now(UTC)
+    await sessions.end(session, person.session_id, now=now, seconds=console.cookies.session_seconds)
     audit.append(
         session,
         "console.signed_out",
-        at=datetime.now(UTC),
+        at=now,
         actor_organisation_id=person.caller.organisation_id,
         actor_client_id=person.caller.client_id,
     )
@@ -144,9 +166,26 @@ async def sign_out(
         title="You have signed out",
         paragraphs=["Your console session has ended."],
         link=("/console/sign-in", "Sign in again"),
+        also=await _provider_sign_out(request),
     )
-    response.delete_cookie(SESSION, path="/console")
+    clear_cookie(response, console, SESSION)
     return response
+
+
+async def _provider_sign_out(request: Request) -> tuple[str, str] | None:
+    """The provider's end-session endpoint (OpenID Connect RP-Initiated Logout 1.0), as a
+    link: the person is still signed in there until they follow it."""
+    console = console_of(request)
+    try:
+        found = await console.provider.discovery(request.app.state.console_http)
+    except SignInRefused:
+        return None
+    if not found.end_session_endpoint:
+        return None
+    endpoint = found.end_session_endpoint
+    query = str(httpx.QueryParams({"client_id": console.provider.client_id}))
+    target = f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+    return target, "Sign out of your identity provider too"
 
 
 def sign_in_refused(request: Request, exc: Exception) -> Response:
@@ -161,5 +200,5 @@ def sign_in_refused(request: Request, exc: Exception) -> Response:
         paragraphs=[exc.detail],
         link=("/console/sign-in", "Start again"),
     )
-    response.delete_cookie(ATTEMPT, path="/console")
+    clear_cookie(response, console_of(request), ATTEMPT)
     return response

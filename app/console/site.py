@@ -3,18 +3,64 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+from pathlib import Path, PurePosixPath
 
 import jinja2
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from app.console import log_pages, operators, pages, signing_in, verify_pages
 from app.console.cookies import Cookies
 from app.console.provider import Provider
 from app.console.signin import SignInRefused
-from app.console.web import ASSETS, HERE, PACKAGES, Console, Refusal, refused_page, security_headers
+from app.console.web import (
+    ASSET_SUFFIXES,
+    ASSETS,
+    HERE,
+    PACKAGES,
+    Console,
+    Refusal,
+    refused_page,
+    security_headers,
+)
+from app.keys.signing_keys import KeyFileError, _read_private, _write_new
 from app.settings import PROJECT_ROOT, Settings
+
+SECRET_FILE = Path("console") / "session-secret"
+
+
+class AssetFiles(StaticFiles):
+    """A package's files the console's pages may use (ASSET_SUFFIXES), and nothing else of it:
+    not its example HTML pages, templates, sources or docs."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if PurePosixPath(path).suffix.lower() not in ASSET_SUFFIXES:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
+def stored_secret(data_dir: Path) -> str:
+    """The deployment's session secret kept in <data_dir>/console/session-secret (made once,
+    owner-only, as the other keys): every worker process and every restart signs and opens
+    the console's cookies with the same one."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+        _write_new(draft, secrets.token_urlsafe(48).encode())
+        try:
+            with contextlib.suppress(FileExistsError):  # another worker made it first: theirs
+                os.link(draft, path)
+        finally:
+            draft.unlink()
+    secret = _read_private(path).decode().strip()  # refuses a file group or others may use
+    if len(secret) < 32:
+        raise KeyFileError(f"{path}: a console session secret of 32 characters at least")
+    return secret
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -23,7 +69,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     packages = settings.console_assets_dir or PROJECT_ROOT / "node_modules"
     if not (packages / PACKAGES["govuk"]).is_dir():
         raise RuntimeError(f"the console's assets are not installed in {packages}: run `npm ci`")
-    secret = settings.console_session_secret or secrets.token_urlsafe(48)
+    secret = settings.console_session_secret or stored_secret(settings.data_dir)
     secure = settings.console_base.startswith("https://")
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -32,6 +78,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
     templates.globals["error_title"] = False
     templates.globals["section"] = ""
+    templates.globals["also"] = None
     app.state.console = Console(
         settings,
         Cookies(secret, settings.console_session_minutes * 60),
@@ -49,10 +96,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         f"{ASSETS}/govuk-frontend.css", govuk_css, include_in_schema=False, tags=["console"]
     )
     for name, path in PACKAGES.items():
-        app.mount(
-            f"{ASSETS}/{name}", StaticFiles(directory=packages / path), name=f"console-{name}"
-        )
-    app.mount(f"{ASSETS}/console", StaticFiles(directory=HERE / "static"), name="console-own")
+        app.mount(f"{ASSETS}/{name}", AssetFiles(directory=packages / path), name=f"console-{name}")
+    app.mount(f"{ASSETS}/console", AssetFiles(directory=HERE / "static"), name="console-own")
     for module in (signing_in, pages, log_pages, verify_pages, operators):
         app.include_router(module.router)
     app.add_exception_handler(Refusal, refused_page)

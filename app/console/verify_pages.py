@@ -1,6 +1,7 @@
-"""Verify in your browser: the page, and the two things its script fetches (the latest signed
+"""Verify in your browser: the page, and the three things its script fetches (the latest signed
 checkpoint and an entry's inclusion proof, as the API answers them, but without a verifier key:
-the auditor brings their own). The checks themselves run in the browser (static/verify.mjs)."""
+the auditor brings their own), and a consistency proof from the checkpoint the browser verified
+before. The checks themselves run in the browser (static/verify.mjs)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ async def checkpoint(person: SignedIn, session: Transaction) -> JSONResponse:
 
 @router.get("/verify/proof")
 async def proof(
-    person: SignedIn, leaf_index: Index, tree_size: Index, *, session: Transaction
+    request: Request, person: SignedIn, *, leaf_index: Index, tree_size: Index, session: Transaction
 ) -> JSONResponse:
     """An entry, its leaf hash and its audit path (RFC 9162 2.1.3) in the tree of tree_size."""
     needs(person, Scope.AUDIT_READ)
@@ -60,9 +61,10 @@ async def proof(
     except Problem as refused:
         return JSONResponse({"error": refused.detail}, status_code=refused.status)
     await consulted(
+        request,
         session,
         person,
-        "inclusion_proof",
+        what="inclusion_proof",
         notice_id=entry.notice_id,
         filters={"leaf_index": leaf_index, "tree_size": tree_size},
     )
@@ -75,3 +77,24 @@ async def proof(
             "hashes": [_b64(h) for h in path],
         }
     )
+
+
+@router.get("/verify/consistency")
+async def consistency(
+    request: Request, person: SignedIn, *, first: Index, second: Index, session: Transaction
+) -> JSONResponse:
+    """That the tree of `first` entries is a prefix of the tree of `second` (RFC 9162 2.1.4):
+    the browser checks it from the checkpoint it verified before to the latest."""
+    needs(person, Scope.AUDIT_READ)
+    try:
+        path = await log_tree.consistency(session, first, second)
+    except Problem as refused:
+        return JSONResponse({"error": refused.detail}, status_code=refused.status)
+    await consulted(
+        request,
+        session,
+        person,
+        what="consistency_proof",
+        filters={"first": first, "second": second},
+    )
+    return JSONResponse({"first": first, "second": second, "hashes": [_b64(h) for h in path]})

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 import jinja2
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.access import organisations as admin
 from app.access.identity import Caller
-from app.console import signin
+from app.console import sessions, signin
 from app.console.cookies import SESSION, CookieRefused, Cookies
 from app.console.provider import Provider
 from app.console.signin import SignInRefused
@@ -46,6 +47,12 @@ NAV = {
         ("/console/operators-health", "Subscriptions and keys", "health"),
     ],
 }
+# The files of the asset packages served: what pages use (stylesheets, scripts, fonts, images),
+# never the packages' example pages, templates, sources or docs.
+ASSET_SUFFIXES = frozenset({".css", ".js", ".mjs", ".woff", ".woff2", ".png", ".svg", ".ico"})
+ASSET_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# 'unsafe-inline' styles: Observable Plot writes style attributes and a <style> element into
+# each figure it draws (its scripts stay 'self' only).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
@@ -75,16 +82,26 @@ class Console:
     def redirect_uri(self) -> str:
         return self.settings.console_base + "/callback"
 
+    def cookie(self, name: str) -> str:
+        """A cookie's name: over https with the __Host- prefix (Secure, Path=/, no Domain: no
+        other host, subdomain or plain-http page can set or shadow it)."""
+        return "__Host-" + name if self.secure else name
+
+    @property
+    def cookie_path(self) -> str:
+        return "/" if self.secure else "/console"
+
 
 @dataclass(frozen=True)
 class Person:
     """Who is signed in, as each request finds them: their caller (their organisation's
-    scopes, their subject as the actor), role and the session's CSRF token."""
+    clients' scopes, their subject as the actor), role, the session's CSRF token and ID."""
 
     caller: Caller
     sub: str
     role: str | None
     csrf: str
+    session_id: str
 
     @property
     def kind(self) -> str:
@@ -101,8 +118,8 @@ def console_of(request: Request) -> Console:
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per page, committed when the handler returns (as the API's)."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with sessions() as session:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with maker() as session:
         try:
             yield session
         except BaseException:
@@ -116,11 +133,14 @@ Transaction = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 async def current_person(request: Request, session: Transaction) -> Person:
     """The person the session cookie names, their organisation read now (disabled since, or
-    no longer of a console kind: refused). No cookie: off to sign in, and back here."""
+    no longer of a console kind, or its clients hold no scope: refused; the session signed
+    out: refused). No cookie: off to sign in, and back here."""
     console = console_of(request)
-    value = request.cookies.get(SESSION)
+    value = request.cookies.get(console.cookie(SESSION))
     if not value:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # Back here after signing in; a prison number is never carried on in an address.
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "noms_number"]
+        target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
         raise Refusal(303, "Sign in", signin.safe_return_to(target))
     try:
         data = console.cookies.open_session(value)
@@ -132,9 +152,16 @@ async def current_person(request: Request, session: Transaction) -> Person:
             else "Your session cookie was not made by this service: sign in again."
         )
         raise Refusal(401, "Sign in again", detail, sign_out=True) from refused
+    if await sessions.has_ended(session, data["sid"]):
+        log.warning("console session cookie refused: its session was signed out")
+        raise Refusal(401, "Sign in again", "Your session has ended: sign in again.", sign_out=True)
     try:
         organisation = await admin.organisation_by_code(session, str(data["org"]))
-        scopes = signin.admitted(organisation.kind, disabled=organisation.disabled_at is not None)
+        scopes = signin.admitted(
+            organisation.kind,
+            disabled=organisation.disabled_at is not None,
+            client_scopes=await admin.enabled_client_scopes(session, organisation.id),
+        )
     except (admin.AdminError, SignInRefused, KeyError) as error:
         log.warning("console session refused: its organisation no longer admits it")
         raise Refusal(
@@ -142,7 +169,7 @@ async def current_person(request: Request, session: Transaction) -> Person:
         ) from error
     person = signin.Person(str(data["sub"]), organisation.code, data.get("role"))
     caller = Caller(person.actor, organisation.id, organisation.code, organisation.kind, scopes)
-    return Person(caller, person.sub, person.role, str(data["csrf"]))
+    return Person(caller, person.sub, person.role, data["csrf"], data["sid"])
 
 
 SignedIn = Annotated[Person, Depends(current_person)]
@@ -198,10 +225,20 @@ def set_cookie(
     response: Response, console: Console, *, name: str, value: str, max_age: int
 ) -> None:
     response.set_cookie(
-        name,
+        console.cookie(name),
         value,
         max_age=max_age,
-        path="/console",
+        path=console.cookie_path,
+        httponly=True,
+        samesite="lax",
+        secure=console.secure,
+    )
+
+
+def clear_cookie(response: Response, console: Console, name: str) -> None:
+    response.delete_cookie(
+        console.cookie(name),
+        path=console.cookie_path,
         httponly=True,
         samesite="lax",
         secure=console.secure,
@@ -223,13 +260,17 @@ def refused_page(request: Request, exc: Exception) -> Response:
         link=("/console/sign-in", "Sign in") if exc.sign_out else None,
     )
     if exc.sign_out:
-        response.delete_cookie(SESSION, path="/console")
+        clear_cookie(response, console_of(request), SESSION)
     return response
 
 
 async def security_headers(request: Request, call_next: Any) -> Response:
     response: Response = await call_next(request)
-    if request.url.path.startswith("/console") and not request.url.path.startswith(ASSETS):
+    if request.url.path.startswith(ASSETS):
+        # A stylesheet, script, font or image: never a page of the console's origin.
+        response.headers["Content-Security-Policy"] = ASSET_CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    elif request.url.path.startswith("/console"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"

@@ -387,6 +387,7 @@ class Deadline(Base):
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# The log's tables live beside these; importing them here registers them with Base.metadata.
-from app.storage import log_tables  # noqa: E402, F401
+# The log's and the console's tables live beside these; importing them registers them with
+# Base.metadata.
+from app.storage import console_tables, log_tables  # noqa: E402, F401
 from app.storage.update_tables import CareUpdate  # noqa: E402

@@ -78,6 +78,15 @@ def oidc(console_port: int) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
+async def world(world: Any) -> Any:
+    """The suite's organisations, AUDIT's and OPS's with an API client each (every scope their
+    kind allows): a person acts with their organisation's clients' scopes, none without one."""
+    for code in ("AUDIT", "OPS"):
+        await world.credentials(code)
+    return world
+
+
+@pytest.fixture
 def settings(settings: Settings, oidc: dict[str, Any], console_port: int) -> Settings:
     """The suite's settings, with the console on: the local provider as the issuer."""
     return settings.model_copy(
@@ -148,6 +157,9 @@ async def sign_in(page: Any, base: str, login: str, *, start: str = "/console/")
     await page.get_by_role("button", name="Sign-in").click()
     await page.get_by_role("button", name="Continue").click()
     await page.wait_for_url(lambda url: url.startswith(base + "/console"))
+    # Signed in, the callback's page sends the browser on (its own navigation, same-origin);
+    # refused, it is the page saying why.
+    await page.locator("h1", has_not_text="You are signed in").wait_for()
 
 
 async def screenshot(page: Any, name: str) -> None:

@@ -13,11 +13,13 @@ import jwt
 import pytest
 import time_machine
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.responses import Response
 from jwt.algorithms import RSAAlgorithm
 
 from app.console import signin
 from app.console.cookies import CookieRefused, Cookies, csrf_matches
 from app.console.signin import SignInRefused
+from app.console.web import Console, clear_cookie, set_cookie
 from app.keys import jose
 
 ISSUER = "http://127.0.0.1:9090"
@@ -83,6 +85,10 @@ HOUR = 3600
         (lambda now: _token(nonce="a-replayed-token"), "wrong_nonce"),
         (lambda now: _token(nonce=None), "wrong_nonce"),
         (lambda now: _token(azp="another-service"), "bad_id_token"),
+        # for several audiences: azp must be present and be the console (Core 3.1.3.7 (3)-(5))
+        (lambda now: _token(aud=[CLIENT, "another-service"]), "bad_id_token"),
+        (lambda now: _token(aud=[CLIENT, "another-service"], azp="another-service"), "bad_id_token"),
+        (lambda now: _token(aud=["another-service"], azp=CLIENT), "bad_id_token"),
         (lambda now: "not a token", "bad_id_token"),
     ],
 )
@@ -91,6 +97,21 @@ def test_a_bad_id_token_is_refused(made, reason):
     with pytest.raises(SignInRefused) as refused:
         _check(made(int(time.time())))
     assert refused.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("role", "kept"),
+    [("auditor", "auditor"), ("a" * 64, "a" * 64), ("a" * 65, None), ("x\ny", None), (7, None)],
+)
+def test_a_role_is_kept_only_when_short_and_printable(role, kept):
+    claims = {"sub": "auditor-alice", "organisation": "AUDIT", "role": role}
+    person = signin.person_of(claims, organisation_claim="organisation", role_claim="role")
+    assert person.role == kept
+
+
+def test_a_token_for_the_console_among_others_names_it_as_azp():
+    assert _check(_token(aud=[CLIENT, "another-service"], azp=CLIENT))["sub"] == "auditor-alice"
+    assert _check(_token(aud=[CLIENT]))["sub"] == "auditor-alice"
 
 
 def test_an_unsigned_or_hmac_token_is_refused():
@@ -155,11 +176,25 @@ def test_a_wrong_state_is_refused():
 
 @pytest.mark.parametrize("kind", ["prison", "probation_provider", "substance_misuse_service"])
 def test_only_auditors_and_operators_come_in(kind):
-    assert signin.admitted("auditor", disabled=False) == {"audit:read", "reports:read"}
+    every = ["audit:read", "reports:read", "admin", "metrics:read", "release-notices:write"]
+    assert signin.admitted("auditor", disabled=False, client_scopes=every) == {
+        "audit:read",
+        "reports:read",
+    }
     with pytest.raises(SignInRefused):
-        signin.admitted(kind, disabled=False)
+        signin.admitted(kind, disabled=False, client_scopes=every)
     with pytest.raises(SignInRefused):
-        signin.admitted("operator", disabled=True)
+        signin.admitted("operator", disabled=True, client_scopes=every)
+
+
+def test_a_person_holds_their_organisations_clients_scopes_and_no_more():
+    assert signin.admitted("operator", disabled=False, client_scopes=["metrics:read"]) == {
+        "metrics:read"
+    }
+    for none in ([], ["release-notices:write"]):  # no client, or none with a scope of the kind
+        with pytest.raises(SignInRefused) as refused:
+            signin.admitted("auditor", disabled=False, client_scopes=none)
+        assert refused.value.reason == "no_scopes_refused"
 
 
 def test_a_cookie_of_another_deployment_or_too_old_is_refused():
@@ -179,3 +214,17 @@ def test_a_cookie_of_another_deployment_or_too_old_is_refused():
     fresh = ours.open_session(ours.seal_session({"sub": "a", "org": "AUDIT"}))
     assert csrf_matches(fresh, fresh["csrf"]) and not csrf_matches(fresh, None)
     assert not csrf_matches(fresh, "forged")
+
+
+def test_over_https_the_cookies_are_host_only_and_secure():
+    for secure, name, path in [
+        (True, "__Host-console_session", "/"),
+        (False, "console_session", "/console"),
+    ]:
+        console = Console(None, None, None, None, secure)  # type: ignore[arg-type]
+        response = Response()
+        set_cookie(response, console, name="console_session", value="v", max_age=60)
+        clear_cookie(response, console, "console_session")
+        for header in response.headers.getlist("set-cookie"):
+            assert header.startswith(name + "=") and f"Path={path}" in header
+            assert ("Secure" in header) == secure and "HttpOnly" in header

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit import merkle
 from app.audit.checkpoint import verifier_key
+from app.worker.loop import advance_log
 from tests.console.conftest import axe, screenshot, sign_in
 
 
 async def _verify(page, vkey: str, leaf_index: int) -> tuple[str, list[str]]:
     await page.fill("#verifier_key", vkey)
     await page.fill("#leaf_index", str(leaf_index))
+    await page.evaluate("document.getElementById('verify-result').replaceChildren()")
     await page.get_by_role("button", name="Verify").click()
     outcome = page.locator("#verify-outcome")
     await outcome.wait_for()
@@ -29,11 +32,40 @@ async def test_a_proof_verifies_with_the_auditors_key(world, log, served, page):
     await page.check("#save_key")
     outcome, checks = await _verify(page, log.verifier_key, 3)
     assert outcome == "verified", checks
-    assert len(checks) == 6 and all(c.startswith("Passed") for c in checks)
+    assert len(checks) == 7 and all(c.startswith("Passed") for c in checks)
     assert await axe(page) == []
     await screenshot(page, "verify")
     await page.reload()  # the key was kept in this browser
     assert await page.input_value("#verifier_key") == log.verifier_key
+
+
+async def test_a_newer_checkpoint_must_extend_the_one_verified_before(
+    world, log, served, page, settings, example
+):
+    """The browser keeps the checkpoint it verified; the log grows and is signed again: the
+    page fetches a consistency proof from the kept one and checks it. A different root for a
+    size already verified (the server rewrote the log and signed it) fails."""
+    await sign_in(page, served, "auditor-alice", start="/console/verify")
+    outcome, checks = await _verify(page, log.verifier_key, 3)
+    assert outcome == "verified" and "none verified before" in checks[3], checks
+    size = int(checks[2].split(": ")[2].split(" ")[0])
+
+    assert (await world.post_notice(example)).status_code == 202
+    every_entry = settings.model_copy(update={"checkpoint_every_entries": 1})
+    await advance_log(world.sessions, every_entry, log, now=datetime.now(UTC))
+    outcome, checks = await _verify(page, log.verifier_key, 3)
+    assert outcome == "verified", checks
+    assert f"consistent with the one verified before ({size} entries)" in checks[3]
+
+    async def rewritten(route):
+        response = await route.fetch()
+        body = await response.json()
+        body["note"] = log.sign(body["tree_size"], bytes(32), datetime.now(UTC))
+        await route.fulfill(response=response, body=json.dumps(body))
+
+    await page.route("**/console/verify/checkpoint", rewritten)
+    outcome, checks = await _verify(page, log.verifier_key, 3)
+    assert outcome == "failed" and "the log was rewritten" in checks[-1], checks
 
 
 async def test_a_tampered_proof_fails(world, log, served, page):
