@@ -87,7 +87,10 @@ HOUR = 3600
         (lambda now: _token(azp="another-service"), "bad_id_token"),
         # for several audiences: azp must be present and be the console (Core 3.1.3.7 (3)-(5))
         (lambda now: _token(aud=[CLIENT, "another-service"]), "bad_id_token"),
-        (lambda now: _token(aud=[CLIENT, "another-service"], azp="another-service"), "bad_id_token"),
+        (
+            lambda now: _token(aud=[CLIENT, "another-service"], azp="another-service"),
+            "bad_id_token",
+        ),
         (lambda now: _token(aud=["another-service"], azp=CLIENT), "bad_id_token"),
         (lambda now: "not a token", "bad_id_token"),
     ],
