@@ -150,13 +150,9 @@ async def _read(
                 organisation,
                 role,
                 message.id if message else None,
-                stands=bool(
-                    message
-                    and message.kind == DISCLOSURE
-                    and message.withdrawn_at is None
-                    and message.purged_at is None
-                ),
+                stands=bool(message and message.kind == DISCLOSURE and message.purged_at is None),
                 numbered=bool(message and message.sequence is not None),
+                withdrawn=bool(message and message.withdrawn_at is not None),
             )
         )
     closed_on = await session.scalar(
