@@ -22,12 +22,11 @@ from app.access.identity import Caller
 from app.audit import entries as audit
 from app.consent import records as consents
 from app.deadlines.calendar import today as today_in_england_and_wales
-from app.deadlines.rules import AT_RISK, ENGAGEMENT
 from app.keys.sealing import place
 from app.messages.acknowledgements import acknowledge
 from app.messages.kinds import DISCLOSURE
 from app.messages.outbox import subscribers
-from app.messages.signed import Signing, draft, held, to_store, write
+from app.messages.signed import RECALL_STOPS, Signing, draft, held, to_store, write
 from app.storage.models import (
     CareUpdate,
     Deadline,
@@ -206,7 +205,7 @@ async def _write(
             .where(
                 and_(
                     Deadline.series_id == read.series_id,
-                    Deadline.kind.in_((ENGAGEMENT, AT_RISK)),
+                    Deadline.kind.in_(RECALL_STOPS),
                     Deadline.met_at.is_(None),
                     Deadline.stopped_at.is_(None),
                     Deadline.alerted_at.is_(None),
