@@ -136,7 +136,7 @@ def plan_update(
     today: date,
     now: datetime,
     sealed: Sealed,
-    body_sha256: str,
+    body_sha256: str,  # a keyed hash (DataKeys.body_ref): never in the log
     update_id: uuid.UUID,
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Plan:
@@ -202,11 +202,9 @@ def _planned(
         details={
             "care_update_id": str(update_id),
             "series_id": str(read.series_id),
-            "body_sha256": row["body_sha256"],
             "role": caller.kind,
-            "sections": sorted(body),
+            "sections": sorted(body),  # names, never a value: no hash of it, no recall's day
             "recipients": [o.code for o, _, _ in sent],
-            "recall": row["recall_date"].isoformat() if row["recall_date"] else None,
         },
     )
     mine = next(h for h in read.holders if h.organisation.id == caller.organisation_id)

@@ -19,7 +19,6 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
-from app.audit import entries as audit
 from app.consent import records as consents
 from app.deadlines.calendar import today as today_in_england_and_wales
 from app.keys.sealing import place
@@ -79,7 +78,7 @@ async def share_update(
         today=today_in_england_and_wales(now),
         now=now,
         sealed=sealed,
-        body_sha256=audit.sha256_hex(canonical),
+        body_sha256=signing.data_keys.body_ref("care_update", canonical),  # keyed, never plain
         update_id=update_id,
     )
     await _write(session, plan, notice, read=read, signing=signing, now=now)
