@@ -73,7 +73,9 @@ class Read:
     closed_on: date | None  # a recall's day, if one closed the release
     holders: tuple[Holder, ...]  # the recipients on the release plan
     standing: Mapping[str, bool]  # the person's consent per scope now
-    attended: frozenset[date] = frozenset()  # days the author's attendance is known already
+    # Days the author's current disclosure is acknowledged `attended` already: a day known
+    # only of an earlier version's disclosure still meets the current one's engagement.
+    attended: frozenset[date] = frozenset()
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
 
 

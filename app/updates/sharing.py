@@ -3,7 +3,8 @@ recipient. It reads what the decision needs, plans it (app/updates/plan.py), sea
 signs what the plan sends, then writes the plan in one go (app/messages/signed.write): the
 update, the decisions, the messages (unnumbered) and their deliveries, and the log entries. A
 recall then stops the release's open engagement deadlines; an `attended` event from the service
-is recorded as its `attended` acknowledgement (app/messages/acknowledgements.py), once a day.
+is recorded as its `attended` acknowledgement (app/messages/acknowledgements.py), once a day
+per disclosure.
 Never commits: the caller owns the transaction.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -27,10 +28,10 @@ from app.messages.kinds import DISCLOSURE
 from app.messages.outbox import subscribers
 from app.messages.signed import RECALL_STOPS, Signing, draft, held, to_store, write
 from app.storage.models import (
+    Acknowledgement,
     CareUpdate,
     Deadline,
     Disclosure,
-    EngagementOutcome,
     Message,
     Organisation,
     StoredNotice,
@@ -158,10 +159,16 @@ async def _read(
         .where(CareUpdate.series_id == notice.series_id, CareUpdate.recall_date.is_not(None))
         .limit(1)
     )
-    days = await session.scalar(
-        select(EngagementOutcome.attended_days).where(
-            EngagementOutcome.series_id == notice.series_id,
-            EngagementOutcome.organisation_id == caller.organisation_id,
+    mine = holding.get(caller.organisation_id)
+    days = (
+        []
+        if mine is None
+        else await session.scalars(
+            select(Acknowledgement.appointment_date).where(
+                Acknowledgement.message_id == mine.id,
+                Acknowledgement.status == "attended",
+                Acknowledgement.appointment_date.is_not(None),
+            )
         )
     )
     others = [h.organisation.id for h in holders if h.organisation.id != caller.organisation_id]
@@ -174,7 +181,7 @@ async def _read(
         closed_on=closed_on,
         holders=tuple(holders),
         standing=await consents.standing(session, person_ref, now),
-        attended=frozenset(date.fromisoformat(d) for d in (days or "").split(",") if d),
+        attended=frozenset(days),
         subscribed=await subscribers(session, others),
     )
 
