@@ -221,6 +221,9 @@ async def take_back(
     return Effects(list(taken.revoked), list(taken.redisclosed), list(taken.notified))
 
 
+_MADE = (Message.created_at, Message.stored_order, Message.id)  # a recipient's, in order
+
+
 async def _relying(
     session: AsyncSession, person_ref: str, scopes: tuple[str, ...]
 ) -> tuple[
@@ -258,12 +261,7 @@ async def _relying(
             Message.withdrawn_at.is_(None),
             Message.purged_at.is_(None),
         )
-        .order_by(
-            Message.recipient_organisation_id,
-            Message.created_at,
-            Message.stored_order,
-            Message.id,
-        )
+        .order_by(Message.recipient_organisation_id, *_MADE)
     )
     relying, notices, organisations, updates = [], {}, {}, {}
     releases: dict[uuid.UUID, dict[uuid.UUID, bool]] = {}
@@ -276,16 +274,29 @@ async def _relying(
         is_open = notice.status == ACCEPTED and notice.purged_at is None
         found = Relying(held, role, relied, bool(stands), is_open)
         if update is not None:
-            if update.series_id not in releases:
-                releases[update.series_id] = await _on_open_release(session, update.series_id)
-            is_open = releases[update.series_id].get(recipient_id, False)
-            found = replace(
-                found, open=is_open, update=update.id, about_update=_about(update, author_code)
+            found = await _of_update(
+                session, found, update, author_code=author_code, releases=releases
             )
             updates[update.id] = update
         relying.append(found)
         notices[notice.id], organisations[organisation.id] = notice, organisation
     return relying, notices, organisations, updates
+
+
+async def _of_update(
+    session: AsyncSession,
+    found: Relying,
+    update: CareUpdate,
+    *,
+    author_code: str,
+    releases: dict[uuid.UUID, dict[uuid.UUID, bool]],
+) -> Relying:
+    """A care update's relying message: open as its release is now (`releases` keeps what was
+    read per release), with what it says of the update."""
+    if update.series_id not in releases:
+        releases[update.series_id] = await _on_open_release(session, update.series_id)
+    is_open = releases[update.series_id].get(found.message.recipient_id, False)
+    return replace(found, open=is_open, update=update.id, about_update=_about(update, author_code))
 
 
 async def _on_open_release(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, bool]:

@@ -233,8 +233,16 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
     """Write a plan's rows and then its log entries, as few statements as the database allows
     (app/storage/batch.py), what the session holds pending first. Entries about a notice the
     session does not hold read its person from its row, in a statement of their own after."""
+    rows = list(rows)
+    new = {
+        r["series_id"]
+        for t, added in rows
+        if t is StoredNotice.__table__
+        for r in added
+        if r["version"] == 1
+    }  # a release first written here: no recall closed it yet
     rows = [
-        (t, await _of_open_releases(session, added) if t is Deadline.__table__ else added)
+        (t, await _of_open_releases(session, added, new) if t is Deadline.__table__ else added)
         for t, added in rows
     ]
     await flush_pending(session)
@@ -250,12 +258,12 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
 
 
 async def _of_open_releases(
-    session: AsyncSession, deadlines: list[dict[str, Any]]
+    session: AsyncSession, deadlines: list[dict[str, Any]], new: set[uuid.UUID]
 ) -> list[dict[str, Any]]:
     """The deadline rows to write: a release a recall closed (app/updates) opens no engagement
     or at_risk deadline again, whatever makes it (an amendment's disclosures, a missed
     appointment): the one place every new deadline passes through."""
-    closing = {d["series_id"] for d in deadlines if d["kind"] in RECALL_STOPS}
+    closing = {d["series_id"] for d in deadlines if d["kind"] in RECALL_STOPS} - new
     if not closing:
         return deadlines
     closed = set(
