@@ -41,7 +41,7 @@ from app.messages import retraction
 from app.messages.kinds import CANCELLATION, CARE_UPDATE, DISCLOSURE
 from app.messages.outbox import subscribers
 from app.messages.retraction_plan import Held
-from app.messages.signed import Draft, Signing, draft, store
+from app.messages.signed import Draft, Signing, draft, held, store
 from app.storage.models import (
     CareUpdate,
     Consent,
@@ -221,6 +221,9 @@ async def take_back(
     return Effects(list(taken.revoked), list(taken.redisclosed), list(taken.notified))
 
 
+_MADE = (Message.created_at, Message.stored_order, Message.id)  # a recipient's, in order
+
+
 async def _relying(
     session: AsyncSession, person_ref: str, scopes: tuple[str, ...]
 ) -> tuple[
@@ -258,14 +261,10 @@ async def _relying(
             Message.withdrawn_at.is_(None),
             Message.purged_at.is_(None),
         )
-        .order_by(
-            Message.recipient_organisation_id,
-            Message.created_at,
-            Message.stored_order,
-            Message.id,
-        )
+        .order_by(Message.recipient_organisation_id, *_MADE)
     )
     relying, notices, organisations, updates = [], {}, {}, {}
+    releases: dict[uuid.UUID, dict[uuid.UUID, bool]] = {}
     for message_id, kind, notice_id, recipient_id, role, relied_on, stands, *rest in rows:
         notice, organisation, update, author_code = rest
         relied = frozenset(relied_on or ())
@@ -275,11 +274,54 @@ async def _relying(
         is_open = notice.status == ACCEPTED and notice.purged_at is None
         found = Relying(held, role, relied, bool(stands), is_open)
         if update is not None:
-            found = replace(found, update=update.id, about_update=_about(update, author_code))
+            found = await _of_update(
+                session, found, update, author_code=author_code, releases=releases
+            )
             updates[update.id] = update
         relying.append(found)
         notices[notice.id], organisations[organisation.id] = notice, organisation
     return relying, notices, organisations, updates
+
+
+async def _of_update(
+    session: AsyncSession,
+    found: Relying,
+    update: CareUpdate,
+    *,
+    author_code: str,
+    releases: dict[uuid.UUID, dict[uuid.UUID, bool]],
+) -> Relying:
+    """A care update's relying message: open as its release is now (`releases` keeps what was
+    read per release), with what it says of the update."""
+    if update.series_id not in releases:
+        releases[update.series_id] = await _on_open_release(session, update.series_id)
+    is_open = releases[update.series_id].get(found.message.recipient_id, False)
+    return replace(found, open=is_open, update=update.id, about_update=_about(update, author_code))
+
+
+async def _on_open_release(session: AsyncSession, series_id: uuid.UUID) -> dict[uuid.UUID, bool]:
+    """Per recipient, whether a care update about this release may be decided again for it:
+    the release's version in force (not the one the update was written against) is accepted
+    and not purged, no recall closed the release, and the recipient holds a disclosure of the
+    release (not a cancellation, not purged). Whether the consent that stands still routes it
+    there is the plan's to say."""
+    latest = await session.scalar(
+        select(StoredNotice)
+        .where(StoredNotice.series_id == series_id)
+        .order_by(StoredNotice.version.desc())
+        .limit(1)
+    )
+    recalled = await session.scalar(
+        select(CareUpdate.id)
+        .where(CareUpdate.series_id == series_id, CareUpdate.recall_date.is_not(None))
+        .limit(1)
+    )
+    if latest is None or latest.status != ACCEPTED or latest.purged_at or recalled is not None:
+        return {}
+    return {
+        recipient: message.kind == DISCLOSURE and message.purged_at is None
+        for recipient, message in (await held(session, series_id)).items()
+    }
 
 
 def _about(update: CareUpdate, author_code: str) -> dict[str, Any]:

@@ -8,7 +8,10 @@ app/messages/retraction_plan.Retraction, for each such message in turn:
 - never delivered anywhere (it has deliveries, none claimed or tried): it is revoked; if it
   still stands (nothing newer replaced it) on a notice accepted and not purged, the notice is
   decided again for its recipient under the consent that stands, and if anything is still
-  allowed a new disclosure supersedes it;
+  allowed a new disclosure supersedes it. A care update's message is decided again while its
+  release is open (its version in force accepted, no recall) and its recipient still holds a
+  disclosure there and is still routed to it by the consent that stands (Policy.routes: the
+  service is not once `substance_misuse_service` is lost), as sharing an update requires;
 - otherwise its recipient may hold it: its pending deliveries not in flight stop, it is
   withdrawn, and the recipient is sent a `consent.withdrawn` message naming it and the scope.
 
@@ -43,7 +46,9 @@ class Relying:
     role: str  # the recipient's, as the disclosure was decided for
     relied: frozenset[str]  # every scope its disclosure relied on
     stands: bool  # no disclosure or cancellation (not revoked) replaced it
-    open: bool  # its notice is accepted and not purged: it may be decided again
+    # It may be decided again: its notice is accepted and not purged; for a care update's, the
+    # release's version in force is, no recall closed it, and the recipient holds a disclosure.
+    open: bool
     # A care update's message: the update decided again (its id, whose body is read) and what
     # its message says of the update besides the decision (explained.update_claims).
     update: uuid.UUID | None = None
@@ -138,6 +143,8 @@ def plan_withdrawal(
         body = bodies.get(relying.decides)
         if not (relying.stands and relying.open and body is not None):
             continue
+        if relying.update and not policy.routes(relying.role, lost.standing):
+            continue  # the consent that routes it to the release is lost: it is sent no update
         row, entry, claims = disclosure(
             policy.for_document(CARE_UPDATE_DOCUMENT if relying.update else RELEASE_NOTICE),
             body,

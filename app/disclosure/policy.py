@@ -192,6 +192,17 @@ class Policy:
         """Whether each of the recipient kind's rules is in force, in the policy's order."""
         return tuple(r.in_force(consents, notice) for r in self.for_recipient(kind))
 
+    def routes(self, kind: str, consents: Mapping[str, bool]) -> bool:
+        """Whether the recipient kind is on a release under the consent that stands: one of its
+        allow rules rests on no consent, or on one that stands. A kind that loses the consent
+        its rules rest on (the treatment service's `substance_misuse_service`) is off the
+        release; losing a consent that only hid some fields leaves it on."""
+        return any(
+            r.requires_consent is None or consents.get(r.requires_consent, False)
+            for r in self.for_recipient(kind)
+            if r.effect == "allow"
+        )
+
     def covering(self, kind: str, pointer: str) -> Covering:
         """The recipient kind's rules that cover the pointer."""
         found = self._covering.get((kind, pointer))

@@ -62,6 +62,14 @@ class DataKeys:
             self.pseudonym_key, b"idempotency-key\0" + key.encode(), "sha256"
         ).hexdigest()
 
+    def body_ref(self, document: str, canonical: str) -> str:
+        """A keyed hash of a small document's canonical body (a care update): a plain hash of a
+        few codes and days is read back by trying them all."""
+        if not self.pseudonym_key:
+            raise SealError("no pseudonym key")
+        message = document.encode() + b"\0" + canonical.encode()
+        return hmac.new(self.pseudonym_key, message, "sha256").hexdigest()
+
     def seal(self, plaintext: bytes, place: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: safe far beyond our volumes
         blob = nonce + self.by_id[self.current].encrypt(nonce, plaintext, place.encode())

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import entries as audit
 from app.deadlines.calendar import end_of
-from app.deadlines.rules import Windows, claims_of, due_days
+from app.deadlines.rules import AT_RISK, ENGAGEMENT, Windows, claims_of, due_days
 from app.deadlines.rules import row as deadline_row
 from app.disclosure.policy import Policy
 from app.keys import jose
@@ -36,7 +36,16 @@ from app.messages.to_sign import ToSign
 from app.storage.batch import Rows, insert_all
 from app.storage.db import flush_pending
 from app.storage.log_tables import AuditEntry
-from app.storage.models import Deadline, Delivery, Message, Organisation, StoredNotice
+from app.storage.models import (
+    CareUpdate,
+    Deadline,
+    Delivery,
+    Message,
+    Organisation,
+    StoredNotice,
+)
+
+RECALL_STOPS = (ENGAGEMENT, AT_RISK)  # the deadlines a recall stops, and no longer opens
 
 STORED = "exchange.messages.stored"  # session.info: how many messages the session has stored
 
@@ -225,6 +234,17 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
     (app/storage/batch.py), what the session holds pending first. Entries about a notice the
     session does not hold read its person from its row, in a statement of their own after."""
     rows = list(rows)
+    new = {
+        r["series_id"]
+        for t, added in rows
+        if t is StoredNotice.__table__
+        for r in added
+        if r["version"] == 1
+    }  # a release first written here: no recall closed it yet
+    rows = [
+        (t, await _of_open_releases(session, added, new) if t is Deadline.__table__ else added)
+        for t, added in rows
+    ]
     await flush_pending(session)
     logged = audit.rows_of(session, entries)
     own = [row for row in logged if "person_ref" in row]
@@ -235,6 +255,25 @@ async def write(session: AsyncSession, rows: Iterable[Rows], entries: list[audit
         await audit.append_many(session, entries)
     if any(table is Message.__table__ and added for table, added in rows):
         await outbox.wake_workers(session)  # to number them, if subscribers() has not
+
+
+async def _of_open_releases(
+    session: AsyncSession, deadlines: list[dict[str, Any]], new: set[uuid.UUID]
+) -> list[dict[str, Any]]:
+    """The deadline rows to write: a release a recall closed (app/updates) opens no engagement
+    or at_risk deadline again, whatever makes it (an amendment's disclosures, a missed
+    appointment): the one place every new deadline passes through."""
+    closing = {d["series_id"] for d in deadlines if d["kind"] in RECALL_STOPS} - new
+    if not closing:
+        return deadlines
+    closed = set(
+        await session.scalars(
+            select(CareUpdate.series_id).where(
+                CareUpdate.series_id.in_(closing), CareUpdate.recall_date.is_not(None)
+            )
+        )
+    )
+    return [d for d in deadlines if not (d["kind"] in RECALL_STOPS and d["series_id"] in closed)]
 
 
 async def store(

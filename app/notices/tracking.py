@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Row, select
+from sqlalchemy import ColumnElement, Row, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.access.identity import Caller
 from app.deadlines.rules import state_of
@@ -124,6 +125,14 @@ class _Sent:
     deadlines: Sequence[Deadline]
 
 
+def _about_the_notice() -> ColumnElement[bool]:
+    """A message about the notice itself: not a care update's, nor one replacing a care
+    update's (a `consent_withdrawn` naming it): care updates are never the prison's."""
+    replaced = aliased(Message)
+    of_update = exists().where(replaced.id == Message.supersedes_id, replaced.kind == CARE_UPDATE)
+    return (Message.kind != CARE_UPDATE) & ~of_update
+
+
 async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
     decided = (
         await session.execute(
@@ -137,7 +146,7 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         await session.execute(
             select(Message, Organisation.code, Organisation.kind, superseded_by(Message.id))
             .join(Organisation, Organisation.id == Message.recipient_organisation_id)
-            .where(Message.notice_id == notice_id, Message.kind != CARE_UPDATE)
+            .where(Message.notice_id == notice_id, _about_the_notice())
             .order_by(Message.created_at, Message.stored_order, Message.id)
         )
     ).all()
@@ -145,7 +154,7 @@ async def _what_was_sent(session: AsyncSession, notice_id: uuid.UUID) -> _Sent:
         await session.scalars(
             select(Delivery)
             .join(Message, Message.id == Delivery.message_id)
-            .where(Message.notice_id == notice_id, Message.kind != CARE_UPDATE)
+            .where(Message.notice_id == notice_id, _about_the_notice())
             .order_by(Delivery.created_at, Delivery.id)
         )
     ).all()

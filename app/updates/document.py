@@ -9,7 +9,7 @@ risk to staff, and a recall or return to custody, which closes the release's thr
 sections each may send is `SECTIONS`; what reaches the other is the policy's
 (consent/care-update.yaml). Every object refuses unknown members and every code is enumerated.
 `implausible()` adds what needs the release date and the day: no date before the release or
-after today.
+after today; no section null, no engagement event repeated on one day, no NPS family twice.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class Assessment(Strict):
     nps_categories: list[NpsCategory] = Field(
         default_factory=list,
         max_length=4,
-        description="Which NPS families, in the notice's codes.",
+        json_schema_extra={"uniqueItems": True},
+        description="Which NPS families, in the notice's codes, each once.",
     )
     recovery_plan_addresses_nps: StrictBool | None = Field(
         default=None, description="Does the recovery plan address NPS use?"
@@ -199,12 +200,16 @@ def implausible(
         errors.append(
             {"pointer": f"/{section}", "detail": f"is not given by a {author.replace('_', ' ')}"}
         )
-    if not set(body) & set(SECTIONS.get(author, ())):
+    for section in sorted(s for s, value in body.items() if value is None):
+        errors.append({"pointer": f"/{section}", "detail": "is null: give it, or leave it out"})
+    said = {s for s, value in body.items() if value is not None}
+    if not said & set(SECTIONS.get(author, ())):
         errors.append({"pointer": "", "detail": "says nothing: give at least one section"})
     if author == SERVICE and update.safeguarding is None:
         errors.append(
             {"pointer": "/safeguarding", "detail": "is required from a substance misuse service"}
         )
+    errors += _repeated(update)
     for i, event in enumerate(update.engagement):
         if event.event == EXITED and event.exit_reason is None:
             errors.append({"pointer": f"/engagement/{i}/exit_reason", "detail": "is required"})
@@ -218,6 +223,22 @@ def implausible(
         elif release_date is not None and day < release_date:
             said = f"is before the release ({release_date.isoformat()})"
             errors.append({"pointer": pointer, "detail": said})
+    return errors
+
+
+def _repeated(update: CareUpdate) -> list[dict[str, str]]:
+    """An engagement event given twice for one day, or an NPS family named twice."""
+    errors, seen = [], set()
+    for i, event in enumerate(update.engagement):
+        if (event.event, event.date) in seen:
+            said = f"repeats an earlier {event.event} on {event.date.isoformat()}"
+            errors.append({"pointer": f"/engagement/{i}", "detail": said})
+        seen.add((event.event, event.date))
+    named = update.assessment.nps_categories if update.assessment else []
+    for i, category in enumerate(named):
+        if category in named[:i]:
+            said = "names a family already named"
+            errors.append({"pointer": f"/assessment/nps_categories/{i}", "detail": said})
     return errors
 
 

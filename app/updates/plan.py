@@ -5,8 +5,10 @@ author and the release's other recipients hold of it, whether a recall closed it
 consent records, the recipients' subscriptions) and the update, and returns a Plan, or raises
 the problem that refuses it:
 
-- the author must hold a disclosure of the release that stands (409 if it was cancelled,
-  withdrawn with its consent, or the release is closed by a recall);
+- the author must hold a disclosure of the release that stands (409, the same whatever
+  happened, if it was cancelled or replaced, or withdrawn with the consent that routes it to
+  the release: losing one that only hid some fields leaves it on); only then is it told that
+  the release is not accepted or that a recall closed it (409);
 - the update must be plausible: its sections the author's to give, the service's safeguarding
   answered, an exit with its reason, no date before the release or after today (422);
 - it goes to each other recipient on the release plan that holds a disclosure of the release
@@ -46,13 +48,17 @@ ACCEPTED = "accepted"
 class Holder:
     """A recipient on the release plan, and what it holds of the release: its latest message
     (a disclosure or a cancellation, not revoked), and whether that is a disclosure that still
-    stands (not withdrawn with its consent)."""
+    stands: not cancelled, replaced or purged and, if it was withdrawn with a consent lost, its
+    recipient still routed to the release by the consent that stands (the plan adds that,
+    `_on_release`): a disclosure withdrawn for a consent that only hid some of its fields
+    still stands."""
 
     organisation: Any
     role: str
     message_id: uuid.UUID | None
     stands: bool
     numbered: bool = True  # in its inbox already
+    withdrawn: bool = False  # its disclosure was withdrawn with a consent lost
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,9 @@ class Read:
     closed_on: date | None  # a recall's day, if one closed the release
     holders: tuple[Holder, ...]  # the recipients on the release plan
     standing: Mapping[str, bool]  # the person's consent per scope now
-    attended: frozenset[date] = frozenset()  # days the author's attendance is known already
+    # Days the author's current disclosure is acknowledged `attended` already: a day known
+    # only of an earlier version's disclosure still meets the current one's engagement.
+    attended: frozenset[date] = frozenset()
     subscribed: Mapping[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
 
 
@@ -84,8 +92,17 @@ class Plan:
 
 
 def refusal(read: Read, caller: Caller) -> Problem | None:
-    """Why the caller may not share an update about this release now, or None."""
+    """Why the caller may not share an update about this release now, or None. A caller that
+    holds no disclosure that stands is told only that, the same whatever happened since: the
+    release's status, and a recall, are told only to a caller still on it."""
     mine = next((h for h in read.holders if h.organisation.id == caller.organisation_id), None)
+    if mine is None or mine.message_id is None or not mine.stands:
+        return Problem(
+            409,
+            "Conflict",
+            "You hold no disclosure of this release that stands (none, or it was cancelled, "
+            "replaced or withdrawn with its consent): you cannot share updates about it.",
+        )
     if read.status != ACCEPTED:
         return Problem(409, "Conflict", f"The release notice is {read.status}: nothing to update.")
     if read.closed_on is not None:
@@ -95,16 +112,19 @@ def refusal(read: Read, caller: Caller) -> Problem | None:
             f"The person was recalled or returned to custody on {read.closed_on.isoformat()}: "
             "the release takes no more updates.",
         )
-    if mine is None or mine.message_id is None:
-        return Problem(409, "Conflict", "You hold no disclosure of this release to update.")
-    if not mine.stands:
-        return Problem(
-            409,
-            "Conflict",
-            "Your disclosure of this release was cancelled or withdrawn with its consent: "
-            "you cannot share updates about it.",
-        )
     return None
+
+
+def _on_release(read: Read, policy: Policy) -> Read:
+    """The read with a holder's withdrawn disclosure standing only while the release notice's
+    policy still routes its role to the release under the consent that stands
+    (Policy.routes): probation stays on it when `probation_clinical_details` is refused, the
+    service leaves it when `substance_misuse_service` is."""
+    holders = tuple(
+        replace(h, stands=h.stands and (not h.withdrawn or policy.routes(h.role, read.standing)))
+        for h in read.holders
+    )
+    return replace(read, holders=holders)
 
 
 def plan_update(
@@ -118,12 +138,13 @@ def plan_update(
     today: date,
     now: datetime,
     sealed: Sealed,
-    body_sha256: str,
+    body_sha256: str,  # a keyed hash (DataKeys.body_ref): never in the log
     update_id: uuid.UUID,
     new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> Plan:
     """What sharing the update does: see the module. `about` is the caller's own message the
     update was posted about; `today` is the day in England and Wales."""
+    read = _on_release(read, policy)
     problem = refusal(read, caller)
     if problem is not None:
         raise problem
@@ -183,11 +204,9 @@ def _planned(
         details={
             "care_update_id": str(update_id),
             "series_id": str(read.series_id),
-            "body_sha256": row["body_sha256"],
             "role": caller.kind,
-            "sections": sorted(body),
+            "sections": sorted(body),  # names, never a value: no hash of it, no recall's day
             "recipients": [o.code for o, _, _ in sent],
-            "recall": row["recall_date"].isoformat() if row["recall_date"] else None,
         },
     )
     mine = next(h for h in read.holders if h.organisation.id == caller.organisation_id)

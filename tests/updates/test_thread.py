@@ -79,7 +79,6 @@ async def test_an_attended_event_meets_engagement_and_counts_once(world, example
     events = [
         {"event": "attended", "date": day.isoformat()},  # known already: not again
         {"event": "attended", "date": later.isoformat()},
-        {"event": "attended", "date": later.isoformat()},  # twice in one update: once
     ]
     await shared(world, service_message, from_service(clock.today, engagement=events))
     rows = await world.sql(
