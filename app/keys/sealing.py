@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hmac
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -74,6 +75,14 @@ class DataKeys:
         nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: safe far beyond our volumes
         blob = nonce + self.by_id[self.current].encrypt(nonce, plaintext, place.encode())
         return Sealed(self.current, blob)
+
+    def seal_body(
+        self, body: Mapping[str, object], table: str, row_id: object
+    ) -> tuple[str, Sealed]:
+        """A document's canonical text (its JSON, keys sorted, no spaces) and that text sealed
+        for `table`'s body_sealed column of row `row_id`: what a notice or an update stores."""
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return canonical, self.seal(canonical.encode(), place(table, "body_sealed", row_id))
 
     def open(self, sealed: Sealed, place: str) -> bytes:
         key = self.by_id.get(sealed.key_id)

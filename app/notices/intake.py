@@ -8,7 +8,6 @@ them in their recipients' inboxes once the caller has committed (app/messages/se
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -22,7 +21,6 @@ from app.audit import entries as audit
 from app.consent import records as consents
 from app.consent.decisions import body_of
 from app.consent.withdrawal import consent_lost
-from app.keys.sealing import place
 from app.messages import retraction as retraction_io
 from app.messages.outbox import subscribers
 from app.messages.signed import Draft, Sent, Signing, draft, held, to_store, write
@@ -78,11 +76,8 @@ async def accept_notice(
         now=now,
     )
     body = notice.model_dump(mode="json", exclude_unset=True)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     notice_id = uuid.uuid4()
-    sealed = signing.data_keys.seal(
-        canonical.encode(), place("release_notice", "body_sealed", notice_id)
-    )
+    canonical, sealed = signing.data_keys.seal_body(body, "release_notice", notice_id)
     plan = plan_notice(
         notice,
         body,

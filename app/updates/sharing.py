@@ -10,7 +10,6 @@ Never commits: the caller owns the transaction.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.identity import Caller
 from app.consent import records as consents
 from app.deadlines.calendar import today as today_in_england_and_wales
-from app.keys.sealing import place
 from app.messages.acknowledgements import acknowledge
 from app.messages.kinds import DISCLOSURE
 from app.messages.outbox import subscribers
@@ -64,11 +62,8 @@ async def share_update(
     notice = await _in_force(session, series_id)
     body = update_doc.model_dump(mode="json", exclude_unset=True)
     read = await _read(session, notice, caller=caller, now=now)
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     update_id = uuid.uuid4()
-    sealed = signing.data_keys.seal(
-        canonical.encode(), place("care_update", "body_sealed", update_id)
-    )
+    canonical, sealed = signing.data_keys.seal_body(body, "care_update", update_id)
     plan = plan_update(
         update_doc,
         body,
