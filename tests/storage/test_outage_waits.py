@@ -204,7 +204,9 @@ def assert_busy(response: httpx.Response) -> None:
     assert body["title"] == "Busy" and "stored nothing" in body["detail"]
 
 
-async def test_a_lock_held_past_the_busy_timeout_is_a_503_busy(world, example, database_url):
+async def busy_while_notices_locked(world, example, database_url) -> None:
+    """A notice posted while another connection holds what it waits for is a 503 Busy that
+    stores nothing, and is accepted once the lock is gone."""
     prison = await world.headers("MDI")
     before = await world.counts()
     async with notices_locked(database_url):
@@ -215,6 +217,10 @@ async def test_a_lock_held_past_the_busy_timeout_is_a_503_busy(world, example, d
     assert await world.counts() == before
     again = await world.api.post("/v1/release-notices", json=example, headers=prison)
     assert again.status_code == 202, again.text
+
+
+async def test_a_lock_held_past_the_busy_timeout_is_a_503_busy(world, example, database_url):
+    await busy_while_notices_locked(world, example, database_url)
 
 
 @pytest.fixture
@@ -243,16 +249,7 @@ async def test_a_statement_the_server_cancels_for_its_statement_timeout_is_a_503
     """PostgreSQL cancelling a statement past an operator's statement_timeout (57014) says the
     server could not answer in time, as a lock held past the busy timeout does: 503 Busy with
     Retry-After, nothing stored, and the notice accepted once the lock is gone."""
-    prison = await world.headers("MDI")
-    before = await world.counts()
-    async with notices_locked(database_url):
-        response, _ = await answered(
-            world.api.post("/v1/release-notices", json=example, headers=prison)
-        )
-    assert_busy(response)
-    assert await world.counts() == before
-    again = await world.api.post("/v1/release-notices", json=example, headers=prison)
-    assert again.status_code == 202, again.text
+    await busy_while_notices_locked(world, example, database_url)
 
 
 @ONLY_POSTGRESQL
