@@ -7,9 +7,6 @@ its verifier key, so a new key is a new log as far as they can tell.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.audit.checkpoint import key_id, sign_checkpoint, verifier_key
-from app.keys.signing_keys import KeyFileError, _read_private, _write_new
+from app.keys.signing_keys import KeyFileError, _read_private, create_once
 
 KEY_FILE = "ed25519.pem"
 
@@ -57,20 +54,13 @@ def origin(settings: Place) -> str:
 
 
 def _create(path: Path) -> None:
-    """Write a new key where none is; a reader never sees half a file (written, then linked)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write a new key where none is (another process's, if it made one first, stays)."""
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-    _write_new(draft, pem)
-    try:
-        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
-            os.link(draft, path)
-    finally:
-        draft.unlink()
+    create_once(path, pem)
 
 
 def key_path(settings: Place) -> Path:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from pathlib import Path, PurePosixPath
 
@@ -27,7 +25,7 @@ from app.console.web import (
     refused_page,
     security_headers,
 )
-from app.keys.signing_keys import KeyFileError, _read_private, _write_new
+from app.keys.signing_keys import KeyFileError, _read_private, create_once
 from app.settings import PROJECT_ROOT, Settings
 
 SECRET_FILE = Path("console") / "session-secret"
@@ -48,15 +46,8 @@ def stored_secret(data_dir: Path) -> str:
     owner-only, as the other keys): every worker process and every restart signs and opens
     the console's cookies with the same one."""
     path = data_dir / SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-        _write_new(draft, secrets.token_urlsafe(48).encode())
-        try:
-            with contextlib.suppress(FileExistsError):  # another worker made it first: theirs
-                os.link(draft, path)
-        finally:
-            draft.unlink()
+    if not path.exists():  # another worker may make it at the same moment: theirs stays
+        create_once(path, secrets.token_urlsafe(48).encode())
     secret = _read_private(path).decode().strip()  # refuses a file group or others may use
     if len(secret) < 32:
         raise KeyFileError(f"{path}: a console session secret of 32 characters at least")

@@ -69,6 +69,20 @@ def _write_new(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def create_once(path: Path, data: bytes) -> None:
+    """Create path owner-only with data where no file is, in a folder made owner-only if
+    missing; a reader never sees half a file (written aside, then linked), and if another
+    process made it first, theirs stays."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+    _write_new(draft, data)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink()
+
+
 def _replace(path: Path, text: str) -> None:
     """Write text to path atomically: a reader sees the old content or the new, never half."""
     draft = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")  # two writers never share
